@@ -1,0 +1,1 @@
+"""wasserflow.data (see DESIGN.md section 4)."""

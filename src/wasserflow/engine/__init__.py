@@ -1,0 +1,1 @@
+"""wasserflow.engine (see DESIGN.md section 4)."""

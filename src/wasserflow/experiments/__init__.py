@@ -1,0 +1,1 @@
+"""wasserflow.experiments (see DESIGN.md section 4)."""

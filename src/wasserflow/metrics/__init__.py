@@ -1,0 +1,1 @@
+"""wasserflow.metrics (see DESIGN.md section 4)."""

@@ -1,0 +1,1 @@
+"""wasserflow.models (see DESIGN.md section 4)."""

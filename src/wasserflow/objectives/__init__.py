@@ -1,0 +1,1 @@
+"""wasserflow.objectives (see DESIGN.md section 4)."""

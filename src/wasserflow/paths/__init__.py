@@ -1,0 +1,1 @@
+"""wasserflow.paths (see DESIGN.md section 4)."""

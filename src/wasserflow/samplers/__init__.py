@@ -1,0 +1,1 @@
+"""wasserflow.samplers (see DESIGN.md section 4)."""
