@@ -14,10 +14,15 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "wasserflow"
 LAYER = {
     "geometry": 0,
-    "paths": 1, "data": 1, "models": 1,
-    "objectives": 2, "samplers": 2,
-    "engine": 3, "metrics": 3,
-    "experiments": 4, "cli": 4,
+    "paths": 1,
+    "data": 1,
+    "models": 1,
+    "objectives": 2,
+    "samplers": 2,
+    "engine": 3,
+    "metrics": 3,
+    "experiments": 4,
+    "cli": 4,
 }
 SAME_LAYER_OK = {("objectives", "samplers")}  # Energy Matching draws its negatives by Langevin
 
@@ -66,11 +71,15 @@ def test_imports_flow_down(path):
     own = path.relative_to(SRC).parts[0]
     for dep in wasserflow_imports(path) - {own}:
         ok = LAYER[dep] < LAYER[own] or (own, dep) in SAME_LAYER_OK
-        assert ok, f"{path.relative_to(SRC)} ({own}, layer {LAYER[own]}) imports {dep} (layer {LAYER[dep]})"
+        assert ok, (
+            f"{path.relative_to(SRC)} ({own}, layer {LAYER[own]}) imports {dep} (layer {LAYER[dep]})"
+        )
 
 
 def test_checker_catches_upward_imports(tmp_path):
     probe = tmp_path / "geometry" / "probe.py"
     probe.parent.mkdir()
-    probe.write_text("from ..paths import schedules\nimport wasserflow.engine\nfrom . import exact\n")
+    probe.write_text(
+        "from ..paths import schedules\nimport wasserflow.engine\nfrom . import exact\n"
+    )
     assert wasserflow_imports(probe, root=tmp_path) == {"paths", "engine", "geometry"}

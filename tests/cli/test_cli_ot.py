@@ -43,7 +43,9 @@ def test_w2_json_equals_pot(clouds, capsys, yname):
 @pytest.mark.parametrize("method", ["gaussian", "sliced"])
 def test_w2_other_methods(clouds, capsys, method):
     d, _, _ = clouds
-    code, out, _ = run(["ot", "w2", str(d / "x.npy"), str(d / "y.csv"), "--method", method, "--json"], capsys)
+    code, out, _ = run(
+        ["ot", "w2", str(d / "x.npy"), str(d / "y.csv"), "--method", method, "--json"], capsys
+    )
     assert code == 0 and json.loads(out)["method"] == method
 
 
@@ -54,8 +56,16 @@ def test_1d_method_needs_one_dimension(clouds, capsys):
 
 
 def write_bad(tmp_path, kind):
-    p = tmp_path / {"missing": "nope.npy", "empty": "empty.csv", "text": "text.csv",
-                    "nan": "nan.npy", "dim": "three.npy"}[kind]
+    p = (
+        tmp_path
+        / {
+            "missing": "nope.npy",
+            "empty": "empty.csv",
+            "text": "text.csv",
+            "nan": "nan.npy",
+            "dim": "three.npy",
+        }[kind]
+    )
     if kind == "empty":
         p.write_text("")
     elif kind == "text":
@@ -88,7 +98,9 @@ def test_unknown_method_is_a_usage_error(clouds, capsys):
 def test_interpolate_writes_png(clouds, capsys, tmp_path):
     d, _, _ = clouds
     out = tmp_path / "sub" / "geo.png"
-    code, stdout, _ = run(["ot", "interpolate", str(d / "x.npy"), str(d / "y.pt"), "-o", str(out)], capsys)
+    code, stdout, _ = run(
+        ["ot", "interpolate", str(d / "x.npy"), str(d / "y.pt"), "-o", str(out)], capsys
+    )
     assert code == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp files left

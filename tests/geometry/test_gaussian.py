@@ -29,7 +29,9 @@ def test_bures_against_scipy_and_pot(d):
     rng = np.random.default_rng(d)
     S0, S1 = make_spd_matrix(d, random_state=1), make_spd_matrix(d, random_state=2)
     m0, m1 = rng.normal(size=d), rng.normal(size=d)
-    ours = float(gaussian_w2_squared(torch.tensor(m0), torch.tensor(S0), torch.tensor(m1), torch.tensor(S1)))
+    ours = float(
+        gaussian_w2_squared(torch.tensor(m0), torch.tensor(S0), torch.tensor(m1), torch.tensor(S1))
+    )
     assert ours == pytest.approx(scipy_bures(m0, S0, m1, S1), rel=1e-9)
     pot = ot.gaussian.bures_wasserstein_distance(m0, m1, S0, S1) ** 2
     assert ours == pytest.approx(float(pot), rel=1e-7)
@@ -38,13 +40,18 @@ def test_bures_against_scipy_and_pot(d):
 def test_one_dimensional_shift():
     """N(0, 1) -> N(10, 1) is 10; N(0, 1) -> N(0, 4) is 1 (|s0 - s1|)."""
     one = torch.ones(1, 1)
-    assert float(gaussian_w2(torch.zeros(1), one, torch.full((1,), 10.0), one)) == pytest.approx(10.0)
+    assert float(gaussian_w2(torch.zeros(1), one, torch.full((1,), 10.0), one)) == pytest.approx(
+        10.0
+    )
     assert float(gaussian_w2(torch.zeros(1), one, torch.zeros(1), 4 * one)) == pytest.approx(1.0)
 
 
 def test_map_pushes_forward_and_is_optimal():
     d = 3
-    S0, S1 = torch.tensor(make_spd_matrix(d, random_state=3)), torch.tensor(make_spd_matrix(d, random_state=4))
+    S0, S1 = (
+        torch.tensor(make_spd_matrix(d, random_state=3)),
+        torch.tensor(make_spd_matrix(d, random_state=4)),
+    )
     m0, m1 = torch.zeros(d, dtype=torch.float64), torch.arange(d, dtype=torch.float64)
     T = gaussian_map(m0, S0, m1, S1)
     # pushforward: A S0 A = S1, and A symmetric PSD (gradient of a convex function)
@@ -53,13 +60,18 @@ def test_map_pushes_forward_and_is_optimal():
     assert float(torch.linalg.eigvalsh(T.matrix).min()) > 0
     # its transport cost equals W2^2: E|T(X) - X|^2 with X ~ N(m0, S0)
     A = T.matrix
-    cost = float(((m1 - m0) ** 2).sum() + torch.trace((A - torch.eye(d)) @ S0 @ (A - torch.eye(d)).T))
+    cost = float(
+        ((m1 - m0) ** 2).sum() + torch.trace((A - torch.eye(d)) @ S0 @ (A - torch.eye(d)).T)
+    )
     assert cost == pytest.approx(float(gaussian_w2_squared(m0, S0, m1, S1)), rel=1e-10)
 
 
 def test_geodesic_midpoint_and_constant_speed():
     d = 4
-    S0, S1 = torch.tensor(make_spd_matrix(d, random_state=5)), torch.tensor(make_spd_matrix(d, random_state=6))
+    S0, S1 = (
+        torch.tensor(make_spd_matrix(d, random_state=5)),
+        torch.tensor(make_spd_matrix(d, random_state=6)),
+    )
     m0, m1 = torch.zeros(d, dtype=torch.float64), torch.ones(d, dtype=torch.float64)
     total = float(gaussian_w2(m0, S0, m1, S1))
     mid = gaussian_geodesic(m0, S0, m1, S1, 0.5)
@@ -68,7 +80,9 @@ def test_geodesic_midpoint_and_constant_speed():
     assert float(gaussian_w2(mid.mean, mid.cov, m1, S1)) == pytest.approx(total / 2, rel=1e-8)
     # commuting case by hand: S0 = I, S1 = 9 I -> midpoint covariance 4 I
     eye = torch.eye(2, dtype=torch.float64)
-    assert torch.allclose(gaussian_geodesic(torch.zeros(2), eye, torch.zeros(2), 9 * eye, 0.5).cov, 4 * eye)
+    assert torch.allclose(
+        gaussian_geodesic(torch.zeros(2), eye, torch.zeros(2), 9 * eye, 0.5).cov, 4 * eye
+    )
     # endpoints
     g0, g1 = gaussian_geodesic(m0, S0, m1, S1, 0.0), gaussian_geodesic(m0, S0, m1, S1, 1.0)
     assert torch.allclose(g0.cov, S0, atol=1e-10) and torch.allclose(g1.cov, S1, atol=1e-10)
@@ -80,13 +94,17 @@ def test_singular_covariances():
     S1 = torch.tensor(make_spd_matrix(d, random_state=7))
     zero = torch.zeros(d, d, dtype=torch.float64)
     m = torch.zeros(d, dtype=torch.float64)
-    assert float(gaussian_w2_squared(m, zero, m, S1)) == pytest.approx(float(torch.trace(S1)), rel=1e-10)
+    assert float(gaussian_w2_squared(m, zero, m, S1)) == pytest.approx(
+        float(torch.trace(S1)), rel=1e-10
+    )
     mid = gaussian_geodesic(m, zero, m, S1, 0.5)  # from the Dirac: S_t = t^2 S1
     assert torch.allclose(mid.cov, 0.25 * S1, atol=1e-10)
     u = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)
     rank1 = torch.outer(u, u)
     val = float(gaussian_w2_squared(m, rank1, m, S1))
-    assert val == pytest.approx(scipy_bures(m.numpy(), rank1.numpy(), m.numpy(), S1.numpy()), rel=1e-6)
+    assert val == pytest.approx(
+        scipy_bures(m.numpy(), rank1.numpy(), m.numpy(), S1.numpy()), rel=1e-6
+    )
     near = rank1 + 1e-12 * torch.eye(d, dtype=torch.float64)
     assert float(gaussian_w2_squared(m, near, m, S1)) == pytest.approx(val, rel=1e-5)
 

@@ -74,7 +74,11 @@ def test_action_exceeds_w2_otherwise(seed, wiggle, shuffle):
         end = traj[-1][perm]
         traj = torch.stack([(1 - t) * x + t * end for t in times])
     g = torch.Generator().manual_seed(seed + 7)
-    bump = torch.sin(math.pi * times)[:, None, None] * wiggle * torch.randn(1, 25, 2, generator=g, dtype=torch.float64)
+    bump = (
+        torch.sin(math.pi * times)[:, None, None]
+        * wiggle
+        * torch.randn(1, 25, 2, generator=g, dtype=torch.float64)
+    )
     geo = trajectory_geometry(traj + bump, times)
     assert geo.geodesic_gap > 0
     assert geo.action == pytest.approx(geo.pairing_cost + geo.straightness, rel=1e-10)

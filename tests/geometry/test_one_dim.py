@@ -11,7 +11,9 @@ from wasserflow.geometry import exact_ot, sliced_w2, w2_1d
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 10_000), n=st.integers(1, 30), m=st.integers(1, 30), weighted=st.booleans())
+@given(
+    seed=st.integers(0, 10_000), n=st.integers(1, 30), m=st.integers(1, 30), weighted=st.booleans()
+)
 def test_quantiles_equal_exact_lp(seed, n, m, weighted):
     rng = np.random.default_rng(seed)
     x, y = rng.normal(size=n), rng.exponential(size=m) * 3

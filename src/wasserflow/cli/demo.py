@@ -35,8 +35,15 @@ def run_demo(n: int, seed: int, out: Path) -> dict:
     ]:
         t0 = time.perf_counter()
         r = w2(x, y, method=method, **opts)
-        rows.append({"method": method, "w2": r.w2, "w2_squared": r.w2_squared,
-                     "converged": r.converged, "seconds": time.perf_counter() - t0})
+        rows.append(
+            {
+                "method": method,
+                "w2": r.w2,
+                "w2_squared": r.w2_squared,
+                "converged": r.converged,
+                "seconds": time.perf_counter() - t0,
+            }
+        )
     exact = exact_ot(x, y)
     perm = exact.plan.argmax(1)
     times = torch.linspace(0, 1, 21, dtype=torch.float64)
@@ -46,20 +53,32 @@ def run_demo(n: int, seed: int, out: Path) -> dict:
     geo_ot = trajectory_geometry(straight_ot, times, endpoint_w2_squared=exact.cost)
     geo_ind = trajectory_geometry(straight_ind, times, endpoint_w2_squared=exact.cost)
     paths = [
-        {"pairing": "optimal (OT geodesic)", "action": geo_ot.action, "geodesic_gap": geo_ot.geodesic_gap,
-         "normalized_path_energy": geo_ot.normalized_path_energy},
-        {"pairing": "independent", "action": geo_ind.action, "geodesic_gap": geo_ind.geodesic_gap,
-         "normalized_path_energy": geo_ind.normalized_path_energy},
+        {
+            "pairing": "optimal (OT geodesic)",
+            "action": geo_ot.action,
+            "geodesic_gap": geo_ot.geodesic_gap,
+            "normalized_path_energy": geo_ot.normalized_path_energy,
+        },
+        {
+            "pairing": "independent",
+            "action": geo_ind.action,
+            "geodesic_gap": geo_ind.geodesic_gap,
+            "normalized_path_energy": geo_ind.normalized_path_energy,
+        },
     ]
     frames = [0.0, 0.25, 0.5, 0.75, 1.0]
     clouds = [displacement_interpolation(x, y, exact, t) for t in frames]
     from .plots import geodesic_figure
 
     out.mkdir(parents=True, exist_ok=True)
-    geodesic_figure(clouds, frames, (0, 1), out / "geodesic.png",
-                    title=f"8 Gaussians -> moons: W2 geodesic (W2 = {exact.w2:.3f})")
-    result = {"n": n, "seed": seed, "w2": rows, "paths": paths,
-              "figure": str(out / "geodesic.png")}
+    geodesic_figure(
+        clouds,
+        frames,
+        (0, 1),
+        out / "geodesic.png",
+        title=f"8 Gaussians -> moons: W2 geodesic (W2 = {exact.w2:.3f})",
+    )
+    result = {"n": n, "seed": seed, "w2": rows, "paths": paths, "figure": str(out / "geodesic.png")}
     _atomic.write_json(out / "demo.json", result)
     return result
 
@@ -76,14 +95,23 @@ def demo_command(
     for c in ("method", "W2", "W2^2", "converged", "seconds"):
         t.add_column(c)
     for r in res["w2"]:
-        t.add_row(r["method"], f"{r['w2']:.4f}", f"{r['w2_squared']:.4f}", str(r["converged"]),
-                  f"{r['seconds']:.3f}")
+        t.add_row(
+            r["method"],
+            f"{r['w2']:.4f}",
+            f"{r['w2_squared']:.4f}",
+            str(r["converged"]),
+            f"{r['seconds']:.3f}",
+        )
     console.print(t)
     p = Table(title="Straight paths with the same endpoints")
     for c in ("pairing", "action", "geodesic gap", "normalized path energy"):
         p.add_column(c)
     for r in res["paths"]:
-        p.add_row(r["pairing"], f"{r['action']:.4f}", f"{r['geodesic_gap']:.4g}",
-                  f"{r['normalized_path_energy']:.4g}")
+        p.add_row(
+            r["pairing"],
+            f"{r['action']:.4f}",
+            f"{r['geodesic_gap']:.4g}",
+            f"{r['normalized_path_energy']:.4g}",
+        )
     console.print(p)
     console.print(f"figure: {res['figure']}\nnumbers: {out / 'demo.json'}")

@@ -13,7 +13,9 @@ from rich.table import Table
 
 from .app import UsageError, app, console
 
-ot_app = typer.Typer(help="Optimal transport between point clouds (.npy, .csv, .pt).", no_args_is_help=True)
+ot_app = typer.Typer(
+    help="Optimal transport between point clouds (.npy, .csv, .pt).", no_args_is_help=True
+)
 app.add_typer(ot_app, name="ot")
 
 
@@ -41,10 +43,14 @@ def load_pair(x_path: Path, y_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
 
 @ot_app.command("w2")
 def w2_command(
-    x_path: Path = typer.Argument(..., metavar="X", help="source points: .npy, .csv or .pt, shape (n, d)"),
+    x_path: Path = typer.Argument(
+        ..., metavar="X", help="source points: .npy, .csv or .pt, shape (n, d)"
+    ),
     y_path: Path = typer.Argument(..., metavar="Y", help="target points, shape (m, d)"),
     method: Method = typer.Option(Method.exact, help="solver"),
-    epsilon: float = typer.Option(None, help="entropic regularisation (sinkhorn), in squared-distance units"),
+    epsilon: float = typer.Option(
+        None, help="entropic regularisation (sinkhorn), in squared-distance units"
+    ),
     n_projections: int = typer.Option(256, help="directions for the sliced W2"),
     seed: int = typer.Option(0, help="seed of the sliced W2's directions"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
@@ -62,15 +68,32 @@ def w2_command(
     r = w2(x, y, method=method.value, **options)
     seconds = time.perf_counter() - start
     out = {
-        "w2": r.w2, "w2_squared": r.w2_squared, "method": r.method, "converged": r.converged,
-        "status": r.status, "marginal_error": r.marginal_error, "n": x.shape[0], "m": y.shape[0],
-        "d": x.shape[1], "seconds": seconds,
+        "w2": r.w2,
+        "w2_squared": r.w2_squared,
+        "method": r.method,
+        "converged": r.converged,
+        "status": r.status,
+        "marginal_error": r.marginal_error,
+        "n": x.shape[0],
+        "m": y.shape[0],
+        "d": x.shape[1],
+        "seconds": seconds,
     }
     if as_json:
         typer.echo(json.dumps(out))
         return
     table = Table(title=f"W2 ({r.method})")
-    for k in ("w2", "w2_squared", "converged", "status", "marginal_error", "n", "m", "d", "seconds"):
+    for k in (
+        "w2",
+        "w2_squared",
+        "converged",
+        "status",
+        "marginal_error",
+        "n",
+        "m",
+        "d",
+        "seconds",
+    ):
         v = out[k]
         table.add_row(k, f"{v:.6g}" if isinstance(v, float) else str(v))
     console.print(table)

@@ -22,10 +22,14 @@ def geodesic_figure(clouds, times, dims, out: Path, title: str = "") -> None:
     """One panel per time: the interpolated cloud, point size by mass. Written atomically."""
     plt = _pyplot()
     i, j = dims
-    fig, axes = plt.subplots(1, len(clouds), figsize=(2.6 * len(clouds), 2.8), sharex=True, sharey=True)
+    fig, axes = plt.subplots(
+        1, len(clouds), figsize=(2.6 * len(clouds), 2.8), sharex=True, sharey=True
+    )
     for ax, c, t in zip(axes, clouds, times):
         w = c.weights / c.weights.max()
-        ax.scatter(c.points[:, i], c.points[:, j], s=2 + 6 * w.numpy(), c="C0", alpha=0.6, linewidths=0)
+        ax.scatter(
+            c.points[:, i], c.points[:, j], s=2 + 6 * w.numpy(), c="C0", alpha=0.6, linewidths=0
+        )
         ax.set_title(f"t = {t:.2f}", fontsize=9)
         ax.set_aspect("equal", adjustable="box")
     if title:

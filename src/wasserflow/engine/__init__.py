@@ -1,1 +1,22 @@
-"""wasserflow.engine (see DESIGN.md section 4)."""
+"""The training engine: one loop for every objective, EMA, atomic safetensors checkpoints.
+
+    cfg = TrainConfig(steps=2000, batch_size=256, lr=1e-3, seed=0)
+    result = train(model, loss_fn, source.sample, cfg, run_dir="runs/otcfm", resume=True)
+
+``loss_fn(model, batch, generator)`` returns per-sample losses (an objective of
+:mod:`wasserflow.objectives`); all randomness flows through the one generator seeded by
+``cfg.seed``, so a resumed run equals an uninterrupted one bit for bit on CPU.
+"""
+
+from .ema import EMA
+from .loop import LossFn, TrainConfig, TrainingDiverged, TrainResult, load_weights, train
+
+__all__ = [
+    "EMA",
+    "LossFn",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingDiverged",
+    "load_weights",
+    "train",
+]

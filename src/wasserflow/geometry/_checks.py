@@ -39,7 +39,9 @@ def as_weights(w: Tensor | None, n: int, name: str, like: Tensor) -> Tensor:
         w = torch.as_tensor(w)
     w = w.to(device=like.device, dtype=torch.float64).reshape(-1)
     if w.shape[0] != n:
-        raise ValueError(f"{name} has {w.shape[0]} weights for {n} points: give one weight per point")
+        raise ValueError(
+            f"{name} has {w.shape[0]} weights for {n} points: give one weight per point"
+        )
     if not torch.isfinite(w).all() or (w < 0).any():
         raise ValueError(f"{name} must be finite and non-negative")
     total = float(w.sum())
@@ -68,5 +70,7 @@ def as_spd(S: Tensor, name: str) -> Tensor:
         raise ValueError(f"{name} is not symmetric: pass (S + S.T) / 2 if that is what you mean")
     S = (S + S.T) / 2
     if float(torch.linalg.eigvalsh(S).min()) < -1e-8 * scale:
-        raise ValueError(f"{name} has a negative eigenvalue: a covariance must be positive semi-definite")
+        raise ValueError(
+            f"{name} has a negative eigenvalue: a covariance must be positive semi-definite"
+        )
     return S

@@ -142,6 +142,13 @@ def gaussian_w2_empirical(
     gx, gy = empirical_gaussian(x, a), empirical_gaussian(y, b)
     cost = float(gaussian_w2_squared(gx.mean, gx.cov, gy.mean, gy.cov))
     return OTResult(
-        cost=cost, plan=None, permutation=None, potentials=None, marginal_error=0.0,
-        converged=True, status="closed_form", iterations=0, method="gaussian",
+        cost=cost,
+        plan=None,
+        permutation=None,
+        potentials=None,
+        marginal_error=0.0,
+        converged=True,
+        status="closed_form",
+        iterations=0,
+        method="gaussian",
     )

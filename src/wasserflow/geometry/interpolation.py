@@ -46,7 +46,9 @@ def displacement_interpolation(
     if plan is None:
         raise ValueError("the coupling has neither a plan nor a permutation (e.g. sliced/gaussian)")
     if plan.shape != (x.shape[0], y.shape[0]):
-        raise ValueError(f"plan has shape {tuple(plan.shape)}, expected ({x.shape[0]}, {y.shape[0]})")
+        raise ValueError(
+            f"plan has shape {tuple(plan.shape)}, expected ({x.shape[0]}, {y.shape[0]})"
+        )
     i, j = torch.nonzero(plan > atol, as_tuple=True)
     w = plan[i, j].to(torch.float64)
     pts = (1 - t) * x[i] + t * y[j].to(x.dtype)

@@ -28,7 +28,9 @@ def _check_traj(traj: Tensor, times: Tensor) -> tuple[Tensor, Tensor]:
     traj = traj.reshape(traj.shape[0], traj.shape[1], -1).to(torch.float64)
     times = torch.as_tensor(times, dtype=torch.float64, device=traj.device).reshape(-1)
     if times.shape[0] != traj.shape[0]:
-        raise ValueError(f"times has {times.shape[0]} entries for {traj.shape[0]} trajectory frames")
+        raise ValueError(
+            f"times has {times.shape[0]} entries for {traj.shape[0]} trajectory frames"
+        )
     if traj.shape[0] < 2:
         raise ValueError("a trajectory needs at least two time points")
     dt = torch.diff(times)
@@ -60,7 +62,9 @@ def trajectory_geometry(
     steps = torch.diff(traj, dim=0)
     action = float(T * ((steps**2).sum(-1) / dt[:, None]).sum(0).mean())
     chord = (traj[-1] - traj[0]) / T
-    straight = float(T * ((steps / dt[:, None, None] - chord) ** 2).sum(-1).mul(dt[:, None]).sum(0).mean())
+    straight = float(
+        T * ((steps / dt[:, None, None] - chord) ** 2).sum(-1).mul(dt[:, None]).sum(0).mean()
+    )
     pairing = float(((traj[-1] - traj[0]) ** 2).sum(-1).mean())
     if endpoint_w2_squared is None:
         endpoint_w2_squared = exact_ot(traj[0], traj[-1]).cost

@@ -1,0 +1,204 @@
+"""The one training loop for every objective.
+
+Adam with linear warm-up and cosine (or no) decay, gradient-norm clipping, EMA weights, one
+explicit ``torch.Generator`` for all randomness (data draws and the objective's times, noise and
+couplings), metrics appended to ``metrics.jsonl``, and atomic safetensors checkpoints. A resumed
+run equals an uninterrupted run of the same seed bit for bit on CPU: the checkpoint carries the
+model, the EMA, Adam's moments and the generator's state. A NaN or inf loss stops training with
+:class:`TrainingDiverged` and leaves the last good checkpoint untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from .._atomic import write_text
+from . import checkpoint as ckpt
+from .ema import EMA
+
+LossFn = Callable[[nn.Module, Tensor, torch.Generator], Tensor]
+"""(model, data batch, generator) -> per-sample losses (B,)."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or inf; the last good checkpoint is kept."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 2000
+    batch_size: int = 256
+    lr: float = 1e-3
+    warmup: int = 100
+    decay: str = "cosine"  # "cosine" or "none"
+    min_lr_ratio: float = 0.05
+    grad_clip: float | None = 1.0
+    ema_decay: float = 0.999
+    weight_decay: float = 0.0
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 500
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be positive")
+        if self.decay not in ("cosine", "none"):
+            raise ValueError(f"decay {self.decay!r}: choose cosine or none")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be positive and finite, got {self.lr}")
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate for optimiser step ``step`` (0-based): warm-up, then decay."""
+        w = min(1.0, (step + 1) / self.warmup) if self.warmup > 0 else 1.0
+        if self.decay == "none":
+            return self.lr * w
+        p = min(1.0, step / max(1, self.steps - 1))
+        c = self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p))
+        return self.lr * w * c
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    final_loss: float
+    seconds: float
+    resumed_from: int
+    losses: list[float] = field(default_factory=list)
+
+
+def _rng_tensor(g: torch.Generator) -> Tensor:
+    return g.get_state().clone()
+
+
+def train(
+    model: nn.Module,
+    loss_fn: LossFn,
+    sample_data: Callable[[int, torch.Generator], Tensor],
+    cfg: TrainConfig,
+    run_dir: str | Path | None = None,
+    *,
+    resume: bool = False,
+    progress: Callable[[int, dict], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` by minimising mean(loss_fn(model, batch, generator)).
+
+    Args:
+        model: the network (its parameters are updated in place; ``run_dir/checkpoint
+            .safetensors`` holds both the raw and the EMA weights).
+        loss_fn: per-sample losses for a batch (an objective of :mod:`wasserflow.objectives`).
+        sample_data: draws a batch ``(n, generator) -> (n, ...)``.
+        cfg: hyper-parameters; ``cfg.seed`` seeds the one generator.
+        run_dir: where checkpoints and ``metrics.jsonl`` go (None: keep nothing on disk).
+        resume: continue from ``run_dir/checkpoint.safetensors`` if it exists.
+        progress: called as progress(step, metrics) after every step.
+    """
+    run = Path(run_dir) if run_dir is not None else None
+    gen = torch.Generator().manual_seed(cfg.seed)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ema = EMA(model, cfg.ema_decay)
+    start = 0
+    ckpt_path = run / "checkpoint.safetensors" if run else None
+    if resume and ckpt_path is not None and ckpt_path.exists():
+        start = load_training_state(ckpt_path, model, ema, opt, gen, cfg)
+    metrics_path = run / "metrics.jsonl" if run else None
+    if run is not None:
+        run.mkdir(parents=True, exist_ok=True)
+    if metrics_path is not None:
+        _truncate_metrics(metrics_path, start)
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    last = float("nan")
+    model.train()
+    for step in range(start, cfg.steps):
+        lr = cfg.lr_at(step)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        batch = sample_data(cfg.batch_size, gen)
+        loss = loss_fn(model, batch, gen).mean()
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            where = (
+                f"; the last good checkpoint is {ckpt_path}"
+                if ckpt_path and ckpt_path.exists()
+                else ""
+            )
+            raise TrainingDiverged(
+                f"loss became {value} at step {step}{where}: lower the learning rate "
+                f"(--lr, now {cfg.lr:g}) or clip gradients (--grad-clip)"
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = float("nan")
+        if cfg.grad_clip is not None:
+            gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+        opt.step()
+        ema.update(model, step)
+        last = value
+        losses.append(value)
+        done = step + 1
+        record = {"step": done, "loss": value, "lr": lr, "grad_norm": gnorm}
+        if metrics_path is not None and (done % cfg.log_every == 0 or done == cfg.steps):
+            record["seconds"] = time.perf_counter() - t0
+            with open(metrics_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        if ckpt_path is not None and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+            save_training_state(ckpt_path, model, ema, opt, gen, done, cfg)
+        if progress is not None:
+            progress(done, record)
+    return TrainResult(
+        steps=cfg.steps,
+        final_loss=last,
+        seconds=time.perf_counter() - t0,
+        resumed_from=start,
+        losses=losses,
+    )
+
+
+def save_training_state(path, model, ema, opt, gen, step: int, cfg: TrainConfig) -> None:
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
+    opt_tensors, opt_meta = ckpt.optimizer_tensors(opt)
+    tensors.update(opt_tensors)
+    tensors["rng"] = _rng_tensor(gen)
+    ckpt.save(path, tensors, {"step": step, "optimizer": opt_meta, "train": asdict(cfg)})
+
+
+def load_training_state(path, model, ema, opt, gen, cfg: TrainConfig) -> int:
+    tensors, meta = ckpt.load(path)
+    saved = meta.get("train", {})
+    for key in ("seed", "batch_size", "lr", "warmup", "decay", "ema_decay", "grad_clip"):
+        if key in saved and saved[key] != getattr(cfg, key):
+            raise ValueError(
+                f"cannot resume {path}: it was trained with {key} = {saved[key]!r}, now "
+                f"{getattr(cfg, key)!r}; use the same settings or a new output folder"
+            )
+    model.load_state_dict(ckpt.split(tensors, "model"))
+    ema.load_state_dict(ckpt.split(tensors, "ema"))
+    ckpt.load_optimizer(opt, tensors, meta["optimizer"])
+    gen.set_state(tensors["rng"])
+    return int(meta["step"])
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric lines written after the checkpoint we resume from (or all, when fresh)."""
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
+    write_text(path, "".join(k + "\n" for k in keep))
+
+
+def load_weights(path: str | Path, *, ema: bool = True) -> dict[str, Tensor]:
+    """The model weights of a checkpoint (EMA weights by default), for sampling."""
+    tensors, _ = ckpt.load(path)
+    return ckpt.split(tensors, "ema" if ema else "model")
+
+
+__all__ = ["LossFn", "TrainConfig", "TrainResult", "TrainingDiverged", "load_weights", "train"]
