@@ -1,1 +1,74 @@
-"""wasserflow.data (see DESIGN.md section 4)."""
+"""Data measures rho_1 for training and evaluation (imports only :mod:`wasserflow.geometry`).
+
+Sources for the training loop (:mod:`.source`)::
+
+    src = make_source("moons")                 # or "8gaussians", "gmm2d", "digits", "pts.npy"
+    g = torch.Generator().manual_seed(0)
+    x = src.sample(256, g)                     # (256, *src.shape), src.dtype (float32 default)
+    src.name, src.spec, src.shape, src.dim     # spec rebuilds the source: make_source(src.spec)
+    src.mixture                                # exact GaussianMixture law, or None
+    src.points                                 # the finite set (digits, files), or None
+    scaler = src.fit_standardizer()            # Standardizer: JSON via to_dict()/from_dict()
+    x_s = scaler.transform(x); x = scaler.inverse(x_s)
+
+``DataSource`` (abstract) has three kinds: ``SamplerSource`` (i.i.d. sampler of a known law),
+``MixtureSource`` (Gaussian mixture, exact log-density and score) and ``FiniteSource``
+(empirical measure, sampled with replacement). All randomness is drawn from the explicit CPU
+``torch.Generator``; samples are CPU tensors.
+
+Toy 2-D sets (:mod:`.toy2d`): ``moons`` (TorchCFM's law, i.i.d. angles), ``eight_gaussians``
+(TorchCFM's; exact law :func:`eight_gaussians_mixture`, std 0.1 ** 0.25), ``checkerboard``,
+``spirals``, ``circles``, ``swiss_roll``; each ``(n, generator=None, dtype=float32) -> (n, 2)``;
+registry ``DATASETS`` / ``get_dataset(name)``.
+
+Gaussian mixtures (:mod:`.mixtures`): ``gaussian2d``, ``gmm2d``, ``gmm8d``, ``8gaussians``;
+registry ``MIXTURES`` / ``get_mixture(name) -> GaussianMixture``.
+
+Images (:mod:`.images`, needs ``pip install wasserflow[data]``): scikit-learn's 8x8 digits,
+``load_digits_vectors() -> (1797, 64)`` in [-1, 1] (raw v in 0..16 -> v / 8 - 1),
+``load_digits_images() -> (1797, 1, 8, 8)``, ``vectors_to_images`` / ``images_to_vectors``.
+
+Files (:mod:`.files`): ``load_points(path) -> (n, d)`` from .npy, .csv, .pt/.pth; every bad
+file raises ``ValueError`` naming the file and the problem.
+"""
+
+from .files import load_points
+from .images import (
+    DIGITS_RANGE,
+    DIGITS_SHAPE,
+    images_to_vectors,
+    load_digits_images,
+    load_digits_labels,
+    load_digits_vectors,
+    vectors_to_images,
+)
+from .mixtures import MIXTURES, gaussian2d, get_mixture, gmm2d, gmm8d
+from .scaling import Standardizer
+from .source import (
+    DataSource,
+    FiniteSource,
+    MixtureSource,
+    SamplerSource,
+    make_source,
+    source_names,
+)
+from .toy2d import (
+    DATASETS,
+    checkerboard,
+    circles,
+    eight_gaussians,
+    eight_gaussians_mixture,
+    get_dataset,
+    moons,
+    spirals,
+    swiss_roll,
+)
+
+__all__ = [
+    "DATASETS", "DIGITS_RANGE", "DIGITS_SHAPE", "MIXTURES", "DataSource", "FiniteSource",
+    "MixtureSource", "SamplerSource", "Standardizer", "checkerboard", "circles",
+    "eight_gaussians", "eight_gaussians_mixture", "gaussian2d", "get_dataset", "get_mixture",
+    "gmm2d", "gmm8d", "images_to_vectors", "load_digits_images", "load_digits_labels",
+    "load_digits_vectors", "load_points", "make_source", "moons", "source_names", "spirals",
+    "swiss_roll", "vectors_to_images",
+]

@@ -1,1 +1,39 @@
-"""wasserflow.models (see DESIGN.md section 4)."""
+"""Neural fields on the common clock t in [0, 1] (imports only :mod:`wasserflow.geometry`).
+
+Every model is called as ``model(x, t)`` with x of shape (N, *shape) and t a float, a 0-d
+tensor, (N,) or (N, 1); a vector-field model returns a tensor of the shape of x. Backbones are
+shape-agnostic: they flatten the non-batch dimensions and restore them, so images (N, C, H, W)
+work with the MLP.
+
+Build from a JSON-serialisable config (stored in checkpoints)::
+
+    model = build_model({"kind": "mlp", "shape": [2], "width": 64, "depth": 3,
+                         "activation": "selu", "time_embedding": "linear"}, seed=0)
+    model.config                       # the full config dict; json.dumps-able
+    same = build_model(json.loads(json.dumps(model.config)), seed=0)   # same parameters
+
+* ``"mlp"`` -> :class:`VectorFieldMLP`: Linear(d + e, w), act, [Linear(w, w), act] x (depth-1),
+  Linear(w, d) on [x_flat, phi(t)]; phi is :class:`SinusoidalTimeEmbedding` (default;
+  sin/cos of 1000 t w_k, w_k = 10000^(-k/h)), raw t ("linear"), or absent ("none").
+  ``time_embedding="linear", width=64, depth=3, activation="selu"`` is TorchCFM's
+  ``MLP(dim, w=64, time_varying=True)`` layer for layer (state dicts interchangeable).
+* ``"energy"`` -> :class:`PotentialField` around :class:`PotentialMLP` E: (N, *shape) -> (N,);
+  ``field(x, t) = -grad_x E(x)`` via ``torch.autograd.grad`` (graph kept when training, so a
+  loss on the field trains E; see :class:`PotentialField`), ``field.energy(x)`` gives E.
+  Time-independent by default (Energy Matching); any time_embedding makes E(x, t).
+
+Seeding: ``build_model(config, seed=s)`` initialises inside ``torch.random.fork_rng`` and never
+changes the caller's global RNG state. Activations: :data:`ACTIVATIONS` (silu default, selu,
+relu, gelu, tanh, softplus, elu).
+"""
+
+from .embedding import ACTIVATIONS, LinearTime, SinusoidalTimeEmbedding, as_time, make_activation
+from .energy import PotentialField
+from .factory import MODEL_KINDS, build_model, model_config
+from .mlp import TIME_EMBEDDINGS, PotentialMLP, TimeMLP, VectorFieldMLP
+
+__all__ = [
+    "ACTIVATIONS", "MODEL_KINDS", "TIME_EMBEDDINGS", "LinearTime", "PotentialField",
+    "PotentialMLP", "SinusoidalTimeEmbedding", "TimeMLP", "VectorFieldMLP", "as_time",
+    "build_model", "make_activation", "model_config",
+]

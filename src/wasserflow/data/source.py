@@ -1,0 +1,192 @@
+"""One data-source interface for training: ``source.sample(n, generator) -> (n, *shape)``.
+
+A :class:`DataSource` is the data measure rho_1 seen by the training loop. Three kinds:
+
+* :class:`SamplerSource`: an i.i.d. sampler of a known law (the toy 2-D sets);
+* :class:`MixtureSource`: a :class:`~wasserflow.geometry.GaussianMixture` (exact law exposed as
+  ``source.mixture``, usable as an oracle);
+* :class:`FiniteSource`: a finite set (digits, user files), the empirical measure
+  (1/N) sum_i delta_{x_i}; ``sample`` draws indices uniformly *with replacement*.
+
+All randomness comes from the explicit (CPU) ``torch.Generator``; samples are CPU tensors of
+the source's ``dtype`` (float32 by default). :func:`make_source` parses a spec string and
+``source.spec`` is the string that rebuilds it (for checkpoint configs).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..geometry import GaussianMixture
+from . import toy2d
+from .files import SUFFIXES, load_points
+from .images import DIGITS_SHAPE, load_digits_vectors
+from .mixtures import MIXTURES, get_mixture
+from .scaling import Standardizer
+from .toy2d import Sampler2D
+
+
+class DataSource(ABC):
+    """A data measure that can be sampled: ``name``, ``spec``, ``shape``, ``dim``, ``dtype``.
+
+    ``mixture`` is the exact law when known (else None); ``points`` the finite set for finite
+    sources (else None).
+    """
+
+    def __init__(self, name: str, spec: str, shape: tuple[int, ...], dtype: torch.dtype):
+        self.name = name
+        self.spec = spec
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = dtype
+
+    @property
+    def dim(self) -> int:
+        """d = prod(shape), the dimension of the flattened samples."""
+        return math.prod(self.shape)
+
+    @property
+    def mixture(self) -> GaussianMixture | None:
+        return None
+
+    @property
+    def points(self) -> Tensor | None:
+        return None
+
+    @property
+    def is_finite(self) -> bool:
+        return self.points is not None
+
+    @abstractmethod
+    def _draw(self, n: int, generator: torch.Generator | None) -> Tensor: ...
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n samples of shape (n, *shape) in ``dtype`` (i.i.d. from the law or with replacement)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"n must be a non-negative int, got {n!r}")
+        return self._draw(n, generator).to(self.dtype).reshape(n, *self.shape)
+
+    def fit_standardizer(
+        self, n: int = 100_000, generator: torch.Generator | None = None, per_dim: bool = True
+    ) -> Standardizer:
+        """Standardizer from the exact moments (mixture), the whole set (finite) or n samples."""
+        if self.mixture is not None and per_dim:
+            m = self.mixture
+            return Standardizer(tuple(m.mean.tolist()), tuple(m.cov.diagonal().sqrt().tolist()))
+        x = self.points if self.points is not None else self.sample(n, generator)
+        return Standardizer.fit(x, per_dim=per_dim)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, shape={self.shape}, dtype={self.dtype})"
+
+
+class SamplerSource(DataSource):
+    """A law given by an i.i.d. sampler ``sampler(n, generator, dtype) -> (n, d)``."""
+
+    def __init__(
+        self,
+        name: str,
+        sampler: Sampler2D,
+        shape: tuple[int, ...],
+        dtype: torch.dtype = torch.float32,
+        mixture: GaussianMixture | None = None,
+        spec: str | None = None,
+    ):
+        super().__init__(name, spec or name, shape, dtype)
+        self._sampler = sampler
+        self._mixture = mixture
+
+    @property
+    def mixture(self) -> GaussianMixture | None:
+        return self._mixture
+
+    def _draw(self, n: int, generator: torch.Generator | None) -> Tensor:
+        return self._sampler(n, generator, dtype=self.dtype)
+
+
+class MixtureSource(DataSource):
+    """The Gaussian mixture ``mixture`` (exact law, sampled in float64 then cast)."""
+
+    def __init__(
+        self,
+        name: str,
+        mixture: GaussianMixture,
+        dtype: torch.dtype = torch.float32,
+        spec: str | None = None,
+    ):
+        super().__init__(name, spec or name, (mixture.dim,), dtype)
+        self._mixture = mixture
+
+    @property
+    def mixture(self) -> GaussianMixture:
+        return self._mixture
+
+    def _draw(self, n: int, generator: torch.Generator | None) -> Tensor:
+        return self._mixture.sample(n, generator)
+
+
+class FiniteSource(DataSource):
+    """The empirical measure of ``points`` (N, *shape); sampling with replacement."""
+
+    def __init__(
+        self, name: str, points: Tensor, dtype: torch.dtype = torch.float32, spec: str | None = None
+    ):
+        if points.dim() < 2 or points.shape[0] == 0:
+            raise ValueError(
+                f"points must have shape (N, ...) with N >= 1, got {tuple(points.shape)}"
+            )
+        super().__init__(name, spec or name, tuple(points.shape[1:]), dtype)
+        self._points = points.to(dtype)
+
+    @property
+    def points(self) -> Tensor:
+        return self._points
+
+    def _draw(self, n: int, generator: torch.Generator | None) -> Tensor:
+        idx = torch.randint(0, self._points.shape[0], (n,), generator=generator)
+        return self._points[idx]
+
+
+def source_names() -> list[str]:
+    """The named sources understood by :func:`make_source` (besides file paths)."""
+    return sorted(set(toy2d.DATASETS) | set(MIXTURES) | {"digits", "digits_images"})
+
+
+def make_source(spec: str, dtype: torch.dtype = torch.float32) -> DataSource:
+    """Build a source from a name or a file path.
+
+    Names: the toy 2-D sets of :data:`wasserflow.data.toy2d.DATASETS` ("moons", "8gaussians",
+    "checkerboard", "spirals", "circles", "swissroll"; "8gaussians" also carries its mixture),
+    the mixtures of :data:`wasserflow.data.mixtures.MIXTURES` ("gaussian2d", "gmm2d", "gmm8d"),
+    "digits" (64-vectors in [-1, 1]) and "digits_images" (shape (1, 8, 8)). Anything else ending
+    in .npy/.csv/.pt/.pth, holding a path separator or prefixed with "file:" is loaded with
+    :func:`~wasserflow.data.files.load_points` (errors are ``ValueError``).
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"a data source spec must be a non-empty string, got {spec!r}")
+    raw = spec.strip()
+    key = raw.lower().replace("-", "_")
+    if key in MIXTURES and key != "8gaussians":
+        return MixtureSource(key, get_mixture(key), dtype)
+    name = toy2d.canonical_name(raw)
+    if name is not None:
+        mixture = get_mixture(name) if name in MIXTURES else None
+        return SamplerSource(name, toy2d.DATASETS[name], (2,), dtype, mixture=mixture)
+    if key in ("digits", "digits_images"):
+        x = load_digits_vectors(torch.float64)
+        if key == "digits_images":
+            x = x.reshape(x.shape[0], *DIGITS_SHAPE)
+        return FiniteSource(key, x, dtype)
+    path_str = raw[5:] if raw.startswith("file:") else raw
+    path = Path(path_str)
+    if raw.startswith("file:") or path.suffix.lower() in SUFFIXES or "/" in raw or path.exists():
+        return FiniteSource(path.stem or path_str, load_points(path, torch.float64), dtype,
+                            spec=path_str)
+    raise ValueError(
+        f"unknown data source {spec!r}: give one of {source_names()} or a path to a "
+        f"{'/'.join(SUFFIXES)} file"
+    )

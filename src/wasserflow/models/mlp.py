@@ -1,0 +1,106 @@
+"""Time-conditioned MLP backbones, shape-agnostic: inputs (N, *shape) are flattened to (N, d).
+
+The network is one ``nn.Sequential`` ``net``:
+Linear(d + e, w), act, [Linear(w, w), act] x (depth - 1), Linear(w, out), fed with the
+concatenation [x_flat, phi(t)], phi a time embedding of width e (sinusoidal, raw t, or none).
+With ``time_embedding="linear"``, width 64, depth 3 and SELU this is exactly TorchCFM's
+``MLP(dim, w=64, time_varying=True)`` (same layers, same state-dict keys, t as last input).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .embedding import LinearTime, SinusoidalTimeEmbedding, as_time, make_activation
+
+TIME_EMBEDDINGS = ("sinusoidal", "linear", "none")
+
+
+class TimeMLP(nn.Module):
+    """f(x, t) -> (N, out_dim) for x of shape (N, *shape) and t a scalar or (N,).
+
+    Args:
+        shape: the non-batch shape of x (d = prod(shape) inputs).
+        out_dim: number of outputs.
+        width, depth: hidden width and number of hidden layers (depth >= 1).
+        activation: a key of :data:`~wasserflow.models.embedding.ACTIVATIONS`.
+        time_embedding: "sinusoidal" (:class:`SinusoidalTimeEmbedding` of width ``embed_dim``),
+            "linear" (t itself) or "none" (t is ignored and may be omitted).
+    """
+
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        out_dim: int,
+        width: int = 256,
+        depth: int = 3,
+        activation: str = "silu",
+        time_embedding: str = "sinusoidal",
+        embed_dim: int = 64,
+    ):
+        super().__init__()
+        if depth < 1 or width < 1 or out_dim < 1:
+            raise ValueError(f"need depth, width, out_dim >= 1, got {depth}, {width}, {out_dim}")
+        if time_embedding not in TIME_EMBEDDINGS:
+            raise ValueError(
+                f"unknown time_embedding {time_embedding!r}: choose one of {TIME_EMBEDDINGS}"
+            )
+        self.shape = tuple(int(s) for s in shape)
+        self.in_dim = math.prod(self.shape)
+        self.time_embedding = time_embedding
+        self.embed: nn.Module | None
+        if time_embedding == "sinusoidal":
+            self.embed = SinusoidalTimeEmbedding(embed_dim)
+        elif time_embedding == "linear":
+            self.embed = LinearTime()
+        else:
+            self.embed = None
+        e = 0 if self.embed is None else self.embed.dim
+        layers: list[nn.Module] = [nn.Linear(self.in_dim + e, width), make_activation(activation)]
+        for _ in range(depth - 1):
+            layers += [nn.Linear(width, width), make_activation(activation)]
+        layers.append(nn.Linear(width, out_dim))
+        self.net = nn.Sequential(*layers)
+
+    def flatten(self, x: Tensor) -> Tensor:
+        if math.prod(x.shape[1:]) != self.in_dim:
+            raise ValueError(
+                f"input of shape {tuple(x.shape)} does not match the model's shape {self.shape}"
+            )
+        return x.reshape(x.shape[0], self.in_dim)
+
+    def features(self, x: Tensor, t: Tensor | float | None) -> Tensor:
+        """[x_flat, phi(t)] of shape (N, d + e)."""
+        flat = self.flatten(x)
+        if self.embed is None:
+            return flat
+        if t is None:
+            raise ValueError("this model is time-conditioned: pass t (a float or a (N,) tensor)")
+        return torch.cat([flat, self.embed(as_time(t, x.shape[0], flat))], dim=1)
+
+    def forward(self, x: Tensor, t: Tensor | float | None = None) -> Tensor:
+        return self.net(self.features(x, t))
+
+
+class VectorFieldMLP(TimeMLP):
+    """v(x, t) with the shape of x: (N, *shape) -> (N, *shape) (velocity, noise or score)."""
+
+    def __init__(self, shape: tuple[int, ...], **kwargs):
+        super().__init__(shape, math.prod(tuple(shape)), **kwargs)
+
+    def forward(self, x: Tensor, t: Tensor | float | None = None) -> Tensor:
+        return super().forward(x, t).reshape(x.shape)
+
+
+class PotentialMLP(TimeMLP):
+    """A scalar potential E(x) (or E(x, t)): (N, *shape) -> (N,)."""
+
+    def __init__(self, shape: tuple[int, ...], **kwargs):
+        kwargs.setdefault("time_embedding", "none")
+        super().__init__(shape, 1, **kwargs)
+
+    def forward(self, x: Tensor, t: Tensor | float | None = None) -> Tensor:
+        return super().forward(x, t)[:, 0]
