@@ -1,1 +1,58 @@
-"""wasserflow.samplers (see DESIGN.md section 4)."""
+"""wasserflow.samplers: stateless integrators over explicit time grids (DESIGN.md sections 2, 4).
+
+Clock: t in [0, 1], t = 0 the reference (noise), t = 1 the data; generation integrates upward.
+Every sampler discretises dx = [v_t(x) + g_t^2 / 2 grad log p_t(x)] dt + g_t dW for some
+g_t >= 0 (g = 0: the probability-flow ODE) and its docstring says which discretisation it is.
+
+One signature (stable API)::
+
+    sample(field, x0, grid, *, generator=None, return_trajectory=False, **opts) -> SampleResult
+
+* ``field``: a :class:`Field` ``Field(fn, prediction="velocity"|"epsilon"|"x1"|"score",
+  path=None, score_fn=None)`` or a plain callable v(x, t) (t a (n,) tensor). Stochastic and
+  diffusion samplers need ``path`` (and convert eps/x1/score/velocity through it);
+  ``Field.from_oracle(MixtureOracle)`` gives the exact field; ``energy_field(E)`` gives
+  -grad E for Energy Matching.
+* ``x0``: (n, ...) start points at the grid's first time (e.g. ``path.sample_reference``).
+* ``grid``: (K + 1,) increasing times in [0, 1] (ODE samplers also accept decreasing ones), or
+  (K, 2) explicit (t_from, t_to) steps (:func:`diffusers_steps`).
+* ``SampleResult(x, nfe, trajectory, times)``: final samples, number of field evaluations,
+  (F, n, ...) frames when ``return_trajectory`` (for geometry.trajectory_geometry), times (F,).
+
+Samplers (``SAMPLERS[name]`` / ``get_sampler(name)`` -> :class:`SamplerSpec` with ``order``,
+``stochastic``, ``needs_path``, ``needs_score``, ``nfe_per_step``; callable):
+``euler``, ``midpoint``, ``heun``, ``rk4``, ``dopri5(atol, rtol)``, ``ddim(eta)``, ``ddpm``,
+``euler_maruyama(diffusion, denoise)``, ``predictor_corrector(diffusion, snr, n_corrector,
+denoise)``, ``annealed_langevin(n_steps_each, step_lr, denoise)``, ``energy_langevin(
+n_langevin, step_size, temperature)``. Single steps: ``ddpm_step``, ``ddim_step``,
+``posterior_coefficients``, ``langevin_step``; ``natural_diffusion_squared(field, t)``.
+
+Grids (pure functions): ``uniform_grid(n_steps, start=0, end=1)``,
+``diffusers_timesteps(n, num_train_timesteps=1000, spacing, steps_offset=0)``,
+``diffusers_steps(n, *, scheduler="ddim"|"ddpm", num_train_timesteps=1000, spacing="leading",
+set_alpha_to_one=True, steps_offset=0)``.
+"""
+
+from .ancestral import ddim, ddim_step, ddpm, ddpm_step, posterior_coefficients
+from .energy import energy_field, energy_langevin
+from .field import Field, as_field, time_vector
+from .grids import SPACINGS, diffusers_steps, diffusers_timesteps, uniform_grid
+from .ode import dopri5, euler, heun, midpoint, rk4
+from .registry import SAMPLERS, SamplerSpec, get_sampler
+from .result import SampleResult, grid_steps
+from .sde import (
+    annealed_langevin,
+    euler_maruyama,
+    langevin_step,
+    natural_diffusion_squared,
+    predictor_corrector,
+)
+
+__all__ = [
+    "SAMPLERS", "SPACINGS", "Field", "SampleResult", "SamplerSpec", "annealed_langevin",
+    "as_field", "ddim", "ddim_step", "ddpm", "ddpm_step", "diffusers_steps",
+    "diffusers_timesteps", "dopri5", "energy_field", "energy_langevin", "euler",
+    "euler_maruyama", "get_sampler", "grid_steps", "heun", "langevin_step", "midpoint",
+    "natural_diffusion_squared", "posterior_coefficients", "predictor_corrector", "rk4",
+    "time_vector", "uniform_grid",
+]

@@ -1,0 +1,165 @@
+"""Couplings of a reference batch x0 and a data batch x1: which x0 travels to which x1.
+
+* :func:`independent_coupling`: the product measure (I-CFM, DDPM): pairs as given.
+* :func:`ot_coupling`: minibatch exact OT (OT-CFM, Tong et al. 2024; Pooladian et al. 2023):
+  the permutation minimising sum_i |x0_i - x1_perm(i)|^2.
+* :func:`entropic_coupling`: pairs drawn i.i.d. from the entropic plan
+  argmin_P <P, C> - reg H(P) (Sinkhorn); with reg = 2 sigma^2 this is the static Schroedinger
+  bridge of Brownian motion with diffusion sigma (SB-CFM, TorchCFM's choice).
+* :func:`reflow_coupling`: x1 = sampler(x0), the deterministic coupling of a trained flow
+  (rectified flow's reflow, Liu et al. 2023).
+
+Every coupling takes an explicit ``generator`` (unused by the deterministic ones) and returns a
+:class:`CoupledBatch` holding the pairs and the indices into the inputs.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import ot
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class CoupledBatch:
+    """Pairs (x0[i], x1[i]) with x0 = inputs0[index0], x1 = inputs1[index1] (index None for
+    reflow, whose x1 is generated)."""
+
+    x0: Tensor
+    x1: Tensor
+    index0: Tensor | None
+    index1: Tensor | None
+
+
+def _flat(x: Tensor, name: str) -> Tensor:
+    if not isinstance(x, Tensor) or x.dim() < 2 or x.shape[0] == 0:
+        raise ValueError(f"{name} must be a non-empty tensor of shape (n, ...)")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} holds NaN or inf values")
+    return x.reshape(x.shape[0], -1)
+
+
+def _check_batches(x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
+    f0, f1 = _flat(x0, "x0"), _flat(x1, "x1")
+    if f0.shape[1] != f1.shape[1]:
+        raise ValueError(f"x0 and x1 have different sample shapes {tuple(x0.shape[1:])} and "
+                         f"{tuple(x1.shape[1:])}")
+    return f0, f1
+
+
+def independent_coupling(
+    x0: Tensor, x1: Tensor, generator: torch.Generator | None = None
+) -> CoupledBatch:
+    """The independent coupling: x0[i] with x1[i] (the batches are already independent draws)."""
+    f0, f1 = _check_batches(x0, x1)
+    if f0.shape[0] != f1.shape[0]:
+        raise ValueError("independent coupling pairs rows: x0 and x1 need the same batch size")
+    idx = torch.arange(x0.shape[0], device=x0.device)
+    return CoupledBatch(x0=x0, x1=x1, index0=idx, index1=idx)
+
+
+def _ot_permutation(x0: Tensor, x1: Tensor) -> Tensor:
+    try:
+        from wasserflow.geometry.minibatch import minibatch_ot_permutation
+    except ImportError:
+        from wasserflow.geometry.exact import exact_ot
+
+        plan = exact_ot(x0.detach(), x1.detach()).plan
+        return plan.argmax(dim=1).to(x0.device)
+    return minibatch_ot_permutation(x0.detach(), x1.detach()).to(x0.device)
+
+
+def ot_coupling(x0: Tensor, x1: Tensor, generator: torch.Generator | None = None) -> CoupledBatch:
+    """Minibatch exact OT: x0[i] paired with x1[perm[i]], perm minimising
+    sum_i |x0_i - x1_perm(i)|^2 (network simplex; an optimal plan between equal uniform batches
+    is a permutation, Birkhoff). Needs equal batch sizes."""
+    f0, f1 = _check_batches(x0, x1)
+    if f0.shape[0] != f1.shape[0]:
+        raise ValueError("minibatch OT pairing needs equal batch sizes: draw as many x0 as x1")
+    perm = _ot_permutation(f0, f1)
+    return CoupledBatch(x0=x0, x1=x1[perm], index0=torch.arange(x0.shape[0], device=x0.device),
+                        index1=perm)
+
+
+def entropic_plan(x0: Tensor, x1: Tensor, reg: float, *, method: str = "sinkhorn",
+                  max_iter: int = 10_000, tol: float = 1e-9) -> Tensor:
+    """The entropic OT plan between uniform batches for C_ij = |x0_i - x1_j|^2 (float64, (n, m)).
+
+    POT's ``ot.sinkhorn(a, b, C, reg)`` (the same call as TorchCFM's OTPlanSampler); if the
+    plain Sinkhorn iterations under/overflow (small reg) the log-domain solver is used instead.
+    """
+    if not reg > 0:
+        raise ValueError(f"entropic regularisation reg must be > 0, got {reg}")
+    f0, f1 = _check_batches(x0, x1)
+    C = torch.cdist(f0.detach().double(), f1.detach().double()).pow(2).cpu().numpy()
+    a, b = ot.unif(C.shape[0]), ot.unif(C.shape[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        P = ot.sinkhorn(a, b, C, reg, method=method, numItermax=max_iter, stopThr=tol)
+        if not np.all(np.isfinite(P)) or P.sum() < 0.5:
+            P = ot.sinkhorn(a, b, C, reg, method="sinkhorn_log", numItermax=max_iter,
+                            stopThr=tol)
+    if not np.all(np.isfinite(P)):
+        raise ValueError(f"Sinkhorn failed for reg = {reg}: increase reg")
+    return torch.from_numpy(P).to(x0.device)
+
+
+def entropic_coupling(
+    x0: Tensor,
+    x1: Tensor,
+    generator: torch.Generator | None = None,
+    *,
+    reg: float | None = None,
+    sigma: float | None = None,
+    n_pairs: int | None = None,
+) -> CoupledBatch:
+    """n_pairs (default len(x0)) pairs (i, j) drawn i.i.d. with replacement from the entropic
+    plan P(reg); give ``reg`` directly or the bridge ``sigma`` with reg = 2 sigma^2
+    (SB-CFM, Tong et al. 2024 / TorchCFM)."""
+    if (reg is None) == (sigma is None):
+        raise ValueError("give exactly one of reg or sigma (reg = 2 sigma^2)")
+    if reg is None:
+        if not sigma > 0:
+            raise ValueError(f"sigma must be > 0, got {sigma}")
+        reg = 2.0 * sigma**2
+    P = entropic_plan(x0, x1, reg)
+    n = x0.shape[0] if n_pairs is None else int(n_pairs)
+    if n < 1:
+        raise ValueError(f"n_pairs must be >= 1, got {n_pairs}")
+    flat = (P / P.sum()).reshape(-1).cpu()
+    k = torch.multinomial(flat, n, replacement=True, generator=generator).to(x0.device)
+    i, j = k // P.shape[1], k % P.shape[1]
+    return CoupledBatch(x0=x0[i], x1=x1[j], index0=i, index1=j)
+
+
+def reflow_coupling(
+    x0: Tensor, sampler: Callable[[Tensor], Tensor], generator: torch.Generator | None = None
+) -> CoupledBatch:
+    """x1 = sampler(x0) computed without gradients: the coupling a trained flow induces
+    (rectified flow reflow, Liu et al. 2023). ``sampler`` maps noise (n, ...) to data (n, ...)."""
+    _flat(x0, "x0")
+    with torch.no_grad():
+        x1 = sampler(x0)
+    if not isinstance(x1, Tensor) or x1.shape != x0.shape:
+        raise ValueError("the reflow sampler must return a tensor of x0's shape")
+    return CoupledBatch(x0=x0, x1=x1, index0=torch.arange(x0.shape[0], device=x0.device),
+                        index1=None)
+
+
+COUPLINGS: dict[str, Callable[..., CoupledBatch]] = {
+    "independent": independent_coupling,
+    "ot": ot_coupling,
+    "entropic": entropic_coupling,
+}
+
+
+def get_coupling(name: str) -> Callable[..., CoupledBatch]:
+    """A coupling of (x0, x1) batches by name: independent, ot or entropic."""
+    if name not in COUPLINGS:
+        raise ValueError(f"unknown coupling {name!r}: choose one of {sorted(COUPLINGS)}")
+    return COUPLINGS[name]

@@ -1,0 +1,115 @@
+"""Pure conversions between the four parametrisations of one field (DESIGN.md section 2).
+
+On the path x = alpha x1 + sigma eps (eps the reference noise X_0), a model may predict the
+noise eps, the data x1, the score s = grad log p_t or the velocity v. With coefficients
+c = (alpha, sigma, d_alpha, d_sigma) at the same t:
+
+    x1 = (x - sigma eps) / alpha,       eps = (x - alpha x1) / sigma,
+    s  = -eps / sigma,                  v   = d_alpha x1 + d_sigma eps,
+
+and, inverting the last relation together with x = alpha x1 + sigma eps (determinant
+D = sigma d_alpha - alpha d_sigma, > 0 for every schedule here),
+
+    x1 = (sigma v - d_sigma x) / D,     eps = (d_alpha x - alpha v) / D.
+
+The score relation holds only when X_0 ~ N(0, I) is independent of X_1 (Tweedie; not for
+OT-coupled paths). Coefficients are (n,) tensors (or scalars) broadcast against x (n, ...).
+Each function is exact algebra; singular points (alpha = 0 for eps -> x1, sigma = 0 for
+x1 -> eps and for scores) give inf/NaN, as the mathematics does.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from .schedules import ScheduleOutput
+
+PREDICTIONS = ("epsilon", "x1", "score", "velocity")
+
+
+def _c(v: Tensor | float, x: Tensor) -> Tensor | float:
+    if isinstance(v, Tensor) and v.dim() == 1 and x.dim() > 1:
+        return v.reshape(v.shape[0], *([1] * (x.dim() - 1))).to(x.dtype)
+    return v
+
+
+def epsilon_to_x1(x: Tensor, eps: Tensor, c: ScheduleOutput) -> Tensor:
+    """x1 = (x - sigma eps) / alpha."""
+    return (x - _c(c.sigma, x) * eps) / _c(c.alpha, x)
+
+
+def x1_to_epsilon(x: Tensor, x1: Tensor, c: ScheduleOutput) -> Tensor:
+    """eps = (x - alpha x1) / sigma."""
+    return (x - _c(c.alpha, x) * x1) / _c(c.sigma, x)
+
+
+def epsilon_to_score(x: Tensor, eps: Tensor, c: ScheduleOutput) -> Tensor:
+    """s = -eps / sigma (x unused; kept for one signature)."""
+    return -eps / _c(c.sigma, x)
+
+
+def score_to_epsilon(x: Tensor, score: Tensor, c: ScheduleOutput) -> Tensor:
+    """eps = -sigma s."""
+    return -_c(c.sigma, x) * score
+
+
+def to_velocity(x1: Tensor, eps: Tensor, c: ScheduleOutput) -> Tensor:
+    """v = d_alpha x1 + d_sigma eps."""
+    return _c(c.d_alpha, x1) * x1 + _c(c.d_sigma, x1) * eps
+
+
+def velocity_to_x1(x: Tensor, v: Tensor, c: ScheduleOutput) -> Tensor:
+    """x1 = (sigma v - d_sigma x) / (sigma d_alpha - alpha d_sigma)."""
+    det = _c(c.sigma * c.d_alpha - c.alpha * c.d_sigma, x)
+    return (_c(c.sigma, x) * v - _c(c.d_sigma, x) * x) / det
+
+
+def velocity_to_epsilon(x: Tensor, v: Tensor, c: ScheduleOutput) -> Tensor:
+    """eps = (d_alpha x - alpha v) / (sigma d_alpha - alpha d_sigma)."""
+    det = _c(c.sigma * c.d_alpha - c.alpha * c.d_sigma, x)
+    return (_c(c.d_alpha, x) * x - _c(c.alpha, x) * v) / det
+
+
+def x1_and_epsilon(x: Tensor, pred: Tensor, prediction: str, c: ScheduleOutput) -> tuple[
+        Tensor, Tensor]:
+    """The pair (x1_hat, eps_hat) with x = alpha x1_hat + sigma eps_hat from any prediction."""
+    if prediction == "epsilon":
+        return epsilon_to_x1(x, pred, c), pred
+    if prediction == "x1":
+        return pred, x1_to_epsilon(x, pred, c)
+    if prediction == "score":
+        eps = score_to_epsilon(x, pred, c)
+        return epsilon_to_x1(x, eps, c), eps
+    if prediction == "velocity":
+        return velocity_to_x1(x, pred, c), velocity_to_epsilon(x, pred, c)
+    raise ValueError(f"unknown prediction {prediction!r}: choose one of {PREDICTIONS}")
+
+
+def convert(x: Tensor, pred: Tensor, c: ScheduleOutput, source: str, target: str) -> Tensor:
+    """Convert a ``source`` prediction at x to the ``target`` one (names in PREDICTIONS).
+
+    Direct formulas are used where they avoid a division (e.g. eps -> score needs only sigma).
+    """
+    for name in (source, target):
+        if name not in PREDICTIONS:
+            raise ValueError(f"unknown prediction {name!r}: choose one of {PREDICTIONS}")
+    if source == target:
+        return pred
+    if source == "epsilon" and target == "score":
+        return epsilon_to_score(x, pred, c)
+    if source == "score" and target == "epsilon":
+        return score_to_epsilon(x, pred, c)
+    if target == "velocity" and source in ("epsilon", "score"):
+        eps = pred if source == "epsilon" else score_to_epsilon(x, pred, c)
+        # v = (d_alpha / alpha) x + (d_sigma - d_alpha sigma / alpha) eps
+        a, s = _c(c.alpha, x), _c(c.sigma, x)
+        da, ds = _c(c.d_alpha, x), _c(c.d_sigma, x)
+        return (da / a) * x + (ds - da * s / a) * eps
+    x1, eps = x1_and_epsilon(x, pred, source, c)
+    if target == "x1":
+        return x1
+    if target == "epsilon":
+        return eps
+    if target == "score":
+        return epsilon_to_score(x, eps, c)
+    return to_velocity(x1, eps, c)

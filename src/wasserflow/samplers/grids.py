@@ -1,0 +1,79 @@
+"""Time grids: pure functions returning clock times t in [0, 1] (t = 0 noise, t = 1 data).
+
+* :func:`uniform_grid`: t_k = start + k (end - start) / K.
+* :func:`diffusers_timesteps`: the integer timesteps diffusers' schedulers visit for a number
+  of inference steps and a ``timestep_spacing`` ("leading", "trailing", "linspace"; Lin et
+  al. 2024, "Common diffusion noise schedules and sample steps are flawed", Table 2).
+* :func:`diffusers_steps`: the (K, 2) explicit (t_from, t_to) steps of diffusers' DDPMScheduler
+  (each timestep steps to the next one, the last to alpha = 1) or DDIMScheduler (each timestep
+  k steps to k - T // K, below 0 to the "final alpha": 1 with ``set_alpha_to_one`` else
+  abar_0). DDIM's steps do not chain for trailing/linspace spacing when K does not divide T;
+  the explicit steps reproduce that exactly.
+
+diffusers 0.42.1 bug: with "trailing" spacing, ``np.arange(T, 0, -T / K)`` yields K + 1 values
+for some K (62 counts K <= 1000 at T = 1000, the first K = 61), so set_timesteps emits an extra
+timestep -1, whose step reads ``alphas_cumprod[-1]`` (the noisiest entry) by wrap-around.
+:func:`diffusers_timesteps` reproduces the list as diffusers builds it; :func:`diffusers_steps`
+drops the spurious -1, so its K steps equal diffusers' first K steps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from wasserflow.paths.clock import ddpm_index_to_time
+
+SPACINGS = ("leading", "trailing", "linspace")
+
+
+def uniform_grid(n_steps: int, start: float = 0.0, end: float = 1.0) -> Tensor:
+    """(n_steps + 1,) float64 times from start to end (either direction)."""
+    if int(n_steps) != n_steps or n_steps < 1:
+        raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+    if not (0.0 <= start <= 1.0 and 0.0 <= end <= 1.0) or start == end:
+        raise ValueError("start and end must be distinct times in [0, 1]")
+    return torch.linspace(start, end, int(n_steps) + 1, dtype=torch.float64)
+
+
+def diffusers_timesteps(num_inference_steps: int, num_train_timesteps: int = 1000,
+                        spacing: str = "leading", steps_offset: int = 0) -> Tensor:
+    """The decreasing integer timesteps (LongTensor) diffusers' set_timesteps produces."""
+    n, T = int(num_inference_steps), int(num_train_timesteps)
+    if n != num_inference_steps or not 1 <= n <= T:
+        raise ValueError(f"num_inference_steps must be an integer in [1, {T}], "
+                         f"got {num_inference_steps!r}")
+    if spacing == "linspace":
+        ts = np.linspace(0, T - 1, n).round()[::-1].copy().astype(np.int64)
+    elif spacing == "leading":
+        ts = (np.arange(0, n) * (T // n)).round()[::-1].copy().astype(np.int64) + steps_offset
+    elif spacing == "trailing":
+        ts = np.round(np.arange(T, 0, -T / n)).astype(np.int64) - 1
+    else:
+        raise ValueError(f"unknown timestep spacing {spacing!r}: choose one of {SPACINGS}")
+    return torch.from_numpy(ts)
+
+
+def diffusers_steps(num_inference_steps: int, *, scheduler: str = "ddim",
+                    num_train_timesteps: int = 1000, spacing: str = "leading",
+                    set_alpha_to_one: bool = True, steps_offset: int = 0) -> Tensor:
+    """(K, 2) float64 clock steps (t_from, t_to) reproducing diffusers' sampling loop.
+
+    Timestep k is t = 1 - (k + 1) / T; "alpha = 1" (k = -1) is t = 1 and abar_0 is 1 - 1/T.
+    ``scheduler`` "ddpm": k_i -> k_{i+1}, last -> t = 1 (DDPMScheduler.previous_timestep).
+    ``scheduler`` "ddim": k -> k - T // K, negative -> the final alpha (DDIMScheduler.step).
+    """
+    T = int(num_train_timesteps)
+    ks = diffusers_timesteps(num_inference_steps, T, spacing, steps_offset)
+    ks = ks[ks >= 0]  # diffusers' spurious trailing -1 (see the module docstring)
+    if scheduler == "ddpm":
+        prev = torch.cat([ks[1:], torch.tensor([-1])])
+        final = -1
+    elif scheduler == "ddim":
+        prev = ks - T // int(num_inference_steps)
+        final = -1 if set_alpha_to_one else 0
+    else:
+        raise ValueError(f"unknown scheduler {scheduler!r}: choose 'ddpm' or 'ddim'")
+    prev = torch.where(prev < 0, torch.full_like(prev, final), prev)
+    return torch.stack([ddpm_index_to_time(ks, T), ddpm_index_to_time(prev, T)], dim=1)

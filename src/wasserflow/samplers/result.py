@@ -1,0 +1,88 @@
+"""The sampler result type and the grid / trajectory bookkeeping every sampler shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """Output of a sampler.
+
+    Attributes:
+        x: the final samples, x0's shape.
+        nfe: number of field evaluations, each at one point (x, t) of the whole batch (a
+            velocity-and-score pair from one model call counts once).
+        trajectory: (F, n, ...) frames when ``return_trajectory=True``, else None.
+        times: (F,) float64 clock times of the frames (of the grid, also without trajectory).
+    """
+
+    x: Tensor
+    nfe: int
+    trajectory: Tensor | None
+    times: Tensor
+
+
+def grid_steps(grid: Tensor, *, allow_decreasing: bool = False) -> tuple[Tensor, Tensor]:
+    """(t_from, t_to), each (K,) float64, from a grid.
+
+    ``grid`` is either a 1-D tensor t_0 < t_1 < ... < t_K of clock times in [0, 1] (steps
+    t_k -> t_{k+1}), or a (K, 2) tensor of explicit (t_from, t_to) steps with t_from <= t_to,
+    for schedulers whose steps do not chain (diffusers' DDIM with trailing/linspace spacing,
+    see :func:`~wasserflow.samplers.grids.diffusers_steps`).
+    """
+    if not isinstance(grid, Tensor):
+        grid = torch.as_tensor(grid, dtype=torch.float64)
+    g = grid.detach().to(torch.float64).cpu()
+    if not torch.isfinite(g).all() or (g < 0).any() or (g > 1).any():
+        raise ValueError("grid times must be finite and lie in [0, 1] (t = 0 noise, t = 1 data)")
+    if g.dim() == 1:
+        if g.shape[0] < 2:
+            raise ValueError("a grid needs at least two times (one step)")
+        dt = torch.diff(g)
+        ok = (dt > 0).all() or (allow_decreasing and (dt < 0).all())
+        if not ok:
+            need = "strictly monotone" if allow_decreasing else "strictly increasing"
+            raise ValueError(f"grid times must be {need}; build one with uniform_grid(n_steps)")
+        return g[:-1], g[1:]
+    if g.dim() == 2 and g.shape[1] == 2 and g.shape[0] >= 1:
+        if (g[:, 1] < g[:, 0]).any():
+            raise ValueError("explicit grid steps (t_from, t_to) need t_from <= t_to")
+        return g[:, 0].clone(), g[:, 1].clone()
+    raise ValueError(f"grid must be (K + 1,) times or (K, 2) steps, got shape {tuple(g.shape)}")
+
+
+def check_start(x0: Tensor) -> Tensor:
+    if not isinstance(x0, Tensor) or x0.dim() < 1 or x0.shape[0] == 0:
+        raise ValueError("x0 must be a non-empty tensor of shape (n, ...)")
+    if not torch.is_floating_point(x0):
+        raise ValueError("x0 must be a floating-point tensor")
+    return x0
+
+
+class Recorder:
+    """Collects frames (when asked) and their times, then builds the SampleResult."""
+
+    def __init__(self, x: Tensor, t: float, keep: bool) -> None:
+        self.keep = keep
+        self.frames = [x.detach().clone()] if keep else []
+        self.times = [float(t)]
+        self.nfe = 0
+
+    def add(self, x: Tensor, t: float) -> None:
+        if self.keep:
+            self.frames.append(x.detach().clone())
+        self.times.append(float(t))
+
+    def result(self, x: Tensor) -> SampleResult:
+        traj = torch.stack(self.frames) if self.keep else None
+        return SampleResult(x=x, nfe=self.nfe, trajectory=traj,
+                            times=torch.tensor(self.times, dtype=torch.float64))
+
+
+def gaussian_noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    """z ~ N(0, I) of x's shape, dtype and device, drawn from ``generator``."""
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
