@@ -20,3 +20,8 @@ __all__ = [
     "load_weights",
     "train",
 ]
+
+from .runs import RunSample, TrainedRun, load_run, make_config, train_run  # noqa: E402
+from .sampling import sampling_plan  # noqa: E402
+
+__all__ += ["RunSample", "TrainedRun", "load_run", "make_config", "sampling_plan", "train_run"]

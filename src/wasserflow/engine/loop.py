@@ -24,8 +24,9 @@ from .._atomic import write_text
 from . import checkpoint as ckpt
 from .ema import EMA
 
-LossFn = Callable[[nn.Module, Tensor, torch.Generator], Tensor]
-"""(model, data batch, generator) -> per-sample losses (B,)."""
+LossFn = Callable[[nn.Module, Tensor, torch.Generator, int], Tensor]
+"""(model, data batch, generator, step) -> per-sample losses (B,); the step lets an objective
+change phase (Energy Matching's warm-up) without hidden state."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -122,7 +123,7 @@ def train(
         for group in opt.param_groups:
             group["lr"] = lr
         batch = sample_data(cfg.batch_size, gen)
-        loss = loss_fn(model, batch, gen).mean()
+        loss = loss_fn(model, batch, gen, step).mean()
         value = float(loss.detach())
         if not math.isfinite(value):
             where = (

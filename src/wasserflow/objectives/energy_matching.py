@@ -1,0 +1,96 @@
+"""Energy Matching (Balcerak et al. 2025, arXiv:2504.10612): one time-independent potential E(x).
+
+The field is v(x) = -grad E(x). Training has two phases:
+
+1. warm-up (``step < warmup_steps``): flow matching with OT coupling on the linear path,
+   loss_OT = |-grad E(x_t) - (x1 - x0)|^2 (the field is curl-free by construction);
+2. main: loss_OT, optionally weighted by w(t) = 1 for t < tau*, decaying linearly to 0 at t = 1,
+   plus lambda_CD times the contrastive-divergence term E(x_data) - E(x_neg). Negatives start
+   half at data points (clock t = 1) and half at noise (t = 0) and follow
+   x <- x - dt grad E(x) + sqrt(2 eps(t) dt) xi over ``negative_steps`` steps, with the clock
+   advancing from its start to 1 and the temperature eps(t) = 0 for t < tau*, rising linearly
+   to eps_max at t = 1 and staying there; negatives carry no gradient.
+
+Near the data the potential so becomes a Boltzmann energy, rho_eq ∝ exp(-E / eps_max); far from
+it samples travel on OT-like straight paths. Sampling: gradient descent on E, then Langevin at
+temperature eps_max (samplers.energy_langevin).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..paths import AffinePath, LinearSchedule, get_coupling
+
+
+def temperature(t: Tensor, tau_star: float, eps_max: float) -> Tensor:
+    """eps(t): 0 for t < tau*, eps_max (t - tau*) / (1 - tau*) on [tau*, 1), eps_max for t >= 1."""
+    ramp = eps_max * (t - tau_star) / (1.0 - tau_star)
+    return torch.where(t < tau_star, torch.zeros_like(t), torch.where(t >= 1.0, torch.full_like(t, eps_max), ramp))
+
+
+def flow_weight(t: Tensor, tau_star: float) -> Tensor:
+    """w(t) = 1 for t < tau*, 1 - (t - tau*) / (1 - tau*) after (phase 2's optional weighting)."""
+    return torch.where(t < tau_star, torch.ones_like(t), (1.0 - (t - tau_star) / (1.0 - tau_star)).clamp_min(0.0))
+
+
+@dataclass(frozen=True)
+class EnergyMatching:
+    """The two-phase Energy Matching objective for a ``models.PotentialField`` model.
+
+    The model is called as model(x, t) -> -grad E(x) and exposes ``model.energy(x)``.
+    """
+
+    warmup_steps: int = 1000
+    tau_star: float = 0.9
+    eps_max: float = 0.01
+    cd_weight: float = 1e-3
+    negative_steps: int = 100
+    negative_dt: float = 0.01
+    weight_flow: bool = True
+
+    def __post_init__(self):
+        if not 0.0 < self.tau_star < 1.0:
+            raise ValueError("tau_star must lie in (0, 1)")
+        if self.eps_max < 0 or self.cd_weight < 0 or self.negative_steps < 1 or self.negative_dt <= 0:
+            raise ValueError("need eps_max >= 0, cd_weight >= 0, negative_steps >= 1, negative_dt > 0")
+
+    @property
+    def path(self) -> AffinePath:
+        return AffinePath(LinearSchedule())
+
+    def negatives(self, model: nn.Module, x_data: Tensor, x_noise: Tensor, generator) -> Tensor:
+        """Contrastive negatives: Langevin on E from data (clock 1) and from noise (clock 0)."""
+        x = torch.cat([x_data, x_noise]).detach()
+        t0 = torch.cat([torch.ones(len(x_data)), torch.zeros(len(x_noise))]).to(x.dtype)
+        for k in range(self.negative_steps):
+            t = t0 + (1.0 - t0) * (k + 1) / self.negative_steps
+            eps = temperature(t, self.tau_star, self.eps_max).reshape(-1, *([1] * (x.dim() - 1)))
+            with torch.enable_grad():
+                xg = x.detach().requires_grad_(True)
+                grad = torch.autograd.grad(model.energy(xg).sum(), xg)[0]
+            xi = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+            x = (x - self.negative_dt * grad + torch.sqrt(2.0 * eps * self.negative_dt) * xi).detach()
+        return x
+
+    def loss(self, model: nn.Module, x1: Tensor, generator: torch.Generator, step: int = 0) -> Tensor:
+        """Per-sample losses (B,): flow term, plus the CD term after the warm-up."""
+        x0 = torch.randn(x1.shape, generator=generator, dtype=x1.dtype)
+        c = get_coupling("ot")(x0, x1, generator)
+        t = torch.rand(x1.shape[0], generator=generator, dtype=x1.dtype)
+        s = self.path.sample(c.x0, c.x1, t)
+        per = ((model(s.xt, t) - s.ut) ** 2).reshape(x1.shape[0], -1).sum(1)
+        if step < self.warmup_steps:
+            return per
+        if self.weight_flow:
+            per = per * flow_weight(t, self.tau_star)
+        half = x1.shape[0] // 2
+        noise = torch.randn((x1.shape[0] - half, *x1.shape[1:]), generator=generator, dtype=x1.dtype)
+        neg = self.negatives(model, x1[:half], noise, generator)
+        cd = model.energy(x1) - model.energy(neg)
+        return per + self.cd_weight * cd
+
+    __call__ = loss

@@ -1,0 +1,123 @@
+"""The model families of ``wasserflow train``, each a JSON recipe: path, prediction, coupling,
+time distribution, weighting and default sampler. The recipe is stored in the checkpoint, so the
+sampler is always rebuilt from the same settings the model was trained with.
+
+| method | path (schedule) | network predicts | coupling | times | default sampler |
+|---|---|---|---|---|---|
+| ddpm | DDPM discrete linear, T = 1000 | epsilon | independent | DDPM steps | ddim (eta 0) |
+| ncsn | VE, L = 10 geometric levels | epsilon (= -sigma score) | independent | levels | annealed_langevin |
+| sde-vp | VP (beta 0.1..20) | epsilon | independent | U[0, 1 - 1e-3] | euler_maruyama |
+| sde-ve | VE (sigma_max from data) | epsilon | independent | U[0, 1] | predictor_corrector |
+| icfm | linear | velocity | independent | U[0, 1] | euler |
+| otcfm | linear | velocity | exact OT (minibatch) | U[0, 1] | euler |
+| sbcfm | linear + Brownian bridge sigma | velocity | entropic OT, reg 2 sigma^2 | U[1e-3, 1 - 1e-3] | euler |
+| rectified-flow | linear, then reflow on its own pairs | velocity | independent, then pairs | U[0, 1] | euler |
+| energy-matching | linear, field -grad E | velocity | exact OT | U[0, 1] | energy_langevin |
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from ..paths import AffinePath, get_schedule
+from .energy_matching import EnergyMatching
+from .regression import PAIRS, PathRegression
+from .times import TimeDistribution
+
+_BASE: dict[str, dict[str, Any]] = {
+    "ddpm": {
+        "schedule": {"name": "ddpm", "num_train_timesteps": 1000, "kind": "linear"},
+        "prediction": "epsilon", "coupling": "independent",
+        "times": {"kind": "ddpm", "levels": 1000},
+        "sampler": {"name": "ddim", "options": {"eta": 0.0}},
+    },
+    "ncsn": {
+        "schedule": {"name": "ve", "sigma_min": 0.01, "sigma_max": None},
+        "prediction": "epsilon", "coupling": "independent",
+        "times": {"kind": "levels", "levels": 10},
+        "sampler": {"name": "annealed_langevin", "options": {"step_lr": 2e-5}},
+    },
+    "sde-vp": {
+        "schedule": {"name": "vp", "beta_min": 0.1, "beta_max": 20.0},
+        "prediction": "epsilon", "coupling": "independent",
+        "times": {"kind": "uniform", "t_min": 0.0, "t_max": 1.0 - 1e-3},
+        "sampler": {"name": "euler_maruyama", "options": {}},
+    },
+    "sde-ve": {
+        "schedule": {"name": "ve", "sigma_min": 0.01, "sigma_max": None},
+        "prediction": "epsilon", "coupling": "independent",
+        "times": {"kind": "uniform", "t_min": 0.0, "t_max": 1.0},
+        "sampler": {"name": "predictor_corrector", "options": {"snr": 0.16}},
+    },
+    "icfm": {
+        "schedule": {"name": "linear"}, "prediction": "velocity", "coupling": "independent",
+        "times": {"kind": "uniform"}, "sampler": {"name": "euler", "options": {}},
+    },
+    "otcfm": {
+        "schedule": {"name": "linear"}, "prediction": "velocity", "coupling": "ot",
+        "times": {"kind": "uniform"}, "sampler": {"name": "euler", "options": {}},
+    },
+    "sbcfm": {
+        "schedule": {"name": "linear"}, "prediction": "velocity", "coupling": "entropic",
+        "coupling_sigma": 0.5, "bridge": "brownian", "bridge_sigma": 0.5,
+        "times": {"kind": "uniform", "t_min": 1e-3, "t_max": 1.0 - 1e-3},
+        "sampler": {"name": "euler", "options": {}},
+    },
+    "rectified-flow": {
+        "schedule": {"name": "linear"}, "prediction": "velocity", "coupling": "independent",
+        "times": {"kind": "uniform"}, "sampler": {"name": "euler", "options": {}},
+        "reflow": {"rounds": 1, "pairs": 8192, "nfe": 100},
+    },
+    "energy-matching": {
+        "schedule": {"name": "linear"}, "prediction": "velocity", "coupling": "ot",
+        "times": {"kind": "uniform"},
+        "energy_matching": {"warmup_fraction": 0.7, "tau_star": 0.9, "eps_max": 0.01,
+                            "cd_weight": 1e-3, "negative_steps": 100, "negative_dt": 0.01},
+        "sampler": {"name": "energy_langevin",
+                    "options": {"n_langevin": 50, "step_size": 0.01, "temperature": 0.01}},
+        "model_kind": "energy",
+    },
+}
+
+METHODS = tuple(_BASE)
+
+
+def method_config(name: str, **overrides: Any) -> dict[str, Any]:
+    """The JSON recipe of a method, with top-level keys overridden."""
+    if name not in _BASE:
+        raise ValueError(f"unknown method {name!r}: choose one of {', '.join(METHODS)}")
+    cfg = copy.deepcopy(_BASE[name])
+    cfg["method"] = name
+    cfg.setdefault("model_kind", "mlp")
+    cfg.setdefault("bridge", "constant")
+    cfg.setdefault("bridge_sigma", 0.0)
+    cfg.update(overrides)
+    return cfg
+
+
+def build_path(cfg: dict[str, Any]) -> AffinePath:
+    """The affine path of a recipe (the VE sigma_max must have been set from the data)."""
+    sched = dict(cfg["schedule"])
+    name = sched.pop("name")
+    if name == "ve" and sched.get("sigma_max") is None:
+        raise ValueError("the VE schedule's sigma_max is not set: it is fixed from the data "
+                         "when training starts (paths.ve_sigma_max_from_data)")
+    return AffinePath(get_schedule(name, **sched), bridge_sigma=cfg.get("bridge_sigma", 0.0),
+                      bridge=cfg.get("bridge", "constant"))
+
+
+def build_objective(cfg: dict[str, Any], *, total_steps: int, stage: int = 0):
+    """The training objective of a recipe; ``stage`` > 0 is a reflow stage (pairs coupling)."""
+    if cfg["method"] == "energy-matching":
+        em = dict(cfg["energy_matching"])
+        warm = int(round(em.pop("warmup_fraction") * total_steps))
+        return EnergyMatching(warmup_steps=warm, **em)
+    t = cfg["times"]
+    times = TimeDistribution(kind=t.get("kind", "uniform"), t_min=t.get("t_min", 0.0),
+                             t_max=t.get("t_max", 1.0), levels=t.get("levels", 1000))
+    return PathRegression(
+        path=build_path(cfg), prediction=cfg["prediction"],
+        coupling=PAIRS if stage > 0 else cfg["coupling"], times=times,
+        weighting=cfg.get("weighting", "none"), coupling_sigma=cfg.get("coupling_sigma"),
+    )

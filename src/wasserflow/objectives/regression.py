@@ -1,0 +1,97 @@
+"""Path regression: every diffusion and flow-matching loss is a time distribution, a weighting
+and a target (EDM's view, Karras et al. 2022).
+
+    loss_i = w(t_i) |net(x_t, t_i) - target_i|^2,   x_t = alpha_t x1 + sigma_t x0 (+ bridge),
+
+with (x0, x1) drawn from a coupling of N(0, I) and the data. The target is what the network
+predicts: the noise x0 ("epsilon": DDPM, and NCSN / score-SDE, whose sigma^2-weighted denoising
+score matching |sigma s + eps|^2 is this same loss), the clean data ("x1"), the conditional
+velocity u_t = alpha'_t x1 + sigma'_t x0 ("velocity": I-CFM, OT-CFM, SB-CFM, rectified flow)
+or the conditional score -x0 / sigma_t ("score", weight sigma^2 recommended).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from ..paths import AffinePath, expand_like, get_coupling
+from .times import TimeDistribution
+
+PAIRS = "pairs"
+"""Coupling name for batches that already hold pairs, shape (B, 2, ...): x0 = [:, 0], x1 = [:, 1]
+(reflow: the pairs (noise, model sample) of a trained flow)."""
+
+
+@dataclass(frozen=True)
+class PathRegression:
+    """A regression objective on an affine path.
+
+    Attributes:
+        path: the affine path (schedule and optional bridge noise).
+        prediction: what the network outputs: epsilon, x1, velocity or score.
+        coupling: independent, ot, entropic (needs ``coupling_sigma``) or pairs.
+        times: the time distribution.
+        weighting: "none" or "sigma2" (multiply by sigma_t^2: score matching's lambda).
+        coupling_sigma: bridge sigma of SB-CFM's entropic coupling (reg = 2 sigma^2).
+    """
+
+    path: AffinePath
+    prediction: str = "velocity"
+    coupling: str = "independent"
+    times: TimeDistribution = field(default_factory=TimeDistribution)
+    weighting: str = "none"
+    coupling_sigma: float | None = None
+
+    def __post_init__(self):
+        if self.prediction not in ("epsilon", "x1", "velocity", "score"):
+            raise ValueError(f"prediction {self.prediction!r}: choose epsilon, x1, velocity or score")
+        if self.weighting not in ("none", "sigma2"):
+            raise ValueError(f"weighting {self.weighting!r}: choose none or sigma2")
+        if self.coupling != PAIRS:
+            get_coupling(self.coupling)  # validates the name
+        if self.coupling == "entropic" and not (self.coupling_sigma and self.coupling_sigma > 0):
+            raise ValueError("the entropic coupling needs coupling_sigma > 0 (reg = 2 sigma^2)")
+
+    def pairs(self, batch: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """(x0, x1): the noise and data of each sample, coupled."""
+        if self.coupling == PAIRS:
+            if batch.dim() < 3 or batch.shape[1] != 2:
+                raise ValueError("a 'pairs' objective needs batches of shape (B, 2, ...)")
+            return batch[:, 0], batch[:, 1]
+        x1 = batch
+        x0 = torch.randn(x1.shape, generator=generator, dtype=x1.dtype)
+        if self.coupling == "independent":
+            return x0, x1
+        if self.coupling == "entropic":
+            c = get_coupling("entropic")(x0, x1, generator, sigma=self.coupling_sigma)
+        else:
+            c = get_coupling(self.coupling)(x0, x1, generator)
+        return c.x0, c.x1
+
+    def loss(self, model: nn.Module, batch: Tensor, generator: torch.Generator, step: int = 0) -> Tensor:
+        """Per-sample losses (B,) for a data batch (or a batch of pairs)."""
+        x0, x1 = self.pairs(batch, generator)
+        t = self.times.sample(x1.shape[0], generator, dtype=x1.dtype)
+        noise = None
+        if self.path.bridge_sigma > 0:
+            noise = torch.randn(x1.shape, generator=generator, dtype=x1.dtype)
+        s = self.path.sample(x0, x1, t, noise=noise)
+        c = self.path.coefficients(t)
+        if self.prediction == "velocity":
+            target = s.ut
+        elif self.prediction == "epsilon":
+            target = x0
+        elif self.prediction == "x1":
+            target = x1
+        else:
+            target = -x0 / expand_like(c.sigma, x0)
+        out = model(s.xt, t)
+        per = ((out - target) ** 2).reshape(x1.shape[0], -1).sum(1)
+        if self.weighting == "sigma2":
+            per = per * c.sigma.to(per.dtype) ** 2
+        return per
+
+    __call__ = loss

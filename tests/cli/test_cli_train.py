@@ -1,0 +1,85 @@
+"""``wasserflow train / sample / evaluate`` end to end on a tiny run, and their errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from wasserflow.cli import main
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return e.value.code or 0, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "icfm"
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--method", "icfm", "--data", "moons", "--steps", "60", "--out", str(out),
+              "--width", "32", "--depth", "2", "--batch-size", "64"])
+        raise SystemExit(0)
+    assert (e.value.code or 0) == 0
+    return out
+
+
+def test_train_writes_config_and_checkpoint(trained):
+    cfg = json.loads((trained / "config.json").read_text())
+    assert cfg["method"]["method"] == "icfm" and cfg["method"]["schedule"]["name"] == "linear"
+    assert cfg["data"]["spec"] == "moons" and cfg["train"]["steps"] == 60
+    assert (trained / "checkpoint.safetensors").is_file()
+    assert len((trained / "metrics.jsonl").read_text().splitlines()) >= 1
+
+
+def test_retrain_into_same_folder_needs_resume(trained, capsys):
+    code, _, err = run(["train", "--method", "icfm", "--data", "moons", "--steps", "60",
+                        "--out", str(trained)], capsys)
+    assert code == 2 and "--resume" in err
+    code, out, _ = run(["train", "--method", "icfm", "--data", "moons", "--out", str(trained),
+                        "--resume"], capsys)
+    assert code == 0
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".csv", ".pt"])
+def test_sample_writes_file(trained, capsys, tmp_path, suffix):
+    out = tmp_path / f"s{suffix}"
+    code, _, _ = run(["sample", str(trained), "--nfe", "4", "--n", "50", "--out", str(out)], capsys)
+    assert code == 0
+    from wasserflow.data import load_points
+
+    assert tuple(load_points(out).shape) == (50, 2)
+
+
+def test_sampler_mismatch_is_an_error(trained, capsys, tmp_path):
+    code, _, err = run(["sample", str(trained), "--sampler", "energy_langevin", "--n", "5",
+                        "--out", str(tmp_path / "x.npy")], capsys)
+    assert code == 2 and "energy model" in err
+
+
+def test_evaluate_json(trained, capsys):
+    code, out, _ = run(["evaluate", str(trained), "--nfe", "1,4", "--n", "200", "--json"], capsys)
+    assert code == 0
+    res = json.loads(out)
+    assert [r["nfe"] for r in res["results"]] == [1, 4]
+    for r in res["results"]:
+        assert np.isfinite(r["w2"]) and r["w2"] > 0
+        assert r["geodesic_gap"] >= -1e-9  # action >= W2^2 of its own endpoints
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["train", "--method", "nope", "--data", "moons", "--out", "X"], "unknown method"),
+        (["train", "--method", "icfm", "--data", "nosuchset", "--out", "X"], "nosuchset"),
+        (["evaluate", "/nonexistent/run"], "not a wasserflow run"),
+        (["evaluate", ".", "--nfe", "1,x"], "--nfe"),
+    ],
+)
+def test_bad_input(argv, needle, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(argv, capsys)
+    assert code == 2 and needle in err, err
