@@ -42,6 +42,7 @@ def make_config(
     width: int = 128,
     depth: int = 3,
     activation: str = "silu",
+    time_embedding: str | None = None,
     scale: str = "none",
     ema_decay: float = 0.999,
     warmup: int = 100,
@@ -59,6 +60,8 @@ def make_config(
     kind = recipe.get("model_kind", "mlp")
     model = {"kind": kind, "shape": list(source.shape), "width": width, "depth": depth,
              "activation": activation}
+    if time_embedding is not None:
+        model["time_embedding"] = time_embedding
     if kind == "energy":
         model["time_embedding"] = "none"
     return {"version": 1, "method": recipe, "model": model,
@@ -205,20 +208,28 @@ class TrainedRun:
         """n samples with ``sampler`` (default: the method's) at about ``nfe`` evaluations."""
         name = sampler or self.recipe["sampler"]["name"]
         spec = get_sampler(name)
-        grid, opts = sampling_plan(self.recipe, name, nfe)
-        opts.update(options or {})
+        plan = sampling_plan(self.recipe, name, nfe)
+        opts = {**plan.options, **(options or {})}
         x0 = self.path.sample_reference((n, *self.shape), generator, dtype=torch.float64)
+        field = self.field()
         with torch.no_grad():  # an energy model takes its gradient under enable_grad itself
-            res: SampleResult = spec(self.field(), x0, grid, generator=generator,
+            res: SampleResult = spec(field, x0, plan.grid, generator=generator,
                                      return_trajectory=return_trajectory, **opts)
-        x, traj = res.x, res.trajectory
+            x, traj, used = res.x, res.trajectory, res.nfe
+            if plan.denoise_at is not None:
+                x = field.x1_and_epsilon(x, torch.full((n,), plan.denoise_at, dtype=x.dtype))[0]
+                used += 1
+                if traj is not None and res.times is not None:
+                    traj = torch.cat([traj, x[None]])
+                    res = SampleResult(x=x, nfe=used, trajectory=traj, times=torch.cat(
+                        [res.times, torch.ones(1, dtype=res.times.dtype)]))
         if data_space:
             x = self.scaler.inverse(x)
             if traj is not None:
                 traj = self.scaler.inverse(traj.reshape(-1, *self.shape)).reshape(traj.shape)
-        return RunSample(x=x.detach(), start=x0, nfe=res.nfe,
+        return RunSample(x=x.detach(), start=x0, nfe=used,
                          trajectory=None if traj is None else traj.detach(),
-                         times=res.times, sampler=name)
+                         times=res.times if traj is not None else None, sampler=name)
 
 
 def load_run(out: str | Path) -> TrainedRun:

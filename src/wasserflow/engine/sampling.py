@@ -6,6 +6,7 @@ steps); adaptive dopri5 ignores it and reports what it used.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -44,8 +45,28 @@ def check_compatible(recipe: dict, sampler: str) -> None:
             "dopri5)" + (" or energy_langevin" if is_energy else ""))
 
 
-def sampling_plan(recipe: dict, sampler: str, nfe: int | None) -> tuple[Tensor, dict[str, Any]]:
-    """(grid, options) for ``sampler`` on the recipe's path with about ``nfe`` evaluations."""
+@dataclass(frozen=True)
+class SamplingPlan:
+    """The grid and options of one sampler call, and where to finish with the posterior mean.
+
+    ``denoise_at``: paths whose training times stop short of t = 1 (VP: sigma -> 0 makes the
+    epsilon-to-velocity conversion blow up as sigma' ~ 1 / sqrt(1 - t)) are integrated up to
+    that time and finished with one evaluation of E[x1 | x_t] (Tweedie), as score-SDE does.
+    """
+
+    grid: Tensor
+    options: dict[str, Any] = field(default_factory=dict)
+    denoise_at: float | None = None
+
+
+def sampling_plan(recipe: dict, sampler: str, nfe: int | None) -> SamplingPlan:
+    """The plan for ``sampler`` on the recipe's path with about ``nfe`` evaluations."""
+    grid, options = _grid_and_options(recipe, sampler, nfe)
+    end = float(grid.reshape(-1)[-1])
+    return SamplingPlan(grid, options, end if end < 1.0 and _t_end(recipe) < 1.0 else None)
+
+
+def _grid_and_options(recipe: dict, sampler: str, nfe: int | None) -> tuple[Tensor, dict[str, Any]]:
     if nfe is not None and (int(nfe) != nfe or nfe < 1):
         raise ValueError(f"nfe must be a positive integer, got {nfe!r}")
     check_compatible(recipe, sampler)
@@ -54,8 +75,9 @@ def sampling_plan(recipe: dict, sampler: str, nfe: int | None) -> tuple[Tensor, 
     if recipe["sampler"]["name"] == sampler:
         opts.update(recipe["sampler"].get("options", {}))
     sched = recipe["schedule"]["name"]
+    end = _t_end(recipe)
     if sampler == "dopri5":
-        return uniform_grid(1), {"atol": 1e-5, "rtol": 1e-5, **opts}
+        return uniform_grid(1, 0.0, end), {"atol": 1e-5, "rtol": 1e-5, **opts}
     budget = DEFAULT_NFE if nfe is None else int(nfe)
     if sampler in ("ddim", "ddpm"):
         if sched == "ddpm":
@@ -63,7 +85,7 @@ def sampling_plan(recipe: dict, sampler: str, nfe: int | None) -> tuple[Tensor, 
             grid = diffusers_steps(min(budget, T), scheduler=sampler, num_train_timesteps=T,
                                    spacing="trailing", set_alpha_to_one=True)
             return grid, opts
-        return uniform_grid(budget, 0.0, 1.0), opts
+        return uniform_grid(budget, 0.0, end), opts
     if sampler == "annealed_langevin":
         levels = recipe["times"].get("levels", 10) if recipe["times"]["kind"] == "levels" else 10
         grid = torch.linspace(0.0, 1.0, levels, dtype=torch.float64)
@@ -75,8 +97,8 @@ def sampling_plan(recipe: dict, sampler: str, nfe: int | None) -> tuple[Tensor, 
         return uniform_grid(max(1, budget - n_lang)), opts
     if sampler == "predictor_corrector":
         per = 1 + opts.get("n_corrector", 1)
-        return uniform_grid(max(1, budget // per), 0.0, _t_end(recipe)), opts
+        return uniform_grid(max(1, budget // per), 0.0, end), opts
     if sampler == "euler_maruyama":
-        return uniform_grid(budget, 0.0, _t_end(recipe)), opts
+        return uniform_grid(budget, 0.0, end), opts
     per = spec.nfe_per_step or 1
-    return uniform_grid(max(1, budget // per), 0.0, 1.0), opts
+    return uniform_grid(max(1, budget // per), 0.0, end), opts

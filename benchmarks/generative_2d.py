@@ -1,0 +1,208 @@
+"""wasserflow beside TorchCFM and diffusers on 2-D moons: W2 to fresh data versus NFE.
+
+Protocol (shared/reference/BASELINES.md): N(0, I) -> moons (TorchCFM's law with i.i.d. angles,
+``wasserflow.data.moons``), the same data sampler for every library; TorchCFM's 2-D net (MLP
+3 x 64 SELU, time as a third input), batch 256, Adam 1e-3; W2 (exact OT, float64) between 2,000
+generated points (from 2,000 fixed noise points) and 2,000 fresh data points; Euler with k equal
+steps = k NFE; dopri5 (atol = rtol = 1e-5) with its evaluations counted. diffusers' DDPM
+(epsilon, linear betas, clip_sample=False) is sampled with DDIM (eta 0, leading spacing, its
+default). wasserflow trains with its own engine (EMA 0.999, warm-up, cosine decay, grad clip).
+
+    .venv/bin/python benchmarks/generative_2d.py --steps 20000 --seeds 0,1,2     # full protocol
+    .venv/bin/python benchmarks/generative_2d.py --quick                          # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import torch
+from torchdiffeq import odeint
+
+from wasserflow.data import moons
+from wasserflow.engine import load_run, make_config, train_run
+from wasserflow.geometry import exact_ot
+
+NFES = [1, 2, 4, 8, 16, 32, 100]
+
+
+def w2_to_fresh(x, seed):
+    y = moons(x.shape[0], torch.Generator().manual_seed(10_000 + seed), dtype=torch.float64)
+    return exact_ot(x.double(), y).w2
+
+
+def torchcfm_run(kind, steps, seed, n_eval):
+    from torchcfm.conditional_flow_matching import (
+        ConditionalFlowMatcher,
+        ExactOptimalTransportConditionalFlowMatcher,
+    )
+    from torchcfm.models import MLP
+
+    torch.manual_seed(seed)  # TorchCFM draws t and pairs from the global RNG
+    net = MLP(dim=2, w=64, time_varying=True)
+    fm = (
+        ConditionalFlowMatcher(0.0)
+        if kind == "icfm"
+        else ExactOptimalTransportConditionalFlowMatcher(0.0)
+    )
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    g = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        x1 = moons(256, g)
+        x0 = torch.randn(256, 2, generator=g)
+        t, xt, ut = fm.sample_location_and_conditional_flow(x0, x1)
+        loss = ((net(torch.cat([xt, t[:, None]], 1)) - ut) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    secs = time.perf_counter() - t0
+
+    def v(t, x):
+        return net(torch.cat([x, t.expand(x.shape[0], 1)], 1))
+
+    z = torch.randn(n_eval, 2, generator=torch.Generator().manual_seed(seed + 1))
+    row = {}
+    with torch.no_grad():
+        for k in NFES:
+            x = z.clone()
+            for i in range(k):
+                x = x + v(torch.tensor(i / k), x) / k
+            row[k] = w2_to_fresh(x, seed)
+        count = [0]
+
+        def counted(t, x):
+            count[0] += 1
+            return v(t.reshape(1, 1), x)
+
+        x = odeint(counted, z, torch.tensor([0.0, 1.0]), atol=1e-5, rtol=1e-5, method="dopri5")[-1]
+        row["dopri5"] = (w2_to_fresh(x, seed), count[0])
+    return row, secs / steps * 1000
+
+
+def diffusers_ddpm(steps, seed, n_eval):
+    from diffusers import DDIMScheduler, DDPMScheduler
+    from torchcfm.models import MLP
+
+    torch.manual_seed(seed)
+    net = MLP(dim=2, w=64, time_varying=True)
+    sched = DDPMScheduler(
+        1000,
+        beta_schedule="linear",
+        beta_start=1e-4,
+        beta_end=0.02,
+        prediction_type="epsilon",
+        clip_sample=False,
+    )
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    g = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        x1 = moons(256, g)
+        noise = torch.randn(256, 2, generator=g)
+        k = torch.randint(0, 1000, (256,), generator=g)
+        xt = sched.add_noise(x1, noise, k)
+        loss = ((net(torch.cat([xt, k[:, None] / 1000], 1)) - noise) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    secs = time.perf_counter() - t0
+    ddim = DDIMScheduler.from_config(sched.config)
+    z = torch.randn(n_eval, 2, generator=torch.Generator().manual_seed(seed + 1))
+    row = {}
+    with torch.no_grad():
+        for n in NFES:
+            ddim.set_timesteps(n)
+            x = z.clone()
+            for k in ddim.timesteps:
+                eps = net(torch.cat([x, torch.full((n_eval, 1), float(k) / 1000)], 1))
+                x = ddim.step(eps, k, x).prev_sample
+            row[n] = w2_to_fresh(x, seed)
+    return row, secs / steps * 1000
+
+
+def wasserflow_run(method, steps, seed, n_eval, sampler=None):
+    cfg = make_config(
+        method,
+        "moons",
+        steps=steps,
+        batch_size=256,
+        lr=1e-3,
+        seed=seed,
+        width=64,
+        depth=3,
+        activation="selu",
+        time_embedding="linear",
+    )
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        train_run(cfg, d)
+        secs = time.perf_counter() - t0
+        run = load_run(d)
+        row = {}
+        for k in NFES:
+            out = run.sample(
+                n_eval, sampler=sampler, nfe=k, generator=torch.Generator().manual_seed(seed + 1)
+            )
+            row[k] = w2_to_fresh(out.x, seed)
+        if sampler is None or sampler in ("euler", "heun"):
+            out = run.sample(
+                n_eval, sampler="dopri5", generator=torch.Generator().manual_seed(seed + 1)
+            )
+            row["dopri5"] = (w2_to_fresh(out.x, seed), out.nfe)
+    return row, secs / steps * 1000
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=int, default=20_000)
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--quick", action="store_true", help="300 steps, one seed, 500 points")
+    p.add_argument("--only", default="", help="comma-separated subset of the rows' keys")
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    steps, seeds, n = (
+        (300, [0], 500) if a.quick else (a.steps, [int(s) for s in a.seeds.split(",")], a.n)
+    )
+    jobs = {
+        "torchcfm-icfm": lambda s: torchcfm_run("icfm", steps, s, n),
+        "torchcfm-otcfm": lambda s: torchcfm_run("otcfm", steps, s, n),
+        "diffusers-ddpm-ddim": lambda s: diffusers_ddpm(steps, s, n),
+        "wasserflow-icfm": lambda s: wasserflow_run("icfm", steps, s, n),
+        "wasserflow-otcfm": lambda s: wasserflow_run("otcfm", steps, s, n),
+        "wasserflow-ddpm-ddim": lambda s: wasserflow_run("ddpm", steps, s, n, "ddim"),
+        "wasserflow-sdevp-heun": lambda s: wasserflow_run("sde-vp", steps, s, n, "heun"),
+    }
+    only = [k for k in a.only.split(",") if k]
+    floor = statistics.mean(
+        exact_ot(
+            moons(n, torch.Generator().manual_seed(s), dtype=torch.float64),
+            moons(n, torch.Generator().manual_seed(100 + s), dtype=torch.float64),
+        ).w2
+        for s in range(5)
+    )
+    print(
+        f"# moons, N(0,I) source, {steps} steps, seeds {seeds}, {n} points; noise floor {floor:.3f}"
+    )
+    print("| model | " + " | ".join(map(str, NFES)) + " | dopri5 (NFE) | ms / step |")
+    print("|---" * (len(NFES) + 3) + "|")
+    for name, job in jobs.items():
+        if only and name not in only:
+            continue
+        rows, ms = zip(*(job(s) for s in seeds))
+        cells = [f"{statistics.mean(r[k] for r in rows):.3f}" for k in NFES]
+        if "dopri5" in rows[0]:
+            w = statistics.mean(r["dopri5"][0] for r in rows)
+            e = statistics.mean(r["dopri5"][1] for r in rows)
+            cells.append(f"{w:.3f} ({e:.0f})")
+        else:
+            cells.append("-")
+        print(f"| {name} | " + " | ".join(cells) + f" | {statistics.median(ms):.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
