@@ -15,6 +15,8 @@ This package imports no other wasserflow package.
   :func:`knn_entropy`, :func:`particle_free_energy`, grid free energy and Fisher information.
 * Fokker-Planck: :class:`OrnsteinUhlenbeck` (closed form), :func:`ula`, :func:`mala`,
   :func:`solve_fokker_planck_grid` (Scharfetter-Gummel finite volumes).
+* JKO: :func:`gaussian_jko` (closed form, any N(b, Sigma) target), :func:`jko_grid` (entropic,
+  Peyre 2015), :func:`jko_particles` (mesh-free gradient maps with exact log-determinants).
 """
 
 from .entropic import sinkhorn, sinkhorn_divergence
@@ -42,6 +44,9 @@ from .gaussian import (
     gaussian_w2_squared,
 )
 from .interpolation import WeightedCloud, displacement_interpolation
+from .jko import JKOResult, gaussian_jko, gaussian_jko_step, ou_gaussian, symmetric_gaussian_kl
+from .jko_grid import jko_grid
+from .jko_particles import ParticleJKOResult, jko_particles
 from .minibatch import minibatch_ot, minibatch_ot_permutation
 from .mixture import GaussianMixture
 from .one_dim import sliced_w2, w2_1d
@@ -56,7 +61,8 @@ from .results import AffineMap, Gaussian, OTResult, PathGeometry
 from .trajectory import trajectory_action, trajectory_geometry
 
 __all__ = [
-    "AffineMap", "FreeEnergy", "Gaussian", "GaussianMixture", "OTResult", "OrnsteinUhlenbeck",
+    "AffineMap", "FreeEnergy", "JKOResult", "ParticleJKOResult", "gaussian_jko",
+    "gaussian_jko_step", "jko_grid", "jko_particles", "ou_gaussian", "symmetric_gaussian_kl", "Gaussian", "GaussianMixture", "OTResult", "OrnsteinUhlenbeck",
     "PathGeometry", "Potential", "WeightedCloud", "bures_squared", "displacement_interpolation",
     "empirical_gaussian", "euler_maruyama", "exact_ot", "function_potential", "gaussian_entropy",
     "gaussian_fisher_information", "gaussian_free_energy", "gaussian_geodesic", "gaussian_kl",
