@@ -24,7 +24,10 @@ LAYER = {
     "experiments": 4,
     "cli": 4,
 }
-SAME_LAYER_OK = {("objectives", "samplers")}  # Energy Matching draws its negatives by Langevin
+SAME_LAYER_OK = {
+    ("objectives", "samplers"),  # Energy Matching may draw its negatives with a sampler
+    ("cli", "experiments"),  # the command line is the front of the experiments
+}
 
 
 def wasserflow_imports(path: Path, root: Path = SRC) -> set[str]:
