@@ -23,7 +23,7 @@ class UsageError(ValueError):
 
 
 def _register() -> None:
-    from . import demo, flow, ot, train  # noqa: F401  (commands register themselves on import)
+    from . import demo, flow, ot, reproduce, train  # noqa: F401  (commands register themselves on import)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,121 @@
+"""Profiles and the resolved configuration of ``wasserflow reproduce``.
+
+A profile fixes every size (training steps, widths, sample counts, grids); the resolved config
+(profile values plus --methods, --data, --seed) is stored as ``config.json`` in the run folder
+and a rerun into the same folder must resolve to the same config, so finished experiments can
+be reused without mixing numbers from different settings.
+
+| profile | training steps | width x depth | samples (W2) | meant for |
+|---|---|---|---|---|
+| test | 300 | 48 x 3 | 300 | the test suite (< 60 s) |
+| quick | 400 | 64 x 2 | 500 | a first look (< 3 min on 2 CPU cores) |
+| default | 3000 | 128 x 3 | 1000 | the report (< 15 min on 2 CPU cores) |
+| full | 20000 | 256 x 4 | 4000 | a GPU |
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from ..objectives import METHODS
+
+EXPERIMENTS = ("paths", "learned", "steps", "free-energy", "denoise-jko")
+"""Experiment names in run order (``steps`` reads ``learned``'s numbers)."""
+
+NFES = (1, 2, 4, 8, 16, 32, 100)
+
+_PROFILES: dict[str, dict[str, Any]] = {
+    "test": {
+        "paths": {"n": 300, "n_steps": 40, "n_times": 6},
+        "learned": {"data": ["moons"], "steps": 300, "warmup": 20, "width": 48, "depth": 3,
+                    "batch_size": 128,
+                    "lr": 2e-3, "n_eval": 300, "nfes": [1, 4, 16, 100], "adaptive": False,
+                    "reflow_pairs": 1024, "reflow_nfe": 20, "n_traj": 16,
+                    "em_negative_steps": 10},
+        "free-energy": {"mixture": "gmm2d", "n": 1000, "tau_max": 2.0, "n_tau": 21,
+                        "h": [0.4, 0.2, 0.1], "jko_t_max": 2.0},
+        "denoise-jko": {"h": [0.4, 0.2, 0.1, 0.05, 0.025], "tau": 0.1},
+    },
+    "quick": {
+        "paths": {"n": 600, "n_steps": 50, "n_times": 11},
+        "learned": {"data": ["moons"], "steps": 400, "warmup": 40, "width": 64, "depth": 2,
+                    "batch_size": 128,
+                    "lr": 2e-3, "n_eval": 500, "nfes": list(NFES), "adaptive": True,
+                    "reflow_pairs": 2048, "reflow_nfe": 40, "n_traj": 32,
+                    "em_negative_steps": 20},
+        "free-energy": {"mixture": "gmm2d", "n": 2000, "tau_max": 3.0, "n_tau": 31,
+                        "h": [0.4, 0.2, 0.1, 0.05], "jko_t_max": 2.0},
+        "denoise-jko": {"h": [0.4, 0.2, 0.1, 0.05, 0.025, 0.0125], "tau": 0.1},
+    },
+    "default": {
+        "paths": {"n": 1000, "n_steps": 100, "n_times": 21},
+        "learned": {"data": ["moons"], "steps": 3000, "warmup": 100, "width": 128, "depth": 3,
+                    "batch_size": 256, "lr": 2e-3, "n_eval": 1000, "nfes": list(NFES),
+                    "adaptive": True, "reflow_pairs": 8192, "reflow_nfe": 100, "n_traj": 48,
+                    "em_negative_steps": 50},
+        "free-energy": {"mixture": "gmm2d", "n": 8000, "tau_max": 3.0, "n_tau": 61,
+                        "h": [0.4, 0.2, 0.1, 0.05, 0.025], "jko_t_max": 2.0},
+        "denoise-jko": {"h": [0.4, 0.2, 0.1, 0.05, 0.025, 0.0125, 0.00625], "tau": 0.1},
+    },
+    "full": {
+        "paths": {"n": 4000, "n_steps": 400, "n_times": 41},
+        "learned": {"data": ["moons", "8gaussians", "checkerboard"], "steps": 20000,
+                    "warmup": 500,
+                    "width": 256, "depth": 4, "batch_size": 512, "lr": 1e-3, "n_eval": 4000,
+                    "nfes": list(NFES), "adaptive": True, "reflow_pairs": 32768,
+                    "reflow_nfe": 100, "n_traj": 64, "em_negative_steps": 100},
+        "free-energy": {"mixture": "gmm2d", "n": 20000, "tau_max": 3.0, "n_tau": 121,
+                        "h": [0.4, 0.2, 0.1, 0.05, 0.025, 0.0125], "jko_t_max": 2.0},
+        "denoise-jko": {"h": [0.4, 0.2, 0.1, 0.05, 0.025, 0.0125, 0.00625, 0.003125],
+                        "tau": 0.1},
+    },
+}
+
+PROFILES = tuple(_PROFILES)
+
+
+def resolve_config(
+    profile: str = "quick",
+    *,
+    methods: list[str] | None = None,
+    data: list[str] | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The full JSON configuration of a reproduce run (everything that changes a number)."""
+    if profile not in _PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
+    cfg = copy.deepcopy(_PROFILES[profile])
+    if methods:
+        bad = [m for m in methods if m not in METHODS]
+        if bad:
+            raise ValueError(f"unknown method(s) {', '.join(bad)}: choose from "
+                             f"{', '.join(METHODS)}")
+        cfg["learned"]["methods"] = list(dict.fromkeys(methods))
+    else:
+        cfg["learned"]["methods"] = list(METHODS)
+    if data:
+        from ..data import make_source
+
+        for d in data:
+            make_source(d)  # raises ValueError naming the data set and the choices
+        cfg["learned"]["data"] = list(dict.fromkeys(data))
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return {"version": 1, "profile": profile, "seed": seed, **cfg}
+
+
+def config_difference(old: dict, new: dict, prefix: str = "") -> str | None:
+    """The first key path where two configs differ ("learned.steps: 400 != 1500"), or None."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in sorted(set(old) | set(new)):
+            if k not in old or k not in new:
+                return f"{prefix}{k}: present in only one of the two configurations"
+            diff = config_difference(old[k], new[k], f"{prefix}{k}.")
+            if diff:
+                return diff
+        return None
+    if json.dumps(old, sort_keys=True) != json.dumps(new, sort_keys=True):
+        return f"{prefix.rstrip('.')}: {old!r} (folder) != {new!r} (now)"
+    return None

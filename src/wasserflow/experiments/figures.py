@@ -1,0 +1,103 @@
+"""Matplotlib (Agg, no display) figures of the reproduce report, written atomically as PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .._atomic import atomic_path
+
+
+def plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as pyplot
+
+    return pyplot
+
+
+def save(fig, folder: Path, name: str, caption: str) -> dict[str, str]:
+    """Save ``fig`` as folder/name.png atomically; return the report's figure record."""
+    path = folder / f"{name}.png"
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt().close(fig)
+    return {"file": f"figures/{path.name}", "caption": caption}
+
+
+def curves(folder: Path, name: str, caption: str, series: list[dict[str, Any]], *,
+           xlabel: str, ylabel: str, logx: bool = False, logy: bool = False,
+           title: str = "") -> dict[str, str]:
+    """One axes of line plots; each series: {"x", "y", "label", optional "style"}."""
+    p = plt()
+    fig, ax = p.subplots(figsize=(6.0, 4.0))
+    for s in series:
+        ys = [float("nan") if v is None else v for v in s["y"]]
+        ax.plot(s["x"], ys, s.get("style", "-o"), label=s["label"], markersize=3, linewidth=1.4)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return save(fig, folder, name, caption)
+
+
+def trajectory_panels(folder: Path, name: str, caption: str, panels: list[dict[str, Any]],
+                      ) -> dict[str, str]:
+    """A grid of panels, each {"title", "data": [[x, y]...], "traj": [frames][particles][2]}:
+    data as grey dots, trajectories as lines from noise (light) to samples (dark)."""
+    p = plt()
+    n = len(panels)
+    cols = min(n, 5)
+    rows = (n + cols - 1) // cols
+    fig, axes = p.subplots(rows, cols, figsize=(2.6 * cols, 2.6 * rows), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    for ax, panel in zip(axes.ravel(), panels):
+        data = panel.get("data") or []
+        if data:
+            ax.scatter([q[0] for q in data], [q[1] for q in data], s=2, c="0.75")
+        traj = panel.get("traj") or []
+        if traj:
+            n_part = len(traj[0])
+            for i in range(n_part):
+                xs = [frame[i][0] for frame in traj]
+                ys = [frame[i][1] for frame in traj]
+                ax.plot(xs, ys, "-", color="tab:blue", linewidth=0.6, alpha=0.7)
+                ax.plot(xs[0], ys[0], ".", color="tab:orange", markersize=2)
+                ax.plot(xs[-1], ys[-1], ".", color="k", markersize=2)
+        ax.set_title(panel["title"], fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        lim = panel.get("lim")
+        if lim:
+            ax.set_xlim(-lim, lim)
+            ax.set_ylim(-lim, lim)
+    return save(fig, folder, name, caption)
+
+
+def heatmap(folder: Path, name: str, caption: str, labels: list[str],
+            values: list[list[float | None]], title: str = "") -> dict[str, str]:
+    """A labelled square matrix (e.g. W2 between methods' samples)."""
+    p = plt()
+    import numpy as np
+
+    m = np.array([[np.nan if v is None else v for v in row] for row in values], dtype=float)
+    fig, ax = p.subplots(figsize=(0.55 * len(labels) + 2.5, 0.55 * len(labels) + 2.0))
+    im = ax.imshow(m, cmap="viridis")
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            if np.isfinite(m[i, j]):
+                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=6, color="w")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return save(fig, folder, name, caption)

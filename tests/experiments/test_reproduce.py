@@ -1,0 +1,158 @@
+"""End to end: ``wasserflow reproduce --profile test`` and the facts its results.json must hold.
+
+References: DESIGN.md section 3 (the I-CFM action 0.429 for s = 1 and 1.858 for s = 2, Bures
+W2), the de Bruijn identity and first-order JKO convergence (Jordan-Kinderlehrer-Otto 1998),
+and the empirical W2 of the reference noise to the data (a model must beat it by far).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from wasserflow.cli.app import main
+from wasserflow.experiments import reproduce, resolve_config, runner
+from wasserflow.experiments.paths_exp import closed_form_action, icfm_action_formula
+from wasserflow.paths import AffinePath, LinearSchedule
+
+METHODS = ["icfm", "otcfm", "sde-vp", "sde-ve"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("reproduce")
+    cfg = resolve_config("test", methods=METHODS, seed=0)
+    reproduce(out, cfg)
+    return out
+
+
+@pytest.fixture(scope="module")
+def results(run_dir):
+    return json.loads((run_dir / "results.json").read_text())["experiments"]
+
+
+def test_run_folder_is_complete(run_dir):
+    for f in ("report.html", "report.md", "results.json", "config.json", "environment.json"):
+        assert (run_dir / f).is_file(), f
+    html = (run_dir / "report.html").read_text()
+    assert "data:image/png;base64," in html
+    assert 'src="http' not in html and "<link" not in html  # self-contained
+    env = json.loads((run_dir / "environment.json").read_text())
+    assert env["status"] == "complete" and env["seed"] == 0 and "torch" in env
+    pngs = list((run_dir / "figures").glob("*.png"))
+    assert len(pngs) >= 8
+
+
+def test_geodesic_gap_zero_and_others_positive(results):
+    paths = results["paths"]["numbers"]
+    for target in ("gaussian2d", "gmm2d"):
+        res = paths[target]
+        assert abs(res["OT geodesic"]["relative_gap"]) < 1e-3, target
+        for p in ("VP", "VE", "I-CFM"):
+            assert res[p]["relative_gap"] > 1e-2, (target, p)
+    assert results["paths"]["verdict"]["holds"] is True
+
+
+def test_closed_forms_match_particles(results):
+    g = results["paths"]["numbers"]["gaussian2d"]
+    cf = g["closed_form"]
+    for p in ("VP", "VE", "I-CFM"):
+        # discrete action of n particles vs the closed-form integral: Monte Carlo error
+        assert abs(g[p]["action"] - cf[p]["action"]) < 4 * g[p]["action_std_error"] + 0.02 * cf[
+            p]["action"], p
+    # the geodesic's ends: empirical OT of 400 points vs the Bures formula
+    assert g["OT geodesic"]["endpoint_w2_squared"] == pytest.approx(
+        cf["OT geodesic"]["endpoint_w2_squared"], rel=0.15)
+    assert cf["I-CFM"]["design_formula_action"] == pytest.approx(cf["I-CFM"]["action"],
+                                                                 rel=1e-8)
+
+
+def test_icfm_action_against_design_numbers():
+    # DESIGN.md section 3: 0.429 for s = 1, 1.858 for s = 2, plus |m|^2
+    zero = torch.zeros(2, dtype=torch.float64)
+    assert icfm_action_formula(zero, torch.eye(2, dtype=torch.float64)) == pytest.approx(
+        2 * 0.429, abs=2e-3)
+    m = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    S = torch.diag(torch.tensor([4.0, 1.0], dtype=torch.float64))
+    assert icfm_action_formula(m, S) == pytest.approx(5 + 1.858 + 0.429, abs=2e-3)
+    path = AffinePath(LinearSchedule())
+    assert closed_form_action(path, m, S) == pytest.approx(5 + 1.858 + 0.429, abs=2e-3)
+
+
+def test_trained_methods_far_closer_than_noise(results):
+    runs = results["learned"]["numbers"]["runs"]
+    for data, recs in runs.items():
+        assert set(recs) == set(METHODS)
+        for m, r in recs.items():
+            best = min(x["w2"] for x in r["own"] + r["ode"])
+            # more than half of the noise's W2 to the data closed, above the sampling floor
+            # (the W2 between two fresh data sets of the same size)
+            assert best - r["floor_w2"] < 0.5 * (r["reference_w2"] - r["floor_w2"]), (
+                data, m, best, r["reference_w2"], r["floor_w2"])
+    steps = results["steps"]["numbers"]
+    for data, recs in steps.items():
+        for m, r in recs.items():
+            used = {x["nfe"] for x in runs[data][m]["ode"]}
+            assert r["ode_nfe"] in used, m
+    assert results["learned"]["verdict"]["holds"] in (True, False)
+
+
+def test_free_energy_and_jko(results):
+    fe = results["free-energy"]["numbers"]
+    assert fe["de_bruijn"]["integrated_relative_error"] < 0.05
+    errs = fe["jko"]["max_w2_error"]
+    assert all(b < a for a, b in zip(errs, errs[1:]))  # JKO -> Fokker-Planck as h shrinks
+    assert 0.7 < fe["jko"]["order"] < 1.3
+    dj = results["denoise-jko"]["numbers"]
+    assert max(dj["denoise_of_jko_w2"]) < 1e-8
+    assert dj["order_jko_vs_flow"] > 1.7
+
+
+def test_rerun_resumes_and_changed_config_is_refused(run_dir, monkeypatch):
+    def boom(ctx):
+        raise AssertionError("a finished experiment was run again")
+
+    for name in runner.RUNNERS:
+        monkeypatch.setitem(runner.RUNNERS, name, boom)
+    cfg = resolve_config("test", methods=METHODS, seed=0)
+    res = reproduce(run_dir, cfg)
+    assert set(res) == set(runner.RUNNERS)
+    with pytest.raises(ValueError, match="--out"):
+        reproduce(run_dir, resolve_config("test", methods=METHODS, seed=1))
+
+
+def test_interrupted_run_leaves_a_readable_report(tmp_path, monkeypatch):
+    cfg = resolve_config("test", seed=0)
+
+    def interrupt(ctx):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(runner.RUNNERS, "denoise-jko", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(tmp_path, cfg, experiments=["free-energy", "denoise-jko"])
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["status"] == "interrupted"
+    assert set(data["experiments"]) == {"free-energy"}
+    md = (tmp_path / "report.md").read_text()
+    assert "Not run yet" in md and "Free-energy descent" in md
+    assert (tmp_path / "report.html").read_text().rstrip().endswith("</html>")
+    monkeypatch.undo()
+    calls = []
+    orig = runner.RUNNERS["free-energy"]
+    monkeypatch.setitem(runner.RUNNERS, "free-energy", lambda ctx: calls.append(1) or orig(ctx))
+    res = reproduce(tmp_path, cfg, experiments=["free-energy", "denoise-jko"])
+    assert not calls and res["denoise-jko"].verdict.holds is True
+
+
+def test_cli_runs_one_experiment_and_reports_bad_input(tmp_path, capsys):
+    main(["reproduce", "denoise-jko", "--profile", "test", "--out", str(tmp_path / "r")])
+    assert (tmp_path / "r" / "results" / "denoise-jko.json").is_file()
+    with pytest.raises(SystemExit) as e:
+        main(["reproduce", "nonsense", "--profile", "test", "--out", str(tmp_path / "r2")])
+    assert e.value.code == 2
+    assert "unknown experiment" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--methods", "bogus", "--out", str(tmp_path / "r3")])
