@@ -21,7 +21,7 @@ def reproduce_command(
     experiment: str = typer.Argument(
         None, help="paths, learned, steps, free-energy or denoise-jko (comma-separated; "
         "default: all)"),
-    profile: str = typer.Option("quick", help="quick (< 3 min), default (< 15 min) on 2 CPU "
+    profile: str = typer.Option("default", help="quick (< 3 min), default (< 15 min) on 2 CPU "
                                 "cores, full (GPU), test (the test suite)"),
     methods: str = typer.Option(None, help="comma-separated methods (default: all of "
                                 "'wasserflow train')"),
