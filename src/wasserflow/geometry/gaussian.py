@@ -141,14 +141,4 @@ def gaussian_w2_empirical(
     same_dim(x, y)
     gx, gy = empirical_gaussian(x, a), empirical_gaussian(y, b)
     cost = float(gaussian_w2_squared(gx.mean, gx.cov, gy.mean, gy.cov))
-    return OTResult(
-        cost=cost,
-        plan=None,
-        permutation=None,
-        potentials=None,
-        marginal_error=0.0,
-        converged=True,
-        status="closed_form",
-        iterations=0,
-        method="gaussian",
-    )
+    return OTResult.estimate(cost, "gaussian")

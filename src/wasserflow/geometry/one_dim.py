@@ -51,17 +51,7 @@ def w2_1d(x: Tensor, y: Tensor, a: Tensor | None = None, b: Tensor | None = None
     aw = as_weights(a, x.shape[0], "a", x)
     bw = as_weights(b, y.shape[0], "b", y)
     cost = float(quantile_w2_squared(x.T, y.T, aw, bw)[0])
-    return OTResult(
-        cost=cost,
-        plan=None,
-        permutation=None,
-        potentials=None,
-        marginal_error=0.0,
-        converged=True,
-        status="closed_form",
-        iterations=0,
-        method="1d",
-    )
+    return OTResult.estimate(cost, "1d")
 
 
 def random_directions(
@@ -95,14 +85,4 @@ def sliced_w2(
     bw = as_weights(b, y.shape[0], "b", y)
     th = random_directions(n_projections, x.shape[1], generator).to(x.device)
     per = quantile_w2_squared(th @ x.T, th @ y.T, aw, bw)
-    return OTResult(
-        cost=float(per.mean()),
-        plan=None,
-        permutation=None,
-        potentials=None,
-        marginal_error=0.0,
-        converged=True,
-        status="monte_carlo",
-        iterations=n_projections,
-        method="sliced",
-    )
+    return OTResult.estimate(float(per.mean()), "sliced", "monte_carlo", n_projections)
