@@ -25,7 +25,7 @@ import time
 import torch
 
 from ..data import get_mixture
-from ..geometry import gaussian_w2
+from ..geometry import Gaussian, gaussian_jko_step, gaussian_potential, gaussian_w2, ou_gaussian
 from . import figures
 from .context import Context, ExperimentResult, Verdict, table
 
@@ -57,15 +57,6 @@ def _slope(hs: list[float], errs: list[float]) -> float | None:
 def run(ctx: Context) -> ExperimentResult:
     cfg = ctx.config["denoise-jko"]
     t0 = time.perf_counter()
-    try:
-        from ..geometry.jko import gaussian_jko_step, ou_gaussian
-        from ..geometry.potentials import gaussian_potential
-        from ..geometry.results import Gaussian
-    except (ImportError, AttributeError):  # JKO solvers not available (yet)
-        return ExperimentResult(
-            name="denoise-jko", title="A denoising step is a JKO step", claim=CLAIM,
-            verdict=Verdict(None, "pending: the JKO solvers (geometry.jko) are not importable"),
-            numbers={}, seconds=time.perf_counter() - t0)
     mix = get_mixture(ctx.config["free-energy"]["mixture"])
     d = mix.dim
     target = gaussian_potential(torch.zeros(d, dtype=torch.float64),

@@ -23,8 +23,14 @@ import time
 import torch
 
 from ..data import get_mixture
-from ..geometry import gaussian_w2
-from ..geometry.free_energy import gaussian_kl
+from ..geometry import (
+    Gaussian,
+    gaussian_jko,
+    gaussian_kl,
+    gaussian_potential,
+    gaussian_w2,
+    ou_gaussian,
+)
 from . import figures
 from .context import Context, ExperimentResult, Verdict, table
 
@@ -68,14 +74,8 @@ def _debruijn(c: dict) -> dict:
             "monotone": all(b <= a + 3 * se for a, b, se in zip(kl, kl[1:], c["kl_std_error"]))}
 
 
-def jko_vs_fp(mix, hs: list[float], t_max: float) -> dict | None:
-    """Closed-form JKO iterates against the exact OU marginals; None when JKO is unavailable."""
-    try:
-        from ..geometry.jko import gaussian_jko, ou_gaussian
-        from ..geometry.potentials import gaussian_potential
-        from ..geometry.results import Gaussian
-    except (ImportError, AttributeError):  # JKO solvers not available (yet)
-        return None
+def jko_vs_fp(mix, hs: list[float], t_max: float) -> dict:
+    """Closed-form JKO iterates against the exact OU marginals."""
     d = mix.dim
     target = gaussian_potential(torch.zeros(d, dtype=torch.float64),
                                 torch.eye(d, dtype=torch.float64))
@@ -134,33 +134,27 @@ def run(ctx: Context) -> ExperimentResult:
                     [[db["kl_drop"], db["fisher_integral"], db["integrated_relative_error"],
                       db["pointwise_median_relative_error"]]])]
     notes = []
-    if jko is None:
-        notes.append("JKO solvers are not importable in this installation: the JKO part is "
-                     "pending.")
-    else:
-        series = [{"x": jko["exact"]["t"], "y": jko["exact"]["free_energy"],
-                   "label": "Fokker-Planck (exact)", "style": "k-"}]
-        series += [{"x": c["t"], "y": c["free_energy"], "label": f"JKO h = {h}", "style": "o"}
-                   for h, c in jko["curves"].items()]
-        figs.append(figures.curves(ctx.figures, "free-energy-jko", "KL along JKO iterates and "
-                                   "along the exact Fokker-Planck flow (Gaussian start)", series,
-                                   xlabel="t", ylabel="KL", logy=True))
-        tables.append(table("JKO vs Fokker-Planck (max_k W2 to the exact marginal)",
-                            ["h", "max W2 error"],
-                            [[h, e] for h, e in zip(jko["h"], jko["max_w2_error"])]))
+    series = [{"x": jko["exact"]["t"], "y": jko["exact"]["free_energy"],
+               "label": "Fokker-Planck (exact)", "style": "k-"}]
+    series += [{"x": c["t"], "y": c["free_energy"], "label": f"JKO h = {h}", "style": "o"}
+               for h, c in jko["curves"].items()]
+    figs.append(figures.curves(ctx.figures, "free-energy-jko", "KL along JKO iterates and "
+                               "along the exact Fokker-Planck flow (Gaussian start)", series,
+                               xlabel="t", ylabel="KL", logy=True))
+    tables.append(table("JKO vs Fokker-Planck (max_k W2 to the exact marginal)",
+                        ["h", "max W2 error"],
+                        [[h, e] for h, e in zip(jko["h"], jko["max_w2_error"])]))
     return ExperimentResult(
         name="free-energy", title="Free-energy descent", claim=CLAIM, verdict=_verdict(db, jko),
         numbers=numbers, tables=tables, figures=figs, notes=notes,
         seconds=time.perf_counter() - t0)
 
 
-def _verdict(db: dict, jko: dict | None) -> Verdict:
+def _verdict(db: dict, jko: dict) -> Verdict:
     ok_db = db["integrated_relative_error"] < DEBRUIJN_TOL and db["monotone"]
     text = (f"KL {'decreases' if db['monotone'] else 'does not decrease'} monotonically; "
             f"int I matches the KL drop to {100 * db['integrated_relative_error']:.1f}% "
             f"(tolerance {100 * DEBRUIJN_TOL:g}%)")
-    if jko is None:
-        return Verdict(None if ok_db else False, text + "; JKO part pending (solver missing)")
     errs = jko["max_w2_error"]
     shrink = all(b < a for a, b in zip(errs, errs[1:]))
     order = jko["order"]
