@@ -33,9 +33,10 @@ def _parse_nfes(text: str) -> list[int | None]:
 
 @app.command("train")
 def train_command(
-    method: str = typer.Option(..., help="ddpm, ncsn, sde-vp, sde-ve, icfm, otcfm, sbcfm, rectified-flow, energy-matching"),
+    method: str = typer.Option(..., help="ddpm, ncsn, sde-vp, sde-ve, icfm, otcfm, sbcfm, rectified-flow, energy-matching, jko-flow"),
     data: str = typer.Option(..., help="moons, 8gaussians, checkerboard, spirals, circles, swissroll, gmm2d, gaussian2d, gmm8d, digits, or a .npy/.csv/.pt file"),
-    steps: int = typer.Option(2000, min=1, help="optimiser steps"),
+    steps: int = typer.Option(None, min=1, help="optimiser steps (default 2000); for jko-flow "
+                              "the number of blocks (JKO steps, default 24)"),
     out: Path = typer.Option(..., "--out", "-o", help="run folder"),
     batch_size: int = typer.Option(256, min=1),
     lr: float = typer.Option(1e-3),
@@ -54,9 +55,12 @@ def train_command(
         cfg = json.loads((out / "config.json").read_text())
         steps = cfg["train"]["steps"]
     else:
-        cfg = make_config(method, data, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-                          width=width, depth=depth, activation=activation, scale=scale,
-                          grad_clip=grad_clip or None)
+        blocks = method == "jko-flow" and steps is not None
+        cfg = make_config(method, data, steps=steps or 2000, batch_size=batch_size, lr=lr,
+                          seed=seed, width=width, depth=depth, activation=activation,
+                          scale=scale, grad_clip=grad_clip or None,
+                          method_overrides={"jko": {"blocks": steps}} if blocks else None)
+        steps = cfg["train"]["steps"]
     stages = 1 + cfg["method"].get("reflow", {}).get("rounds", 0)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total} loss {task.fields[loss]}"),
@@ -113,7 +117,8 @@ def sample_command(
 @app.command("evaluate")
 def evaluate_command(
     run: Path = typer.Argument(..., help="run folder"),
-    nfe: str = typer.Option("1,2,4,8,16", help="NFE budgets, comma-separated; 'adaptive' for dopri5"),
+    nfe: str = typer.Option(None, help="NFE budgets, comma-separated; 'adaptive' for dopri5 "
+                            "(default 1,2,4,8,16; a JKO flow: its own number of blocks)"),
     n: int = typer.Option(2000, min=2, help="generated and fresh data points"),
     sampler: str = typer.Option(None, help="sampler (default: the method's own)"),
     seed: int = typer.Option(0),
@@ -123,8 +128,11 @@ def evaluate_command(
     from ..engine import load_run
     from ..metrics import evaluate_run
 
-    nfes = _parse_nfes(nfe)
     r = load_run(run)
+    if nfe is None:
+        nfes = [None] if getattr(r, "blocks", None) else [1, 2, 4, 8, 16]
+    else:
+        nfes = _parse_nfes(nfe)
     rows = evaluate_run(r, nfes, n=n, seed=seed, sampler=sampler)
     if as_json:
         typer.echo(json.dumps({"run": str(run), "method": r.method,

@@ -88,6 +88,17 @@ class Standardizer:
         flat = x.reshape(x.shape[0], -1)
         return (mean + std * flat).reshape(x.shape)
 
+    def log_abs_det(self, shape: tuple[int, ...]) -> float:
+        """log |det d transform / dx| for points of ``shape``: -sum_i log std_i (densities in
+        data space are densities in scaled space times exp of this)."""
+        d = 1
+        for n in shape:
+            d *= int(n)
+        std = torch.tensor(self.std, dtype=torch.float64)
+        if not self.is_scalar and len(self.std) != d:
+            raise ValueError(f"the standardizer has {len(self.std)} coordinates but the data has d = {d}")
+        return float(-(std.log().sum() if not self.is_scalar else d * std.log()[0]))
+
     def transform_mixture(self, mixture: GaussianMixture) -> GaussianMixture:
         """The law of (X - mean) / std for X ~ mixture (exact)."""
         d = mixture.dim

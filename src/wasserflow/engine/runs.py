@@ -27,6 +27,7 @@ from ..models import build_model
 from ..objectives import build_objective, build_path, method_config
 from ..paths import ve_sigma_max_from_data
 from ..samplers import Field, SampleResult, get_sampler
+from .blockwise import JKOFlowRun, jko_spec, train_jko_flow
 from .loop import TrainConfig, TrainResult, load_weights, train
 from .sampling import sampling_plan
 
@@ -55,6 +56,8 @@ def make_config(
     source = make_source(data)
     if scale not in ("none", "standard"):
         raise ValueError(f"scale {scale!r}: choose none or standard")
+    if recipe.get("trainer") == "blockwise":  # the JKO flow: one "step" per block
+        steps = jko_spec(recipe)["blocks"]
     train_cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                             ema_decay=ema_decay, warmup=warmup, decay=decay, grad_clip=grad_clip)
     kind = recipe.get("model_kind", "mlp")
@@ -62,6 +65,8 @@ def make_config(
              "activation": activation}
     if time_embedding is not None:
         model["time_embedding"] = time_embedding
+    if kind == "jko":
+        model = {"kind": "jko", "shape": list(source.shape)}
     if kind == "energy":
         model["time_embedding"] = "none"
     return {"version": 1, "method": recipe, "model": model,
@@ -75,7 +80,7 @@ def _finalise_config(cfg: dict, source) -> dict:
     g = torch.Generator().manual_seed(cfg["train"]["seed"] + 7919)
     if cfg["data"]["scale"] == "standard" and cfg["data"]["standardizer"] is None:
         cfg["data"]["standardizer"] = source.fit_standardizer(generator=g).to_dict()
-    sched = cfg["method"]["schedule"]
+    sched = cfg["method"].get("schedule", {})
     if sched.get("name") == "ve" and sched.get("sigma_max") is None:
         x = _scaler(cfg).transform(source.sample(2048, g).to(torch.float64))
         sched["sigma_max"] = float(ve_sigma_max_from_data(x))
@@ -119,6 +124,11 @@ def train_run(
         _atomic.write_json(cfg_path, cfg)
     tcfg = TrainConfig(**cfg["train"])
     scaler = _scaler(cfg)
+    if cfg["method"].get("trainer") == "blockwise":
+        def particles(n, g):
+            return scaler.transform(source.sample(n, g))
+        cb = (lambda s, r: progress(out.name, s, r)) if progress else None
+        return [train_jko_flow(cfg, out, particles, progress=cb)]
     results = []
     stages = _stage_dirs(out, cfg)
     model = build_model(cfg["model"], seed=tcfg.seed)
@@ -232,8 +242,9 @@ class TrainedRun:
                          times=res.times if traj is not None else None, sampler=name)
 
 
-def load_run(out: str | Path) -> TrainedRun:
-    """The trained model of a run folder (its last completed stage, EMA weights)."""
+def load_run(out: str | Path) -> TrainedRun | JKOFlowRun:
+    """The trained model of a run folder (its last completed stage, EMA weights; a
+    :class:`~wasserflow.engine.blockwise.JKOFlowRun` for method jko-flow)."""
     out = Path(out)
     cfg_path = out / "config.json"
     if not cfg_path.is_file():
@@ -247,4 +258,6 @@ def load_run(out: str | Path) -> TrainedRun:
     done = [s for s in stages if (s / "checkpoint.safetensors").exists()]
     if not done:
         raise ValueError(f"{out} has no checkpoint yet: training has not saved one")
+    if cfg["method"].get("trainer") == "blockwise":
+        return JKOFlowRun.from_stage(cfg, out, _scaler(cfg))
     return TrainedRun.from_stage(cfg, done[-1])

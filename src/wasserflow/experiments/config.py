@@ -5,12 +5,12 @@ A profile fixes every size (training steps, widths, sample counts, grids); the r
 and a rerun into the same folder must resolve to the same config, so finished experiments can
 be reused without mixing numbers from different settings.
 
-| profile | training steps | width x depth | samples (W2) | meant for |
-|---|---|---|---|---|
-| test | 300 | 48 x 3 | 300 | the test suite (< 60 s) |
-| quick | 400 | 64 x 2 | 500 | a first look (< 3 min on 2 CPU cores) |
-| default | 3000 | 128 x 3 | 1000 | the report (< 15 min on 2 CPU cores) |
-| full | 20000 | 256 x 4 | 4000 | a GPU |
+| profile | training steps | width x depth | JKO flow blocks x units | samples (W2) | meant for |
+|---|---|---|---|---|---|
+| test | 300 | 48 x 3 | 4 x 8 | 300 | the test suite (< 60 s) |
+| quick | 400 | 64 x 2 | 12 x 32 | 500 | a first look (< 3 min on 2 CPU cores) |
+| default | 3000 | 128 x 3 | 24 x 64 | 1000 | the report (< 15 min on 2 CPU cores) |
+| full | 20000 | 256 x 4 | 32 x 128 | 4000 | a GPU |
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ _PROFILES: dict[str, dict[str, Any]] = {
                     "batch_size": 128,
                     "lr": 2e-3, "n_eval": 300, "nfes": [1, 4, 16, 100], "adaptive": False,
                     "reflow_pairs": 1024, "reflow_nfe": 20, "n_traj": 16,
-                    "em_negative_steps": 10},
+                    "em_negative_steps": 10,
+                    "jko": {"blocks": 4, "units": 8, "particles": 500, "max_iter": 30}},
         "free-energy": {"mixture": "gmm2d", "n": 1000, "tau_max": 2.0, "n_tau": 21,
                         "h": [0.4, 0.2, 0.1], "jko_t_max": 2.0},
         "denoise-jko": {"h": [0.4, 0.2, 0.1, 0.05, 0.025], "tau": 0.1},
@@ -44,7 +45,8 @@ _PROFILES: dict[str, dict[str, Any]] = {
                     "batch_size": 128,
                     "lr": 2e-3, "n_eval": 500, "nfes": list(NFES), "adaptive": True,
                     "reflow_pairs": 2048, "reflow_nfe": 40, "n_traj": 32,
-                    "em_negative_steps": 20},
+                    "em_negative_steps": 20,
+                    "jko": {"blocks": 12, "units": 32, "particles": 1500, "max_iter": 60}},
         "free-energy": {"mixture": "gmm2d", "n": 2000, "tau_max": 3.0, "n_tau": 31,
                         "h": [0.4, 0.2, 0.1, 0.05], "jko_t_max": 2.0},
         "denoise-jko": {"h": [0.4, 0.2, 0.1, 0.05, 0.025, 0.0125], "tau": 0.1},
@@ -54,7 +56,8 @@ _PROFILES: dict[str, dict[str, Any]] = {
         "learned": {"data": ["moons"], "steps": 3000, "warmup": 100, "width": 128, "depth": 3,
                     "batch_size": 256, "lr": 2e-3, "n_eval": 1000, "nfes": list(NFES),
                     "adaptive": True, "reflow_pairs": 8192, "reflow_nfe": 100, "n_traj": 48,
-                    "em_negative_steps": 50},
+                    "em_negative_steps": 50,
+                    "jko": {"blocks": 24, "units": 64, "particles": 4000, "max_iter": 100}},
         "free-energy": {"mixture": "gmm2d", "n": 8000, "tau_max": 3.0, "n_tau": 61,
                         "h": [0.4, 0.2, 0.1, 0.05, 0.025], "jko_t_max": 2.0},
         "denoise-jko": {"h": [0.4, 0.2, 0.1, 0.05, 0.025, 0.0125, 0.00625], "tau": 0.1},
@@ -65,7 +68,8 @@ _PROFILES: dict[str, dict[str, Any]] = {
                     "warmup": 500,
                     "width": 256, "depth": 4, "batch_size": 512, "lr": 1e-3, "n_eval": 4000,
                     "nfes": list(NFES), "adaptive": True, "reflow_pairs": 32768,
-                    "reflow_nfe": 100, "n_traj": 64, "em_negative_steps": 100},
+                    "reflow_nfe": 100, "n_traj": 64, "em_negative_steps": 100,
+                    "jko": {"blocks": 32, "units": 128, "particles": 8000, "max_iter": 150}},
         "free-energy": {"mixture": "gmm2d", "n": 20000, "tau_max": 3.0, "n_tau": 121,
                         "h": [0.4, 0.2, 0.1, 0.05, 0.025, 0.0125], "jko_t_max": 2.0},
         "denoise-jko": {"h": [0.4, 0.2, 0.1, 0.05, 0.025, 0.0125, 0.00625, 0.003125],

@@ -16,9 +16,11 @@ This package imports no other wasserflow package.
 * Fokker-Planck: :class:`OrnsteinUhlenbeck` (closed form), :func:`ula`, :func:`mala`,
   :func:`solve_fokker_planck_grid` (Scharfetter-Gummel finite volumes).
 * JKO: :func:`gaussian_jko` (closed form, any N(b, Sigma) target), :func:`jko_grid` (entropic,
-  Peyre 2015), :func:`jko_particles` (mesh-free gradient maps with exact log-determinants).
+  Peyre 2015), :func:`jko_particles` (mesh-free gradient maps with exact log-determinants),
+  :func:`fit_ridge_jko_step` (one step by a :class:`RidgeMap`, a bijection of R^d).
 """
 
+from .convex_maps import RidgeFit, RidgeMap, fit_ridge_jko_step
 from .entropic import sinkhorn, sinkhorn_divergence
 from .exact import exact_ot, squared_distances, w2
 from .fokker_planck import OrnsteinUhlenbeck, euler_maruyama, mala, ou_to_target, ula
@@ -61,7 +63,7 @@ from .results import AffineMap, Gaussian, OTResult, PathGeometry
 from .trajectory import trajectory_action, trajectory_geometry
 
 __all__ = [
-    "AffineMap", "FreeEnergy", "JKOResult", "ParticleJKOResult", "gaussian_jko",
+    "AffineMap", "FreeEnergy", "RidgeFit", "RidgeMap", "fit_ridge_jko_step", "JKOResult", "ParticleJKOResult", "gaussian_jko",
     "gaussian_jko_step", "jko_grid", "jko_particles", "ou_gaussian", "symmetric_gaussian_kl", "Gaussian", "GaussianMixture", "OTResult", "OrnsteinUhlenbeck",
     "PathGeometry", "Potential", "WeightedCloud", "bures_squared", "displacement_interpolation",
     "empirical_gaussian", "euler_maruyama", "exact_ot", "function_potential", "gaussian_entropy",

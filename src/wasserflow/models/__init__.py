@@ -22,6 +22,10 @@ Build from a JSON-serialisable config (stored in checkpoints)::
   loss on the field trains E; see :class:`PotentialField`), ``field.energy(x)`` gives E.
   Time-independent by default (Energy Matching); any time_embedding makes E(x, t).
 
+* :class:`JKOFlow` (method ``jko-flow``): blocks of JKO steps toward N(0, I), each a
+  :class:`~wasserflow.geometry.RidgeMap`; exact log-likelihood; fitted by
+  :mod:`wasserflow.engine.blockwise`, not built by :func:`build_model`.
+
 Seeding: ``build_model(config, seed=s)`` initialises inside ``torch.random.fork_rng`` and never
 changes the caller's global RNG state. Activations: :data:`ACTIVATIONS` (silu default, selu,
 relu, gelu, tanh, softplus, elu).
@@ -30,10 +34,11 @@ relu, gelu, tanh, softplus, elu).
 from .embedding import ACTIVATIONS, LinearTime, SinusoidalTimeEmbedding, as_time, make_activation
 from .energy import PotentialField
 from .factory import MODEL_KINDS, build_model, model_config
+from .jko_flow import JKO_FLOW_DEFAULTS, FlowSample, JKOFlow, jko_step_sizes
 from .mlp import TIME_EMBEDDINGS, PotentialMLP, TimeMLP, VectorFieldMLP
 
 __all__ = [
-    "ACTIVATIONS", "MODEL_KINDS", "TIME_EMBEDDINGS", "LinearTime", "PotentialField",
+    "ACTIVATIONS", "FlowSample", "JKOFlow", "JKO_FLOW_DEFAULTS", "MODEL_KINDS", "TIME_EMBEDDINGS", "LinearTime", "PotentialField",
     "PotentialMLP", "SinusoidalTimeEmbedding", "TimeMLP", "VectorFieldMLP", "as_time",
-    "build_model", "make_activation", "model_config",
+    "build_model", "jko_step_sizes", "make_activation", "model_config",
 ]

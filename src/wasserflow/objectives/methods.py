@@ -13,6 +13,11 @@ sampler is always rebuilt from the same settings the model was trained with.
 | sbcfm | linear + Brownian bridge sigma | velocity | entropic OT, reg 2 sigma^2 | U[1e-3, 1 - 1e-3] | euler |
 | rectified-flow | linear, then reflow on its own pairs | velocity | independent, then pairs | U[0, 1] | euler |
 | energy-matching | linear, field -grad E | velocity | exact OT | U[0, 1] | energy_langevin |
+| jko-flow | JKO steps of KL to N(0, I) | K convex-potential maps | - | blocks | jko |
+
+The JKO flow has no path, objective or network: ``"trainer": "blockwise"`` makes the engine fit
+its blocks one JKO step at a time (:mod:`wasserflow.engine.blockwise`, options ``"jko"`` =
+:data:`wasserflow.models.jko_flow.JKO_FLOW_DEFAULTS`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from ..models.jko_flow import JKO_FLOW_DEFAULTS
 from ..paths import AffinePath, get_schedule
 from .energy_matching import EnergyMatching
 from .regression import PAIRS, PathRegression
@@ -78,6 +84,10 @@ _BASE: dict[str, dict[str, Any]] = {
                     "options": {"n_langevin": 50, "step_size": 0.01, "temperature": 0.01}},
         "model_kind": "energy",
     },
+    "jko-flow": {
+        "trainer": "blockwise", "model_kind": "jko", "jko": dict(JKO_FLOW_DEFAULTS),
+        "sampler": {"name": "jko", "options": {}},
+    },
 }
 
 METHODS = tuple(_BASE)
@@ -92,12 +102,17 @@ def method_config(name: str, **overrides: Any) -> dict[str, Any]:
     cfg.setdefault("model_kind", "mlp")
     cfg.setdefault("bridge", "constant")
     cfg.setdefault("bridge_sigma", 0.0)
+    if "jko" in overrides and "jko" in cfg:  # partial JKO flow options keep the other defaults
+        overrides = {**overrides, "jko": {**cfg["jko"], **overrides["jko"]}}
     cfg.update(overrides)
     return cfg
 
 
 def build_path(cfg: dict[str, Any]) -> AffinePath:
     """The affine path of a recipe (the VE sigma_max must have been set from the data)."""
+    if "schedule" not in cfg:
+        raise ValueError(f"method {cfg['method']} has no affine path (it is not trained by "
+                         "regression on one)")
     sched = dict(cfg["schedule"])
     name = sched.pop("name")
     if name == "ve" and sched.get("sigma_max") is None:
@@ -109,6 +124,9 @@ def build_path(cfg: dict[str, Any]) -> AffinePath:
 
 def build_objective(cfg: dict[str, Any], *, total_steps: int, stage: int = 0):
     """The training objective of a recipe; ``stage`` > 0 is a reflow stage (pairs coupling)."""
+    if cfg.get("trainer") == "blockwise":
+        raise ValueError(f"method {cfg['method']} is trained block by block, not with an "
+                         "objective: use engine.train_run")
     if cfg["method"] == "energy-matching":
         em = dict(cfg["energy_matching"])
         warm = int(round(em.pop("warmup_fraction") * total_steps))
