@@ -70,6 +70,21 @@ def test_evaluate_json(trained, capsys):
         assert r["geodesic_gap"] >= -1e-9  # action >= W2^2 of its own endpoints
 
 
+def test_jko_flow_trains_block_by_block_and_evaluates(tmp_path, capsys):
+    out = tmp_path / "jko"
+    code, _, err = run(["train", "--method", "jko-flow", "--data", "moons", "--steps", "3",
+                        "--out", str(out)], capsys)
+    assert code == 0, err
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["method"]["jko"]["blocks"] == 3 and cfg["train"]["steps"] == 3
+    code, text, _ = run(["evaluate", str(out), "--n", "200", "--json"], capsys)
+    assert code == 0
+    (row,) = json.loads(text)["results"]
+    assert row["sampler"] == "jko" and row["nfe"] >= 3 and np.isfinite(row["w2"])
+    code, _, err = run(["evaluate", str(out), "--nfe", "1,2"], capsys)
+    assert code == 2 and "3 blocks" in err
+
+
 @pytest.mark.parametrize(
     "argv, needle",
     [

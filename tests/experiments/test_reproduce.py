@@ -1,4 +1,5 @@
-"""End to end: ``wasserflow reproduce --profile test`` and the facts its results.json must hold.
+"""End to end: ``wasserflow reproduce --profile quick`` (every method) and the facts its
+results.json must hold.
 
 References: DESIGN.md section 3 (the I-CFM action 0.429 for s = 1 and 1.858 for s = 2, Bures
 W2), the de Bruijn identity and first-order JKO convergence (Jordan-Kinderlehrer-Otto 1998),
@@ -15,16 +16,15 @@ import torch
 from wasserflow.cli.app import main
 from wasserflow.experiments import reproduce, resolve_config, runner
 from wasserflow.experiments.paths_exp import closed_form_action, icfm_action_formula
+from wasserflow.objectives import METHODS
 from wasserflow.paths import AffinePath, LinearSchedule
-
-METHODS = ["icfm", "otcfm", "sde-vp", "sde-ve"]
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("reproduce")
-    cfg = resolve_config("test", methods=METHODS, seed=0)
+    cfg = resolve_config("quick", seed=0)
     reproduce(out, cfg)
     return out
 
@@ -117,11 +117,11 @@ def test_rerun_resumes_and_changed_config_is_refused(run_dir, monkeypatch):
 
     for name in runner.RUNNERS:
         monkeypatch.setitem(runner.RUNNERS, name, boom)
-    cfg = resolve_config("test", methods=METHODS, seed=0)
+    cfg = resolve_config("quick", seed=0)
     res = reproduce(run_dir, cfg)
     assert set(res) == set(runner.RUNNERS)
     with pytest.raises(ValueError, match="--out"):
-        reproduce(run_dir, resolve_config("test", methods=METHODS, seed=1))
+        reproduce(run_dir, resolve_config("quick", seed=1))
 
 
 def test_interrupted_run_leaves_a_readable_report(tmp_path, monkeypatch):

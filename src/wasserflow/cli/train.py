@@ -128,11 +128,10 @@ def evaluate_command(
     from ..engine import load_run
     from ..metrics import evaluate_run
 
+    nfes = None if nfe is None else _parse_nfes(nfe)
     r = load_run(run)
-    if nfe is None:
+    if nfes is None:
         nfes = [None] if getattr(r, "blocks", None) else [1, 2, 4, 8, 16]
-    else:
-        nfes = _parse_nfes(nfe)
     rows = evaluate_run(r, nfes, n=n, seed=seed, sampler=sampler)
     if as_json:
         typer.echo(json.dumps({"run": str(run), "method": r.method,
