@@ -50,8 +50,9 @@ def curves(folder: Path, name: str, caption: str, series: list[dict[str, Any]], 
 
 def trajectory_panels(folder: Path, name: str, caption: str, panels: list[dict[str, Any]],
                       ) -> dict[str, str]:
-    """A grid of panels, each {"title", "data": [[x, y]...], "traj": [frames][particles][2]}:
-    data as grey dots, trajectories as lines from noise (light) to samples (dark)."""
+    """A grid of panels, each {"title", "data": [[x, y]...], "traj": [frames][particles][2]}
+    and optionally "lim" (square frame +-lim) or "box" (x_min, x_max, y_min, y_max): data as
+    grey dots, trajectories as lines from noise (orange dot) to samples (black dot)."""
     p = plt()
     n = len(panels)
     cols = min(n, 5)
@@ -75,10 +76,13 @@ def trajectory_panels(folder: Path, name: str, caption: str, panels: list[dict[s
         ax.set_title(panel["title"], fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
-        lim = panel.get("lim")
+        lim, box = panel.get("lim"), panel.get("box")
         if lim:
             ax.set_xlim(-lim, lim)
             ax.set_ylim(-lim, lim)
+        if box:  # (x_min, x_max, y_min, y_max): one frame for every panel
+            ax.set_xlim(box[0], box[1])
+            ax.set_ylim(box[2], box[3])
     return save(fig, folder, name, caption)
 
 

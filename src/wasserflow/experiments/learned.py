@@ -193,11 +193,18 @@ def _result(ctx: Context, out: dict, cross: dict, seconds: float) -> ExperimentR
                                        f"{d}: W2 to fresh data versus NFE, {label}", series,
                                        xlabel="NFE", ylabel="W2", logx=True, logy=True))
         src = fresh_data(load_run(ctx.out / "runs" / d / next(iter(recs))), 400, ctx.seed + 3)
-        panels = [{"title": m, "traj": r["trajectory"], "data": src.tolist()}
+        # one frame for all panels: the data and N(0, I) out to 3 sigma; VE paths start from
+        # N(0, sigma_max^2 I), mostly outside it, and are seen entering
+        lo = torch.minimum(src.min(0).values, torch.full((2,), -3.0)) - 0.5
+        hi = torch.maximum(src.max(0).values, torch.full((2,), 3.0)) + 0.5
+        box = [float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])]
+        panels = [{"title": m, "traj": r["trajectory"], "data": src.tolist(), "box": box}
                   for m, r in recs.items()]
         figs.append(figures.trajectory_panels(ctx.figures, f"learned-{d}-trajectories",
-                                              f"{d}: ODE sampling trajectories (Euler, 100 "
-                                              "NFE) over the data (grey)", panels))
+                                              f"{d}: sampling trajectories (ODE: Euler, 100 "
+                                              "NFE; JKO flow: its blocks) over the data (grey), "
+                                              "one frame for all (VE starts lie outside it)",
+                                              panels))
         figs.append(figures.heatmap(ctx.figures, f"learned-{d}-cross", f"{d}: W2 between the "
                                     "methods' samples (same endpoints?)", list(recs), cross[d]))
         tables.append(table(f"{d}: W2 between methods' samples (ODE, 100 NFE)",
