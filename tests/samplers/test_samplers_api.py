@@ -42,7 +42,7 @@ def _x0(n=16, seed=0):
 
 
 def test_registry():
-    assert set(SAMPLERS) >= {"euler", "heun", "midpoint", "rk4", "dopri5", "ddpm", "ddim",
+    assert set(SAMPLERS) >= {"euler", "heun", "midpoint", "rk4", "dopri5", "ddpm", "ddim", "dpm_solver",
                              "euler_maruyama", "predictor_corrector", "annealed_langevin",
                              "energy_langevin"}
     assert get_sampler("rk4").order == 4 and not get_sampler("rk4").stochastic
@@ -56,7 +56,7 @@ def test_every_parametrisation_gives_the_same_samples():
     x0, grid = _x0(), uniform_grid(30, 0.0, 0.999)
     fields = [Field(oracle.velocity, "velocity", path), Field(oracle.epsilon, "epsilon", path),
               Field(oracle.posterior_x1, "x1", path), Field(oracle.score, "score", path)]
-    for sampler in ("ddim", "heun"):
+    for sampler in ("ddim", "heun", "dpm_solver"):
         outs = [SAMPLERS[sampler](f, x0, grid).x for f in fields]
         for o in outs[1:]:
             assert torch.allclose(o, outs[0], atol=1e-8), sampler

@@ -22,6 +22,7 @@ One signature (stable API)::
 Samplers (``SAMPLERS[name]`` / ``get_sampler(name)`` -> :class:`SamplerSpec` with ``order``,
 ``stochastic``, ``needs_path``, ``needs_score``, ``nfe_per_step``; callable):
 ``euler``, ``midpoint``, ``heun``, ``rk4``, ``dopri5(atol, rtol)``, ``ddim(eta)``, ``ddpm``,
+``dpm_solver(lower_order_final)`` (DPM-Solver++(2M), order 2, 1 NFE per step),
 ``euler_maruyama(diffusion, denoise)``, ``predictor_corrector(diffusion, snr, n_corrector,
 denoise)``, ``annealed_langevin(n_steps_each, step_lr, denoise)``, ``energy_langevin(
 n_langevin, step_size, temperature)``. Single steps: ``ddpm_step``, ``ddim_step``,
@@ -30,13 +31,23 @@ n_langevin, step_size, temperature)``. Single steps: ``ddpm_step``, ``ddim_step`
 Grids (pure functions): ``uniform_grid(n_steps, start=0, end=1)``,
 ``diffusers_timesteps(n, num_train_timesteps=1000, spacing, steps_offset=0)``,
 ``diffusers_steps(n, *, scheduler="ddim"|"ddpm", num_train_timesteps=1000, spacing="leading",
-set_alpha_to_one=True, steps_offset=0)``.
+set_alpha_to_one=True, steps_offset=0)``, ``solver_grid(n, schedule, spacing="time"|"logsnr",
+start=0, stop=1, end=1, final_step=1)`` (K evaluation times toward ``stop``, then ``end``, for
+dpm_solver).
 """
 
 from .ancestral import ddim, ddim_step, ddpm, ddpm_step, posterior_coefficients
+from .dpm_solver import dpm_solver
 from .energy import energy_field, energy_langevin
 from .field import Field, as_field, time_vector
-from .grids import SPACINGS, diffusers_steps, diffusers_timesteps, uniform_grid
+from .grids import (
+    SOLVER_SPACINGS,
+    SPACINGS,
+    diffusers_steps,
+    diffusers_timesteps,
+    solver_grid,
+    uniform_grid,
+)
 from .ode import dopri5, euler, heun, midpoint, rk4
 from .registry import SAMPLERS, SamplerSpec, get_sampler
 from .result import SampleResult, grid_steps
@@ -49,10 +60,10 @@ from .sde import (
 )
 
 __all__ = [
-    "SAMPLERS", "SPACINGS", "Field", "SampleResult", "SamplerSpec", "annealed_langevin",
-    "as_field", "ddim", "ddim_step", "ddpm", "ddpm_step", "diffusers_steps",
-    "diffusers_timesteps", "dopri5", "energy_field", "energy_langevin", "euler",
+    "SAMPLERS", "SOLVER_SPACINGS", "SPACINGS", "Field", "SampleResult", "SamplerSpec",
+    "annealed_langevin", "as_field", "ddim", "ddim_step", "ddpm", "ddpm_step", "diffusers_steps",
+    "diffusers_timesteps", "dopri5", "dpm_solver", "energy_field", "energy_langevin", "euler",
     "euler_maruyama", "get_sampler", "grid_steps", "heun", "langevin_step", "midpoint",
     "natural_diffusion_squared", "posterior_coefficients", "predictor_corrector", "rk4",
-    "time_vector", "uniform_grid",
+    "solver_grid", "time_vector", "uniform_grid",
 ]

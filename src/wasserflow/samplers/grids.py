@@ -9,6 +9,11 @@
   k steps to k - T // K, below 0 to the "final alpha": 1 with ``set_alpha_to_one`` else
   abar_0). DDIM's steps do not chain for trailing/linspace spacing when K does not divide T;
   the explicit steps reproduce that exactly.
+* :func:`solver_grid`: K evaluation times spaced uniformly in t or in the log-SNR
+  lambda = log(alpha / sigma) from ``start`` toward ``stop`` (the last trained time), then a
+  jump to ``end`` (t = 1: sigma = 0), as diffusers' DPMSolverMultistepScheduler ("linspace"
+  timesteps, final sigma "zero"; ``final_step=1``) and Lu et al. (2022, "logSNR" steps) place
+  them; ``final_step < 1`` moves the last evaluation closer to the data.
 
 diffusers 0.42.1 bug: with "trailing" spacing, ``np.arange(T, 0, -T / K)`` yields K + 1 values
 for some K (62 counts K <= 1000 at T = 1000, the first K = 61), so set_timesteps emits an extra
@@ -26,6 +31,7 @@ from torch import Tensor
 from wasserflow.paths.clock import ddpm_index_to_time
 
 SPACINGS = ("leading", "trailing", "linspace")
+SOLVER_SPACINGS = ("logsnr", "time")
 
 
 def uniform_grid(n_steps: int, start: float = 0.0, end: float = 1.0) -> Tensor:
@@ -77,3 +83,58 @@ def diffusers_steps(num_inference_steps: int, *, scheduler: str = "ddim",
         raise ValueError(f"unknown scheduler {scheduler!r}: choose 'ddpm' or 'ddim'")
     prev = torch.where(prev < 0, torch.full_like(prev, final), prev)
     return torch.stack([ddpm_index_to_time(ks, T), ddpm_index_to_time(prev, T)], dim=1)
+
+
+def _log_snr(schedule, t: Tensor) -> Tensor:
+    c = schedule(t)
+    return torch.log(c.alpha) - torch.log(c.sigma)
+
+
+def solver_grid(n_steps: int, schedule, *, spacing: str = "time", start: float = 0.0,
+                stop: float = 1.0, end: float = 1.0, final_step: float = 1.0) -> Tensor:
+    """(n_steps + 1,) float64 times t_0 = start < ... < t_{K-1} < t_K = end for multistep
+    exponential integrators (:func:`~wasserflow.samplers.dpm_solver.dpm_solver`).
+
+    The K evaluation times are spaced uniformly in t (``spacing="time"``) or in
+    lambda(t) = log(alpha_t / sigma_t) (``"logsnr"``, inverted by bisection; needs alpha(start) > 0
+    and sigma(stop) > 0) with increment (stop - start) / (K - 1 + final_step), so the last one
+    lies ``final_step`` increments before ``stop``; then the grid jumps to ``end``.
+    ``final_step=1`` is diffusers' DPMSolverMultistepScheduler ("linspace": K + 1 points from
+    start to stop, the last one replaced by end = sigma 0); smaller values move the last
+    evaluation toward the data. ``schedule`` maps a float64 tensor of times to a ScheduleOutput
+    (a Schedule or ``AffinePath.coefficients``); lambda must increase in t. The field is
+    evaluated only at t_0..t_{K-1}, so ``end`` may be t = 1 where sigma = 0 and the model was
+    not trained.
+    """
+    if int(n_steps) != n_steps or n_steps < 1:
+        raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+    if not 0.0 <= start < stop <= end <= 1.0:
+        raise ValueError(f"need 0 <= start < stop <= end <= 1, got {start}, {stop}, {end}")
+    if not 0.0 < final_step <= 1.0:
+        raise ValueError(f"final_step must lie in (0, 1], got {final_step}")
+    k = int(n_steps)
+    frac = torch.arange(k + 1, dtype=torch.float64) / (k - 1 + final_step)
+    if spacing == "time":
+        pts = start + (stop - start) * frac
+    elif spacing == "logsnr":
+        ends = torch.tensor([start, stop], dtype=torch.float64)
+        lam0, lam1 = _log_snr(schedule, ends).tolist()
+        if not (np.isfinite(lam0) and np.isfinite(lam1) and lam0 < lam1):
+            raise ValueError(f"log-SNR spacing needs a finite, increasing lambda on [{start}, "
+                             f"{stop}] (got {lam0}, {lam1}): use spacing='time'")
+        target = lam0 + (lam1 - lam0) * frac[:k]
+        lo = torch.full_like(target, start)
+        hi = torch.full_like(target, stop)
+        for _ in range(80):  # bisection: 2^-80 of [start, stop], below float64 resolution
+            mid = 0.5 * (lo + hi)
+            below = _log_snr(schedule, mid) < target
+            lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+        pts = torch.cat([0.5 * (lo + hi), torch.zeros(1, dtype=torch.float64)])
+        pts[0] = start
+    else:
+        raise ValueError(f"unknown solver grid spacing {spacing!r}: choose one of "
+                         f"{SOLVER_SPACINGS}")
+    pts[-1] = end
+    if not (torch.diff(pts) > 0).all():
+        raise ValueError("the grid is not strictly increasing: fewer steps or a wider interval")
+    return pts

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .ancestral import ddim, ddpm
+from .dpm_solver import dpm_solver
 from .energy import energy_langevin
 from .ode import dopri5, euler, heun, midpoint, rk4
 from .result import SampleResult
@@ -49,6 +50,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
         SamplerSpec("dopri5", dopri5, 5, False, False, False, None),
         SamplerSpec("ddim", ddim, 1, True, True, False, 1),
         SamplerSpec("ddpm", ddpm, 1, True, True, False, 1),
+        SamplerSpec("dpm_solver", dpm_solver, 2, False, True, False, 1),
         SamplerSpec("euler_maruyama", euler_maruyama, 1, True, True, True, 1),
         SamplerSpec("predictor_corrector", predictor_corrector, 1, True, True, True, None),
         SamplerSpec("annealed_langevin", annealed_langevin, None, True, True, True, None),
