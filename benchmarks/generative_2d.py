@@ -6,15 +6,24 @@ Protocol (shared/reference/BASELINES.md): N(0, I) -> moons (TorchCFM's law with 
 generated points (from 2,000 fixed noise points) and 2,000 fresh data points; Euler with k equal
 steps = k NFE; dopri5 (atol = rtol = 1e-5) with its evaluations counted. diffusers' DDPM
 (epsilon, linear betas, clip_sample=False) is sampled with DDIM (eta 0, leading spacing, its
-default). wasserflow trains with its own engine (EMA 0.999, warm-up, cosine decay, grad clip).
+default) and with DPMSolverMultistep (DPM-Solver++ 2M, its defaults: linspace timesteps, final
+sigma zero, lower_order_final), both on one trained net. wasserflow trains with its own engine
+(EMA 0.999, warm-up, cosine decay, grad clip); its "-dpm" rows sample with dpm_solver
+(DPM-Solver++ 2M) on the engine's default grid, "-diffusersgrid" on diffusers' grid, "-vel"
+rows train the same VP path with velocity instead of epsilon prediction. Rows that share a
+trained model train it once.
 
     .venv/bin/python benchmarks/generative_2d.py --steps 20000 --seeds 0,1,2     # full protocol
     .venv/bin/python benchmarks/generative_2d.py --quick                          # smoke run
+    .venv/bin/python benchmarks/generative_2d.py --steps 20000 --seeds 0 \
+        --only diffusers-ddpm-ddim,diffusers-ddpm-dpmsolver,wasserflow-ddpm-dpm       # a subset
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import statistics
 import tempfile
 import time
@@ -27,6 +36,9 @@ from wasserflow.engine import load_run, make_config, train_run
 from wasserflow.geometry import exact_ot
 
 NFES = [1, 2, 4, 8, 16, 32, 100]
+OTCFM_STRAIGHT = {"ot_batch": 2048, "ot_reuse": 32, "times": {"kind": "power", "power": 3.0}}
+"""wasserflow's OT-CFM options for few-step sampling: exact OT on 2,048-point blocks solved in
+a background thread (each pair trained on 32 times), times t = u^3 (denser near the noise)."""
 
 
 def w2_to_fresh(x, seed):
@@ -83,8 +95,11 @@ def torchcfm_run(kind, steps, seed, n_eval):
     return row, secs / steps * 1000
 
 
-def diffusers_ddpm(steps, seed, n_eval):
-    from diffusers import DDIMScheduler, DDPMScheduler
+@functools.cache
+def _diffusers_trained(steps, seed):
+    """diffusers' DDPM training loop on moons: (net, scheduler config, ms / step), shared by the
+    diffusers rows (one net, several samplers)."""
+    from diffusers import DDPMScheduler
     from torchcfm.models import MLP
 
     torch.manual_seed(seed)
@@ -110,21 +125,38 @@ def diffusers_ddpm(steps, seed, n_eval):
         loss.backward()
         opt.step()
     secs = time.perf_counter() - t0
-    ddim = DDIMScheduler.from_config(sched.config)
+    return net, sched.config, secs / steps * 1000
+
+
+def diffusers_ddpm(steps, seed, n_eval, sampler="ddim"):
+    """sampler "ddim": DDIMScheduler (eta 0, its default leading spacing); "dpmsolver":
+    DPMSolverMultistepScheduler with its defaults (DPM-Solver++ 2M, midpoint, linspace
+    timesteps, final sigma zero, lower_order_final)."""
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+
+    net, config, ms = _diffusers_trained(steps, seed)
+    scheduler = {"ddim": DDIMScheduler, "dpmsolver": DPMSolverMultistepScheduler}[sampler]
     z = torch.randn(n_eval, 2, generator=torch.Generator().manual_seed(seed + 1))
     row = {}
     with torch.no_grad():
         for n in NFES:
-            ddim.set_timesteps(n)
+            sch = scheduler.from_config(config)
+            sch.set_timesteps(n)
             x = z.clone()
-            for k in ddim.timesteps:
+            for k in sch.timesteps:
                 eps = net(torch.cat([x, torch.full((n_eval, 1), float(k) / 1000)], 1))
-                x = ddim.step(eps, k, x).prev_sample
+                x = sch.step(eps, k, x).prev_sample
             row[n] = w2_to_fresh(x, seed)
-    return row, secs / steps * 1000
+    return row, ms
 
 
-def wasserflow_run(method, steps, seed, n_eval, sampler=None):
+_RUNS = tempfile.TemporaryDirectory()
+
+
+@functools.cache
+def _wasserflow_trained(method, steps, seed, overrides="{}"):
+    """Train once per (method, overrides, steps, seed) into a folder kept for the process:
+    (run folder, ms / step), shared by the rows that sample the same model."""
     cfg = make_config(
         method,
         "moons",
@@ -136,24 +168,33 @@ def wasserflow_run(method, steps, seed, n_eval, sampler=None):
         depth=3,
         activation="selu",
         time_embedding="linear",
+        method_overrides=json.loads(overrides),
     )
-    with tempfile.TemporaryDirectory() as d:
-        t0 = time.perf_counter()
-        train_run(cfg, d)
-        secs = time.perf_counter() - t0
-        run = load_run(d)
-        row = {}
-        for k in NFES:
-            out = run.sample(
-                n_eval, sampler=sampler, nfe=k, generator=torch.Generator().manual_seed(seed + 1)
-            )
-            row[k] = w2_to_fresh(out.x, seed)
-        if sampler is None or sampler in ("euler", "heun"):
-            out = run.sample(
-                n_eval, sampler="dopri5", generator=torch.Generator().manual_seed(seed + 1)
-            )
-            row["dopri5"] = (w2_to_fresh(out.x, seed), out.nfe)
-    return row, secs / steps * 1000
+    d = tempfile.mkdtemp(dir=_RUNS.name)
+    t0 = time.perf_counter()
+    train_run(cfg, d)
+    return d, (time.perf_counter() - t0) / steps * 1000
+
+
+def wasserflow_run(method, steps, seed, n_eval, sampler=None, overrides=None, plan=None):
+    """``overrides``: method recipe overrides (a different model); ``plan``: sampler options
+    read by the sampling plan (e.g. dpm_solver's grid), applied to the trained model."""
+    d, ms = _wasserflow_trained(method, steps, seed, json.dumps(overrides or {}, sort_keys=True))
+    run = load_run(d)
+    if plan:
+        run.recipe["sampler"] = {"name": sampler, "options": dict(plan)}
+    row = {}
+    for k in NFES:
+        out = run.sample(
+            n_eval, sampler=sampler, nfe=k, generator=torch.Generator().manual_seed(seed + 1)
+        )
+        row[k] = w2_to_fresh(out.x, seed)
+    if sampler is None or sampler in ("euler", "heun"):
+        out = run.sample(
+            n_eval, sampler="dopri5", generator=torch.Generator().manual_seed(seed + 1)
+        )
+        row["dopri5"] = (w2_to_fresh(out.x, seed), out.nfe)
+    return row, ms
 
 
 def main():
@@ -163,6 +204,9 @@ def main():
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--quick", action="store_true", help="300 steps, one seed, 500 points")
     p.add_argument("--only", default="", help="comma-separated subset of the rows' keys")
+    p.add_argument("--straight-steps", type=int, default=None,
+                   help="steps of the wasserflow-otcfm-ot2048 row (default 2 x steps: they "
+                   "cost less than TorchCFM's OT-CFM steps, compare the training seconds)")
     a = p.parse_args()
     torch.set_num_threads(1)
     steps, seeds, n = (
@@ -172,10 +216,25 @@ def main():
         "torchcfm-icfm": lambda s: torchcfm_run("icfm", steps, s, n),
         "torchcfm-otcfm": lambda s: torchcfm_run("otcfm", steps, s, n),
         "diffusers-ddpm-ddim": lambda s: diffusers_ddpm(steps, s, n),
+        "diffusers-ddpm-dpmsolver": lambda s: diffusers_ddpm(steps, s, n, "dpmsolver"),
         "wasserflow-icfm": lambda s: wasserflow_run("icfm", steps, s, n),
         "wasserflow-otcfm": lambda s: wasserflow_run("otcfm", steps, s, n),
+        "wasserflow-otcfm-ot2048": lambda s: wasserflow_run(
+            "otcfm", a.straight_steps or 2 * steps, s, n, overrides=OTCFM_STRAIGHT
+        ),
         "wasserflow-ddpm-ddim": lambda s: wasserflow_run("ddpm", steps, s, n, "ddim"),
         "wasserflow-sdevp-heun": lambda s: wasserflow_run("sde-vp", steps, s, n, "heun"),
+        "wasserflow-ddpm-dpm": lambda s: wasserflow_run("ddpm", steps, s, n, "dpm_solver"),
+        "wasserflow-ddpm-dpm-diffusersgrid": lambda s: wasserflow_run(
+            "ddpm", steps, s, n, "dpm_solver", plan={"final_step": 1.0}
+        ),
+        "wasserflow-ddpm-vel-dpm": lambda s: wasserflow_run(
+            "ddpm", steps, s, n, "dpm_solver", overrides={"prediction": "velocity"}
+        ),
+        "wasserflow-sdevp-dpm": lambda s: wasserflow_run("sde-vp", steps, s, n, "dpm_solver"),
+        "wasserflow-sdevp-vel-dpm": lambda s: wasserflow_run(
+            "sde-vp", steps, s, n, "dpm_solver", overrides={"prediction": "velocity"}
+        ),
     }
     only = [k for k in a.only.split(",") if k]
     floor = statistics.mean(

@@ -9,10 +9,19 @@
 """
 
 from .ema import EMA
-from .loop import LossFn, TrainConfig, TrainingDiverged, TrainResult, load_weights, train
+from .loop import (
+    BatchStream,
+    LossFn,
+    TrainConfig,
+    TrainingDiverged,
+    TrainResult,
+    load_weights,
+    train,
+)
 
 __all__ = [
     "EMA",
+    "BatchStream",
     "LossFn",
     "TrainConfig",
     "TrainResult",

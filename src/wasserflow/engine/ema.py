@@ -23,12 +23,19 @@ class EMA:
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
         d = min(self.decay, (1 + step) / (10 + step))
-        params = dict(model.named_parameters())
-        for k, v in model.state_dict().items():
-            if k in params and torch.is_floating_point(v):
-                self.shadow[k].mul_(d).add_(v.detach(), alpha=1 - d)
+        shadow, params = [], []
+        for k, p in model.named_parameters():
+            if torch.is_floating_point(p):
+                shadow.append(self.shadow[k])
+                params.append(p.detach())
             else:
-                self.shadow[k].copy_(v)
+                self.shadow[k].copy_(p)
+        if shadow:  # one fused pass; elementwise the same mul_ then add_ as a per-tensor loop
+            torch._foreach_mul_(shadow, d)
+            torch._foreach_add_(shadow, params, alpha=1 - d)
+        for k, b in model.named_buffers():
+            if k in self.shadow:  # persistent buffers (those of the state dict) are copied
+                self.shadow[k].copy_(b)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.shadow

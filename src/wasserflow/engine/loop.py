@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -27,6 +28,19 @@ from .ema import EMA
 LossFn = Callable[[nn.Module, Tensor, torch.Generator, int], Tensor]
 """(model, data batch, generator, step) -> per-sample losses (B,); the step lets an objective
 change phase (Energy Matching's warm-up) without hidden state."""
+
+
+@runtime_checkable
+class BatchStream(Protocol):
+    """A ``sample_data`` that serves batches by step from its own randomness (e.g.
+    :class:`wasserflow.paths.OTPairStream`): the loop calls ``seek(start)`` before the first
+    step (0, or the step a resumed run continues from) and ``close()`` when training stops."""
+
+    def __call__(self, n: int, generator: torch.Generator) -> Tensor: ...
+
+    def seek(self, step: int) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class TrainingDiverged(RuntimeError):
@@ -95,7 +109,8 @@ def train(
         model: the network (its parameters are updated in place; ``run_dir/checkpoint
             .safetensors`` holds both the raw and the EMA weights).
         loss_fn: per-sample losses for a batch (an objective of :mod:`wasserflow.objectives`).
-        sample_data: draws a batch ``(n, generator) -> (n, ...)``.
+        sample_data: draws a batch ``(n, generator) -> (n, ...)``; a :class:`BatchStream` is
+            told the start step and closed at the end.
         cfg: hyper-parameters; ``cfg.seed`` seeds the one generator.
         run_dir: where checkpoints and ``metrics.jsonl`` go (None: keep nothing on disk).
         resume: continue from ``run_dir/checkpoint.safetensors`` if it exists.
@@ -118,42 +133,49 @@ def train(
     t0 = time.perf_counter()
     last = float("nan")
     model.train()
-    for step in range(start, cfg.steps):
-        lr = cfg.lr_at(step)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        batch = sample_data(cfg.batch_size, gen)
-        loss = loss_fn(model, batch, gen, step).mean()
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            where = (
-                f"; the last good checkpoint is {ckpt_path}"
-                if ckpt_path and ckpt_path.exists()
-                else ""
-            )
-            raise TrainingDiverged(
-                f"loss became {value} at step {step}{where}: lower the learning rate "
-                f"(--lr, now {cfg.lr:g}) or clip gradients (--grad-clip)"
-            )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gnorm = float("nan")
-        if cfg.grad_clip is not None:
-            gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
-        opt.step()
-        ema.update(model, step)
-        last = value
-        losses.append(value)
-        done = step + 1
-        record = {"step": done, "loss": value, "lr": lr, "grad_norm": gnorm}
-        if metrics_path is not None and (done % cfg.log_every == 0 or done == cfg.steps):
-            record["seconds"] = time.perf_counter() - t0
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
-        if ckpt_path is not None and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
-            save_training_state(ckpt_path, model, ema, opt, gen, done, cfg)
-        if progress is not None:
-            progress(done, record)
+    stream = sample_data if isinstance(sample_data, BatchStream) else None
+    if stream is not None:
+        stream.seek(start)
+    try:
+        for step in range(start, cfg.steps):
+            lr = cfg.lr_at(step)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            batch = sample_data(cfg.batch_size, gen)
+            loss = loss_fn(model, batch, gen, step).mean()
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                where = (
+                    f"; the last good checkpoint is {ckpt_path}"
+                    if ckpt_path and ckpt_path.exists()
+                    else ""
+                )
+                raise TrainingDiverged(
+                    f"loss became {value} at step {step}{where}: lower the learning rate "
+                    f"(--lr, now {cfg.lr:g}) or clip gradients (--grad-clip)"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = float("nan")
+            if cfg.grad_clip is not None:
+                gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+            opt.step()
+            ema.update(model, step)
+            last = value
+            losses.append(value)
+            done = step + 1
+            record = {"step": done, "loss": value, "lr": lr, "grad_norm": gnorm}
+            if metrics_path is not None and (done % cfg.log_every == 0 or done == cfg.steps):
+                record["seconds"] = time.perf_counter() - t0
+                with open(metrics_path, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+            if ckpt_path is not None and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+                save_training_state(ckpt_path, model, ema, opt, gen, done, cfg)
+            if progress is not None:
+                progress(done, record)
+    finally:
+        if stream is not None:
+            stream.close()
     return TrainResult(
         steps=cfg.steps,
         final_loss=last,
@@ -202,4 +224,5 @@ def load_weights(path: str | Path, *, ema: bool = True) -> dict[str, Tensor]:
     return ckpt.split(tensors, "ema" if ema else "model")
 
 
-__all__ = ["LossFn", "TrainConfig", "TrainResult", "TrainingDiverged", "load_weights", "train"]
+__all__ = ["BatchStream", "LossFn", "TrainConfig", "TrainResult", "TrainingDiverged",
+           "load_weights", "train"]

@@ -24,8 +24,8 @@ from torch import Tensor, nn
 from .. import _atomic
 from ..data import Standardizer, make_source
 from ..models import build_model
-from ..objectives import build_objective, build_path, method_config
-from ..paths import ve_sigma_max_from_data
+from ..objectives import build_objective, build_path, method_config, ot_stream_config
+from ..paths import OTPairStream, ve_sigma_max_from_data
 from ..samplers import Field, SampleResult, get_sampler
 from .blockwise import JKOFlowRun, jko_spec, train_jko_flow
 from .loop import TrainConfig, TrainResult, load_weights, train
@@ -139,6 +139,7 @@ def train_run(
         if k == 0:
             def sample_data(n, g):
                 return scaler.transform(source.sample(n, g))
+            sample_data = _ot_pair_stream(cfg, tcfg, sample_data) or sample_data
         else:
             pairs = _reflow_pairs(cfg, stages[k - 1], scaler, tcfg.seed + k)
             def sample_data(n, g, pairs=pairs):
@@ -148,6 +149,16 @@ def train_run(
         cb = (lambda s, r, name=stage.name: progress(name, s, r)) if progress else None
         results.append(train(model, objective, sample_data, tcfg, stage, resume=True, progress=cb))
     return results
+
+
+def _ot_pair_stream(cfg: dict, tcfg: TrainConfig,
+                    sample_data: Callable[[int, torch.Generator], Tensor]) -> OTPairStream | None:
+    """OT-CFM's minibatch-OT pair stream (exact OT on ``ot_batch`` points, prefetched in a
+    background thread), seeded by the run's seed; None for recipes that couple in the objective."""
+    stream = ot_stream_config(cfg["method"], tcfg.batch_size)
+    if stream is None:
+        return None
+    return OTPairStream(sample_data, stream, seed=tcfg.seed, total_steps=tcfg.steps)
 
 
 def _reflow_pairs(cfg: dict, prev: Path, scaler, seed: int) -> Tensor:

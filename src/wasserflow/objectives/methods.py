@@ -9,7 +9,7 @@ sampler is always rebuilt from the same settings the model was trained with.
 | sde-vp | VP (beta 0.1..20) | epsilon | independent | U[0, 1 - 1e-3] | euler_maruyama |
 | sde-ve | VE (sigma_max from data) | epsilon | independent | U[0, 1] | predictor_corrector |
 | icfm | linear | velocity | independent | U[0, 1] | euler |
-| otcfm | linear | velocity | exact OT (minibatch) | U[0, 1] | euler |
+| otcfm | linear | velocity | exact OT (minibatch, see below) | U[0, 1] | euler |
 | sbcfm | linear + Brownian bridge sigma | velocity | entropic OT, reg 2 sigma^2 | U[1e-3, 1 - 1e-3] | euler |
 | rectified-flow | linear, then reflow on its own pairs | velocity | independent, then pairs | U[0, 1] | euler |
 | energy-matching | linear, field -grad E | velocity | exact OT | U[0, 1] | energy_langevin |
@@ -18,6 +18,14 @@ sampler is always rebuilt from the same settings the model was trained with.
 The JKO flow has no path, objective or network: ``"trainer": "blockwise"`` makes the engine fit
 its blocks one JKO step at a time (:mod:`wasserflow.engine.blockwise`, options ``"jko"`` =
 :data:`wasserflow.models.jko_flow.JKO_FLOW_DEFAULTS`).
+
+OT-CFM's coupling options (:mod:`wasserflow.paths.ot_stream`): ``ot_batch`` (None = the training
+batch size B: one exact OT per batch, TorchCFM's OT-CFM; a multiple N of B: exact OT on N points,
+whose pairs are served in batches of B), ``ot_reuse`` (epochs over each OT block's pairs, default
+1) and ``ot_prefetch`` (solve the next block in a background thread while the network trains,
+default True). The pairs are still minibatch-OT pairs; a larger N is a straighter coupling.
+A recipe without the ``ot_batch`` key (run folders written before these options) couples inside
+the objective with the training generator, as it did then.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from typing import Any
 
 from ..models.jko_flow import JKO_FLOW_DEFAULTS
 from ..paths import AffinePath, get_schedule
+from ..paths.ot_stream import OTStreamConfig
 from .energy_matching import EnergyMatching
 from .regression import PAIRS, PathRegression
 from .times import TimeDistribution
@@ -62,6 +71,7 @@ _BASE: dict[str, dict[str, Any]] = {
     },
     "otcfm": {
         "schedule": {"name": "linear"}, "prediction": "velocity", "coupling": "ot",
+        "ot_batch": None, "ot_reuse": 1, "ot_prefetch": True,
         "times": {"kind": "uniform"}, "sampler": {"name": "euler", "options": {}},
     },
     "sbcfm": {
@@ -122,8 +132,24 @@ def build_path(cfg: dict[str, Any]) -> AffinePath:
                       bridge=cfg.get("bridge", "constant"))
 
 
+def _has_ot_stream(cfg: dict[str, Any]) -> bool:
+    return cfg.get("coupling") == "ot" and "ot_batch" in cfg and "energy_matching" not in cfg
+
+
+def ot_stream_config(cfg: dict[str, Any], batch_size: int) -> OTStreamConfig | None:
+    """The minibatch-OT pair stream of an OT-coupled regression recipe with an ``ot_batch`` key
+    (None: the recipe couples inside its objective). ``ot_batch`` None means N = batch_size."""
+    if not _has_ot_stream(cfg):
+        return None
+    n = cfg["ot_batch"]
+    return OTStreamConfig(batch_size=batch_size, ot_batch=batch_size if n is None else int(n),
+                          reuse=int(cfg.get("ot_reuse", 1)),
+                          prefetch=bool(cfg.get("ot_prefetch", True)))
+
+
 def build_objective(cfg: dict[str, Any], *, total_steps: int, stage: int = 0):
-    """The training objective of a recipe; ``stage`` > 0 is a reflow stage (pairs coupling)."""
+    """The training objective of a recipe; ``stage`` > 0 is a reflow stage (pairs coupling), as
+    is an OT-CFM recipe with a pair stream (:func:`ot_stream_config`: the batches hold pairs)."""
     if cfg.get("trainer") == "blockwise":
         raise ValueError(f"method {cfg['method']} is trained block by block, not with an "
                          "objective: use engine.train_run")
@@ -133,9 +159,11 @@ def build_objective(cfg: dict[str, Any], *, total_steps: int, stage: int = 0):
         return EnergyMatching(warmup_steps=warm, **em)
     t = cfg["times"]
     times = TimeDistribution(kind=t.get("kind", "uniform"), t_min=t.get("t_min", 0.0),
-                             t_max=t.get("t_max", 1.0), levels=t.get("levels", 1000))
+                             t_max=t.get("t_max", 1.0), levels=t.get("levels", 1000),
+                             power=t.get("power", 1.0))
     return PathRegression(
         path=build_path(cfg), prediction=cfg["prediction"],
-        coupling=PAIRS if stage > 0 else cfg["coupling"], times=times,
+        coupling=PAIRS if stage > 0 or _has_ot_stream(cfg) else cfg["coupling"],
+        times=times,
         weighting=cfg.get("weighting", "none"), coupling_sigma=cfg.get("coupling_sigma"),
     )

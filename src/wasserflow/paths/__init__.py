@@ -24,6 +24,10 @@ Public API (stable):
   index0, index1)``: ``independent_coupling``, ``ot_coupling``, ``entropic_coupling(...,
   reg=None, sigma=None, n_pairs=None)`` (reg = 2 sigma^2), ``reflow_coupling(x0, sampler,
   generator=None)``; ``entropic_plan(x0, x1, reg)``; ``get_coupling(name)`` over ``COUPLINGS``.
+* Minibatch-OT pair stream (:mod:`.ot_stream`): ``OTPairStream(sample_data, OTStreamConfig(
+  batch_size, ot_batch, reuse=1, prefetch=True), seed=, total_steps=None)``, batches (B, 2, ...)
+  of exact-OT pairs from N = ot_batch point problems, the next block solved in a background
+  thread; ``ot_pair_block(sample_data, config, seed, block)``.
 * Oracles (:mod:`.oracle`): ``MixtureOracle(mixture, path)`` with ``score``, ``velocity``,
   ``epsilon``, ``posterior_x1``, ``log_prob`` (x (n, d), t) and ``marginal(t)``;
   ``gaussian_oracle(mean, cov, path)``; ``GaussianGeodesicOracle(mean, cov)`` with
@@ -49,6 +53,7 @@ from .couplings import (
     reflow_coupling,
 )
 from .oracle import GaussianGeodesicOracle, MixtureOracle, gaussian_oracle
+from .ot_stream import OTPairStream, OTStreamConfig, ot_pair_block
 from .parametrization import (
     PREDICTIONS,
     convert,
@@ -78,11 +83,11 @@ from .schedules import (
 __all__ = [
     "COUPLINGS", "PREDICTIONS", "SCHEDULES", "AffinePath", "CoupledBatch", "CosineSchedule",
     "DDPMDiscreteSchedule", "GaussianGeodesicOracle", "LinearSchedule", "MixtureOracle",
-    "PathSample", "Schedule", "ScheduleOutput", "VESchedule", "VPSchedule", "as_time",
+    "OTPairStream", "OTStreamConfig", "PathSample", "Schedule", "ScheduleOutput", "VESchedule", "VPSchedule", "as_time",
     "broadcast_time", "convert", "ddpm_alphas_cumprod", "ddpm_index_to_time", "entropic_coupling",
     "entropic_plan", "epsilon_to_score", "epsilon_to_x1", "expand_like", "from_diffusion_time",
     "gaussian_oracle", "get_coupling", "get_schedule", "independent_coupling", "ot_coupling",
-    "reflow_coupling", "score_to_epsilon", "time_to_ddpm_index", "to_diffusion_time",
+    "ot_pair_block", "reflow_coupling", "score_to_epsilon", "time_to_ddpm_index", "to_diffusion_time",
     "to_velocity", "ve_sigma_max_from_data", "velocity_to_epsilon", "velocity_to_x1",
     "x1_and_epsilon", "x1_to_epsilon",
 ]
