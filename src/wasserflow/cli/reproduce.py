@@ -41,9 +41,6 @@ def reproduce_command(
         raise UsageError(f"--device {device!r}: choose cpu or cuda")
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available; use --device cpu")
-    if device == "cuda":
-        console.print("[yellow]note:[/] the training engine has no device option yet; the "
-                      "experiments compute on the CPU (recorded in environment.json)")
     cfg = resolve_config(profile, methods=_split(methods), data=_split(data), seed=seed)
     names = select(_split(experiment))
     weights = {n: (6.0 if n == "learned" else 1.0) for n in EXPERIMENTS}

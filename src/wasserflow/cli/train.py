@@ -47,6 +47,7 @@ def train_command(
     scale: str = typer.Option("none", help="data scaling: none or standard"),
     grad_clip: float = typer.Option(1.0, help="gradient-norm clipping (0: off)"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out"),
+    device: str = typer.Option("cpu", help="where the network runs: cpu or cuda"),
 ) -> None:
     """Train one model family on one data set; checkpoints and metrics go to --out."""
     from ..engine import make_config, train_run
@@ -73,7 +74,7 @@ def train_command(
             off = offsets.setdefault(stage, len(offsets) * steps)
             bar.update(task, completed=off + step, loss=f"{record['loss']:.4g}")
 
-        results = train_run(cfg, out, resume=resume, progress=progress)
+        results = train_run(cfg, out, resume=resume, progress=progress, device=device)
     last = results[-1] if results else None
     if last is not None:
         console.print(f"trained {last.steps} steps, final loss {last.final_loss:.4g}, "
@@ -90,13 +91,14 @@ def sample_command(
     n: int = typer.Option(2000, min=1, help="number of samples"),
     out: Path = typer.Option(..., "--out", "-o", help=".npy, .pt or .csv file to write"),
     seed: int = typer.Option(0),
+    device: str = typer.Option("cpu", help="where the network runs: cpu or cuda"),
 ) -> None:
     """Draw samples from a trained run with the sampler its checkpoint config prescribes."""
     from ..engine import load_run
 
     if out.suffix not in (".npy", ".pt", ".csv"):
         raise UsageError(f"{out}: the output must end in .npy, .pt or .csv")
-    r = load_run(run)
+    r = load_run(run, device=device)
     res = r.sample(n, sampler=sampler, nfe=nfe, generator=torch.Generator().manual_seed(seed))
     x = res.x.to(torch.float32)
     with _atomic.atomic_path(out) as tmp:
@@ -123,13 +125,14 @@ def evaluate_command(
     sampler: str = typer.Option(None, help="sampler (default: the method's own)"),
     seed: int = typer.Option(0),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    device: str = typer.Option("cpu", help="where the network runs: cpu or cuda"),
 ) -> None:
     """W2 to fresh data, NFE used, and the geometry of the sampling trajectories."""
     from ..engine import load_run
     from ..metrics import evaluate_run
 
     nfes = None if nfe is None else _parse_nfes(nfe)
-    r = load_run(run)
+    r = load_run(run, device=device)
     if nfes is None:
         nfes = [None] if getattr(r, "blocks", None) else [1, 2, 4, 8, 16]
     rows = evaluate_run(r, nfes, n=n, seed=seed, sampler=sampler)

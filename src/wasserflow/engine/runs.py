@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from .. import _atomic
 from ..data import Standardizer, make_source
-from ..models import build_model
+from ..models import build_model, place, resolve_device
 from ..objectives import build_objective, build_path, method_config, ot_stream_config
 from ..paths import OTPairStream, ve_sigma_max_from_data
 from ..samplers import Field, SampleResult, get_sampler
@@ -108,10 +108,13 @@ def _complete(stage: Path, steps: int) -> bool:
 
 def train_run(
     cfg: dict, out: str | Path, *, resume: bool = False,
-    progress: Callable[[str, int, dict], None] | None = None,
+    progress: Callable[[str, int, dict], None] | None = None, device: str = "cpu",
 ) -> list[TrainResult]:
-    """Train the run described by ``cfg`` into ``out`` (see :func:`make_config`)."""
+    """Train the run described by ``cfg`` into ``out`` (see :func:`make_config`); ``device``
+    runs the network there (:func:`wasserflow.models.place`; the JKO flow always fits on the
+    CPU in float64)."""
     out = Path(out)
+    resolve_device(device)  # before anything is written
     source = make_source(cfg["data"]["spec"])
     cfg_path = out / "config.json"
     if cfg_path.exists():
@@ -131,7 +134,7 @@ def train_run(
         return [train_jko_flow(cfg, out, particles, progress=cb)]
     results = []
     stages = _stage_dirs(out, cfg)
-    model = build_model(cfg["model"], seed=tcfg.seed)
+    model = place(build_model(cfg["model"], seed=tcfg.seed), device)
     for k, stage in enumerate(stages):
         if k > 0 and _complete(stage, tcfg.steps):
             continue
@@ -141,7 +144,7 @@ def train_run(
                 return scaler.transform(source.sample(n, g))
             sample_data = _ot_pair_stream(cfg, tcfg, sample_data) or sample_data
         else:
-            pairs = _reflow_pairs(cfg, stages[k - 1], scaler, tcfg.seed + k)
+            pairs = _reflow_pairs(cfg, stages[k - 1], scaler, tcfg.seed + k, device)
             def sample_data(n, g, pairs=pairs):
                 return pairs[torch.randint(0, len(pairs), (n,), generator=g)]
             # reflow starts from the previous stage's (EMA) weights
@@ -161,10 +164,10 @@ def _ot_pair_stream(cfg: dict, tcfg: TrainConfig,
     return OTPairStream(sample_data, stream, seed=tcfg.seed, total_steps=tcfg.steps)
 
 
-def _reflow_pairs(cfg: dict, prev: Path, scaler, seed: int) -> Tensor:
+def _reflow_pairs(cfg: dict, prev: Path, scaler, seed: int, device: str = "cpu") -> Tensor:
     """(N, 2, ...) pairs (noise, flow(noise)) of the previous stage, in training coordinates."""
     spec = cfg["method"]["reflow"]
-    run = TrainedRun.from_stage(cfg, prev)
+    run = TrainedRun.from_stage(cfg, prev, device)
     g = torch.Generator().manual_seed(seed)
     res = run.sample(spec["pairs"], sampler="euler", nfe=spec["nfe"], generator=g,
                      data_space=False, return_start=True)
@@ -196,10 +199,10 @@ class TrainedRun:
         self.shape = tuple(cfg["model"]["shape"])
 
     @classmethod
-    def from_stage(cls, cfg: dict, stage: Path) -> TrainedRun:
+    def from_stage(cls, cfg: dict, stage: Path, device: str = "cpu") -> TrainedRun:
         model = build_model(cfg["model"], seed=0)
         model.load_state_dict(load_weights(stage / "checkpoint.safetensors"))
-        return cls(cfg, model, stage)
+        return cls(cfg, place(model, device), stage)
 
     @property
     def method(self) -> str:
@@ -253,10 +256,12 @@ class TrainedRun:
                          times=res.times if traj is not None else None, sampler=name)
 
 
-def load_run(out: str | Path) -> TrainedRun | JKOFlowRun:
+def load_run(out: str | Path, device: str = "cpu") -> TrainedRun | JKOFlowRun:
     """The trained model of a run folder (its last completed stage, EMA weights; a
-    :class:`~wasserflow.engine.blockwise.JKOFlowRun` for method jko-flow)."""
+    :class:`~wasserflow.engine.blockwise.JKOFlowRun` for method jko-flow); ``device`` runs the
+    network there, samples come back on the CPU."""
     out = Path(out)
+    resolve_device(device)
     cfg_path = out / "config.json"
     if not cfg_path.is_file():
         raise ValueError(f"{out} is not a wasserflow run folder (no config.json): train one with "
@@ -271,4 +276,4 @@ def load_run(out: str | Path) -> TrainedRun | JKOFlowRun:
         raise ValueError(f"{out} has no checkpoint yet: training has not saved one")
     if cfg["method"].get("trainer") == "blockwise":
         return JKOFlowRun.from_stage(cfg, out, _scaler(cfg))
-    return TrainedRun.from_stage(cfg, done[-1])
+    return TrainedRun.from_stage(cfg, done[-1], device)

@@ -65,10 +65,10 @@ def _one(ctx: Context, data: str, method: str, cfg: dict, frac: tuple[float, flo
                        lo + 0.7 * (hi - lo) * min(1.0, done["n"] / total))
 
     t0 = time.perf_counter()
-    train_run(rc, run_dir, resume=True, progress=progress)
+    train_run(rc, run_dir, resume=True, progress=progress, device=ctx.device)
     train_seconds = time.perf_counter() - t0
     ctx.report(f"{data}: sampling {method}", lo + 0.75 * (hi - lo))
-    run = load_run(run_dir)
+    run = load_run(run_dir, device=ctx.device)
     n = cfg["n_eval"]
     nfes = list(cfg["nfes"])
     own = run.recipe["sampler"]["name"]

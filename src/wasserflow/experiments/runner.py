@@ -90,8 +90,8 @@ def _environment(ctx: Context, walls: dict[str, float], status: str) -> dict:
             "platform": platform.platform(), "torch": torch.__version__,
             "numpy": numpy.__version__, "scipy": scipy.__version__, "pot": ot.__version__,
             "matplotlib": matplotlib.__version__, "device": ctx.device,
-            # the training engine has no device option yet: every experiment computes on CPU
-            "compute_device": "cpu",
+            # the learned models' networks run on ctx.device; everything else on the CPU
+            "network_device": ctx.device,
             "torch_threads": torch.get_num_threads(), "seed": ctx.seed,
             "profile": ctx.config["profile"], "wall_seconds": walls, "status": status}
 

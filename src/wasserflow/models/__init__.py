@@ -26,11 +26,15 @@ Build from a JSON-serialisable config (stored in checkpoints)::
   :class:`~wasserflow.geometry.RidgeMap`; exact log-likelihood; fitted by
   :mod:`wasserflow.engine.blockwise`, not built by :func:`build_model`.
 
+Devices: :func:`place` runs a network on cuda while paths, samplers and random draws stay on
+the CPU (:mod:`wasserflow.models.device`).
+
 Seeding: ``build_model(config, seed=s)`` initialises inside ``torch.random.fork_rng`` and never
 changes the caller's global RNG state. Activations: :data:`ACTIVATIONS` (silu default, selu,
 relu, gelu, tanh, softplus, elu).
 """
 
+from .device import place, resolve_device
 from .embedding import ACTIVATIONS, LinearTime, SinusoidalTimeEmbedding, as_time, make_activation
 from .energy import PotentialField
 from .factory import MODEL_KINDS, build_model, model_config
@@ -40,5 +44,5 @@ from .mlp import TIME_EMBEDDINGS, PotentialMLP, TimeMLP, VectorFieldMLP
 __all__ = [
     "ACTIVATIONS", "FlowSample", "JKOFlow", "JKO_FLOW_DEFAULTS", "MODEL_KINDS", "TIME_EMBEDDINGS", "LinearTime", "PotentialField",
     "PotentialMLP", "SinusoidalTimeEmbedding", "TimeMLP", "VectorFieldMLP", "as_time",
-    "build_model", "jko_step_sizes", "make_activation", "model_config",
+    "build_model", "jko_step_sizes", "place", "resolve_device", "make_activation", "model_config",
 ]
