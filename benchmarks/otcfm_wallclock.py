@@ -25,16 +25,9 @@ import time
 from pathlib import Path
 
 import torch
+from generative_2d import torchcfm_train, w2_to_fresh  # the sibling script (same protocol)
 
-from wasserflow.data import moons
 from wasserflow.engine import TrainedRun, make_config, train_run
-from wasserflow.geometry import exact_ot
-
-
-def w2_to_fresh(x, seed):
-    """Exact W2 to 2,000 fresh moons points (as benchmarks/generative_2d.py)."""
-    y = moons(x.shape[0], torch.Generator().manual_seed(10_000 + seed), dtype=torch.float64)
-    return exact_ot(x.double(), y).w2
 
 
 def euler_w2(v, z, k, seed):
@@ -47,29 +40,18 @@ def euler_w2(v, z, k, seed):
 
 
 def torchcfm_snapshots(steps, seed, every):
-    """TorchCFM's OT-CFM loop (benchmarks/generative_2d.py) with (seconds, weights) snapshots."""
-    from torchcfm.conditional_flow_matching import ExactOptimalTransportConditionalFlowMatcher
-    from torchcfm.models import MLP
+    """TorchCFM's OT-CFM loop (generative_2d.torchcfm_train) with (step, seconds, weights)
+    snapshots; the seconds exclude the snapshotting."""
+    snaps, clock = [], {"t0": time.perf_counter(), "paused": 0.0}
 
-    torch.manual_seed(seed)
-    net = MLP(dim=2, w=64, time_varying=True)
-    fm = ExactOptimalTransportConditionalFlowMatcher(0.0)
-    opt = torch.optim.Adam(net.parameters(), 1e-3)
-    g = torch.Generator().manual_seed(seed)
-    snaps, paused = [], 0.0
-    t0 = time.perf_counter()
-    for step in range(1, steps + 1):
-        x1 = moons(256, g)
-        x0 = torch.randn(256, 2, generator=g)
-        t, xt, ut = fm.sample_location_and_conditional_flow(x0, x1)
-        loss = ((net(torch.cat([xt, t[:, None]], 1)) - ut) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    def snapshot(step, net):
         if step % every == 0 or step == steps:
             t1 = time.perf_counter()
-            snaps.append((step, t1 - t0 - paused, copy.deepcopy(net.state_dict())))
-            paused += time.perf_counter() - t1
+            snaps.append((step, t1 - clock["t0"] - clock["paused"],
+                          copy.deepcopy(net.state_dict())))
+            clock["paused"] += time.perf_counter() - t1
+
+    net, _ = torchcfm_train("otcfm", steps, seed, on_step=snapshot)
     return net, snaps
 
 

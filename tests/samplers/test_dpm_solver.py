@@ -39,14 +39,6 @@ MIX = GaussianMixture.create(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class _Float64Torch:
     """``torch`` for diffusers' scheduler module with float32 meaning float64 (its ``step`` casts
     the sample with ``sample.to(torch.float32)``)."""

@@ -29,14 +29,6 @@ from wasserflow.samplers import (
 MIX = GaussianMixture.create([0.5, 0.5], [[-1.5, 0.0], [1.5, 0.5]], 0.4)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _x0(n=16, seed=0):
     return torch.randn(n, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 

@@ -25,14 +25,6 @@ MIX = GaussianMixture.create(
 N = 400
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def reference_solution():
     f = Field.from_oracle(MixtureOracle(MIX, AffinePath(LinearSchedule())))

@@ -16,14 +16,6 @@ DENSE = sorted(set(range(1, 13)) | {16, 49, 50, 51, 61, 99, 100, 101, 127, 333, 
 FULL_RUN = list(range(1, 9)) + [49, 50, 51, 61, 99, 100, 101, 333]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def eps_model(x, t):
     return 0.3 * x * torch.cos(3 * t)[:, None] + 0.2 * torch.sin(5 * t)[:, None]
 

@@ -26,7 +26,7 @@ from torch import Tensor
 from ..geometry import fit_ridge_jko_step
 from ..models.jko_flow import JKO_FLOW_DEFAULTS, JKOFlow, jko_step_sizes
 from . import checkpoint as ckpt
-from .loop import TrainResult
+from .loop import TrainResult, truncate_metrics
 
 
 def _gaussian_energy(x: Tensor) -> Tensor:
@@ -72,7 +72,7 @@ def train_jko_flow(
     for T in maps:
         x, ld = T.forward(x)
         log_det = log_det + ld
-    _truncate(metrics, start)
+    truncate_metrics(metrics, start)
     t0 = time.perf_counter()
     last = float("nan")
     for k in range(start, len(steps)):
@@ -98,14 +98,6 @@ def train_jko_flow(
             progress(k + 1, record)
     return TrainResult(steps=len(steps), final_loss=last, seconds=time.perf_counter() - t0,
                        resumed_from=start)
-
-
-def _truncate(metrics: Path, step: int) -> None:
-    if not metrics.exists():
-        return
-    keep = [line for line in metrics.read_text().splitlines()
-            if line.strip() and json.loads(line)["step"] <= step]
-    metrics.write_text("".join(line + "\n" for line in keep))
 
 
 class JKOFlowRun:

@@ -128,7 +128,7 @@ def train(
     if run is not None:
         run.mkdir(parents=True, exist_ok=True)
     if metrics_path is not None:
-        _truncate_metrics(metrics_path, start)
+        truncate_metrics(metrics_path, start)
     losses: list[float] = []
     t0 = time.perf_counter()
     last = float("nan")
@@ -210,7 +210,7 @@ def load_training_state(path, model, ema, opt, gen, cfg: TrainConfig) -> int:
     return int(meta["step"])
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
+def truncate_metrics(path: Path, step: int) -> None:
     """Drop metric lines written after the checkpoint we resume from (or all, when fresh)."""
     if not path.exists():
         return

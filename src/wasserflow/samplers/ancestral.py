@@ -92,6 +92,12 @@ def _step_coefficients(field: Field, t: Tensor) -> list[ScheduleOutput]:
     return [ScheduleOutput(*vals) for vals in zip(*cols, strict=True)]
 
 
+def path_steps(field: Field, t_from: Tensor, t_to: Tensor) -> list[tuple]:
+    """[(t_k, t_k+1, coefficients at t_k, coefficients at t_k+1)] of the steps of a grid."""
+    return list(zip(t_from.tolist(), t_to.tolist(), _step_coefficients(field, t_from),
+                    _step_coefficients(field, t_to), strict=True))
+
+
 def ddpm(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
          generator: torch.Generator | None = None,
          return_trajectory: bool = False) -> SampleResult:
@@ -104,9 +110,7 @@ def ddpm(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
     x = check_start(x0)
     t_from, t_to = grid_steps(grid)
     rec = Recorder(x, float(t_from[0]), return_trajectory)
-    steps = zip(t_from.tolist(), t_to.tolist(), _step_coefficients(field, t_from),
-                _step_coefficients(field, t_to), strict=True)
-    for a, b, c_from, c_to in steps:
+    for a, b, c_from, c_to in path_steps(field, t_from, t_to):
         x1_hat, _ = field.x1_and_epsilon(x, time_vector(a, x), c_from)
         rec.nfe += 1
         var = posterior_coefficients(c_from, c_to)[2]
@@ -130,9 +134,7 @@ def ddim(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
     x = check_start(x0)
     t_from, t_to = grid_steps(grid)
     rec = Recorder(x, float(t_from[0]), return_trajectory)
-    steps = zip(t_from.tolist(), t_to.tolist(), _step_coefficients(field, t_from),
-                _step_coefficients(field, t_to), strict=True)
-    for a, b, c_from, c_to in steps:
+    for a, b, c_from, c_to in path_steps(field, t_from, t_to):
         x1_hat, eps_hat = field.x1_and_epsilon(x, time_vector(a, x), c_from)
         rec.nfe += 1
         noise = gaussian_noise(x, generator) if eta > 0 else None

@@ -31,7 +31,7 @@ import math
 import torch
 from torch import Tensor
 
-from .ancestral import _needs_path, _step_coefficients, ddim_step
+from .ancestral import _needs_path, ddim_step, path_steps
 from .field import Field, FieldFn, as_field, time_vector
 from .result import Recorder, SampleResult, check_start, grid_steps
 
@@ -64,10 +64,8 @@ def dpm_solver(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
                          "not explicit (t_from, t_to) steps")
     n_steps = t_from.shape[0]
     rec = Recorder(x, float(t_from[0]), return_trajectory)
-    steps = zip(t_from.tolist(), t_to.tolist(), _step_coefficients(field, t_from),
-                _step_coefficients(field, t_to), strict=True)
     previous: tuple[Tensor, float] | None = None  # (D_{i-1}, lambda_{i-1})
-    for i, (a, b, c_from, c_to) in enumerate(steps):
+    for i, (a, b, c_from, c_to) in enumerate(path_steps(field, t_from, t_to)):
         d, _ = field.x1_and_epsilon(x, time_vector(a, x), c_from)
         rec.nfe += 1
         lam_s, lam_t = _log_snr(c_from.alpha, c_from.sigma), _log_snr(c_to.alpha, c_to.sigma)
