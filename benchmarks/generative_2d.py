@@ -10,8 +10,10 @@ default) and with DPMSolverMultistep (DPM-Solver++ 2M, its defaults: linspace ti
 sigma zero, lower_order_final), both on one trained net. wasserflow trains with its own engine
 (EMA 0.999, warm-up, cosine decay, grad clip); its "-dpm" rows sample with dpm_solver
 (DPM-Solver++ 2M) on the engine's default grid, "-diffusersgrid" on diffusers' grid, "-vel"
-rows train the same VP path with velocity instead of epsilon prediction. Rows that share a
-trained model train it once.
+rows train the same VP path with velocity instead of epsilon prediction, "-fast" rows add the
+log-SNR time input and lr 2e-3 (DIFFUSION_FAST; "-dpm3m" samples with DPM-Solver++ 3M), and
+"diffusers-ddpm-ddim-lr2e-3" is the control: diffusers' loop at that learning rate too. Rows
+that share a trained model train it once.
 
     .venv/bin/python benchmarks/generative_2d.py --steps 20000 --seeds 0,1,2     # full protocol
     .venv/bin/python benchmarks/generative_2d.py --quick                          # smoke run
@@ -39,6 +41,11 @@ NFES = [1, 2, 4, 8, 16, 32, 100]
 OTCFM_STRAIGHT = {"ot_batch": 2048, "ot_reuse": 32, "times": {"kind": "power", "power": 3.0}}
 """wasserflow's OT-CFM options for few-step sampling: exact OT on 2,048-point blocks solved in
 a background thread (each pair trained on 32 times), times t = u^3 (denser near the noise)."""
+STRAIGHT_TRAIN = {"lr": 2e-3, "batch_size": 512}
+"""...trained with these (same net; the steps are set by --straight-steps)."""
+DIFFUSION_FAST = {"prediction": "velocity", "time_input": "logsnr"}
+"""wasserflow's diffusion options for few-step sampling: velocity prediction and the log-SNR as
+the network's time input (the path, schedule and coupling unchanged), trained at lr 2e-3."""
 
 
 def w2_to_fresh(x, seed):
@@ -104,7 +111,7 @@ def torchcfm_run(kind, steps, seed, n_eval):
 
 
 @functools.cache
-def _diffusers_trained(steps, seed):
+def _diffusers_trained(steps, seed, lr=1e-3):
     """diffusers' DDPM training loop on moons: (net, scheduler config, ms / step), shared by the
     diffusers rows (one net, several samplers)."""
     from diffusers import DDPMScheduler
@@ -120,7 +127,7 @@ def _diffusers_trained(steps, seed):
         prediction_type="epsilon",
         clip_sample=False,
     )
-    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    opt = torch.optim.Adam(net.parameters(), lr)
     g = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
     for _ in range(steps):
@@ -136,13 +143,13 @@ def _diffusers_trained(steps, seed):
     return net, sched.config, secs / steps * 1000
 
 
-def diffusers_ddpm(steps, seed, n_eval, sampler="ddim"):
+def diffusers_ddpm(steps, seed, n_eval, sampler="ddim", lr=1e-3):
     """sampler "ddim": DDIMScheduler (eta 0, its default leading spacing); "dpmsolver":
     DPMSolverMultistepScheduler with its defaults (DPM-Solver++ 2M, midpoint, linspace
     timesteps, final sigma zero, lower_order_final)."""
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
-    net, config, ms = _diffusers_trained(steps, seed)
+    net, config, ms = _diffusers_trained(steps, seed, lr)
     scheduler = {"ddim": DDIMScheduler, "dpmsolver": DPMSolverMultistepScheduler}[sampler]
     z = torch.randn(n_eval, 2, generator=torch.Generator().manual_seed(seed + 1))
     row = {}
@@ -162,15 +169,15 @@ _RUNS = tempfile.TemporaryDirectory()
 
 
 @functools.cache
-def _wasserflow_trained(method, steps, seed, overrides="{}"):
-    """Train once per (method, overrides, steps, seed) into a folder kept for the process:
-    (run folder, ms / step), shared by the rows that sample the same model."""
+def _wasserflow_trained(method, steps, seed, overrides="{}", lr=1e-3, batch_size=256):
+    """Train once per (method, overrides, steps, seed, lr, batch) into a folder kept for the
+    process: (run folder, ms / step), shared by the rows that sample the same model."""
     cfg = make_config(
         method,
         "moons",
         steps=steps,
-        batch_size=256,
-        lr=1e-3,
+        batch_size=batch_size,
+        lr=lr,
         seed=seed,
         width=64,
         depth=3,
@@ -184,10 +191,12 @@ def _wasserflow_trained(method, steps, seed, overrides="{}"):
     return d, (time.perf_counter() - t0) / steps * 1000
 
 
-def wasserflow_run(method, steps, seed, n_eval, sampler=None, overrides=None, plan=None):
+def wasserflow_run(method, steps, seed, n_eval, sampler=None, overrides=None, plan=None,
+                   lr=1e-3, batch_size=256):
     """``overrides``: method recipe overrides (a different model); ``plan``: sampler options
     read by the sampling plan (e.g. dpm_solver's grid), applied to the trained model."""
-    d, ms = _wasserflow_trained(method, steps, seed, json.dumps(overrides or {}, sort_keys=True))
+    d, ms = _wasserflow_trained(method, steps, seed, json.dumps(overrides or {}, sort_keys=True),
+                                lr, batch_size)
     run = load_run(d)
     if plan:
         run.recipe["sampler"] = {"name": sampler, "options": dict(plan)}
@@ -196,8 +205,9 @@ def wasserflow_run(method, steps, seed, n_eval, sampler=None, overrides=None, pl
         out = run.sample(
             n_eval, sampler=sampler, nfe=k, generator=torch.Generator().manual_seed(seed + 1)
         )
-        row[k] = w2_to_fresh(out.x, seed)
-    if sampler is None or sampler in ("euler", "heun"):
+        # a sampler with 2 NFE per step (midpoint, heun) cannot spend 1: no cell there
+        row[k] = w2_to_fresh(out.x, seed) if out.nfe == k else None
+    if sampler is None or sampler in ("euler", "heun", "midpoint"):
         out = run.sample(
             n_eval, sampler="dopri5", generator=torch.Generator().manual_seed(seed + 1)
         )
@@ -226,8 +236,14 @@ def main():
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--quick", action="store_true", help="300 steps, one seed, 500 points")
     p.add_argument("--only", default="", help="comma-separated subset of the rows' keys")
+    p.add_argument("--fast-steps", type=int, default=None,
+                   help="steps of the wasserflow-*-fast-* rows (default: --steps); 0.65 x steps "
+                   "matches diffusers' training seconds (its loop has no EMA, clipping or "
+                   "checkpoints: 1.0 against 1.55 ms / step here)")
+    p.add_argument("--per-seed", action="store_true",
+                   help="also print each seed's row (the table's rows are means over seeds)")
     p.add_argument("--straight-steps", type=int, default=None,
-                   help="steps of the wasserflow-otcfm-ot2048 row (default 2 x steps: they "
+                   help="steps of the wasserflow-otcfm-ot2048 row (default 1.5 x steps: they "
                    "cost less than TorchCFM's OT-CFM steps, compare the training seconds)")
     a = p.parse_args()
     torch.set_num_threads(1)
@@ -239,11 +255,15 @@ def main():
         "torchcfm-otcfm": lambda s: torchcfm_run("otcfm", steps, s, n),
         "diffusers-ddpm-ddim": lambda s: diffusers_ddpm(steps, s, n),
         "diffusers-ddpm-dpmsolver": lambda s: diffusers_ddpm(steps, s, n, "dpmsolver"),
+        "diffusers-ddpm-ddim-lr2e-3": lambda s: diffusers_ddpm(steps, s, n, lr=2e-3),
         "wasserflow-icfm": lambda s: wasserflow_run("icfm", steps, s, n),
         "wasserflow-otcfm": lambda s: wasserflow_run("otcfm", steps, s, n),
         "wasserflow-otcfm-ot2048": lambda s: wasserflow_run(
-            "otcfm", a.straight_steps or 2 * steps, s, n, overrides=OTCFM_STRAIGHT
-        ),
+            "otcfm", a.straight_steps or 3 * steps // 2, s, n, overrides=OTCFM_STRAIGHT,
+            **STRAIGHT_TRAIN),
+        "wasserflow-otcfm-ot2048-midpoint": lambda s: wasserflow_run(
+            "otcfm", a.straight_steps or 3 * steps // 2, s, n, "midpoint",
+            overrides=OTCFM_STRAIGHT, **STRAIGHT_TRAIN),
         "wasserflow-ddpm-ddim": lambda s: wasserflow_run("ddpm", steps, s, n, "ddim"),
         "wasserflow-sdevp-heun": lambda s: wasserflow_run("sde-vp", steps, s, n, "heun"),
         "wasserflow-ddpm-dpm": lambda s: wasserflow_run("ddpm", steps, s, n, "dpm_solver"),
@@ -253,6 +273,15 @@ def main():
         "wasserflow-ddpm-vel-dpm": lambda s: wasserflow_run(
             "ddpm", steps, s, n, "dpm_solver", overrides={"prediction": "velocity"}
         ),
+        "wasserflow-ddpm-fast-dpm": lambda s: wasserflow_run(
+            "ddpm", a.fast_steps or steps, s, n, "dpm_solver", overrides=DIFFUSION_FAST,
+            lr=2e-3),
+        "wasserflow-ddpm-fast-dpm3m": lambda s: wasserflow_run(
+            "ddpm", a.fast_steps or steps, s, n, "dpm_solver_3m", overrides=DIFFUSION_FAST,
+            lr=2e-3),
+        "wasserflow-sdevp-fast-dpm": lambda s: wasserflow_run(
+            "sde-vp", a.fast_steps or steps, s, n, "dpm_solver", overrides=DIFFUSION_FAST,
+            lr=2e-3),
         "wasserflow-sdevp-dpm": lambda s: wasserflow_run("sde-vp", steps, s, n, "dpm_solver"),
         "wasserflow-sdevp-vel-dpm": lambda s: wasserflow_run(
             "sde-vp", steps, s, n, "dpm_solver", overrides={"prediction": "velocity"}
@@ -283,15 +312,25 @@ def main():
         if only and name not in only:
             continue
         rows, ms = zip(*(job(s) for s in seeds))
-        cells = ["-" if rows[0][k] is None else f"{statistics.mean(r[k] for r in rows):.3f}"
-                 for k in NFES]
-        if "dopri5" in rows[0]:
-            w = statistics.mean(r["dopri5"][0] for r in rows)
-            e = statistics.mean(r["dopri5"][1] for r in rows)
-            cells.append(f"{w:.3f} ({e:.0f})")
-        else:
-            cells.append("-")
-        print(f"| {name} | " + " | ".join(cells) + f" | {statistics.median(ms):.2f} |", flush=True)
+        groups = [(name, rows, ms)]
+        if a.per_seed and len(seeds) > 1:
+            groups += [(f"{name} (seed {s})", (r,), (m,)) for s, r, m in zip(seeds, rows, ms)]
+        for label, rs, mss in groups:
+            print(f"| {label} | " + " | ".join(_cells(rs)) + f" | {statistics.median(mss):.2f} |",
+                  flush=True)
+
+
+def _cells(rows):
+    """The table cells (means over the rows, one row per seed) of one model."""
+    cells = ["-" if any(r[k] is None for r in rows)
+             else f"{statistics.mean(r[k] for r in rows):.3f}" for k in NFES]
+    if "dopri5" in rows[0]:
+        w = statistics.mean(r["dopri5"][0] for r in rows)
+        e = statistics.mean(r["dopri5"][1] for r in rows)
+        cells.append(f"{w:.3f} ({e:.0f})")
+    else:
+        cells.append("-")
+    return cells
 
 
 if __name__ == "__main__":

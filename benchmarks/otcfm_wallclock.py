@@ -55,9 +55,9 @@ def torchcfm_snapshots(steps, seed, every):
     return net, snaps
 
 
-def wasserflow_snapshots(steps, seed, every, overrides, out):
+def wasserflow_snapshots(steps, seed, every, overrides, out, lr=1e-3, batch_size=256):
     """wasserflow's OT-CFM run with (step, seconds, checkpoint copy) snapshots."""
-    cfg = make_config("otcfm", "moons", steps=steps, batch_size=256, lr=1e-3, seed=seed,
+    cfg = make_config("otcfm", "moons", steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                       width=64, depth=3, activation="selu", time_embedding="linear",
                       method_overrides=overrides)
     cfg["train"]["checkpoint_every"] = every
@@ -92,6 +92,8 @@ def main():
     p.add_argument("--no-prefetch", action="store_true")
     p.add_argument("--time-power", type=float, default=1.0,
                    help="training times t = u^p (p > 1 favours t near 0, the noise end)")
+    p.add_argument("--lr", type=float, default=1e-3, help="wasserflow's peak learning rate")
+    p.add_argument("--batch", type=int, default=256, help="wasserflow's pairs per step")
     p.add_argument("--ref-nfe", type=int, default=100)
     p.add_argument("--nfe", default="1,2,100", help="wasserflow's NFEs to time")
     p.add_argument("--n", type=int, default=2000)
@@ -102,7 +104,8 @@ def main():
     if a.time_power != 1.0:
         overrides["times"] = {"kind": "power", "power": a.time_power}
     print(f"# OT-CFM time to TorchCFM's final W2 ({a.ref_nfe} Euler NFE); TorchCFM "
-          f"{a.torchcfm_steps} steps, wasserflow {a.steps} steps with {overrides}; {a.n} points")
+          f"{a.torchcfm_steps} steps, wasserflow {a.steps} steps with {overrides}, lr {a.lr:g}, "
+          f"batch {a.batch}; {a.n} points")
     nfe_list = ", ".join(map(str, nfes))
     print(f"| seed | TorchCFM s | TorchCFM final W2 | wasserflow s | wasserflow final W2 (NFE "
           f"{nfe_list}) | wasserflow W2 at TorchCFM's budget (step) | "
@@ -119,7 +122,8 @@ def main():
         q = euler_w2(v_tcfm, z, a.ref_nfe, seed)
         t_tcfm = tsnaps[-1][1]
         with tempfile.TemporaryDirectory() as d:
-            cfg, snaps = wasserflow_snapshots(a.steps, seed, a.every, overrides, Path(d))
+            cfg, snaps = wasserflow_snapshots(a.steps, seed, a.every, overrides, Path(d),
+                                              a.lr, a.batch)
             cells, final = [], {}
 
             def w2_at(folder, k, cfg=cfg, z_seed=seed):

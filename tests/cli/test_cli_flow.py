@@ -5,16 +5,7 @@ import json
 import math
 
 import pytest
-
-from wasserflow.cli import main
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return e.value.code or 0, out.out, out.err
+from _cli import run
 
 
 def flow(argv, capsys, tmp_path, name="flow.png"):

@@ -6,16 +6,7 @@ import numpy as np
 import ot
 import pytest
 import torch
-
-from wasserflow.cli import main
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return e.value.code or 0, out.out, out.err
+from _cli import run
 
 
 @pytest.fixture

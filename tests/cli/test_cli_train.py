@@ -4,16 +4,9 @@ import json
 
 import numpy as np
 import pytest
+from _cli import run
 
 from wasserflow.cli import main
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return e.value.code or 0, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +85,33 @@ def test_jko_flow_trains_block_by_block_and_evaluates(tmp_path, capsys):
         (["train", "--method", "icfm", "--data", "nosuchset", "--out", "X"], "nosuchset"),
         (["evaluate", "/nonexistent/run"], "not a wasserflow run"),
         (["evaluate", ".", "--nfe", "1,x"], "--nfe"),
+        (["train", "--method", "sde-vp", "--data", "moons", "--out", "X", "--set", "prediction"],
+         "KEY=VALUE"),
+        (["train", "--method", "sde-vp", "--data", "moons", "--out", "X", "--set",
+          "time_input=clock"], "time_input 'clock'"),
+        (["train", "--method", "sde-vp", "--data", "moons", "--out", "X", "--set",
+          "prediction=noise"], "prediction 'noise'"),
     ],
 )
 def test_bad_input(argv, needle, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, err = run(argv, capsys)
     assert code == 2 and needle in err, err
+    assert not (tmp_path / "X").exists()  # refused before anything is written
+
+
+def test_recipe_overrides_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "vp"
+    code, _, err = run(["train", "--method", "sde-vp", "--data", "moons", "--steps", "20",
+                        "--out", str(out), "--width", "16", "--time-embedding", "linear",
+                        "--set", "prediction=velocity", "--set", "time_input=logsnr",
+                        "--set", 'times={"kind": "uniform", "t_max": 0.99}'], capsys)
+    assert code == 0, err
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["method"]["prediction"] == "velocity"
+    assert cfg["method"]["time_input"] == "logsnr"
+    assert cfg["method"]["times"] == {"kind": "uniform", "t_max": 0.99}
+    assert cfg["model"]["time_embedding"] == "linear"
+    code, text, err = run(["evaluate", str(out), "--nfe", "4", "--sampler", "dpm_solver",
+                           "--json", "--n", "50"], capsys)
+    assert code == 0, err

@@ -7,7 +7,7 @@ import torch
 from wasserflow.data import make_source
 from wasserflow.engine import load_run, make_config, train_run
 from wasserflow.geometry import exact_ot
-from wasserflow.objectives import METHODS
+from wasserflow.objectives import METHODS, build_objective
 
 FAST = {
     "rectified-flow": {"reflow": {"rounds": 1, "pairs": 1024, "nfe": 10}},
@@ -35,3 +35,34 @@ def test_method_trains_and_samples_move_toward_data(method, tmp_path):
     w2_noise = exact_ot(out.start, data).w2  # where sampling started: the path's reference
     assert torch.isfinite(out.x).all()
     assert w2_model < 0.6 * w2_noise, (w2_model, w2_noise)
+
+
+def test_time_input_reaches_the_network_in_training_and_sampling(tmp_path):
+    """With time_input "logsnr" the objective and the sampler both feed the network the
+    path's log-SNR feature, never the raw clock (a model trained on one and sampled with the
+    other would be silently wrong)."""
+    from torch import nn
+
+    cfg = make_config("sde-vp", "moons", steps=3, batch_size=32, width=16, depth=1,
+                      method_overrides={"prediction": "velocity", "time_input": "logsnr"})
+    train_run(cfg, tmp_path / "r")
+    run = load_run(tmp_path / "r")
+    seen = []
+
+    class Probe(nn.Module):
+        def forward(self, x, t):
+            seen.append(torch.as_tensor(t).reshape(-1).clone())
+            return torch.zeros_like(x)
+
+    run.model = Probe()
+    run.sample(4, sampler="euler", nfe=4, generator=torch.Generator().manual_seed(0))
+    grid = torch.linspace(0, 1 - 1e-3, 5, dtype=torch.float64)[:4]
+    want = run.path.network_time(grid, "logsnr").float()
+    assert torch.allclose(torch.stack([s[0] for s in seen[:4]]), want, atol=1e-6)
+    objective = build_objective(cfg["method"], total_steps=3)
+    seen.clear()
+    objective(Probe(), torch.randn(64, 2), torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    torch.randn(64, 2, generator=g)  # the objective draws the noise, then the times
+    t = objective.times.sample(64, g)
+    assert torch.allclose(seen[0], run.path.network_time(t, "logsnr"), atol=1e-6)

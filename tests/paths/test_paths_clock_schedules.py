@@ -122,3 +122,25 @@ def test_schedule_bad_inputs():
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         LinearSchedule()(torch.tensor([-0.1]))
     assert isinstance(get_schedule("ve", sigma_max=10.0), VESchedule)
+
+
+def test_logsnr_time_input():
+    """VP: lambda = log alpha - log sigma with Song et al.'s (2021, eq. 33) closed form
+    log alpha = -(beta_max - beta_min) s^2 / 4 - beta_min s / 2 on s = 1 - t; linear path:
+    lambda = logit(t), clamped at +-20 where alpha or sigma vanishes."""
+    from wasserflow.paths import AffinePath
+
+    t = torch.tensor([0.0, 0.1, 0.5, 0.9, 0.999], dtype=torch.float64)
+    s = 1.0 - t
+    log_alpha = -(20.0 - 0.1) * s**2 / 4 - 0.1 * s / 2
+    lam = log_alpha - 0.5 * torch.log1p(-torch.exp(2 * log_alpha))
+    vp = AffinePath(get_schedule("vp"))
+    assert torch.allclose(vp.network_time(t, "logsnr"), lam / 5, rtol=1e-12, atol=0)
+    assert torch.equal(vp.network_time(t, "t"), t)
+    lin = AffinePath(get_schedule("linear"))
+    t = torch.tensor([0.0, 0.25, 0.5, 1.0])
+    assert torch.allclose(lin.network_time(t, "logsnr"),
+                          torch.tensor([-20.0, math.log(1 / 3), 0.0, 20.0]) / 5)
+    assert lin.network_time(t, "logsnr").dtype == torch.float32
+    with pytest.raises(ValueError, match="time_input 'sigma'"):
+        lin.network_time(t, "sigma")

@@ -1,4 +1,4 @@
-"""Float64 round trips of the four parametrisations, and the DESIGN.md closed form of v."""
+"""Float64 round trips of the five parametrisations, and the DESIGN.md closed form of v."""
 
 import itertools
 
@@ -29,7 +29,11 @@ def test_round_trips(sched):
     eps = torch.randn(64, 3, generator=g, dtype=torch.float64)
     x = c.alpha[:, None] * x1 + c.sigma[:, None] * eps
     truth = {"x1": x1, "epsilon": eps, "score": -eps / c.sigma[:, None],
-             "velocity": c.d_alpha[:, None] * x1 + c.d_sigma[:, None] * eps}
+             "velocity": c.d_alpha[:, None] * x1 + c.d_sigma[:, None] * eps,
+             # Salimans & Ho (2022): v = alpha eps - sigma x1 on the unit circle alpha^2 + sigma^2
+             # = 1, here scaled to radius r (diffusers' get_velocity is tested against it too)
+             "v_prediction": (c.alpha[:, None] * eps - c.sigma[:, None] * x1)
+             / (c.alpha**2 + c.sigma**2).sqrt()[:, None]}
     for src, dst in itertools.product(PREDICTIONS, PREDICTIONS):
         out = convert(x, truth[src], c, src, dst)
         scale = truth[dst].abs().max()

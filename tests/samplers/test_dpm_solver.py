@@ -58,9 +58,9 @@ def eps_model(x, t):
     return 0.3 * x * torch.cos(3 * t)[:, None] + 0.2 * torch.sin(5 * t)[:, None] + 0.2 * torch.tanh(x.flip(1))
 
 
-def _scheduler(final, lower_order_final, spacing):
+def _scheduler(final, lower_order_final, spacing, order=2):
     d = DPMSolverMultistepScheduler(
-        T, 1e-4, 0.02, "linear", solver_order=2, prediction_type="epsilon",
+        T, 1e-4, 0.02, "linear", solver_order=order, prediction_type="epsilon",
         algorithm_type="dpmsolver++", solver_type="midpoint", lower_order_final=lower_order_final,
         final_sigmas_type=final, timestep_spacing=spacing)
     for name in ("betas", "alphas", "alphas_cumprod", "alpha_t", "sigma_t", "lambda_t"):
@@ -85,9 +85,10 @@ def _x(n, seed):
 @pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 @pytest.mark.parametrize("spacing", ["linspace", "trailing", "leading"])
 @pytest.mark.parametrize("final", ["zero", "sigma_min"])
-def test_full_runs_equal_diffusers(diffusers_float64, spacing, final):
+@pytest.mark.parametrize("order", [2, 3])
+def test_full_runs_equal_diffusers(diffusers_float64, spacing, final, order):
     for lof in (True, False):
-        d = _scheduler(final, lof, spacing)
+        d = _scheduler(final, lof, spacing, order)
         path = AffinePath(DDPMDiscreteSchedule.from_alphas_cumprod(d.alphas_cumprod))
         field = Field(eps_model, "epsilon", path)
         for n in COUNTS:
@@ -101,10 +102,10 @@ def test_full_runs_equal_diffusers(diffusers_float64, spacing, final):
                 x = d.step(eps_model(x, t), k, x).prev_sample
             t_end = 1.0 if final == "zero" else 1.0 - 1.0 / T
             grid = torch.cat([1.0 - (ks.double() + 1) / T, torch.tensor([t_end], dtype=torch.float64)])
-            out = dpm_solver(field, x0, grid, lower_order_final=lof)
+            out = dpm_solver(field, x0, grid, lower_order_final=lof, order=order)
             assert out.nfe == n
             assert x.dtype == torch.float64
-            assert torch.allclose(out.x, x, rtol=0, atol=1e-10), (spacing, final, lof, n)
+            assert torch.allclose(out.x, x, rtol=0, atol=1e-10), (spacing, final, lof, n, order)
 
 
 @pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -123,6 +124,9 @@ def test_comparison_can_fail(diffusers_float64):
     assert not torch.allclose(dpm_solver(field, x0, grid, lower_order_final=False).x, x,
                               atol=1e-6)
     assert torch.allclose(dpm_solver(field, x0, grid).x, x, atol=1e-10)
+    assert not torch.allclose(dpm_solver(field, x0, grid, order=3).x, x, atol=1e-6)
+    with pytest.raises(ValueError, match="order must be 2 or 3"):
+        dpm_solver(field, x0, grid, order=4)
 
 
 def _slopes(schedule, spacing, end, names, counts):
@@ -142,11 +146,18 @@ def _slopes(schedule, spacing, end, names, counts):
 
 @pytest.mark.parametrize("schedule,spacing", [(VPSchedule(), "logsnr"), (VPSchedule(), "time"),
                                               (LinearSchedule(), "time")])
-def test_second_order_with_the_oracle_field(schedule, spacing):
+def test_second_and_third_order_with_the_oracle_field(schedule, spacing):
     # K >= 15: no lower-order final step; DDIM on the same grids is the first-order control
     res = _slopes(schedule, spacing, 0.99, ("dpm_solver", "ddim"), [16, 32, 64])
     assert abs(res["dpm_solver"][0] - get_sampler("dpm_solver").order) < 0.3, res
     assert abs(res["ddim"][0] - 1.0) < 0.3, res
+
+
+def test_3m_is_second_order_with_a_smaller_constant():
+    # third-order steps after a first-order start (diffusers'): global order 2, 3-4x below 2M
+    res = _slopes(VPSchedule(), "logsnr", 0.99, ("dpm_solver", "dpm_solver_3m"), [16, 32, 64])
+    assert abs(res["dpm_solver_3m"][0] - get_sampler("dpm_solver_3m").order) < 0.3, res
+    assert all(e3 < 0.4 * e2 for e3, e2 in zip(res["dpm_solver_3m"][1], res["dpm_solver"][1]))
 
 
 def test_few_steps_to_sigma_zero_beat_ddim():

@@ -169,3 +169,33 @@ def test_off_by_one_and_final_alpha_cases():
     # DDPM chains its timesteps and always ends at alpha = 1 (t = 1)
     p = diffusers_steps(3, scheduler="ddpm", spacing="trailing")
     assert torch.equal(p[:-1, 1], p[1:, 0]) and float(p[-1, 1]) == 1.0
+
+
+def test_v_prediction_equals_diffusers():
+    """Salimans & Ho's v: our target is diffusers' get_velocity, and DDIM driven by a
+    v-prediction model equals DDIMScheduler(prediction_type="v_prediction")."""
+    from wasserflow.paths import DDPMDiscreteSchedule as S
+    from wasserflow.paths import to_v_prediction
+
+    d = _to64(DDIMScheduler(T, 1e-4, 0.02, "linear", clip_sample=False, set_alpha_to_one=True,
+                            timestep_spacing="trailing", prediction_type="v_prediction"))
+    path = AffinePath(S.from_alphas_cumprod(d.alphas_cumprod))
+    k = torch.tensor([0, 1, 10, 500, 998, 999])
+    x1, eps = _x(6, 3), _x(6, 4)
+    t = 1.0 - (k.double() + 1) / T
+    ours = to_v_prediction(x1, eps, path.coefficients(t))
+    assert torch.allclose(ours, d.get_velocity(x1, eps, k), rtol=0, atol=1e-12)
+
+    def v_model(x, t):
+        return 0.3 * x * torch.cos(3 * t)[:, None] - 0.2 * torch.sin(5 * t)[:, None]
+
+    f = Field(v_model, "v_prediction", path)
+    for n in (1, 2, 8, 50):
+        x0 = _x(4, n)
+        d.set_timesteps(n)
+        ref = x0
+        for k in d.timesteps[:n]:
+            tk = 1.0 - (k.double() + 1) / T
+            ref = d.step(v_model(ref, tk.expand(4)), k, ref).prev_sample
+        out = ddim(f, x0, diffusers_steps(n, spacing="trailing", set_alpha_to_one=True))
+        assert torch.allclose(out.x, ref, rtol=0, atol=1e-10), n

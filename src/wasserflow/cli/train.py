@@ -31,6 +31,20 @@ def _parse_nfes(text: str) -> list[int | None]:
     return out
 
 
+def _parse_sets(items: list[str]) -> dict:
+    """``--set KEY=VALUE`` recipe overrides; VALUE is JSON (numbers, objects) or a bare string."""
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set {item!r}: write KEY=VALUE, e.g. --set prediction=velocity")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
 @app.command("train")
 def train_command(
     method: str = typer.Option(..., help="ddpm, ncsn, sde-vp, sde-ve, icfm, otcfm, sbcfm, rectified-flow, energy-matching, jko-flow"),
@@ -44,6 +58,11 @@ def train_command(
     width: int = typer.Option(128, min=1),
     depth: int = typer.Option(3, min=1),
     activation: str = typer.Option("silu"),
+    time_embedding: str = typer.Option(None, help="the MLP's time features: sinusoidal "
+                                       "(default) or linear (t as an input, TorchCFM's net)"),
+    set_: list[str] = typer.Option([], "--set", help="override a key of the method's recipe, "
+                                   "KEY=VALUE (JSON or a string), repeatable: e.g. --set "
+                                   "prediction=velocity --set time_input=logsnr"),
     scale: str = typer.Option("none", help="data scaling: none or standard"),
     grad_clip: float = typer.Option(1.0, help="gradient-norm clipping (0: off)"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out"),
@@ -56,11 +75,13 @@ def train_command(
         cfg = json.loads((out / "config.json").read_text())
         steps = cfg["train"]["steps"]
     else:
-        blocks = method == "jko-flow" and steps is not None
+        overrides = _parse_sets(set_)
+        if method == "jko-flow" and steps is not None:
+            overrides["jko"] = {**overrides.get("jko", {}), "blocks": steps}
         cfg = make_config(method, data, steps=steps or 2000, batch_size=batch_size, lr=lr,
                           seed=seed, width=width, depth=depth, activation=activation,
-                          scale=scale, grad_clip=grad_clip or None,
-                          method_overrides={"jko": {"blocks": steps}} if blocks else None)
+                          time_embedding=time_embedding, scale=scale, grad_clip=grad_clip or None,
+                          method_overrides=overrides or None)
         steps = cfg["train"]["steps"]
     stages = 1 + cfg["method"].get("reflow", {}).get("rounds", 0)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(),

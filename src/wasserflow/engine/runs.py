@@ -24,7 +24,13 @@ from torch import Tensor, nn
 from .. import _atomic
 from ..data import Standardizer, make_source
 from ..models import build_model, place, resolve_device
-from ..objectives import build_objective, build_path, method_config, ot_stream_config
+from ..objectives import (
+    build_objective,
+    build_path,
+    method_config,
+    ot_stream_config,
+    validate_recipe,
+)
 from ..paths import OTPairStream, ve_sigma_max_from_data
 from ..samplers import Field, SampleResult, get_sampler
 from .blockwise import JKOFlowRun, jko_spec, train_jko_flow
@@ -53,6 +59,7 @@ def make_config(
 ) -> dict[str, Any]:
     """A complete, JSON-serialisable run configuration (validated now, not at step 1,000)."""
     recipe = method_config(method, **(method_overrides or {}))
+    validate_recipe(recipe, total_steps=steps)
     source = make_source(data)
     if scale not in ("none", "standard"):
         raise ValueError(f"scale {scale!r}: choose none or standard")
@@ -210,10 +217,12 @@ class TrainedRun:
 
     def field(self) -> Field:
         """The model as a :class:`~wasserflow.samplers.Field` on the t clock."""
-        model = self.model
+        model, path = self.model, self.path
+        time_input = self.recipe.get("time_input", "t")
 
         def fn(x: Tensor, t: Tensor) -> Tensor:
-            return model(x.to(torch.float32), t.to(torch.float32)).to(x.dtype)
+            tin = path.network_time(t, time_input).to(torch.float32)
+            return model(x.to(torch.float32), tin).to(x.dtype)
 
         return Field(fn=fn, prediction=self.recipe["prediction"], path=self.path)
 

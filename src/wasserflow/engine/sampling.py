@@ -3,9 +3,9 @@
 The NFE budget is met exactly where a sampler's cost per step is fixed (``nfe // nfe_per_step``
 steps); adaptive dopri5 ignores it and reports what it used.
 
-dpm_solver (DPM-Solver++(2M)) evaluates the model at K = nfe times below the last trained time
-and then steps to t = 1 (sigma = 0 on VP paths) with its data prediction, so no separate
-denoising evaluation is needed. Its grid (:func:`~wasserflow.samplers.solver_grid`, options
+dpm_solver (DPM-Solver++(2M); dpm_solver_3m alike) evaluates the model at K = nfe times below
+the last trained time and then steps to t = 1 (sigma = 0 on VP paths) with its data prediction,
+so no separate denoising evaluation is needed. Its grid (:func:`~wasserflow.samplers.solver_grid`, options
 ``spacing`` and ``final_step`` in the recipe's sampler options) defaults to
 :data:`DPM_SOLVER_GRID`, chosen on the 2-D moons benchmark (benchmarks/README.md, 8 NFE, one
 seed): uniform in t (better than log-SNR for 4 of 5 VP models, and than Karras spacings for
@@ -108,7 +108,7 @@ def _grid_and_options(recipe: dict, sampler: str, nfe: int | None) -> tuple[Tens
                                    spacing="trailing", set_alpha_to_one=True)
             return grid, opts
         return uniform_grid(budget, 0.0, end), opts
-    if sampler == "dpm_solver":
+    if sampler in ("dpm_solver", "dpm_solver_3m"):
         sched_opts = {k: v for k, v in recipe["schedule"].items() if k != "name"}
         spacing = opts.pop("spacing", DPM_SOLVER_GRID["spacing"])
         final_step = opts.pop("final_step", DPM_SOLVER_GRID["final_step"])

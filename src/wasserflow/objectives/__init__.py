@@ -9,9 +9,16 @@ The recipes of ``wasserflow train --method`` are in :mod:`.methods`.
 """
 
 from .energy_matching import EnergyMatching
-from .methods import METHODS, build_objective, build_path, method_config, ot_stream_config
+from .methods import (
+    METHODS,
+    build_objective,
+    build_path,
+    method_config,
+    ot_stream_config,
+    validate_recipe,
+)
 from .regression import PAIRS, PathRegression
 from .times import TimeDistribution
 
 __all__ = ["METHODS", "PAIRS", "EnergyMatching", "PathRegression", "TimeDistribution",
-           "build_objective", "build_path", "method_config", "ot_stream_config"]
+           "build_objective", "build_path", "method_config", "ot_stream_config", "validate_recipe"]

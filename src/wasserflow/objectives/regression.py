@@ -6,8 +6,9 @@ and a target (EDM's view, Karras et al. 2022).
 with (x0, x1) drawn from a coupling of N(0, I) and the data. The target is what the network
 predicts: the noise x0 ("epsilon": DDPM, and NCSN / score-SDE, whose sigma^2-weighted denoising
 score matching |sigma s + eps|^2 is this same loss), the clean data ("x1"), the conditional
-velocity u_t = alpha'_t x1 + sigma'_t x0 ("velocity": I-CFM, OT-CFM, SB-CFM, rectified flow)
-or the conditional score -x0 / sigma_t ("score", weight sigma^2 recommended).
+velocity u_t = alpha'_t x1 + sigma'_t x0 ("velocity": I-CFM, OT-CFM, SB-CFM, rectified flow),
+the conditional score -x0 / sigma_t ("score", weight sigma^2 recommended) or Salimans & Ho's
+(alpha x0 - sigma x1) / sqrt(alpha^2 + sigma^2) ("v_prediction", bounded at both ends).
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from ..paths import AffinePath, expand_like, get_coupling
+from ..paths import (
+    PREDICTIONS,
+    TIME_INPUTS,
+    AffinePath,
+    expand_like,
+    get_coupling,
+    to_v_prediction,
+)
 from .times import TimeDistribution
 
 PAIRS = "pairs"
@@ -36,6 +44,7 @@ class PathRegression:
         times: the time distribution.
         weighting: "none" or "sigma2" (multiply by sigma_t^2: score matching's lambda).
         coupling_sigma: bridge sigma of SB-CFM's entropic coupling (reg = 2 sigma^2).
+        time_input: the network's time input, "t" or "logsnr" (:meth:`AffinePath.network_time`).
     """
 
     path: AffinePath
@@ -44,10 +53,15 @@ class PathRegression:
     times: TimeDistribution = field(default_factory=TimeDistribution)
     weighting: str = "none"
     coupling_sigma: float | None = None
+    time_input: str = "t"
 
     def __post_init__(self):
-        if self.prediction not in ("epsilon", "x1", "velocity", "score"):
-            raise ValueError(f"prediction {self.prediction!r}: choose epsilon, x1, velocity or score")
+        if self.time_input not in TIME_INPUTS:
+            raise ValueError(f"time_input {self.time_input!r}: choose one of "
+                             f"{', '.join(TIME_INPUTS)}")
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"prediction {self.prediction!r}: choose one of "
+                             f"{', '.join(PREDICTIONS)}")
         if self.weighting not in ("none", "sigma2"):
             raise ValueError(f"weighting {self.weighting!r}: choose none or sigma2")
         if self.coupling != PAIRS:
@@ -78,17 +92,19 @@ class PathRegression:
         noise = None
         if self.path.bridge_sigma > 0:
             noise = torch.randn(x1.shape, generator=generator, dtype=x1.dtype)
-        s = self.path.sample(x0, x1, t, noise=noise)
         c = self.path.coefficients(t)
+        s = self.path.sample(x0, x1, t, noise=noise, coefficients=c)
         if self.prediction == "velocity":
             target = s.ut
         elif self.prediction == "epsilon":
             target = x0
         elif self.prediction == "x1":
             target = x1
+        elif self.prediction == "v_prediction":
+            target = to_v_prediction(x1, x0, c)
         else:
             target = -x0 / expand_like(c.sigma, x0)
-        out = model(s.xt, t)
+        out = model(s.xt, self.path.network_time(t, self.time_input, c))
         per = ((out - target) ** 2).reshape(x1.shape[0], -1).sum(1)
         if self.weighting == "sigma2":
             per = per * c.sigma.to(per.dtype) ** 2

@@ -19,7 +19,8 @@ Public API (stable):
 * Parametrisations (:mod:`.parametrization`): ``convert(x, pred, coeffs, source, target)`` over
   ``PREDICTIONS = ("epsilon", "x1", "score", "velocity")``, ``x1_and_epsilon`` and the single
   conversions ``epsilon_to_x1``, ``x1_to_epsilon``, ``epsilon_to_score``, ``score_to_epsilon``,
-  ``to_velocity``, ``velocity_to_x1``, ``velocity_to_epsilon``.
+  ``to_velocity``, ``velocity_to_x1``, ``velocity_to_epsilon``, ``to_v_prediction``,
+  ``v_prediction_to_x1_and_epsilon`` (Salimans & Ho's v).
 * Couplings (:mod:`.couplings`), each ``(x0, x1, generator=None, ...) -> CoupledBatch(x0, x1,
   index0, index1)``: ``independent_coupling``, ``ot_coupling``, ``entropic_coupling(...,
   reg=None, sigma=None, n_pairs=None)`` (reg = 2 sigma^2), ``reflow_coupling(x0, sampler,
@@ -34,7 +35,7 @@ Public API (stable):
   ``velocity(x, t)`` and ``transport(x0, t)``.
 """
 
-from .affine import AffinePath, PathSample, broadcast_time, expand_like
+from .affine import TIME_INPUTS, AffinePath, PathSample, broadcast_time, expand_like
 from .clock import (
     as_time,
     ddpm_index_to_time,
@@ -60,7 +61,9 @@ from .parametrization import (
     epsilon_to_score,
     epsilon_to_x1,
     score_to_epsilon,
+    to_v_prediction,
     to_velocity,
+    v_prediction_to_x1_and_epsilon,
     velocity_to_epsilon,
     velocity_to_x1,
     x1_and_epsilon,
@@ -81,13 +84,13 @@ from .schedules import (
 )
 
 __all__ = [
-    "COUPLINGS", "PREDICTIONS", "SCHEDULES", "AffinePath", "CoupledBatch", "CosineSchedule",
+    "COUPLINGS", "PREDICTIONS", "SCHEDULES", "TIME_INPUTS", "AffinePath", "CoupledBatch", "CosineSchedule",
     "DDPMDiscreteSchedule", "GaussianGeodesicOracle", "LinearSchedule", "MixtureOracle",
     "OTPairStream", "OTStreamConfig", "PathSample", "Schedule", "ScheduleOutput", "VESchedule", "VPSchedule", "as_time",
     "broadcast_time", "convert", "ddpm_alphas_cumprod", "ddpm_index_to_time", "entropic_coupling",
     "entropic_plan", "epsilon_to_score", "epsilon_to_x1", "expand_like", "from_diffusion_time",
     "gaussian_oracle", "get_coupling", "get_schedule", "independent_coupling", "ot_coupling",
     "ot_pair_block", "reflow_coupling", "score_to_epsilon", "time_to_ddpm_index", "to_diffusion_time",
-    "to_velocity", "ve_sigma_max_from_data", "velocity_to_epsilon", "velocity_to_x1",
+    "to_v_prediction", "to_velocity", "v_prediction_to_x1_and_epsilon", "ve_sigma_max_from_data", "velocity_to_epsilon", "velocity_to_x1",
     "x1_and_epsilon", "x1_to_epsilon",
 ]

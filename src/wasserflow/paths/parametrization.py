@@ -12,6 +12,15 @@ D = sigma d_alpha - alpha d_sigma, > 0 for every schedule here),
 
     x1 = (sigma v - d_sigma x) / D,     eps = (d_alpha x - alpha v) / D.
 
+Salimans & Ho's "v-prediction" (2022, arXiv:2202.00512; diffusers' ``v_prediction``) is the
+rate of x / r along the angle phi of (alpha, sigma) = r (cos phi, sin phi),
+
+    v_pred = (alpha eps - sigma x1) / r,    x1 = (alpha x - sigma r v_pred) / r^2,
+    eps = (sigma x + alpha r v_pred) / r^2,   r = sqrt(alpha^2 + sigma^2),
+
+bounded at both ends of the path (unlike eps -> x1 at alpha = 0 and the velocity's sigma' on VP
+paths); on variance-preserving paths (r = 1) it is alpha eps - sigma x1.
+
 The score relation holds only when X_0 ~ N(0, I) is independent of X_1 (Tweedie; not for
 OT-coupled paths). Coefficients are (n,) tensors (or scalars) broadcast against x (n, ...).
 Each function is exact algebra; singular points (alpha = 0 for eps -> x1, sigma = 0 for
@@ -24,7 +33,7 @@ from torch import Tensor
 
 from .schedules import ScheduleOutput
 
-PREDICTIONS = ("epsilon", "x1", "score", "velocity")
+PREDICTIONS = ("epsilon", "x1", "score", "velocity", "v_prediction")
 
 
 def _c(v: Tensor | float, x: Tensor) -> Tensor | float:
@@ -70,6 +79,22 @@ def velocity_to_epsilon(x: Tensor, v: Tensor, c: ScheduleOutput) -> Tensor:
     return (_c(c.d_alpha, x) * x - _c(c.alpha, x) * v) / det
 
 
+def _radius(c: ScheduleOutput, x: Tensor) -> Tensor | float:
+    return (_c(c.alpha, x) ** 2 + _c(c.sigma, x) ** 2) ** 0.5
+
+
+def to_v_prediction(x1: Tensor, eps: Tensor, c: ScheduleOutput) -> Tensor:
+    """v_pred = (alpha eps - sigma x1) / sqrt(alpha^2 + sigma^2) (Salimans & Ho 2022)."""
+    return (_c(c.alpha, x1) * eps - _c(c.sigma, x1) * x1) / _radius(c, x1)
+
+
+def v_prediction_to_x1_and_epsilon(x: Tensor, v: Tensor, c: ScheduleOutput) -> tuple[
+        Tensor, Tensor]:
+    """(x1, eps) = ((alpha x - sigma r v) / r^2, (sigma x + alpha r v) / r^2)."""
+    a, s, r = _c(c.alpha, x), _c(c.sigma, x), _radius(c, x)
+    return (a * x - s * r * v) / r**2, (s * x + a * r * v) / r**2
+
+
 def x1_and_epsilon(x: Tensor, pred: Tensor, prediction: str, c: ScheduleOutput) -> tuple[
         Tensor, Tensor]:
     """The pair (x1_hat, eps_hat) with x = alpha x1_hat + sigma eps_hat from any prediction."""
@@ -82,6 +107,8 @@ def x1_and_epsilon(x: Tensor, pred: Tensor, prediction: str, c: ScheduleOutput) 
         return epsilon_to_x1(x, eps, c), eps
     if prediction == "velocity":
         return velocity_to_x1(x, pred, c), velocity_to_epsilon(x, pred, c)
+    if prediction == "v_prediction":
+        return v_prediction_to_x1_and_epsilon(x, pred, c)
     raise ValueError(f"unknown prediction {prediction!r}: choose one of {PREDICTIONS}")
 
 
@@ -112,4 +139,6 @@ def convert(x: Tensor, pred: Tensor, c: ScheduleOutput, source: str, target: str
         return eps
     if target == "score":
         return epsilon_to_score(x, eps, c)
+    if target == "v_prediction":
+        return to_v_prediction(x1, eps, c)
     return to_velocity(x1, eps, c)

@@ -22,7 +22,8 @@ One signature (stable API)::
 Samplers (``SAMPLERS[name]`` / ``get_sampler(name)`` -> :class:`SamplerSpec` with ``order``,
 ``stochastic``, ``needs_path``, ``needs_score``, ``nfe_per_step``; callable):
 ``euler``, ``midpoint``, ``heun``, ``rk4``, ``dopri5(atol, rtol)``, ``ddim(eta)``, ``ddpm``,
-``dpm_solver(lower_order_final)`` (DPM-Solver++(2M), order 2, 1 NFE per step),
+``dpm_solver(lower_order_final, order)`` (DPM-Solver++(2M), order 2, 1 NFE per step;
+``dpm_solver_3m`` its third-order multistep variant),
 ``euler_maruyama(diffusion, denoise)``, ``predictor_corrector(diffusion, snr, n_corrector,
 denoise)``, ``annealed_langevin(n_steps_each, step_lr, denoise)``, ``energy_langevin(
 n_langevin, step_size, temperature)``. Single steps: ``ddpm_step``, ``ddim_step``,
@@ -37,7 +38,7 @@ dpm_solver).
 """
 
 from .ancestral import ddim, ddim_step, ddpm, ddpm_step, posterior_coefficients
-from .dpm_solver import dpm_solver
+from .dpm_solver import dpm_solver, dpm_solver_3m
 from .energy import energy_field, energy_langevin
 from .field import Field, as_field, time_vector
 from .grids import (
@@ -62,7 +63,7 @@ from .sde import (
 __all__ = [
     "SAMPLERS", "SOLVER_SPACINGS", "SPACINGS", "Field", "SampleResult", "SamplerSpec",
     "annealed_langevin", "as_field", "ddim", "ddim_step", "ddpm", "ddpm_step", "diffusers_steps",
-    "diffusers_timesteps", "dopri5", "dpm_solver", "energy_field", "energy_langevin", "euler",
+    "diffusers_timesteps", "dopri5", "dpm_solver", "dpm_solver_3m", "energy_field", "energy_langevin", "euler",
     "euler_maruyama", "get_sampler", "grid_steps", "heun", "langevin_step", "midpoint",
     "natural_diffusion_squared", "posterior_coefficients", "predictor_corrector", "rk4",
     "solver_grid", "time_vector", "uniform_grid",

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .ancestral import ddim, ddpm
-from .dpm_solver import dpm_solver
+from .dpm_solver import dpm_solver, dpm_solver_3m
 from .energy import energy_langevin
 from .ode import dopri5, euler, heun, midpoint, rk4
 from .result import SampleResult
@@ -51,6 +51,9 @@ SAMPLERS: dict[str, SamplerSpec] = {
         SamplerSpec("ddim", ddim, 1, True, True, False, 1),
         SamplerSpec("ddpm", ddpm, 1, True, True, False, 1),
         SamplerSpec("dpm_solver", dpm_solver, 2, False, True, False, 1),
+        # third-order steps, but the first step (no history) is first order, as in diffusers:
+        # its local error h^2 caps the global order at 2 (measured 2.07; 3-4x below 2M)
+        SamplerSpec("dpm_solver_3m", dpm_solver_3m, 2, False, True, False, 1),
         SamplerSpec("euler_maruyama", euler_maruyama, 1, True, True, True, 1),
         SamplerSpec("predictor_corrector", predictor_corrector, 1, True, True, True, None),
         SamplerSpec("annealed_langevin", annealed_langevin, None, True, True, True, None),
