@@ -36,6 +36,7 @@ from torchdiffeq import odeint
 from wasserflow.data import moons
 from wasserflow.engine import load_run, make_config, train_run
 from wasserflow.geometry import exact_ot
+from wasserflow.samplers import get_sampler
 
 NFES = [1, 2, 4, 8, 16, 32, 100]
 OTCFM_STRAIGHT = {"ot_batch": 2048, "ot_reuse": 32, "times": {"kind": "power", "power": 3.0}}
@@ -206,7 +207,8 @@ def wasserflow_run(method, steps, seed, n_eval, sampler=None, overrides=None, pl
             n_eval, sampler=sampler, nfe=k, generator=torch.Generator().manual_seed(seed + 1)
         )
         # a sampler with 2 NFE per step (midpoint, heun) cannot spend 1: no cell there
-        row[k] = w2_to_fresh(out.x, seed) if out.nfe == k else None
+        per_step = get_sampler(out.sampler).nfe_per_step or 1
+        row[k] = w2_to_fresh(out.x, seed) if per_step <= k else None
     if sampler is None or sampler in ("euler", "heun", "midpoint"):
         out = run.sample(
             n_eval, sampler="dopri5", generator=torch.Generator().manual_seed(seed + 1)
