@@ -115,3 +115,8 @@ def test_recipe_overrides_from_the_command_line(tmp_path, capsys):
     code, text, err = run(["evaluate", str(out), "--nfe", "4", "--sampler", "dpm_solver",
                            "--json", "--n", "50"], capsys)
     assert code == 0, err
+    before = (out / "config.json").read_text()
+    code, _, err = run(["train", "--method", "sde-vp", "--data", "moons", "--out", str(out),
+                        "--resume", "--set", "prediction=epsilon"], capsys)
+    assert code == 2 and "keeps its config.json" in err
+    assert (out / "config.json").read_text() == before

@@ -72,6 +72,9 @@ def train_command(
     from ..engine import make_config, train_run
 
     if resume and (out / "config.json").exists():
+        if set_:
+            raise UsageError(f"--set changes a recipe, but {out} already holds one: a resumed run "
+                             "keeps its config.json (start a new --out to change it)")
         cfg = json.loads((out / "config.json").read_text())
         steps = cfg["train"]["steps"]
     else:
