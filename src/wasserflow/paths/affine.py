@@ -115,8 +115,7 @@ class AffinePath:
         if time_input != "logsnr":
             raise ValueError(f"time_input {time_input!r}: choose one of {', '.join(TIME_INPUTS)}")
         c = self.schedule(t.to(torch.float64)) if coefficients is None else coefficients
-        lam = torch.log(c.alpha) - torch.log(c.sigma)
-        return (lam.clamp(-LOGSNR_CLAMP, LOGSNR_CLAMP) / LOGSNR_SCALE).to(t.dtype)
+        return (c.log_snr.clamp(-LOGSNR_CLAMP, LOGSNR_CLAMP) / LOGSNR_SCALE).to(t.dtype)
 
     def sample_reference(
         self,

@@ -38,6 +38,11 @@ class ScheduleOutput:
     d_alpha: Tensor
     d_sigma: Tensor
 
+    @property
+    def log_snr(self) -> Tensor:
+        """lambda_t = log(alpha_t / sigma_t): -inf where alpha = 0, +inf where sigma = 0."""
+        return torch.log(self.alpha) - torch.log(self.sigma)
+
 
 class Schedule:
     """Base class: subclasses implement ``_coefficients(t)`` for a checked float tensor t."""

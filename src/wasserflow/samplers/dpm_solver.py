@@ -43,7 +43,8 @@ LOWER_ORDER_FINAL_BELOW = 15  # diffusers: lower_order_final only for fewer than
 
 
 def _log_snr(alpha: float, sigma: float) -> float:
-    """lambda = log(alpha / sigma), -inf at alpha = 0 and +inf at sigma = 0."""
+    """lambda = log(alpha / sigma), -inf at alpha = 0 and +inf at sigma = 0 (the float form of
+    ``ScheduleOutput.log_snr``, for the per-step Python-float coefficients)."""
     if alpha <= 0.0:
         return -math.inf
     if sigma <= 0.0:

@@ -85,11 +85,6 @@ def diffusers_steps(num_inference_steps: int, *, scheduler: str = "ddim",
     return torch.stack([ddpm_index_to_time(ks, T), ddpm_index_to_time(prev, T)], dim=1)
 
 
-def _log_snr(schedule, t: Tensor) -> Tensor:
-    c = schedule(t)
-    return torch.log(c.alpha) - torch.log(c.sigma)
-
-
 def solver_grid(n_steps: int, schedule, *, spacing: str = "time", start: float = 0.0,
                 stop: float = 1.0, end: float = 1.0, final_step: float = 1.0) -> Tensor:
     """(n_steps + 1,) float64 times t_0 = start < ... < t_{K-1} < t_K = end for multistep
@@ -118,7 +113,7 @@ def solver_grid(n_steps: int, schedule, *, spacing: str = "time", start: float =
         pts = start + (stop - start) * frac
     elif spacing == "logsnr":
         ends = torch.tensor([start, stop], dtype=torch.float64)
-        lam0, lam1 = _log_snr(schedule, ends).tolist()
+        lam0, lam1 = schedule(ends).log_snr.tolist()
         if not (np.isfinite(lam0) and np.isfinite(lam1) and lam0 < lam1):
             raise ValueError(f"log-SNR spacing needs a finite, increasing lambda on [{start}, "
                              f"{stop}] (got {lam0}, {lam1}): use spacing='time'")
@@ -127,7 +122,7 @@ def solver_grid(n_steps: int, schedule, *, spacing: str = "time", start: float =
         hi = torch.full_like(target, stop)
         for _ in range(80):  # bisection: 2^-80 of [start, stop], below float64 resolution
             mid = 0.5 * (lo + hi)
-            below = _log_snr(schedule, mid) < target
+            below = schedule(mid).log_snr < target
             lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
         pts = torch.cat([0.5 * (lo + hi), torch.zeros(1, dtype=torch.float64)])
         pts[0] = start
