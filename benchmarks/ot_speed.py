@@ -23,8 +23,8 @@ import ot
 import torch
 
 from wasserflow.geometry import exact_ot
-from wasserflow.geometry.entropic import sinkhorn_divergence
-from wasserflow.geometry.minibatch import minibatch_ot_permutation
+from wasserflow.geometry.ot.entropic import sinkhorn_divergence
+from wasserflow.geometry.ot.minibatch import minibatch_ot_permutation
 
 
 def timed(fn, repeats: int):

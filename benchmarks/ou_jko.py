@@ -22,10 +22,10 @@ import torch
 from sklearn.datasets import make_spd_matrix
 
 from wasserflow.geometry import GaussianMixture
-from wasserflow.geometry.jko import gaussian_jko, ou_gaussian, symmetric_gaussian_kl
-from wasserflow.geometry.jko_particles import jko_particles
-from wasserflow.geometry.potentials import gaussian_potential
-from wasserflow.geometry.results import Gaussian
+from wasserflow.geometry.flows import gaussian_jko, ou_gaussian, symmetric_gaussian_kl
+from wasserflow.geometry.flows.jko_particles import jko_particles
+from wasserflow.geometry.flows.potentials import gaussian_potential
+from wasserflow.geometry.measures import Gaussian
 
 MOKROV_ICNN = {1: 5.4e-4, 2: 4.1e-3, 4: 8.3e-3, 6: 7.7e-3, 8: 1.03e-2, 10: 1.35e-2, 12: 1.91e-2}
 EM_50K = {1: 5.2e-4, 2: 6.3e-3, 4: 0.10, 6: 0.50, 8: 1.31, 10: 2.48, 12: 3.83}

@@ -86,3 +86,91 @@ def test_checker_catches_upward_imports(tmp_path):
         "from ..paths import schedules\nimport wasserflow.engine\nfrom . import exact\n"
     )
     assert wasserflow_imports(probe, root=tmp_path) == {"paths", "engine", "geometry"}
+
+
+# ----------------------------------------------------------------------------- inside geometry
+# geometry is two libraries, geometry.ot and geometry.flows, that never import each other; both
+# may use the shared geometry._checks and geometry.measures, and neither imports the umbrella
+# geometry/__init__.py (which re-exports both).
+
+GEOMETRY = SRC / "geometry"
+GEOMETRY_PARTS = {"ot", "flows", "measures", "_checks"}
+SHARED = {"measures", "_checks"}
+
+
+def geometry_imports(path: Path, root: Path = SRC) -> set[str]:
+    """The parts of wasserflow.geometry a module imports: "ot", "flows", "measures", "_checks",
+    or "__init__" for a name taken from the umbrella package itself."""
+    rel = path.relative_to(root).with_suffix("").parts
+    found = set()
+
+    def add(target: list[str], names: list[str]) -> None:
+        if not target or target[0] != "geometry":
+            return
+        if len(target) > 1:
+            found.add(target[1])
+        else:
+            found.update(n if n in GEOMETRY_PARTS else "__init__" for n in names)
+
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == "wasserflow":
+                    add(parts[1:], [])
+        elif isinstance(node, ast.ImportFrom):
+            names = [a.name for a in node.names]
+            module = (node.module or "").split(".") if node.module else []
+            if node.level == 0:
+                if module and module[0] == "wasserflow":
+                    add(module[1:], names)
+            else:
+                base = list(rel[:-1])
+                base = base[: len(base) - (node.level - 1)]
+                add(base + module, names)
+    return found
+
+
+SUBPACKAGE_MODULES = sorted(p for sub in ("ot", "flows") for p in (GEOMETRY / sub).rglob("*.py"))
+
+
+def test_geometry_has_its_two_subpackages():
+    assert {p.relative_to(GEOMETRY).parts[0] for p in SUBPACKAGE_MODULES} == {"ot", "flows"}
+
+
+@pytest.mark.parametrize("path", SUBPACKAGE_MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_ot_and_flows_do_not_import_each_other(path):
+    own = path.relative_to(GEOMETRY).parts[0]
+    extra = geometry_imports(path) - {own} - SHARED
+    assert not extra, (
+        f"{path.relative_to(SRC)} (geometry.{own}) imports geometry "
+        f"{sorted(extra)}: only geometry._checks and geometry.measures are shared"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(SHARED))
+def test_shared_geometry_modules_import_neither_subpackage(name):
+    path = GEOMETRY / f"{name}.py"
+    assert geometry_imports(path) <= SHARED, f"geometry/{name}.py must import only shared modules"
+
+
+def test_geometry_checker_resolves_relative_and_absolute_imports(tmp_path):
+    probe = tmp_path / "geometry" / "ot" / "probe.py"
+    probe.parent.mkdir(parents=True)
+    probe.write_text(
+        "from ..flows import jko\nfrom .. import measures, exact_ot\nfrom .._checks import as_spd\n"
+        "from . import costs\nimport wasserflow.geometry.flows.jko\nfrom ...paths import x\n"
+    )
+    assert geometry_imports(probe, root=tmp_path) == {"flows", "measures", "__init__", "_checks",
+                                                     "ot"}
+
+
+def test_geometry_umbrella_reexports_both_subpackages():
+    import wasserflow.geometry as geometry
+    from wasserflow.geometry import flows, ot
+
+    assert set(geometry.__all__) == set(ot.__all__) | set(flows.__all__)
+    assert len(geometry.__all__) == len(set(geometry.__all__))
+    for sub in (ot, flows):
+        for name in sub.__all__:
+            assert getattr(geometry, name) is getattr(sub, name), name

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from wasserflow.geometry import w2
-from wasserflow.geometry.entropic import sinkhorn, sinkhorn_divergence
+from wasserflow.geometry.ot.entropic import sinkhorn, sinkhorn_divergence
 
 
 def _clouds(n: int, m: int, seed: int = 0):

@@ -13,26 +13,26 @@ from scipy.integrate import solve_ivp
 from scipy.sparse.linalg import expm_multiply
 from scipy.stats import multivariate_normal
 
-from wasserflow.geometry.fokker_planck import (
+from wasserflow.geometry.flows import (
     OrnsteinUhlenbeck,
-    euler_maruyama,
+    langevin_particles,
     mala,
     ou_to_target,
     ula,
 )
-from wasserflow.geometry.fp_grid import (
+from wasserflow.geometry.flows.fp_grid import (
     discrete_stationary_density,
     fokker_planck_operator,
     regular_grid,
     solve_fokker_planck_grid,
 )
-from wasserflow.geometry.free_energy import (
+from wasserflow.geometry.flows.free_energy import (
     gaussian_fisher_information,
     gaussian_kl,
     grid_fisher_information,
 )
-from wasserflow.geometry.mixture import GaussianMixture
-from wasserflow.geometry.potentials import gaussian_potential, mixture_potential
+from wasserflow.geometry.flows.potentials import gaussian_potential, mixture_potential
+from wasserflow.geometry.measures import GaussianMixture
 
 F64 = torch.float64
 SIGMA = torch.tensor([[1.5, 0.5], [0.5, 0.6]], dtype=F64)
@@ -86,7 +86,7 @@ def test_ou_marginal_matches_euler_maruyama_monte_carlo():
     ou = ou_to_target(B_CENTER, SIGMA, ANTI)  # non-symmetric drift matrix
     n, gen = 10_000, torch.Generator().manual_seed(0)
     x0 = M0 + torch.randn(n, 2, generator=gen, dtype=F64) @ torch.linalg.cholesky(S0).T
-    res = euler_maruyama(x0, ou.drift, step=5e-3, n_steps=200, generator=gen, save_every=100)
+    res = langevin_particles(x0, ou.drift, step=5e-3, n_steps=200, generator=gen, save_every=100)
     assert res.path.shape == (3, n, 2)
     assert torch.allclose(res.times, torch.tensor([0, 0.5, 1.0], dtype=F64))
     g = ou.marginal(M0, S0, 1.0)

@@ -11,7 +11,7 @@ import torch
 from scipy.stats import multivariate_normal
 from torch.distributions import MultivariateNormal, kl_divergence
 
-from wasserflow.geometry.free_energy import (
+from wasserflow.geometry.flows.free_energy import (
     discrete_log_normalizer,
     gaussian_entropy,
     gaussian_fisher_information,
@@ -22,13 +22,13 @@ from wasserflow.geometry.free_energy import (
     knn_entropy,
     particle_free_energy,
 )
-from wasserflow.geometry.mixture import GaussianMixture
-from wasserflow.geometry.potentials import (
+from wasserflow.geometry.flows.potentials import (
     function_potential,
     gaussian_potential,
     mixture_potential,
     standard_gaussian_potential,
 )
+from wasserflow.geometry.measures import GaussianMixture
 
 F64 = torch.float64
 

@@ -109,6 +109,68 @@ def test_singular_covariances():
     assert float(gaussian_w2_squared(m, near, m, S1)) == pytest.approx(val, rel=1e-5)
 
 
+F64 = torch.float64
+_U, _V = torch.tensor([1.0, 0.5, 0.0], dtype=F64), torch.tensor([0.2, -1.0, 0.7], dtype=F64)
+SINGULAR_PAIRS = {
+    # two rank-1 covariances with different ranges (no map from S0's range reaches S1)
+    "rank1-rank1": (torch.outer(_U, _U), torch.outer(_V, _V)),
+    # orthogonal ranges: every coupling is optimal
+    "orthogonal": (torch.diag(torch.tensor([1.0, 0.0, 0.0], dtype=F64)),
+                   torch.diag(torch.tensor([0.0, 2.0, 0.0], dtype=F64))),
+    # rank 2 to rank 1
+    "rank2-rank1": (torch.outer(_U, _U) + torch.outer(_V, _V) / 4, torch.outer(_U + _V, _U + _V)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SINGULAR_PAIRS))
+def test_geodesic_between_singular_covariances_reaches_both_ends(name):
+    """N_0 = N(m0, S0) and N_1 = N(m1, S1) exactly, though neither covariance is invertible."""
+    S0, S1 = SINGULAR_PAIRS[name]
+    m0, m1 = torch.zeros(3, dtype=F64), torch.tensor([1.0, -2.0, 0.5], dtype=F64)
+    g0, g1 = gaussian_geodesic(m0, S0, m1, S1, 0.0), gaussian_geodesic(m0, S0, m1, S1, 1.0)
+    torch.testing.assert_close(g0.cov, S0, atol=1e-12, rtol=0)
+    torch.testing.assert_close(g1.cov, S1, atol=1e-12, rtol=0)
+    torch.testing.assert_close(g0.mean, m0, atol=0, rtol=0)
+    torch.testing.assert_close(g1.mean, m1, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("name", sorted(SINGULAR_PAIRS))
+def test_geodesic_between_singular_covariances_has_constant_speed(name):
+    """W2(N_s, N_t) = |t - s| W2(N_0, N_1) along the curve (closed-form W2 of gaussian_w2)."""
+    S0, S1 = SINGULAR_PAIRS[name]
+    m0, m1 = torch.zeros(3, dtype=F64), torch.tensor([1.0, -2.0, 0.5], dtype=F64)
+    total = float(gaussian_w2(m0, S0, m1, S1))
+    times = [0.0, 0.1, 0.3, 0.5, 0.8, 1.0]
+    pts = [gaussian_geodesic(m0, S0, m1, S1, t) for t in times]
+    for p in pts:  # every N_t is a Gaussian: PSD covariance
+        assert float(torch.linalg.eigvalsh(p.cov).min()) > -1e-12
+    for s, ps in zip(times, pts):
+        for t, pt in zip(times, pts):
+            dist = float(gaussian_w2(ps.mean, ps.cov, pt.mean, pt.cov))
+            assert dist == pytest.approx(abs(t - s) * total, abs=1e-6)
+
+
+@pytest.mark.parametrize("singular_end", [False, True])
+def test_geodesic_agrees_with_the_map_formula_for_nonsingular_start(singular_end):
+    """S0 nonsingular: S_t = ((1-t) I + t A) S0 ((1-t) I + t A), A the Monge matrix."""
+    d = 4
+    S0 = torch.tensor(make_spd_matrix(d, random_state=11))
+    S1 = torch.tensor(make_spd_matrix(d, random_state=12))
+    if singular_end:
+        w, U = torch.linalg.eigh(S1)
+        S1 = (U[:, 2:] * w[2:]) @ U[:, 2:].T  # rank 2
+    m0, m1 = torch.zeros(d, dtype=F64), torch.ones(d, dtype=F64)
+    A = gaussian_map(m0, S0, m1, S1).matrix
+    eye = torch.eye(d, dtype=F64)
+    # a singular S1 holds round-off eigenvalues ~1e-16, whose square roots (~1e-8) enter both
+    # formulas: the square root of a singular matrix is only 1/2-Holder continuous
+    tol = 1e-7 if singular_end else 1e-10
+    for t in (0.0, 0.2, 0.5, 0.9, 1.0):
+        M = (1 - t) * eye + t * A
+        torch.testing.assert_close(gaussian_geodesic(m0, S0, m1, S1, t).cov, M @ S0 @ M,
+                                   atol=tol, rtol=tol)
+
+
 def test_empirical_gaussian_is_exact_for_affine_related_clouds():
     """For y = T(x) with T an optimal affine map, the cloud W2 equals the Bures W2 of moments."""
     g = torch.Generator().manual_seed(0)

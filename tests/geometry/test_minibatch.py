@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
-from wasserflow.geometry.minibatch import minibatch_ot, minibatch_ot_permutation
+from wasserflow.geometry.ot.minibatch import minibatch_ot, minibatch_ot_permutation
 
 
 def _cost_matrix(x0: torch.Tensor, x1: torch.Tensor) -> np.ndarray:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from wasserflow.geometry import Gaussian, ou_gaussian, standard_gaussian_potential
-from wasserflow.geometry.mixture import GaussianMixture
+from wasserflow.geometry.measures import GaussianMixture
 from wasserflow.metrics.jko_bridge import (
     gaussian_jko_bridge,
     jko_bridge,

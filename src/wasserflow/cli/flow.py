@@ -185,9 +185,9 @@ def _report(title: str, times, F, as_json: bool, extra: dict, out: Path) -> None
 def _draw(panels, kind: str, out: Path, title: str, extent=None) -> None:
     """panels: (label, array) with kind 'curve' (x, y), 'image' (2-D density) or 'points'."""
     from .._atomic import atomic_path
-    from .plots import _pyplot
+    from .._plot import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     if kind == "curve":
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for i, (label, (x, y)) in enumerate(panels):

@@ -5,17 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .._atomic import atomic_path
-
-
-def _pyplot():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ValueError("plotting needs matplotlib: pip install 'wasserflow[plot]'") from e
-    return plt
+from .._plot import pyplot as _pyplot  # matplotlib.pyplot on the Agg backend (lazy)
 
 
 def geodesic_figure(clouds, times, dims, out: Path, title: str = "") -> None:

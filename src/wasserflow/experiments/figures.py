@@ -6,15 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .._atomic import atomic_path
-
-
-def plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as pyplot
-
-    return pyplot
+from .._plot import pyplot as plt  # plt() is matplotlib.pyplot on the Agg backend
 
 
 def save(fig, folder: Path, name: str, caption: str) -> dict[str, str]:

@@ -1,77 +1,123 @@
-"""The Wasserstein manifold P2(R^d): OT distances, geodesics, path geometry, free energies and
-gradient flows (torch, numpy, scipy and POT only).
+"""The Wasserstein manifold P2(R^d): optimal transport and gradient flows (torch, numpy, scipy
+and POT only).
 
 geometry -> problem -> solver -> result: each solver takes point clouds (and weights), Gaussian
 parameters or a grid density, and returns one typed result (:class:`OTResult`,
-:class:`Gaussian`, :class:`AffineMap`, :class:`PathGeometry`, :class:`FreeEnergy`, ...).
-This package imports no other wasserflow package.
+:class:`Gaussian`, :class:`AffineMap`, :class:`PathGeometry`, :class:`FreeEnergy`,
+:class:`JKOResult`, ...). This package imports no other wasserflow package. It is two
+libraries that do not import each other, and this module re-exports both:
 
-* OT: :func:`exact_ot`, :func:`minibatch_ot_permutation`, :func:`sinkhorn`,
-  :func:`sinkhorn_divergence`, :func:`w2` (any method), :func:`w2_1d`, :func:`sliced_w2`.
-* Gaussians: :func:`gaussian_w2`, :func:`gaussian_map`, :func:`gaussian_geodesic`,
-  :class:`GaussianMixture` (density, score, affine noising).
-* Geodesics and paths: :func:`displacement_interpolation`, :func:`trajectory_geometry`.
-* Free energy: :class:`Potential` targets pi ∝ exp(-V), :func:`gaussian_kl`,
-  :func:`knn_entropy`, :func:`particle_free_energy`, grid free energy and Fisher information.
-* Fokker-Planck: :class:`OrnsteinUhlenbeck` (closed form), :func:`ula`, :func:`mala`,
-  :func:`solve_fokker_planck_grid` (Scharfetter-Gummel finite volumes).
-* JKO: :func:`gaussian_jko` (closed form, any N(b, Sigma) target), :func:`jko_grid` (entropic,
-  Peyre 2015), :func:`jko_particles` (mesh-free gradient maps with exact log-determinants),
-  :func:`fit_ridge_jko_step` (one step by a :class:`RidgeMap`, a bijection of R^d).
+:mod:`wasserflow.geometry.ot`, optimal transport for the cost |x - y|^2
+  * W2: :func:`w2` (x, y, method=exact | sinkhorn | gaussian | sliced | 1d), :func:`exact_ot`,
+    :func:`squared_distances`, :func:`minibatch_ot_permutation`, :func:`minibatch_ot`,
+    :func:`sinkhorn`, :func:`sinkhorn_divergence`, :func:`w2_1d`, :func:`sliced_w2`.
+  * Gaussians (Bures-Wasserstein): :func:`gaussian_w2`, :func:`gaussian_w2_squared`,
+    :func:`bures_squared`, :func:`gaussian_map`, :func:`gaussian_geodesic`,
+    :func:`empirical_gaussian`, :func:`gaussian_w2_empirical`.
+  * Geodesics and paths: :func:`displacement_interpolation`, :func:`trajectory_action`,
+    :func:`trajectory_geometry`; results :class:`OTResult`, :class:`AffineMap`,
+    :class:`PathGeometry`.
+
+:mod:`wasserflow.geometry.flows`, the W2 gradient flow of F = KL(. || pi), pi ∝ exp(-V)
+  * Targets and free energy: :class:`Potential` (:func:`gaussian_potential`,
+    :func:`standard_gaussian_potential`, :func:`mixture_potential`, :func:`function_potential`),
+    :class:`FreeEnergy`, :func:`gaussian_kl`, :func:`gaussian_entropy`,
+    :func:`gaussian_fisher_information`, :func:`gaussian_free_energy`, :func:`knn_entropy`,
+    :func:`particle_free_energy`, :func:`grid_free_energy`, :func:`grid_fisher_information`.
+  * Fokker-Planck: :class:`OrnsteinUhlenbeck` (closed form, :func:`ou_to_target`,
+    :func:`ou_gaussian`), particles :func:`langevin_particles`, :func:`ula`, :func:`mala`
+    (:class:`ParticleFlow`), grids :class:`RegularGrid`, :func:`regular_grid`,
+    :func:`solve_fokker_planck_grid` (Scharfetter-Gummel finite volumes).
+  * JKO: :func:`gaussian_jko`, :func:`gaussian_jko_step` (closed form, any N(b, Sigma) target),
+    :func:`jko_grid` (entropic, Peyre 2015), :func:`jko_particles` (mesh-free
+    :class:`GradientMap` s with exact log-determinants), :func:`fit_ridge_jko_step` (one step by
+    a :class:`RidgeMap`, a bijection of R^d), :func:`symmetric_gaussian_kl`.
+
+Shared by both, at this level: :mod:`wasserflow.geometry.measures` (:class:`Gaussian`,
+:class:`GaussianMixture` with exact density, score and affine noising, :class:`WeightedCloud`)
+and the input checks of :mod:`wasserflow.geometry._checks`.
 """
 
-from .convex_maps import RidgeFit, RidgeMap, fit_ridge_jko_step
-from .entropic import sinkhorn, sinkhorn_divergence
-from .exact import exact_ot, squared_distances, w2
-from .fokker_planck import OrnsteinUhlenbeck, euler_maruyama, mala, ou_to_target, ula
-from .fp_grid import regular_grid, solve_fokker_planck_grid
-from .free_energy import (
+from .flows import (
+    FPGridResult,
     FreeEnergy,
+    GradientMap,
+    JKOResult,
+    OrnsteinUhlenbeck,
+    ParticleFlow,
+    ParticleJKOResult,
+    Potential,
+    RegularGrid,
+    RidgeFit,
+    RidgeMap,
+    fit_ridge_jko_step,
+    function_potential,
     gaussian_entropy,
     gaussian_fisher_information,
     gaussian_free_energy,
+    gaussian_jko,
+    gaussian_jko_step,
     gaussian_kl,
+    gaussian_potential,
     grid_fisher_information,
     grid_free_energy,
+    jko_grid,
+    jko_particles,
     knn_entropy,
+    langevin_particles,
+    mala,
+    mixture_potential,
+    ou_gaussian,
+    ou_to_target,
     particle_free_energy,
+    regular_grid,
+    solve_fokker_planck_grid,
+    standard_gaussian_potential,
+    symmetric_gaussian_kl,
+    ula,
 )
-from .gaussian import (
+from .measures import Gaussian, GaussianMixture, WeightedCloud
+from .ot import (
+    AffineMap,
+    OTResult,
+    PathGeometry,
     bures_squared,
+    displacement_interpolation,
     empirical_gaussian,
+    exact_ot,
     gaussian_geodesic,
     gaussian_map,
     gaussian_w2,
     gaussian_w2_empirical,
     gaussian_w2_squared,
+    minibatch_ot,
+    minibatch_ot_permutation,
+    sinkhorn,
+    sinkhorn_divergence,
+    sliced_w2,
+    squared_distances,
+    trajectory_action,
+    trajectory_geometry,
+    w2,
+    w2_1d,
 )
-from .interpolation import WeightedCloud, displacement_interpolation
-from .jko import JKOResult, gaussian_jko, gaussian_jko_step, ou_gaussian, symmetric_gaussian_kl
-from .jko_grid import jko_grid
-from .jko_particles import ParticleJKOResult, jko_particles
-from .minibatch import minibatch_ot, minibatch_ot_permutation
-from .mixture import GaussianMixture
-from .one_dim import sliced_w2, w2_1d
-from .potentials import (
-    Potential,
-    function_potential,
-    gaussian_potential,
-    mixture_potential,
-    standard_gaussian_potential,
-)
-from .results import AffineMap, Gaussian, OTResult, PathGeometry
-from .trajectory import trajectory_action, trajectory_geometry
 
 __all__ = [
-    "AffineMap", "FreeEnergy", "RidgeFit", "RidgeMap", "fit_ridge_jko_step", "JKOResult", "ParticleJKOResult", "gaussian_jko",
-    "gaussian_jko_step", "jko_grid", "jko_particles", "ou_gaussian", "symmetric_gaussian_kl", "Gaussian", "GaussianMixture", "OTResult", "OrnsteinUhlenbeck",
-    "PathGeometry", "Potential", "WeightedCloud", "bures_squared", "displacement_interpolation",
-    "empirical_gaussian", "euler_maruyama", "exact_ot", "function_potential", "gaussian_entropy",
-    "gaussian_fisher_information", "gaussian_free_energy", "gaussian_geodesic", "gaussian_kl",
-    "gaussian_map", "gaussian_potential", "gaussian_w2", "gaussian_w2_empirical",
-    "gaussian_w2_squared", "grid_fisher_information", "grid_free_energy", "knn_entropy", "mala",
-    "minibatch_ot", "minibatch_ot_permutation", "mixture_potential", "ou_to_target",
-    "particle_free_energy", "regular_grid", "sinkhorn", "sinkhorn_divergence", "sliced_w2",
-    "solve_fokker_planck_grid", "squared_distances", "standard_gaussian_potential",
-    "trajectory_action", "trajectory_geometry", "ula", "w2", "w2_1d",
+    # shared measures
+    "Gaussian", "GaussianMixture", "WeightedCloud",
+    # ot
+    "AffineMap", "OTResult", "PathGeometry", "bures_squared", "displacement_interpolation",
+    "empirical_gaussian", "exact_ot", "gaussian_geodesic", "gaussian_map", "gaussian_w2",
+    "gaussian_w2_empirical", "gaussian_w2_squared", "minibatch_ot", "minibatch_ot_permutation",
+    "sinkhorn", "sinkhorn_divergence", "sliced_w2", "squared_distances", "trajectory_action",
+    "trajectory_geometry", "w2", "w2_1d",
+    # flows
+    "FPGridResult", "FreeEnergy", "GradientMap", "JKOResult", "OrnsteinUhlenbeck",
+    "ParticleFlow", "ParticleJKOResult", "Potential", "RegularGrid", "RidgeFit", "RidgeMap",
+    "fit_ridge_jko_step", "function_potential", "gaussian_entropy",
+    "gaussian_fisher_information", "gaussian_free_energy", "gaussian_jko", "gaussian_jko_step",
+    "gaussian_kl", "gaussian_potential", "grid_fisher_information", "grid_free_energy",
+    "jko_grid", "jko_particles", "knn_entropy", "langevin_particles", "mala",
+    "mixture_potential", "ou_gaussian", "ou_to_target", "particle_free_energy", "regular_grid",
+    "solve_fokker_planck_grid", "standard_gaussian_potential", "symmetric_gaussian_kl", "ula",
 ]

@@ -1,4 +1,11 @@
-"""Input validation shared by the geometry solvers: every failure is a ValueError naming the fix."""
+"""Input validation shared by :mod:`.ot` and :mod:`.flows`: every failure is a ValueError naming
+the fix.
+
+Point clouds (:func:`as_points`, :func:`same_dim`), probability weights (:func:`as_weights`),
+vectors such as means (:func:`as_vector`), covariances (:func:`as_spd`) and the parameters of a
+pair of Gaussians (:func:`gaussian_pair`). Checked values come back as tensors, float64 for
+everything but points (which keep their floating dtype).
+"""
 
 from __future__ import annotations
 
@@ -74,3 +81,27 @@ def as_spd(S: Tensor, name: str) -> Tensor:
             f"{name} has a negative eigenvalue: a covariance must be positive semi-definite"
         )
     return S
+
+
+def as_vector(v, name: str, d: int | None = None) -> Tensor:
+    """Check a finite vector (a mean, a centre), flattened to shape (d,) in float64."""
+    v = torch.as_tensor(v, dtype=torch.float64).reshape(-1)
+    if not torch.isfinite(v).all():
+        raise ValueError(f"{name} holds NaN or inf values")
+    if d is not None and v.shape[0] != d:
+        raise ValueError(f"{name} has d = {v.shape[0]}, expected d = {d}")
+    return v
+
+
+def gaussian_pair(m0, S0, m1, S1) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Check the parameters of N(m0, S0) and N(m1, S1): finite means and PSD covariances of one
+    dimension d; returned in float64."""
+    m0, m1 = as_vector(m0, "m0"), as_vector(m1, "m1")
+    S0, S1 = as_spd(S0, "S0"), as_spd(S1, "S1")
+    d = m0.shape[0]
+    if not (m1.shape[0] == d and S0.shape == (d, d) and S1.shape == (d, d)):
+        raise ValueError(
+            f"dimension mismatch: m0 {tuple(m0.shape)}, S0 {tuple(S0.shape)}, "
+            f"m1 {tuple(m1.shape)}, S1 {tuple(S1.shape)}"
+        )
+    return m0, S0, m1, S1

@@ -62,9 +62,9 @@ def independent_coupling(
 
 def _ot_permutation(x0: Tensor, x1: Tensor) -> Tensor:
     try:
-        from wasserflow.geometry.minibatch import minibatch_ot_permutation
+        from wasserflow.geometry.ot.minibatch import minibatch_ot_permutation
     except ImportError:
-        from wasserflow.geometry.exact import exact_ot
+        from wasserflow.geometry.ot.exact import exact_ot
 
         plan = exact_ot(x0.detach(), x1.detach()).plan
         return plan.argmax(dim=1).to(x0.device)
@@ -93,7 +93,7 @@ def entropic_plan(x0: Tensor, x1: Tensor, reg: float, *, max_iter: int = 10_000,
     underflows nor takes POT's log-domain solver thousands of iterations. ``tol`` bounds the L1
     marginal error.
     """
-    from wasserflow.geometry.entropic import sinkhorn
+    from wasserflow.geometry.ot.entropic import sinkhorn
 
     if not reg > 0:
         raise ValueError(f"entropic regularisation reg must be > 0, got {reg}")

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from wasserflow.geometry.gaussian import gaussian_map
-from wasserflow.geometry.mixture import GaussianMixture
+from wasserflow.geometry.measures import GaussianMixture
+from wasserflow.geometry.ot.gaussian import gaussian_map
 
 from .affine import AffinePath, broadcast_time
 

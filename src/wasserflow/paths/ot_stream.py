@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..geometry.minibatch import minibatch_ot_permutation
+from ..geometry.ot.minibatch import minibatch_ot_permutation
 
 DataSampler = Callable[[int, torch.Generator], Tensor]
 """(n, generator) -> (n, ...) data points."""

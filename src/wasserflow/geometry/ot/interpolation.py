@@ -7,21 +7,12 @@ mu_t = sum_ij P_ij delta_{(1-t) x_i + t y_j}, and W2(mu_s, mu_t) = |t - s| W2(mu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
-from ._checks import as_points, same_dim
+from .._checks import as_points, same_dim
+from ..measures import WeightedCloud
 from .results import OTResult
-
-
-@dataclass(frozen=True)
-class WeightedCloud:
-    """sum_i weights_i delta_{points_i}: points (k, d), weights (k,) summing to one."""
-
-    points: Tensor
-    weights: Tensor
 
 
 def displacement_interpolation(

@@ -5,6 +5,9 @@ simplex (Bonneel et al. 2011). POT stops at ``numItermax`` (default 1e5) with on
 which from n ~ 2,000 points returns a cost several percent too high. Here the limit scales with
 the problem, is raised again whenever it is hit, and a result that never reached optimality says
 so in ``status`` / ``converged`` instead of passing silently.
+
+The cost matrix is :func:`~.costs.squared_distances`; :func:`~.solve.w2` is the front door that
+dispatches to this solver and the approximate ones.
 """
 
 from __future__ import annotations
@@ -14,21 +17,14 @@ import warnings
 import numpy as np
 import ot
 import torch
-from scipy.spatial.distance import cdist
 from torch import Tensor
 
-from ._checks import as_points, as_weights, same_dim
+from .._checks import as_points, as_weights, same_dim
+from .costs import squared_distances
 from .results import OTResult
 
 _MAX_ITER_REACHED = 3
 _STATUS = {0: "infeasible", 1: "optimal", 2: "unbounded", 3: "max_iter_reached"}
-
-
-def squared_distances(x: Tensor, y: Tensor) -> Tensor:
-    """Cost matrix C_ij = |x_i - y_j|^2 in float64 (scipy's cdist: differences, no cancellation)."""
-    xn = x.detach().to(torch.float64).cpu().numpy()
-    yn = y.detach().to(torch.float64).cpu().numpy()
-    return torch.from_numpy(cdist(xn, yn, "sqeuclidean")).to(x.device)
 
 
 def _emd(a: np.ndarray, b: np.ndarray, C: np.ndarray, max_iter: int):
@@ -97,40 +93,3 @@ def exact_ot(
         method="exact",
     )
 
-
-def w2(
-    x: Tensor,
-    y: Tensor,
-    a: Tensor | None = None,
-    b: Tensor | None = None,
-    *,
-    method: str = "exact",
-    **options,
-) -> OTResult:
-    """W2 between two point clouds by any method of the toolkit, one typed result.
-
-    ``method`` is one of "exact" (network simplex), "sinkhorn" (debiased Sinkhorn divergence,
-    options ``epsilon``, ...), "gaussian" (Bures distance of the moment-matched Gaussians),
-    "sliced" (sliced W2, options ``n_projections``, ``generator``) or "1d" (quantiles, d = 1).
-    """
-    if method == "exact":
-        return exact_ot(x, y, a, b, **options)
-    if method == "sinkhorn":
-        from .entropic import sinkhorn_divergence
-
-        return sinkhorn_divergence(x, y, a, b, **options)
-    if method == "gaussian":
-        from .gaussian import gaussian_w2_empirical
-
-        return gaussian_w2_empirical(x, y, a, b)
-    if method == "sliced":
-        from .one_dim import sliced_w2
-
-        return sliced_w2(x, y, a, b, **options)
-    if method == "1d":
-        from .one_dim import w2_1d
-
-        return w2_1d(x, y, a, b)
-    raise ValueError(
-        f"unknown method {method!r}: choose one of exact, sinkhorn, gaussian, sliced, 1d"
-    )

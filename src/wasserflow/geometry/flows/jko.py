@@ -21,7 +21,9 @@ Sigma (commuting or not). For b = 0, Sigma = I it reduces to m_{k+1} = m_k / (1 
 s = (s_k + sqrt(s_k^2 + 4h(1 + h))) / (2(1 + h)) per eigen-direction of S_k (DESIGN.md 3).
 
 The exact flow it approximates (Ornstein-Uhlenbeck, dX = -P (X - b) dt + sqrt(2) dW):
-m(t) = b + e^{-tP} (m_0 - b),  S(t) = e^{-tP} S_0 e^{-tP} + Sigma (I - e^{-2tP}).
+m(t) = b + e^{-tP} (m_0 - b),  S(t) = e^{-tP} S_0 e^{-tP} + Sigma (I - e^{-2tP}), computed by
+:func:`.ornstein_uhlenbeck.ou_gaussian`. The grid and particle JKO solvers are in
+:mod:`.jko_grid` and :mod:`.jko_particles`.
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._checks import as_spd
+from .._checks import as_spd
+from ..measures import Gaussian
 from .free_energy import gaussian_kl
 from .potentials import Potential
-from .results import Gaussian
 
 
 @dataclass(frozen=True)
@@ -153,24 +155,6 @@ def gaussian_jko(initial: Gaussian, target: Potential, h: float, n_steps: int) -
         converged=True,
         method="gaussian_closed_form",
     )
-
-
-def ou_gaussian(initial: Gaussian, target: Potential, t: float) -> Gaussian:
-    """The exact Fokker-Planck (Ornstein-Uhlenbeck) marginal at time t for pi = N(b, Sigma).
-
-    dX = -Sigma^-1 (X - b) dt + sqrt(2) dW from N(m_0, S_0):
-    m(t) = b + e^{-tP}(m_0 - b), S(t) = e^{-tP} S_0 e^{-tP} + Sigma (I - e^{-2tP}), P = Sigma^-1.
-    """
-    if not math.isfinite(t) or t < 0:
-        raise ValueError(f"t must be a finite time >= 0, got {t!r}")
-    g = _gaussian_target(target)
-    m0 = torch.as_tensor(initial.mean, dtype=torch.float64).reshape(-1)
-    S0 = as_spd(initial.cov, "initial.cov")
-    w, U = torch.linalg.eigh(g.cov)  # P = U diag(1/w) U^T
-    E = (U * torch.exp(-t / w)) @ U.T
-    E2 = (U * (w * (1 - torch.exp(-2 * t / w)))) @ U.T
-    S = E @ S0 @ E + E2
-    return Gaussian(mean=g.mean + E @ (m0 - g.mean), cov=(S + S.T) / 2)
 
 
 def symmetric_gaussian_kl(p: Gaussian, q: Gaussian) -> float:

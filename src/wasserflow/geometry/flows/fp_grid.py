@@ -41,13 +41,33 @@ from .potentials import Potential
 class RegularGrid:
     """A box prod_a [lower_a, upper_a] cut into shape_a equal cells (values at cell centres).
 
-    Build with :func:`regular_grid`. Arrays on the grid have shape ``shape`` (C order, axis 0
-    is the first coordinate).
+    Build with :func:`regular_grid` (bounds) or :meth:`from_axes` (cell centres). Arrays on the
+    grid have shape ``shape`` (C order, axis 0 is the first coordinate). The one grid type of the
+    grid solvers: :func:`solve_fokker_planck_grid` here and :func:`.jko_grid.jko_grid`.
     """
 
     lower: tuple[float, ...]
     upper: tuple[float, ...]
     shape: tuple[int, ...]
+
+    @classmethod
+    def from_axes(cls, axes) -> RegularGrid:
+        """The grid whose cell centres are the given increasing, uniformly spaced coordinate
+        vectors (one per axis, e.g. ``torch.linspace``): cells of width dx centred on them."""
+        if not isinstance(axes, (list, tuple)) or not axes:
+            raise ValueError("axes must be a non-empty list of 1-D coordinate vectors")
+        lower, upper, shape = [], [], []
+        for i, a in enumerate(axes):
+            a = np.asarray(torch.as_tensor(a, dtype=torch.float64).reshape(-1))
+            dx = np.diff(a)
+            if a.shape[0] < 2 or dx.min() <= 0 or np.abs(dx - dx.mean()).max() > 1e-9 * dx.mean():
+                raise ValueError(
+                    f"axis {i} must be increasing and uniformly spaced (use torch.linspace)"
+                )
+            lower.append(float(a[0] - dx.mean() / 2))
+            upper.append(float(a[-1] + dx.mean() / 2))
+            shape.append(a.shape[0])
+        return cls(tuple(lower), tuple(upper), tuple(shape))
 
     @property
     def dim(self) -> int:

@@ -1,4 +1,8 @@
-"""Typed results of the geometry solvers (one dataclass per kind of answer, never bare tuples)."""
+"""Typed results of the OT solvers (one dataclass per kind of answer, never bare tuples).
+
+The measures they act on (:class:`~wasserflow.geometry.measures.Gaussian`,
+:class:`~wasserflow.geometry.measures.WeightedCloud`) live in :mod:`wasserflow.geometry.measures`.
+"""
 
 from __future__ import annotations
 
@@ -65,14 +69,6 @@ class AffineMap:
     def __call__(self, x: Tensor) -> Tensor:
         m = self.matrix.to(x.dtype)
         return self.shift.to(x.dtype) + x @ m.T
-
-
-@dataclass(frozen=True)
-class Gaussian:
-    """N(mean, cov) in float64."""
-
-    mean: Tensor
-    cov: Tensor
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._checks import as_spd
-from .mixture import GaussianMixture
-from .results import Gaussian
+from .._checks import as_spd
+from ..measures import Gaussian, GaussianMixture
 
 Field = Callable[[Tensor], Tensor]
 
@@ -116,7 +115,7 @@ class Potential:
             z = torch.randn(n, L.shape[0], generator=generator, dtype=torch.float64)
             return self.gaussian.mean + z @ L.T
         raise ValueError(
-            f"{self.name} has no exact sampler: use fokker_planck.mala to sample it"
+            f"{self.name} has no exact sampler: use flows.particles.mala to sample it"
         )
 
 

@@ -30,7 +30,7 @@ from scipy.spatial import cKDTree
 from scipy.special import digamma, gammaln
 from torch import Tensor
 
-from ._checks import as_points, as_spd
+from .._checks import as_points, as_spd, as_vector, gaussian_pair
 from .potentials import Potential
 
 
@@ -63,13 +63,6 @@ def _assemble(pe: float, h: float, log_z: float | None, se: float, method: str) 
     return FreeEnergy(pe, h, rel, kl, log_z, se, method)
 
 
-def _vec(m, name: str) -> Tensor:
-    m = torch.as_tensor(m, dtype=torch.float64).reshape(-1)
-    if not torch.isfinite(m).all():
-        raise ValueError(f"{name} holds NaN or inf values")
-    return m
-
-
 def _logdet_pd(S: Tensor, name: str) -> tuple[float, Tensor]:
     L, info = torch.linalg.cholesky_ex(S)
     if int(info) != 0:
@@ -94,14 +87,8 @@ def gaussian_kl(m0: Tensor, S0: Tensor, m1: Tensor, S1: Tensor) -> float:
 
         KL = 1/2 [tr(S1^-1 S0) + (m1 - m0)^T S1^-1 (m1 - m0) - d + log det S1 - log det S0].
     """
-    m0, m1 = _vec(m0, "m0"), _vec(m1, "m1")
-    S0, S1 = as_spd(S0, "S0"), as_spd(S1, "S1")
+    m0, S0, m1, S1 = gaussian_pair(m0, S0, m1, S1)
     d = m0.shape[0]
-    if not (m1.shape[0] == d and S0.shape == (d, d) and S1.shape == (d, d)):
-        raise ValueError(
-            f"dimension mismatch: m0 {tuple(m0.shape)}, S0 {tuple(S0.shape)}, "
-            f"m1 {tuple(m1.shape)}, S1 {tuple(S1.shape)}"
-        )
     ld0, _ = _logdet_pd(S0, "S0")
     ld1, L1 = _logdet_pd(S1, "S1")
     dm = (m1 - m0)[:, None]
@@ -117,7 +104,7 @@ def gaussian_fisher_information(m: Tensor, S: Tensor, b: Tensor, Sigma: Tensor) 
 
         I = tr((P - S^-1) S (P - S^-1)) + |P (m - b)|^2.
     """
-    m, b = _vec(m, "m"), _vec(b, "b")
+    m, b = as_vector(m, "m"), as_vector(b, "b")
     S, Sigma = as_spd(S, "S"), as_spd(Sigma, "Sigma")
     _logdet_pd(S, "S")
     _, L = _logdet_pd(Sigma, "Sigma")
@@ -139,7 +126,7 @@ def gaussian_free_energy(mean: Tensor, cov: Tensor, potential: Potential) -> Fre
         raise ValueError(
             f"{potential.name} is not Gaussian: sample N(mean, cov) and use particle_free_energy"
         )
-    m = _vec(mean, "mean")
+    m = as_vector(mean, "mean")
     S = as_spd(cov, "cov")
     b, Sigma = potential.gaussian.mean, potential.gaussian.cov
     if m.shape != b.shape or S.shape != Sigma.shape:

@@ -1,44 +1,58 @@
 """Mesh-free JKO: one gradient map per step, fitted on particles by the exact JKO objective.
 
-Each step pushes rho_k by T = grad psi with the potential (Brenier form)
-
-    psi(x) = 1/2 x^T (I + Q) x + c.x + l^2 sum_j a_j exp(-|x - z_j|^2 / (2 l^2)),
-
-Q symmetric, centres z_j drawn from the particles, bandwidth l from their spread: an affine map
-plus a radial-basis correction, nothing Gaussian about rho_k. DT = Hess psi is symmetric, and the
+A JKO step of F = KL(. || pi), pi = exp(-V) / Z, from rho_k is pushed by T = grad psi, psi
+convex (Brenier), taken from one of the two families of :mod:`.gradient_maps`. T is then the
+optimal map from rho_k to T#rho_k, so E|T x - x|^2 is exactly W2^2(rho_k, T#rho_k), and the
 change of variables carries the log-density of every particle along the flow,
 
-    log rho_{k+1}(T(x)) = log rho_k(x) - log det DT(x),
+    log rho_{k+1}(T(x)) = log rho_k(x) - log det DT(x).
 
-so F(T#rho_k) = E_{rho_k}[V(T x) + log rho_k(x) - log det DT(x)] + log Z has an unbiased particle
-estimate, and the step minimises over (Q, c, a), in float64 with L-BFGS,
+Hence F(T#rho_k) = E_{rho_k}[V(T x) + log rho_k(x) - log det DT(x)] + log Z has an unbiased
+particle estimate, and a step minimises over the map's parameters, in float64 with L-BFGS,
 
-    J(T) = mean_i [ V(T x_i) - log det DT(x_i) + |T x_i - x_i|^2 / (2h) ]     (+ const).
+    J(T) = mean_i [ V(T x_i) - log det DT(x_i) + |T x_i - x_i|^2 / (2h) ]     (+ const),
 
-T = id is admissible (J(id) = F(rho_k) - log Z - mean log rho_k), and a step that would not
-lower J is rejected, so the F reported on a fixed particle set never increases. The maps are kept:
-any fresh sample of rho_0 can be pushed forward (with its log-density), and log rho_K(y) at any
-point y is evaluated by inverting the maps with Newton's method (DT is positive definite).
-The density always comes from the maps, never from a Gaussian fit.
+a Monte Carlo estimate of F(T#rho_k) + W2^2(rho_k, T#rho_k) / (2h) minus the constant
+mean_i log rho_k(x_i), so rho_k's density is never needed to fit. T = id is admissible
+(J(id) = mean_i V(x_i)), and a fit that would not lower J is rejected (the identity is kept), so
+the F reported on a fixed particle set never increases.
+
+* :func:`jko_particles`: the whole scheme with :class:`~.gradient_maps.GradientMap` s (affine
+  plus radial basis, centres z_j drawn from the particles, bandwidth l from their spread; first
+  the affine part alone, then all parameters). The maps are kept: any fresh sample of rho_0 can
+  be pushed forward (with its log-density), and log rho_K(y) at any point y is evaluated by
+  inverting the maps with Newton's method. The density always comes from the maps, never from
+  a Gaussian fit.
+* :func:`fit_ridge_jko_step`: one step by a :class:`~.gradient_maps.RidgeMap`, a bijection of
+  all of R^d (the blocks of the generative JKO flow of ``wasserflow.models``).
 
 This is the particle version of the ICNN-JKO of Mokrov et al. (2021), "Large-scale Wasserstein
-gradient flows", NeurIPS, and of JKO-iFlow (Xu, Cheng & Xie 2023) with a small map family whose
-log-determinant is exact and cheap in low d.
+gradient flows", NeurIPS, and of JKO-iFlow (Xu, Cheng & Xie 2023), with small map families
+whose log-determinant is exact and cheap in low d.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 from torch import Tensor
+from torch.nn.functional import softplus
 
+from .gradient_maps import (
+    INFEASIBLE,
+    GradientMap,
+    RidgeMap,
+    fit_lbfgs,
+    infeasible,
+    log_det,
+    push_forward,
+)
 from .jko import JKOResult, check_step
 from .potentials import Potential
-
-_INFEASIBLE = 1e10  # objective value returned when DT is not positive definite somewhere
 
 
 class Density(Protocol):
@@ -47,70 +61,6 @@ class Density(Protocol):
     def log_prob(self, x: Tensor) -> Tensor: ...
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor: ...
-
-
-@dataclass(frozen=True)
-class GradientMap:
-    """T(x) = grad psi(x) = (I + Q) x + c - sum_j a_j (x - z_j) exp(-|x - z_j|^2 / (2 l^2)).
-
-    Attributes: matrix (d, d) = I + Q (symmetric); shift c (d,); centers z (m, d);
-    weights a (m,); bandwidth l > 0. All float64.
-    """
-
-    matrix: Tensor
-    shift: Tensor
-    centers: Tensor
-    weights: Tensor
-    bandwidth: float
-
-    def __call__(self, x: Tensor) -> Tensor:
-        return _apply(self.matrix, self.shift, self.centers, self.weights, self.bandwidth, x)[0]
-
-    def jacobian(self, x: Tensor) -> Tensor:
-        """DT(x) = Hess psi(x), (n, d, d), symmetric."""
-        return _apply(self.matrix, self.shift, self.centers, self.weights, self.bandwidth, x)[1]
-
-    def inverse(self, y: Tensor, tol: float = 1e-11, max_iter: int = 50) -> Tensor:
-        """x with T(x) = y by damped Newton steps x <- x - DT(x)^-1 (T(x) - y)."""
-        x = torch.linalg.solve(self.matrix, (y - self.shift).T).T
-        for _ in range(max_iter):
-            Tx, J = _apply(self.matrix, self.shift, self.centers, self.weights, self.bandwidth, x)
-            res = Tx - y
-            if float(res.abs().max()) < tol:
-                return x
-            x = x - torch.linalg.solve(J, res[..., None])[..., 0]
-        if float((self(x) - y).abs().max()) > 1e3 * tol:
-            raise ValueError("GradientMap.inverse did not converge: the map is not invertible there")
-        return x
-
-
-def _apply(matrix, shift, centers, weights, bw, x):
-    r = x[:, None, :] - centers[None]  # (n, m, d)
-    k = torch.exp(-(r * r).sum(-1) / (2 * bw * bw)) * weights  # (n, m)
-    Tx = x @ matrix + shift - (k[..., None] * r).sum(1)
-    eye = torch.eye(x.shape[1], dtype=x.dtype)
-    J = matrix - k.sum(1)[:, None, None] * eye + torch.einsum("nm,nmd,nme->nde", k, r, r) / bw**2
-    return Tx, J
-
-
-def _push(maps, x: Tensor, log_p: Tensor) -> tuple[Tensor, Tensor]:
-    for T in maps:
-        if not bool((T.weights != 0).any()):  # affine map: DT is constant
-            log_p = log_p - torch.linalg.slogdet(T.matrix)[1]
-            x = x @ T.matrix + T.shift
-            continue
-        Tx, J = _apply(T.matrix, T.shift, T.centers, T.weights, T.bandwidth, x)
-        log_p = log_p - torch.linalg.slogdet(J)[1]
-        x = Tx
-    return x, log_p
-
-
-def _log_det(J: Tensor) -> Tensor | None:
-    """log det J by Cholesky, or None when some J is not positive definite."""
-    L, info = torch.linalg.cholesky_ex(J)
-    if bool((info != 0).any()):
-        return None
-    return 2 * torch.log(L.diagonal(dim1=-2, dim2=-1)).sum(-1)
 
 
 @dataclass(frozen=True)
@@ -127,7 +77,7 @@ class ParticleJKOResult(JKOResult):
 
     def push(self, x: Tensor, log_p: Tensor, steps: int | None = None) -> tuple[Tensor, Tensor]:
         """Push points x of rho_0 with log-densities log_p through the first ``steps`` maps."""
-        return _push(self.maps[: self.n_steps if steps is None else steps], x, log_p)
+        return push_forward(self.maps[: self.n_steps if steps is None else steps], x, log_p)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """n fresh draws of rho_K and their log-densities, ((n, d), (n,))."""
@@ -137,11 +87,11 @@ class ParticleJKOResult(JKOResult):
     def log_prob(self, y: Tensor, steps: int | None = None) -> Tensor:
         """log rho_k(y), k = steps (default K), by inverting the maps (change of variables)."""
         y = torch.as_tensor(y, dtype=torch.float64)
-        log_det = torch.zeros(y.shape[0], dtype=torch.float64)
+        total = torch.zeros(y.shape[0], dtype=torch.float64)
         for T in reversed(self.maps[: self.n_steps if steps is None else steps]):
             y = T.inverse(y)
-            log_det = log_det + torch.linalg.slogdet(T.jacobian(y))[1]
-        return self.initial.log_prob(y).to(torch.float64) - log_det
+            total = total + torch.linalg.slogdet(T.jacobian(y))[1]
+        return self.initial.log_prob(y).to(torch.float64) - total
 
 
 def _fit_step(x, V, h, n_centers, max_iter, max_iter_rbf, tol, generator, warm):
@@ -171,20 +121,19 @@ def _fit_step(x, V, h, n_centers, max_iter, max_iter_rbf, tol, generator, warm):
 
     def objective(th):
         A, c, a = unpack(th)
-        Tx, J = _apply(A, c, centers, a, bw, x)
-        log_det = _log_det(J)
-        if log_det is None:
-            return th.sum() * 0 + _INFEASIBLE
-        return (V(Tx) - log_det + ((Tx - x) ** 2).sum(-1) / (2 * h)).mean()
+        Tx, J = GradientMap(A, c, centers, a, bw).apply(x)
+        ld = log_det(J)
+        if ld is None:
+            return infeasible(th)
+        return (V(Tx) - ld + ((Tx - x) ** 2).sum(-1) / (2 * h)).mean()
 
     def affine_objective(th):  # the same J with a = 0: DT = I + Q is constant, cheap in n
         A, c, _ = unpack(th)
-        L, info = torch.linalg.cholesky_ex(A)
-        if int(info) != 0:
-            return th.sum() * 0 + _INFEASIBLE
+        ld = log_det(A)
+        if ld is None:
+            return infeasible(th)
         Tx = x @ A + c
-        log_det = 2 * torch.log(L.diagonal()).sum()
-        return (V(Tx) + ((Tx - x) ** 2).sum(-1) / (2 * h)).mean() - log_det
+        return (V(Tx) + ((Tx - x) ** 2).sum(-1) / (2 * h)).mean() - ld
 
     with torch.no_grad():
         j0 = float(objective(torch.zeros_like(theta)))
@@ -194,24 +143,12 @@ def _fit_step(x, V, h, n_centers, max_iter, max_iter_rbf, tol, generator, warm):
     stages = [(affine_objective, max_iter), (objective, max_iter_rbf)] if n_centers else [
         (affine_objective, max_iter)]
     for fn, limit in stages:
-        opt = torch.optim.LBFGS(
-            [theta], lr=1.0, max_iter=limit, tolerance_grad=tol, tolerance_change=1e-12,
-            history_size=50, line_search_fn="strong_wolfe",
-        )
-
-        def closure(fn=fn, opt=opt):
-            opt.zero_grad()
-            val = fn(theta)
-            val.backward()
-            return val
-
-        opt.step(closure)
-        iters += int(opt.state[opt._params[0]].get("n_iter", 0))
+        iters += fit_lbfgs(theta, fn, limit, tol)
     with torch.no_grad():
         A, c, a = unpack(theta.detach())
         j1 = float(objective(theta.detach()))
         grad_norm = float(theta.grad.abs().max()) if theta.grad is not None else 0.0
-    if not (j1 <= j0 and j1 < _INFEASIBLE and math.isfinite(j1)):
+    if not (j1 <= j0 and j1 < INFEASIBLE and math.isfinite(j1)):
         A, c, a = eye, torch.zeros(d, dtype=torch.float64), torch.zeros_like(a)
         return GradientMap(A, c, centers, a, bw), iters, False
     converged = grad_norm <= max(10 * tol, 1e-4)
@@ -280,12 +217,12 @@ def jko_particles(
     for _ in range(n_steps):
         if resample and maps:  # a fresh sample of rho_0 pushed through the maps found so far
             x0 = initial.sample(n_particles, generator=generator).to(torch.float64)
-            x, log_p = _push(maps, x0, initial.log_prob(x0).to(torch.float64))
+            x, log_p = push_forward(maps, x0, initial.log_prob(x0).to(torch.float64))
         T, it, ok = _fit_step(
             x, target.energy, h, n_centers, max_iter, max_iter_rbf, tol, generator, T
         )
         with torch.no_grad():
-            x, log_p = _push([T], x, log_p)
+            x, log_p = push_forward([T], x, log_p)
         maps.append(T)
         iters.append(it)
         all_ok = all_ok and ok
@@ -303,3 +240,89 @@ def jko_particles(
         maps=tuple(maps),
         initial=initial,
     )
+
+
+# ----------------------------------------------------------------------------- ridge maps
+
+
+@dataclass(frozen=True)
+class RidgeFit:
+    """One fitted JKO step: the map, J(id) and J(T) on the particles, L-BFGS iterations,
+    whether T was accepted (J(T) <= J(id); otherwise the identity is returned)."""
+
+    map: RidgeMap
+    objective_identity: float
+    objective: float
+    iterations: int
+    accepted: bool
+
+
+def fit_ridge_jko_step(
+    x: Tensor,
+    energy: Callable[[Tensor], Tensor],
+    h: float,
+    *,
+    units: int = 64,
+    init_scale: float = 6.0,
+    max_iter: int = 100,
+    tol: float = 1e-9,
+    generator: torch.Generator | None = None,
+) -> RidgeFit:
+    """Fit the ridge map of one JKO step of KL(. || exp(-V)) from the particles x (module doc):
+    minimise J over (A, c, w, beta, b) from A = I, c = 0 and ridges through random particles.
+
+    Args:
+        x: (n, d) particles of rho_k (float64 is used internally).
+        energy: V, (n, d) -> (n,), differentiable in torch.
+        h: the step, > 0.
+        units: m, the number of ridge functions (0: affine maps).
+        init_scale: initial |w_j| in units of the particles' spread (larger: sharper ridges).
+        max_iter, tol: L-BFGS limits.
+        generator: draws the initial ridge directions and the particles they pass through.
+    """
+    if not (isinstance(h, (int, float)) and math.isfinite(h) and h > 0):
+        raise ValueError(f"the JKO step h must be a positive number, got {h!r}")
+    x = torch.as_tensor(x).to(torch.float64)
+    if x.dim() != 2 or x.shape[0] < 2:
+        raise ValueError(f"particles must have shape (n >= 2, d), got {tuple(x.shape)}")
+    n, d = x.shape
+    m = int(units)
+    spread = float(x.std(0).mean()) or 1.0
+    W0 = torch.randn(m, d, generator=generator, dtype=torch.float64) * (init_scale / spread)
+    W0 = W0 / math.sqrt(d)
+    through = x[torch.randint(0, n, (m,), generator=generator)]
+    beta0 = -(W0 * through).sum(-1)
+    iu = torch.triu_indices(d, d)
+    nq = iu.shape[1]
+    eye = torch.eye(d, dtype=torch.float64)
+    theta = torch.cat([torch.zeros(nq + d, dtype=torch.float64), W0.reshape(-1), beta0,
+                       torch.full((m,), -8.0, dtype=torch.float64)]).requires_grad_(True)
+
+    def unpack(th):
+        Q = torch.zeros(d, d, dtype=torch.float64).index_put((iu[0], iu[1]), th[:nq])
+        A = eye + Q + Q.T - torch.diag(Q.diagonal())
+        o = nq
+        c = th[o:o + d]
+        W = th[o + d:o + d + m * d].reshape(m, d)
+        o += d + m * d
+        return A, c, W, th[o:o + m], softplus(th[o + m:])
+
+    def objective(th):
+        A, c, W, beta, b = unpack(th)
+        if log_det(A.detach()) is None:
+            return infeasible(th)  # DT >= A must stay positive definite
+        Tx, J = RidgeMap(A, c, W, beta, b).apply(x)
+        ld = log_det(J)
+        if ld is None:  # round-off only: DT >= A > 0 in exact arithmetic
+            return infeasible(th)
+        return (energy(Tx) - ld + ((Tx - x) ** 2).sum(-1) / (2 * h)).mean()
+
+    with torch.no_grad():
+        j_id = float(energy(x).mean())
+    iters = fit_lbfgs(theta, objective, max_iter, tol)
+    with torch.no_grad():
+        j = float(objective(theta))
+        A, c, W, beta, b = (t.detach().clone() for t in unpack(theta.detach()))
+    if not (math.isfinite(j) and j < INFEASIBLE and j <= j_id):
+        return RidgeFit(RidgeMap.identity(d), j_id, j_id, iters, False)
+    return RidgeFit(RidgeMap(A, c, W, beta, b), j_id, j, iters, True)

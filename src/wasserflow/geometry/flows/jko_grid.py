@@ -26,6 +26,7 @@ import math
 import torch
 from torch import Tensor
 
+from .fp_grid import RegularGrid
 from .jko import JKOResult, check_step
 from .potentials import Potential
 
@@ -39,18 +40,27 @@ def _log_conv(lv: Tensor, kernels: list[Tensor]) -> Tensor:
     return lv
 
 
-def _check_grid(axes, density):
-    if not isinstance(axes, (list, tuple)) or not 1 <= len(axes) <= 2:
-        raise ValueError("axes must be a list of one or two 1-D coordinate tensors (1-D or 2-D grid)")
-    axes = [torch.as_tensor(a, dtype=torch.float64).reshape(-1) for a in axes]
-    steps = []
+def _check_grid(grid, density):
+    """(coordinates per axis, spacings, density) of a RegularGrid or of a list of axes.
+
+    Axes given as coordinate vectors are used as they are (the grid is checked by
+    :meth:`RegularGrid.from_axes`); a :class:`RegularGrid` gives its cell centres and widths.
+    """
+    if isinstance(grid, RegularGrid):
+        axes = [torch.from_numpy(a) for a in grid.axes]
+        steps = list(grid.spacing)
+    elif isinstance(grid, (list, tuple)):
+        axes = [torch.as_tensor(a, dtype=torch.float64).reshape(-1) for a in grid]
+        steps = [float(a.diff().mean()) for a in axes]
+    else:
+        raise ValueError("grid must be a RegularGrid or a list of 1-D coordinate tensors")
+    if not 1 <= len(axes) <= 2:
+        raise ValueError("the grid must have one or two axes (a 1-D or 2-D grid)")
     for i, a in enumerate(axes):
         if a.shape[0] < 3:
             raise ValueError(f"axis {i} has {a.shape[0]} points: a grid needs at least 3 per axis")
-        dx = a.diff()
-        if float(dx.min()) <= 0 or float((dx - dx.mean()).abs().max()) > 1e-9 * float(dx.mean()):
-            raise ValueError(f"axis {i} must be increasing and uniformly spaced (use torch.linspace)")
-        steps.append(float(dx.mean()))
+    if not isinstance(grid, RegularGrid):
+        RegularGrid.from_axes(axes)  # increasing and uniformly spaced
     shape = tuple(a.shape[0] for a in axes)
     rho = torch.as_tensor(density, dtype=torch.float64)
     if tuple(rho.shape) != shape:
@@ -61,7 +71,7 @@ def _check_grid(axes, density):
 
 
 def jko_grid(
-    axes: list[Tensor],
+    grid: RegularGrid | list[Tensor],
     density: Tensor,
     target: Potential,
     h: float,
@@ -74,7 +84,9 @@ def jko_grid(
     """Entropic JKO (module doc) for F = KL(. || pi) on a regular 1-D or 2-D grid.
 
     Args:
-        axes: one or two uniformly spaced coordinate vectors; the grid is their product.
+        grid: a 1-D or 2-D :class:`~.fp_grid.RegularGrid` (the grid of
+            :func:`~.fp_grid.solve_fokker_planck_grid`), or one or two uniformly spaced
+            coordinate vectors of the grid points, used as given.
         density: rho_0 on the grid, shape (n_1,) or (n_1, n_2) (normalised here to mass 1).
         target: the :class:`Potential` V, evaluated at the grid points.
         h: JKO step > 0; n_steps: number of steps.
@@ -89,7 +101,7 @@ def jko_grid(
     h, n_steps = check_step(h, n_steps)
     if not isinstance(target, Potential):
         raise ValueError("target must be a Potential (gaussian_potential, function_potential, ...)")
-    axes, steps, rho = _check_grid(axes, density)
+    axes, steps, rho = _check_grid(grid, density)
     dv = math.prod(steps)
     if epsilon is None:
         epsilon = max(h * h / 2, max(steps) ** 2 / 4)

@@ -1,9 +1,14 @@
-"""Gaussian mixtures: exact density, score and sampling, closed under affine noising.
+"""The measures shared by :mod:`.ot` and :mod:`.flows`: Gaussians, Gaussian mixtures and
+weighted point clouds (all float64).
 
-p(x) = sum_k w_k N(x; m_k, S_k). If X ~ p and Z ~ N(0, I) independent, alpha X + sigma Z is the
-mixture with means alpha m_k and covariances alpha^2 S_k + sigma^2 I: this makes the score and
-the velocity of every affine Gaussian path closed-form (DESIGN.md section 3), the oracle
-against which samplers and trained models are measured.
+* :class:`Gaussian` N(mean, cov), the answer of every closed form (Bures geodesics, the
+  Ornstein-Uhlenbeck marginal, the Gaussian JKO step); cov may be singular.
+* :class:`GaussianMixture` p(x) = sum_k w_k N(x; m_k, S_k), with exact density, score and
+  sampling, closed under affine noising: if X ~ p and Z ~ N(0, I) are independent,
+  alpha X + sigma Z is the mixture with means alpha m_k and covariances alpha^2 S_k + sigma^2 I.
+  This makes the score and the velocity of every affine Gaussian path closed-form (DESIGN.md
+  section 3), the oracle against which samplers and trained models are measured.
+* :class:`WeightedCloud` sum_i w_i delta_{x_i}, e.g. a McCann interpolant of a coupling.
 """
 
 from __future__ import annotations
@@ -15,6 +20,22 @@ import torch
 from torch import Tensor
 
 from ._checks import as_spd
+
+
+@dataclass(frozen=True)
+class Gaussian:
+    """N(mean, cov) in float64."""
+
+    mean: Tensor
+    cov: Tensor
+
+
+@dataclass(frozen=True)
+class WeightedCloud:
+    """sum_i weights_i delta_{points_i}: points (k, d), weights (k,) summing to one."""
+
+    points: Tensor
+    weights: Tensor
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,27 @@
 For N(m0, S0) and N(m1, S1):
 
     W2^2 = |m0 - m1|^2 + tr(S0 + S1 - 2 (S0^1/2 S1 S0^1/2)^1/2),
-    T(x) = m1 + A (x - m0),  A = S0^-1/2 (S0^1/2 S1 S0^1/2)^1/2 S0^-1/2,
-    geodesic: N((1-t) m0 + t m1, ((1-t) I + t A) S0 ((1-t) I + t A)).
+    T(x) = m1 + A (x - m0),  A = S0^-1/2 (S0^1/2 S1 S0^1/2)^1/2 S0^-1/2   (S0 nonsingular).
+
+Geodesic. For an optimal coupling (X, Y) the McCann interpolant is the law of (1-t) X + t Y:
+
+    N_t = N((1-t) m0 + t m1,  (1-t)^2 S0 + t^2 S1 + t (1-t) (C + C^T)),   C = Cov(X, Y).
+
+Every coupling has tr C <= |S1^1/2 S0^1/2|_* = tr (S0^1/2 S1 S0^1/2)^1/2 (nuclear norm), and
+C = S0^1/2 U S1^1/2 with U = Q P^T, from the SVD S0^1/2 S1^1/2 = Q diag(s) P^T, attains it:
+tr C = sum s. Since U is orthogonal, [[S0, C], [C^T, S1]] = D [[I, U], [U^T, I]] D >= 0 with
+D = diag(S0^1/2, S1^1/2), so C is the cross-covariance of a Gaussian optimal coupling, and
+W2(N_s, N_t) = |t - s| W2(N_0, N_1). When S0 is nonsingular, C = S0 A and the covariance is
+((1-t) I + t A) S0 ((1-t) I + t A); the form with C inverts nothing, so it also holds between
+singular covariances, e.g. two rank-one covariances with different ranges (no map defined on
+S0's range reaches S1 there), and N_0, N_1 are exactly the two ends.
 
 All matrix functions use symmetric eigendecompositions in float64 with eigenvalues clamped at
-zero, so singular covariances (degenerate Gaussians) are handled; when S0 is singular the map
-and geodesic are computed from the better-conditioned end.
-Reference: Takatsu (2011), "Wasserstein geometry of Gaussian measures"; Peyre & Cuturi (2019)
-remark 2.31.
+zero, so singular covariances (degenerate Gaussians) are handled; the map of a singular S0 is
+the pseudo-inverse one (on S0's support).
+References: Takatsu (2011), "Wasserstein geometry of Gaussian measures"; Bhatia, Jain & Lim
+(2019), "On the Bures-Wasserstein distance between positive definite matrices"; Peyre & Cuturi
+(2019) remark 2.31.
 """
 
 from __future__ import annotations
@@ -18,27 +31,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._checks import as_points, as_spd, as_weights, same_dim
-from .results import AffineMap, Gaussian, OTResult
-
-
-def _vec(m: Tensor, name: str) -> Tensor:
-    m = torch.as_tensor(m).to(torch.float64).reshape(-1)
-    if not torch.isfinite(m).all():
-        raise ValueError(f"{name} holds NaN or inf values")
-    return m
-
-
-def _check_pair(m0, S0, m1, S1):
-    m0, m1 = _vec(m0, "m0"), _vec(m1, "m1")
-    S0, S1 = as_spd(S0, "S0"), as_spd(S1, "S1")
-    d = m0.shape[0]
-    if not (m1.shape[0] == d and S0.shape[0] == d and S1.shape[0] == d):
-        raise ValueError(
-            f"dimension mismatch: m0 {tuple(m0.shape)}, S0 {tuple(S0.shape)}, "
-            f"m1 {tuple(m1.shape)}, S1 {tuple(S1.shape)}"
-        )
-    return m0, S0, m1, S1
+from .._checks import as_points, as_spd, as_weights, gaussian_pair, same_dim
+from ..measures import Gaussian
+from .results import AffineMap, OTResult
 
 
 def psd_power(S: Tensor, p: float, rcond: float = 1e-12) -> Tensor:
@@ -66,7 +61,7 @@ def bures_squared(S0: Tensor, S1: Tensor) -> Tensor:
 
 def gaussian_w2_squared(m0: Tensor, S0: Tensor, m1: Tensor, S1: Tensor) -> Tensor:
     """W2^2(N(m0, S0), N(m1, S1)) in float64 (closed form above)."""
-    m0, S0, m1, S1 = _check_pair(m0, S0, m1, S1)
+    m0, S0, m1, S1 = gaussian_pair(m0, S0, m1, S1)
     return ((m0 - m1) ** 2).sum() + bures_squared(S0, S1)
 
 
@@ -90,32 +85,31 @@ def gaussian_map(m0: Tensor, S0: Tensor, m1: Tensor, S1: Tensor) -> AffineMap:
     it then pushes N(m0, S0) to N(m1, S1) only if S1's range is reachable, which the caller
     should check (the geodesic below does not need it).
     """
-    m0, S0, m1, S1 = _check_pair(m0, S0, m1, S1)
+    m0, S0, m1, S1 = gaussian_pair(m0, S0, m1, S1)
     A = _monge_matrix(S0, S1)
     return AffineMap(matrix=A, shift=m1 - A @ m0)
 
 
-def _cond(S: Tensor) -> float:
-    w = torch.linalg.eigvalsh(S)
-    return float(w.max() / w.min()) if float(w.min()) > 0 else float("inf")
+def _optimal_cross_covariance(S0: Tensor, S1: Tensor) -> Tensor:
+    """C = S0^1/2 U S1^1/2, U the orthogonal polar factor of S0^1/2 S1^1/2 (module doc)."""
+    r0, r1 = psd_power(S0, 0.5), psd_power(S1, 0.5)
+    Q, _, Ph = torch.linalg.svd(r0 @ r1)
+    return r0 @ (Q @ Ph) @ r1
 
 
 def gaussian_geodesic(m0: Tensor, S0: Tensor, m1: Tensor, S1: Tensor, t: float) -> Gaussian:
     """The point at time t in [0, 1] of the W2 geodesic (McCann interpolant) between Gaussians.
 
-    mean (1 - t) m0 + t m1, covariance ((1-t) I + t A) S0 ((1-t) I + t A), computed from the
-    better-conditioned endpoint (the reversed geodesic at 1 - t), so singular ends are exact.
+    mean (1 - t) m0 + t m1, covariance (1-t)^2 S0 + t^2 S1 + t (1-t) (C + C^T) with C the
+    cross-covariance of an optimal coupling (module doc); no covariance is inverted, so singular
+    ends (Diracs, covariances of different ranges) are exact: t = 0 gives S0 and t = 1 gives S1.
     """
     if not 0.0 <= float(t) <= 1.0:
         raise ValueError(f"t = {t} is outside [0, 1]")
-    m0, S0, m1, S1 = _check_pair(m0, S0, m1, S1)
-    eye = torch.eye(S0.shape[0], dtype=torch.float64)
-    if _cond(S0) <= _cond(S1):
-        A, S, s = _monge_matrix(S0, S1), S0, float(t)
-    else:
-        A, S, s = _monge_matrix(S1, S0), S1, 1.0 - float(t)
-    M = (1 - s) * eye + s * A
-    cov = M @ S @ M
+    m0, S0, m1, S1 = gaussian_pair(m0, S0, m1, S1)
+    t = float(t)
+    C = _optimal_cross_covariance(S0, S1)
+    cov = (1 - t) ** 2 * S0 + t**2 * S1 + t * (1 - t) * (C + C.T)
     return Gaussian(mean=(1 - t) * m0 + t * m1, cov=(cov + cov.T) / 2)
 
 

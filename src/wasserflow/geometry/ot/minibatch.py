@@ -28,7 +28,7 @@ from ot.lp.emd_wrap import emd_c
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
-from ._checks import as_points, same_dim
+from .._checks import as_points, same_dim
 from .results import OTResult
 
 

@@ -31,8 +31,8 @@ import math
 import torch
 from torch import Tensor
 
-from ._checks import as_points, as_weights, same_dim
-from .exact import squared_distances
+from .._checks import as_points, as_weights, same_dim
+from .costs import squared_distances
 from .results import OTResult
 
 _BLOCK_ELEMENTS = 4_000_000  # kernel entries formed per block (few parallel regions, bounded RAM)

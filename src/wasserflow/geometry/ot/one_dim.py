@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._checks import as_points, as_weights, same_dim
+from .._checks import as_points, as_weights, same_dim
 from .results import OTResult
 
 
