@@ -199,13 +199,10 @@ def wasserflow_run(method, steps, seed, n_eval, sampler=None, overrides=None, pl
     d, ms = _wasserflow_trained(method, steps, seed, json.dumps(overrides or {}, sort_keys=True),
                                 lr, batch_size)
     run = load_run(d)
-    if plan:
-        run.recipe["sampler"] = {"name": sampler, "options": dict(plan)}
     row = {}
     for k in NFES:
-        out = run.sample(
-            n_eval, sampler=sampler, nfe=k, generator=torch.Generator().manual_seed(seed + 1)
-        )
+        out = run.sample(n_eval, sampler=sampler, nfe=k, options=plan,
+                         generator=torch.Generator().manual_seed(seed + 1))
         # a sampler with 2 NFE per step (midpoint, heun) cannot spend 1: no cell there
         per_step = get_sampler(out.sampler).nfe_per_step or 1
         row[k] = w2_to_fresh(out.x, seed) if per_step <= k else None
@@ -228,7 +225,7 @@ def jko_flow_run(seed, n_eval):
     out = load_run(d).sample(n_eval, generator=torch.Generator().manual_seed(seed + 1))
     row = {k: None for k in NFES}
     row["dopri5"] = (w2_to_fresh(out.x, seed), out.nfe)
-    return row, secs / cfg["train"]["steps"] * 1000
+    return row, secs / cfg.train.steps * 1000
 
 
 def main():

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from generative_2d import torchcfm_train, w2_to_fresh  # the sibling script (same protocol)
 
-from wasserflow.engine import TrainedRun, make_config, train_run
+from wasserflow.engine import TrainedRun, make_config, read_config, train_run
 
 
 def euler_w2(v, z, k, seed):
@@ -59,8 +59,7 @@ def wasserflow_snapshots(steps, seed, every, overrides, out, lr=1e-3, batch_size
     """wasserflow's OT-CFM run with (step, seconds, checkpoint copy) snapshots."""
     cfg = make_config("otcfm", "moons", steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                       width=64, depth=3, activation="selu", time_embedding="linear",
-                      method_overrides=overrides)
-    cfg["train"]["checkpoint_every"] = every
+                      overrides={**overrides, "train.checkpoint_every": every})
     run_dir = out / "run"
     snaps = []
     clock = {"t0": time.perf_counter(), "paused": 0.0}
@@ -77,7 +76,7 @@ def wasserflow_snapshots(steps, seed, every, overrides, out, lr=1e-3, batch_size
 
     clock["t0"] = time.perf_counter()
     train_run(cfg, run_dir, progress=progress)
-    cfg = json.loads((run_dir / "config.json").read_text())
+    cfg = read_config((run_dir / "config.json").read_text(), str(run_dir / "config.json"))
     return cfg, snaps
 
 

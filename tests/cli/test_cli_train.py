@@ -22,7 +22,7 @@ def trained(tmp_path_factory):
 
 def test_train_writes_config_and_checkpoint(trained):
     cfg = json.loads((trained / "config.json").read_text())
-    assert cfg["method"]["method"] == "icfm" and cfg["method"]["schedule"]["name"] == "linear"
+    assert cfg["method"] == "icfm" and cfg["path"]["schedule"]["name"] == "linear"
     assert cfg["data"]["spec"] == "moons" and cfg["train"]["steps"] == 60
     assert (trained / "checkpoint.safetensors").is_file()
     assert len((trained / "metrics.jsonl").read_text().splitlines()) >= 1
@@ -69,7 +69,7 @@ def test_jko_flow_trains_block_by_block_and_evaluates(tmp_path, capsys):
                         "--out", str(out)], capsys)
     assert code == 0, err
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["method"]["jko"]["blocks"] == 3 and cfg["train"]["steps"] == 3
+    assert cfg["objective"]["blocks"] == 3 and cfg["train"]["steps"] == 3
     code, text, _ = run(["evaluate", str(out), "--n", "200", "--json"], capsys)
     assert code == 0
     (row,) = json.loads(text)["results"]
@@ -108,9 +108,10 @@ def test_recipe_overrides_from_the_command_line(tmp_path, capsys):
                         "--set", 'times={"kind": "uniform", "t_max": 0.99}'], capsys)
     assert code == 0, err
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["method"]["prediction"] == "velocity"
-    assert cfg["method"]["time_input"] == "logsnr"
-    assert cfg["method"]["times"] == {"kind": "uniform", "t_max": 0.99}
+    assert cfg["objective"]["prediction"] == "velocity"
+    assert cfg["objective"]["time_input"] == "logsnr"
+    assert cfg["objective"]["times"] == {"kind": "uniform", "t_min": 0.0, "t_max": 0.99,
+                                         "levels": 1000, "power": 1.0}  # defaults filled in
     assert cfg["model"]["time_embedding"] == "linear"
     code, text, err = run(["evaluate", str(out), "--nfe", "4", "--sampler", "dpm_solver",
                            "--json", "--n", "50"], capsys)

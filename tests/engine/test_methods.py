@@ -7,7 +7,7 @@ import torch
 from wasserflow.data import make_source
 from wasserflow.engine import load_run, make_config, train_run
 from wasserflow.geometry import exact_ot
-from wasserflow.objectives import METHODS, build_objective
+from wasserflow.engine import METHODS, build_objective
 
 FAST = {
     "rectified-flow": {"reflow": {"rounds": 1, "pairs": 1024, "nfe": 10}},
@@ -59,7 +59,7 @@ def test_time_input_reaches_the_network_in_training_and_sampling(tmp_path):
     grid = torch.linspace(0, 1 - 1e-3, 5, dtype=torch.float64)[:4]
     want = run.path.network_time(grid, "logsnr").float()
     assert torch.allclose(torch.stack([s[0] for s in seen[:4]]), want, atol=1e-6)
-    objective = build_objective(cfg["method"], total_steps=3)
+    objective = build_objective(cfg, total_steps=3)
     seen.clear()
     objective(Probe(), torch.randn(64, 2), torch.Generator().manual_seed(0))
     g = torch.Generator().manual_seed(0)

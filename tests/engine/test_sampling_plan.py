@@ -4,9 +4,11 @@ denoising evaluation, the last trained time respected, and the same compatibilit
 import pytest
 import torch
 
-from wasserflow.engine import sampling_plan
-from wasserflow.engine.sampling import check_compatible
-from wasserflow.objectives import build_path, method_config
+from wasserflow.engine import build_path, check_compatible, make_config, sampling_plan
+
+
+def method_config(method, **overrides):
+    return make_config(method, "moons", overrides=overrides)
 
 
 @pytest.mark.parametrize("method,last", [("sde-vp", 1.0 - 1e-3), ("ddpm", 1.0 - 1e-3)])

@@ -16,7 +16,7 @@ import torch
 from wasserflow.cli.app import main
 from wasserflow.experiments import reproduce, resolve_config, runner
 from wasserflow.experiments.paths_exp import closed_form_action, icfm_action_formula
-from wasserflow.objectives import METHODS
+from wasserflow.engine import METHODS
 from wasserflow.paths import AffinePath, LinearSchedule
 
 

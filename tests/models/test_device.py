@@ -55,3 +55,23 @@ def test_cuda_without_cuda_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match="no CUDA device"):
         train_run(make_config("icfm", "moons", steps=5), tmp_path / "run", device="cuda")
     assert not (tmp_path / "run").exists()
+
+
+def test_moving_back_to_the_cpu_removes_the_hooks(monkeypatch):
+    # a stand-in accelerator (no GPU here): a device of type "cuda" that nothing is moved to
+    from types import SimpleNamespace
+
+    from wasserflow.models import device as dev_mod
+
+    fake = SimpleNamespace(type="cuda")
+    monkeypatch.setattr(dev_mod, "resolve_device",
+                        lambda d: fake if d == "fake" else torch.device(d))
+    m = build_model({"kind": "mlp", "shape": [2], "width": 8, "depth": 1}, seed=0)
+    m.to = lambda d: m  # parameters stay where they are
+    place(m, "fake")
+    assert len(m._forward_pre_hooks) == 1 and len(m._forward_hooks) == 1
+    place(m, "fake")  # placing twice on the same device installs nothing more
+    assert len(m._forward_pre_hooks) == 1
+    place(m, "cpu")
+    assert not m._forward_pre_hooks and not m._forward_hooks
+    assert m(torch.randn(4, 2), 0.5).device.type == "cpu"

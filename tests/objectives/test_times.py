@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from wasserflow.objectives import TimeDistribution, build_objective, method_config
+from wasserflow.engine import build_objective, make_config
+from wasserflow.objectives import TimeDistribution
 
 
 def test_power_times_have_the_power_law():
@@ -25,5 +26,5 @@ def test_power_validation_and_recipe():
         TimeDistribution(kind="power", power=0.0)
     with pytest.raises(ValueError, match="kind 'power'"):
         TimeDistribution(kind="uniform", power=2.0)
-    recipe = method_config("otcfm", times={"kind": "power", "power": 3.0})
+    recipe = make_config("otcfm", "moons", overrides={"times": {"kind": "power", "power": 3.0}})
     assert build_objective(recipe, total_steps=10).times == TimeDistribution("power", power=3.0)

@@ -9,8 +9,15 @@ import pytest
 import torch
 
 from wasserflow.data import moons
-from wasserflow.engine import load_weights, make_config, train_run
-from wasserflow.objectives import PAIRS, build_objective, method_config, ot_stream_config
+from wasserflow.engine import (
+    RunConfig,
+    build_objective,
+    load_weights,
+    make_config,
+    ot_stream_config,
+    train_run,
+)
+from wasserflow.objectives import PAIRS
 from wasserflow.paths import OTPairStream, OTStreamConfig, ot_coupling, ot_pair_block
 from wasserflow.paths.ot_stream import block_seed
 
@@ -100,17 +107,25 @@ def test_stream_config_validation():
 
 
 def test_recipe_options():
-    recipe = method_config("otcfm")
-    cfg = ot_stream_config(recipe, 256)
+    recipe = make_config("otcfm", "moons", batch_size=256)
+    cfg = ot_stream_config(recipe)
     assert cfg == OTStreamConfig(batch_size=256, ot_batch=256, reuse=1, prefetch=True)
-    big = ot_stream_config(method_config("otcfm", ot_batch=2048, ot_reuse=8), 256)
+    big = ot_stream_config(make_config("otcfm", "moons", batch_size=256,
+                                       overrides={"ot_batch": 2048, "ot_reuse": 8}))
     assert (big.ot_batch, big.reuse, big.steps_per_block) == (2048, 8, 64)
     assert build_objective(recipe, total_steps=10).coupling == PAIRS
-    old = {k: v for k, v in recipe.items() if not k.startswith("ot_")}  # an older run folder
-    assert ot_stream_config(old, 256) is None
+    v1 = {"version": 1, "method": {"method": "otcfm", "schedule": {"name": "linear"},
+                                   "prediction": "velocity", "coupling": "ot",
+                                   "times": {"kind": "uniform"},
+                                   "sampler": {"name": "euler", "options": {}}},
+          "model": {"kind": "mlp", "shape": [2], "width": 16, "depth": 2},
+          "data": {"spec": "moons", "scale": "none", "standardizer": None},
+          "train": {"steps": 10, "batch_size": 256}}
+    old = RunConfig.from_dict(v1)  # an older run folder: no ot_* keys
+    assert ot_stream_config(old) is None
     assert build_objective(old, total_steps=10).coupling == "ot"
-    assert ot_stream_config(method_config("icfm"), 256) is None
-    assert ot_stream_config(method_config("energy-matching"), 256) is None
+    assert ot_stream_config(make_config("icfm", "moons")) is None
+    assert ot_stream_config(make_config("energy-matching", "moons")) is None
 
 
 class _Stop(Exception):
@@ -119,9 +134,9 @@ class _Stop(Exception):
 
 def test_otcfm_stream_resume_equals_uninterrupted(tmp_path):
     cfg = make_config("otcfm", "moons", steps=30, batch_size=32, width=16, depth=2, warmup=5,
-                      method_overrides={"ot_batch": 64, "ot_reuse": 2})
-    cfg["train"]["checkpoint_every"] = 10
-    cfg = json.loads(json.dumps(cfg))
+                      method_overrides={"ot_batch": 64, "ot_reuse": 2,
+                                        "train.checkpoint_every": 10})
+    cfg = RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
     train_run(cfg, tmp_path / "full")
 
     def stop(name, step, record):

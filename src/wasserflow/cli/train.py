@@ -14,12 +14,14 @@ from .. import _atomic
 from .app import UsageError, app, console
 
 
-def _parse_nfes(text: str) -> list[int | None]:
-    out: list[int | None] = []
+def _parse_nfes(text: str) -> list[int | str]:
+    from ..metrics import ADAPTIVE
+
+    out: list[int | str] = []
     for part in text.split(","):
         part = part.strip()
         if part in ("adaptive", "auto"):
-            out.append(None)
+            out.append(ADAPTIVE)
             continue
         try:
             v = int(part)
@@ -31,13 +33,14 @@ def _parse_nfes(text: str) -> list[int | None]:
     return out
 
 
-def _parse_sets(items: list[str]) -> dict:
-    """``--set KEY=VALUE`` recipe overrides; VALUE is JSON (numbers, objects) or a bare string."""
+def _parse_sets(items: list[str], flag: str = "--set") -> dict:
+    """``KEY=VALUE`` overrides; VALUE is JSON (numbers, objects) or a bare string."""
     out: dict = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise UsageError(f"--set {item!r}: write KEY=VALUE, e.g. --set prediction=velocity")
+            raise UsageError(f"{flag} {item!r}: write KEY=VALUE, e.g. {flag} "
+                             + ("width=64" if flag == "--model-set" else "prediction=velocity"))
         try:
             out[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
@@ -55,43 +58,45 @@ def train_command(
     batch_size: int = typer.Option(256, min=1),
     lr: float = typer.Option(1e-3),
     seed: int = typer.Option(0),
-    width: int = typer.Option(128, min=1),
-    depth: int = typer.Option(3, min=1),
-    activation: str = typer.Option("silu"),
+    model: str = typer.Option("mlp", "--model", help="the backbone (a registered model name)"),
+    model_set: list[str] = typer.Option([], "--model-set", help="a backbone option, KEY=VALUE, "
+                                        "repeatable: e.g. --model-set width=64"),
+    width: int = typer.Option(None, min=1, help="the MLP's width (= --model-set width=...)"),
+    depth: int = typer.Option(None, min=1, help="the MLP's hidden layers"),
+    activation: str = typer.Option(None, help="the MLP's activation (default silu)"),
     time_embedding: str = typer.Option(None, help="the MLP's time features: sinusoidal "
                                        "(default) or linear (t as an input, TorchCFM's net)"),
-    set_: list[str] = typer.Option([], "--set", help="override a key of the method's recipe, "
-                                   "KEY=VALUE (JSON or a string), repeatable: e.g. --set "
-                                   "prediction=velocity --set time_input=logsnr"),
+    set_: list[str] = typer.Option([], "--set", help="override a key of the run configuration, "
+                                   "KEY=VALUE (JSON or a string), repeatable: dotted keys "
+                                   "(objective.prediction, coupling.ot_batch, train.log_every) "
+                                   "or short ones (prediction, time_input, times, schedule, "
+                                   "sampler, ot_batch, ...)"),
     scale: str = typer.Option("none", help="data scaling: none or standard"),
     grad_clip: float = typer.Option(1.0, help="gradient-norm clipping (0: off)"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out"),
     device: str = typer.Option("cpu", help="where the network runs: cpu or cuda"),
 ) -> None:
     """Train one model family on one data set; checkpoints and metrics go to --out."""
-    from ..engine import make_config, train_run
+    from ..engine import make_config, read_config, train_run
 
-    if resume and (out / "config.json").exists():
+    cfg_path = out / "config.json"
+    if resume and cfg_path.exists():
         if set_:
             raise UsageError(f"--set changes a recipe, but {out} already holds one: a resumed run "
                              "keeps its config.json (start a new --out to change it)")
-        cfg = json.loads((out / "config.json").read_text())
-        steps = cfg["train"]["steps"]
+        cfg = read_config(cfg_path.read_text(), str(cfg_path))
     else:
-        overrides = _parse_sets(set_)
-        if method == "jko-flow" and steps is not None:
-            overrides["jko"] = {**overrides.get("jko", {}), "blocks": steps}
-        cfg = make_config(method, data, steps=steps or 2000, batch_size=batch_size, lr=lr,
-                          seed=seed, width=width, depth=depth, activation=activation,
+        cfg = make_config(method, data, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+                          model=model, model_options=_parse_sets(model_set, "--model-set"),
+                          width=width, depth=depth, activation=activation,
                           time_embedding=time_embedding, scale=scale, grad_clip=grad_clip or None,
-                          method_overrides=overrides or None)
-        steps = cfg["train"]["steps"]
-    stages = 1 + cfg["method"].get("reflow", {}).get("rounds", 0)
+                          overrides=_parse_sets(set_) or None)
+    steps, stages = cfg.train.steps, cfg.stages
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total} loss {task.fields[loss]}"),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=console,
                   transient=False) as bar:
-        task = bar.add_task(f"{cfg['method']['method']} on {data}", total=steps * stages, loss="-")
+        task = bar.add_task(f"{cfg.method} on {data}", total=steps * stages, loss="-")
         offsets: dict[str, int] = {}
 
         def progress(stage: str, step: int, record: dict) -> None:
@@ -143,8 +148,8 @@ def sample_command(
 @app.command("evaluate")
 def evaluate_command(
     run: Path = typer.Argument(..., help="run folder"),
-    nfe: str = typer.Option(None, help="NFE budgets, comma-separated; 'adaptive' for dopri5 "
-                            "(default 1,2,4,8,16; a JKO flow: its own number of blocks)"),
+    nfe: str = typer.Option(None, help="NFE budgets, comma-separated; 'adaptive' samples with "
+                            "dopri5 (default 1,2,4,8,16; a JKO flow: its own number of blocks)"),
     n: int = typer.Option(2000, min=2, help="generated and fresh data points"),
     sampler: str = typer.Option(None, help="sampler (default: the method's own)"),
     seed: int = typer.Option(0),
@@ -155,10 +160,10 @@ def evaluate_command(
     from ..engine import load_run
     from ..metrics import evaluate_run
 
-    nfes = None if nfe is None else _parse_nfes(nfe)
+    nfes = [1, 2, 4, 8, 16] if nfe is None else _parse_nfes(nfe)
     r = load_run(run, device=device)
-    if nfes is None:
-        nfes = [None] if getattr(r, "blocks", None) else [1, 2, 4, 8, 16]
+    if nfe is None:
+        nfes = r.budgets(nfes, sampler)
     rows = evaluate_run(r, nfes, n=n, seed=seed, sampler=sampler)
     if as_json:
         typer.echo(json.dumps({"run": str(run), "method": r.method,

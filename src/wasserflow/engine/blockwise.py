@@ -24,8 +24,9 @@ import torch
 from torch import Tensor
 
 from ..geometry import fit_ridge_jko_step
-from ..models.jko_flow import JKO_FLOW_DEFAULTS, JKOFlow, jko_step_sizes
+from ..models.jko_flow import JKOFlow, jko_step_sizes
 from . import checkpoint as ckpt
+from .config import RunConfig
 from .loop import TrainResult, truncate_metrics
 
 
@@ -33,33 +34,18 @@ def _gaussian_energy(x: Tensor) -> Tensor:
     return 0.5 * (x * x).sum(-1)
 
 
-def jko_spec(recipe: dict) -> dict:
-    """The recipe's JKO flow options over :data:`JKO_FLOW_DEFAULTS`, validated."""
-    spec = {**JKO_FLOW_DEFAULTS, **recipe.get("jko", {})}
-    unknown = set(spec) - set(JKO_FLOW_DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown jko-flow options {sorted(unknown)}: use "
-                         f"{sorted(JKO_FLOW_DEFAULTS)}")
-    jko_step_sizes(spec["blocks"], spec["tau"], spec["ratio"])  # validates them
-    for key, least in (("units", 0), ("particles", 2), ("max_iter", 1)):
-        v = spec[key]
-        if isinstance(v, bool) or not isinstance(v, int) or v < least:
-            raise ValueError(f"jko-flow option {key} must be an integer >= {least}, got {v!r}")
-    return spec
-
-
 def train_jko_flow(
-    cfg: dict, out: Path, sample_data: Callable[[int, torch.Generator], Tensor], *,
+    cfg: RunConfig, out: Path, sample_data: Callable[[int, torch.Generator], Tensor], *,
     progress: Callable[[int, dict], None] | None = None,
 ) -> TrainResult:
     """Fit the blocks of ``cfg``'s JKO flow on particles from ``sample_data`` into ``out``."""
-    spec = jko_spec(cfg["method"])
-    steps = jko_step_sizes(spec["blocks"], spec["tau"], spec["ratio"])
-    seed = int(cfg["train"]["seed"])
+    spec = cfg.objective  # a JKOFlowObjective
+    steps = jko_step_sizes(spec.blocks, spec.tau, spec.ratio)
+    seed = cfg.train.seed
     out.mkdir(parents=True, exist_ok=True)
     path, metrics = out / "checkpoint.safetensors", out / "metrics.jsonl"
     g = torch.Generator().manual_seed(seed)
-    x = sample_data(spec["particles"], g).reshape(spec["particles"], -1).to(torch.float64)
+    x = sample_data(spec.particles, g).reshape(spec.particles, -1).to(torch.float64)
     maps, start = [], 0
     if path.exists():
         tensors, meta = ckpt.load(path)
@@ -76,8 +62,8 @@ def train_jko_flow(
     t0 = time.perf_counter()
     last = float("nan")
     for k in range(start, len(steps)):
-        fit = fit_ridge_jko_step(x, _gaussian_energy, steps[k], units=spec["units"],
-                                 init_scale=spec["init_scale"], max_iter=spec["max_iter"],
+        fit = fit_ridge_jko_step(x, _gaussian_energy, steps[k], units=spec.units,
+                                 init_scale=spec.init_scale, max_iter=spec.max_iter,
                                  generator=g)
         with torch.no_grad():
             x, ld = fit.map.forward(x)
@@ -98,67 +84,4 @@ def train_jko_flow(
             progress(k + 1, record)
     return TrainResult(steps=len(steps), final_loss=last, seconds=time.perf_counter() - t0,
                        resumed_from=start)
-
-
-class JKOFlowRun:
-    """A trained JKO flow with the interface of :class:`~wasserflow.engine.TrainedRun`.
-
-    Its number of evaluations is fixed by the blocks: ``nfe`` may be None or the number of
-    blocks K; ``sampler`` may be None or ``"jko"`` (the blocks inverted by Newton's method).
-    """
-
-    sampler_name = "jko"
-
-    def __init__(self, cfg: dict, flow: JKOFlow, run_dir: Path, scaler):
-        self.config = cfg
-        self.flow = flow
-        self.run_dir = run_dir
-        self.recipe = cfg["method"]
-        self.scaler = scaler
-        self.shape = tuple(cfg["model"]["shape"])
-
-    @classmethod
-    def from_stage(cls, cfg: dict, stage: Path, scaler) -> JKOFlowRun:
-        tensors, _ = ckpt.load(stage / "checkpoint.safetensors")
-        return cls(cfg, JKOFlow.from_tensors(tensors), stage, scaler)
-
-    @property
-    def method(self) -> str:
-        return self.recipe["method"]
-
-    @property
-    def blocks(self) -> int:
-        return len(self.flow.maps)
-
-    def log_prob(self, x: Tensor) -> Tensor:
-        """Exact model log-density at data-space points x (the data scaling's Jacobian included)."""
-        x = torch.as_tensor(x, dtype=torch.float64)
-        n = x.shape[0]
-        y = self.scaler.transform(x).reshape(n, -1).to(torch.float64)
-        return self.flow.log_prob(y) + self.scaler.log_abs_det(x.shape[1:])
-
-    def sample(self, n: int, *, sampler: str | None = None, nfe: int | None = None,
-               generator: torch.Generator | None = None, return_trajectory: bool = False,
-               data_space: bool = True, return_start: bool = False, options: dict | None = None):
-        from .runs import RunSample
-
-        if sampler not in (None, self.sampler_name):
-            raise ValueError(f"a JKO flow samples by inverting its blocks (sampler 'jko'), not "
-                             f"{sampler!r}")
-        if nfe is not None and nfe != self.blocks:
-            raise ValueError(f"this JKO flow has {self.blocks} blocks, so it takes exactly "
-                             f"{self.blocks} steps: pass nfe={self.blocks} or none")
-        if options:
-            raise ValueError(f"the JKO flow sampler takes no options, got {sorted(options)}")
-        with torch.no_grad():
-            s = self.flow.sample(n, generator, return_trajectory=return_trajectory)
-        x, traj = s.x.reshape(n, *self.shape), s.trajectory
-        if traj is not None:
-            traj = traj.reshape(traj.shape[0], n, *self.shape)
-        if data_space:
-            x = self.scaler.inverse(x)
-            if traj is not None:
-                traj = self.scaler.inverse(traj.reshape(-1, *self.shape)).reshape(traj.shape)
-        return RunSample(x=x, start=s.start.reshape(n, *self.shape), nfe=s.evaluations,
-                         trajectory=traj, times=s.times, sampler=self.sampler_name)
 

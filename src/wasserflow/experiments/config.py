@@ -19,7 +19,7 @@ import copy
 import json
 from typing import Any
 
-from ..objectives import METHODS
+from ..engine.methods import METHODS
 
 EXPERIMENTS = ("paths", "learned", "steps", "free-energy", "denoise-jko")
 """Experiment names in run order (``steps`` reads ``learned``'s numbers)."""

@@ -19,9 +19,10 @@ import torch
 
 from .. import _atomic
 from ..engine import load_run, make_config, train_run
+from ..engine.build import with_block_steps
 from ..geometry import exact_ot
-from ..metrics import evaluate_run, fresh_data
-from ..objectives import method_config
+from ..metrics import ADAPTIVE, evaluate_run, fresh_data
+from ..samplers import adaptive_sampler
 from . import figures
 from .context import Context, ExperimentResult, Verdict, table
 
@@ -30,18 +31,14 @@ CLAIM = ("Every model family, however trained, reaches the data measure: at its 
          "flows (OT-CFM, rectified flow after reflow) sample along straighter paths (smaller "
          "normalized path energy) than the independent-coupling flow.")
 FAR = 0.5  # "far closer": closes more than half of W2(noise, data) - W2(data, data)
-ODE = "euler"
 
 
-def _overrides(method: str, cfg: dict) -> dict | None:
-    if method == "jko-flow":
-        return {"jko": cfg["jko"]}
-    if method == "rectified-flow":
-        return {"reflow": {"rounds": 1, "pairs": cfg["reflow_pairs"], "nfe": cfg["reflow_nfe"]}}
-    if method == "energy-matching":  # contrastive phase: Langevin steps per negative batch
-        em = method_config(method)["energy_matching"]
-        return {"energy_matching": {**em, "negative_steps": cfg["em_negative_steps"]}}
-    return None
+def _overrides(cfg: dict) -> dict:
+    """The profile's settings as run-configuration keys, applied to the runs that have them
+    (reflow pairs, Energy Matching's Langevin steps per negative batch, the JKO flow's blocks)."""
+    return {"reflow.pairs": cfg["reflow_pairs"], "reflow.nfe": cfg["reflow_nfe"],
+            "objective.negative_steps": cfg["em_negative_steps"],
+            **{f"objective.{k}": v for k, v in cfg["jko"].items()}}
 
 
 def _one(ctx: Context, data: str, method: str, cfg: dict, frac: tuple[float, float]) -> dict:
@@ -51,11 +48,12 @@ def _one(ctx: Context, data: str, method: str, cfg: dict, frac: tuple[float, flo
         return json.loads(cache.read_text())
     rc = make_config(method, data, steps=cfg["steps"], batch_size=cfg["batch_size"],
                      lr=cfg["lr"], warmup=cfg["warmup"], seed=ctx.seed, width=cfg["width"],
-                     depth=cfg["depth"],
-                     method_overrides=_overrides(method, cfg))
+                     depth=cfg["depth"])
+    rc = with_block_steps(rc.with_overrides({k: v for k, v in _overrides(cfg).items()
+                                             if rc.has(k)}))
     lo, hi = frac
-    total = rc["train"]["steps"] * (2 if method == "rectified-flow" else 1)
-    every = 1 if method == "jko-flow" else 25  # a JKO flow step is a whole block
+    total = rc.train.steps * rc.stages
+    every = max(1, min(25, total // 40))  # progress lines, also for a few JKO blocks
     done = {"n": 0}
 
     def progress(stage: str, step: int, record: dict) -> None:
@@ -70,23 +68,18 @@ def _one(ctx: Context, data: str, method: str, cfg: dict, frac: tuple[float, flo
     ctx.report(f"{data}: sampling {method}", lo + 0.75 * (hi - lo))
     run = load_run(run_dir, device=ctx.device)
     n = cfg["n_eval"]
-    nfes = list(cfg["nfes"])
-    own = run.recipe["sampler"]["name"]
+    own, ode = run.default_sampler, run.ode_sampler
+    nfes = run.budgets(list(cfg["nfes"]), ode)  # a JKO flow: its own number of blocks
     g = torch.Generator().manual_seed(ctx.seed)
-    if method == "jko-flow":  # deterministic already, and its number of steps is its blocks
-        rows_ode = evaluate_run(run, [run.blocks], n=n, seed=ctx.seed)
-        rows_own = list(rows_ode)
-        s = run.sample(n, generator=g, return_trajectory=True)
-    else:
-        # path geometry (an extra exact OT per row) only where it is reported: the ODE at 100
-        geo_nfes = [k for k in nfes if k == max(nfes)]
-        rows_ode = [r for k in nfes for r in evaluate_run(run, [k], n=n, seed=ctx.seed,
-                                                          sampler=ODE, geometry=k in geo_nfes)]
-        rows_own = (list(rows_ode) if own == ODE
-                    else evaluate_run(run, nfes, n=n, seed=ctx.seed, geometry=False))
-        if cfg["adaptive"]:
-            rows_ode += evaluate_run(run, [None], n=n, seed=ctx.seed, sampler="dopri5")
-        s = run.sample(n, sampler=ODE, nfe=100, generator=g, return_trajectory=True)
+    # path geometry (an extra exact OT per row) only where it is reported: the ODE at 100
+    rows_ode = [r for k in nfes for r in evaluate_run(run, [k], n=n, seed=ctx.seed,
+                                                      sampler=ode, geometry=k == max(nfes))]
+    rows_own = (list(rows_ode) if own == ode
+                else evaluate_run(run, run.budgets(list(cfg["nfes"])), n=n, seed=ctx.seed,
+                                  geometry=False))
+    if cfg["adaptive"] and run.supports(adaptive_sampler()):
+        rows_ode += evaluate_run(run, [ADAPTIVE], n=n, seed=ctx.seed)
+    s = run.sample(n, sampler=ode, nfe=max(nfes), generator=g, return_trajectory=True)
     data_x = fresh_data(run, n, ctx.seed + 1)
     noise = run.scaler.inverse(s.start).reshape(n, -1).to(torch.float64)
     traj = s.trajectory[:: max(1, s.trajectory.shape[0] // 25), : cfg["n_traj"]]

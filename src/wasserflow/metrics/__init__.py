@@ -7,7 +7,7 @@
 """
 
 from .jko_bridge import JKOBridgeResult, gaussian_jko_bridge, jko_bridge, vp_time_change
-from .quality import Evaluation, evaluate_run, fresh_data
+from .quality import ADAPTIVE, Evaluation, evaluate_run, fresh_data
 
-__all__ = ["Evaluation", "JKOBridgeResult", "evaluate_run", "fresh_data", "gaussian_jko_bridge",
+__all__ = ["ADAPTIVE", "Evaluation", "JKOBridgeResult", "evaluate_run", "fresh_data", "gaussian_jko_bridge",
            "jko_bridge", "vp_time_change"]

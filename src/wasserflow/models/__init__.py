@@ -5,6 +5,11 @@ tensor, (N,) or (N, 1); a vector-field model returns a tensor of the shape of x.
 shape-agnostic: they flatten the non-batch dimensions and restore them, so images (N, C, H, W)
 work with the MLP.
 
+Backbones are registered by name with a config dataclass (:mod:`.registry`:
+``@register_model("mlp", MLPConfig)``; ``build_backbone(name, shape, options, scalar=False,
+seed=None)``; ``BACKBONES``); runs name them (``wasserflow train --model mlp --model-set
+width=64``). The dict front below builds the MLP kinds.
+
 Build from a JSON-serialisable config (stored in checkpoints)::
 
     model = build_model({"kind": "mlp", "shape": [2], "width": 64, "depth": 3,
@@ -38,11 +43,13 @@ from .device import place, resolve_device
 from .embedding import ACTIVATIONS, LinearTime, SinusoidalTimeEmbedding, as_time, make_activation
 from .energy import PotentialField
 from .factory import MODEL_KINDS, build_model, model_config
-from .jko_flow import JKO_FLOW_DEFAULTS, FlowSample, JKOFlow, jko_step_sizes
-from .mlp import TIME_EMBEDDINGS, PotentialMLP, TimeMLP, VectorFieldMLP
+from .jko_flow import FlowSample, JKOFlow, jko_step_sizes
+from .mlp import TIME_EMBEDDINGS, MLPConfig, PotentialMLP, TimeMLP, VectorFieldMLP
+from .registry import BACKBONES, Backbone, build_backbone, get_backbone, register_model
 
 __all__ = [
-    "ACTIVATIONS", "FlowSample", "JKOFlow", "JKO_FLOW_DEFAULTS", "MODEL_KINDS", "TIME_EMBEDDINGS", "LinearTime", "PotentialField",
+    "BACKBONES", "Backbone", "MLPConfig", "build_backbone", "get_backbone", "register_model",
+    "ACTIVATIONS", "FlowSample", "JKOFlow", "MODEL_KINDS", "TIME_EMBEDDINGS", "LinearTime", "PotentialField",
     "PotentialMLP", "SinusoidalTimeEmbedding", "TimeMLP", "VectorFieldMLP", "as_time",
     "build_model", "jko_step_sizes", "place", "resolve_device", "make_activation", "model_config",
 ]

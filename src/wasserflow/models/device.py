@@ -12,8 +12,12 @@ parameters): checkpoints written on one device load on any other.
 
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
 
 from .energy import PotentialField
 
@@ -35,7 +39,23 @@ def _move(v, device: torch.device):
     return v.to(device) if isinstance(v, Tensor) else v
 
 
-def install_device_hooks(module: nn.Module, device: torch.device) -> None:
+@dataclass(frozen=True)
+class DeviceHooks:
+    """The two forward hooks :func:`install_device_hooks` put on a module; ``remove()`` them."""
+
+    device: torch.device
+    handles: tuple[RemovableHandle, RemovableHandle]
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+_PLACED: weakref.WeakKeyDictionary[nn.Module, DeviceHooks] = weakref.WeakKeyDictionary()
+"""The hooks :func:`place` installed, by module (weak: a dropped model takes its entry)."""
+
+
+def install_device_hooks(module: nn.Module, device: torch.device) -> DeviceHooks:
     """Hooks on ``module``: inputs to ``device``, the output back to the first input's device."""
     home: list[torch.device] = []
 
@@ -48,16 +68,22 @@ def install_device_hooks(module: nn.Module, device: torch.device) -> None:
     def post(mod, args, kwargs, out):
         return out.to(home.pop()) if isinstance(out, Tensor) else out
 
-    module.register_forward_pre_hook(pre, with_kwargs=True)
-    module.register_forward_hook(post, with_kwargs=True)
+    return DeviceHooks(device, (module.register_forward_pre_hook(pre, with_kwargs=True),
+                                module.register_forward_hook(post, with_kwargs=True)))
 
 
 def place(model: nn.Module, device: str | torch.device = "cpu") -> nn.Module:
-    """Move ``model`` to ``device`` (module doc); on the CPU this is ``model.to("cpu")``."""
+    """Move ``model`` to ``device`` (module doc); on the CPU this is ``model.to("cpu")``, and
+    the hooks of an earlier placement on an accelerator are removed."""
     dev = resolve_device(device)
     model.to(dev)
     target = model.potential if isinstance(model, PotentialField) else model
-    if dev.type != "cpu" and getattr(target, "_wasserflow_device", None) != dev:
-        install_device_hooks(target, dev)
-        target._wasserflow_device = dev
+    old = _PLACED.get(target)
+    if old is not None and old.device == dev:
+        return model
+    if old is not None:
+        old.remove()
+        del _PLACED[target]
+    if dev.type != "cpu":
+        _PLACED[target] = install_device_hooks(target, dev)
     return model

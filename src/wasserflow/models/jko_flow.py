@@ -25,11 +25,7 @@ from torch import Tensor
 
 from ..geometry import RidgeMap
 
-#: The options of method ``jko-flow`` (recipe key ``"jko"``): K blocks, total time tau, step
-#: ratio, ridge units per block, training particles, L-BFGS iterations per block, initial ridge
-#: sharpness (see :func:`jko_step_sizes`, :func:`wasserflow.geometry.fit_ridge_jko_step`).
-JKO_FLOW_DEFAULTS = {"blocks": 24, "tau": 4.0, "ratio": 1.25, "units": 64, "particles": 4000,
-                     "max_iter": 100, "init_scale": 6.0}
+# The options of method jko-flow and their defaults: wasserflow.engine.config.JKOFlowObjective.
 
 
 def jko_step_sizes(blocks: int, tau: float, ratio: float = 1.25) -> tuple[float, ...]:

@@ -10,11 +10,13 @@ With ``time_embedding="linear"``, width 64, depth 3 and SELU this is exactly Tor
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from .embedding import LinearTime, SinusoidalTimeEmbedding, as_time, make_activation
+from .embedding import ACTIVATIONS, LinearTime, SinusoidalTimeEmbedding, as_time, make_activation
+from .registry import register_model
 
 TIME_EMBEDDINGS = ("sinusoidal", "linear", "none")
 
@@ -104,3 +106,49 @@ class PotentialMLP(TimeMLP):
 
     def forward(self, x: Tensor, t: Tensor | float | None = None) -> Tensor:
         return super().forward(x, t)[:, 0]
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    """Options of the ``mlp`` backbone (:class:`TimeMLP`).
+
+    Attributes:
+        width: hidden width.
+        depth: number of hidden layers.
+        activation: a key of :data:`~wasserflow.models.embedding.ACTIVATIONS`.
+        time_embedding: "sinusoidal", "linear" (t as an input, TorchCFM's net) or "none"; None
+            means sinusoidal for a field and none for a scalar potential (Energy Matching's E
+            is time-independent).
+        embed_dim: width of the sinusoidal embedding (even).
+    """
+
+    width: int = 128
+    depth: int = 3
+    activation: str = "silu"
+    time_embedding: str | None = None
+    embed_dim: int = 64
+
+    def __post_init__(self) -> None:
+        for key in ("width", "depth", "embed_dim"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"model config {key!r} must be a positive int, got {v!r}")
+        if self.embed_dim % 2:
+            raise ValueError(f"embed_dim must be even, got {self.embed_dim}")
+        if str(self.activation).lower() not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}: choose one of "
+                             f"{sorted(ACTIVATIONS)}")
+        if self.time_embedding is not None and self.time_embedding not in TIME_EMBEDDINGS:
+            raise ValueError(f"unknown time_embedding {self.time_embedding!r}: one of "
+                             f"{TIME_EMBEDDINGS}")
+
+
+@register_model("mlp", MLPConfig)
+def mlp(shape: tuple[int, ...], config: MLPConfig, *, scalar: bool = False) -> nn.Module:
+    """A :class:`VectorFieldMLP`, or with ``scalar`` a :class:`PotentialMLP` (state-dict keys
+    ``net.*``, as every checkpoint has them)."""
+    time = config.time_embedding or ("none" if scalar else "sinusoidal")
+    kwargs = {"width": config.width, "depth": config.depth,
+              "activation": str(config.activation).lower(), "time_embedding": time,
+              "embed_dim": config.embed_dim}
+    return PotentialMLP(shape, **kwargs) if scalar else VectorFieldMLP(shape, **kwargs)

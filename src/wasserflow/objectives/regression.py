@@ -18,14 +18,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from ..paths import (
-    PREDICTIONS,
-    TIME_INPUTS,
-    AffinePath,
-    expand_like,
-    get_coupling,
-    to_v_prediction,
-)
+from ..paths import PREDICTIONS, TIME_INPUTS, AffinePath, from_x1_and_epsilon, get_coupling
+from ..samplers import Field
 from .times import TimeDistribution
 
 PAIRS = "pairs"
@@ -69,6 +63,10 @@ class PathRegression:
         if self.coupling == "entropic" and not (self.coupling_sigma and self.coupling_sigma > 0):
             raise ValueError("the entropic coupling needs coupling_sigma > 0 (reg = 2 sigma^2)")
 
+    def field(self, model: nn.Module) -> Field:
+        """The network as the :class:`~wasserflow.samplers.Field` the samplers call."""
+        return Field.from_network(model, self.path, self.prediction, self.time_input)
+
     def pairs(self, batch: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """(x0, x1): the noise and data of each sample, coupled."""
         if self.coupling == PAIRS:
@@ -94,17 +92,11 @@ class PathRegression:
             noise = torch.randn(x1.shape, generator=generator, dtype=x1.dtype)
         c = self.path.coefficients(t)
         s = self.path.sample(x0, x1, t, noise=noise, coefficients=c)
-        if self.prediction == "velocity":
-            target = s.ut
-        elif self.prediction == "epsilon":
-            target = x0
-        elif self.prediction == "x1":
-            target = x1
-        elif self.prediction == "v_prediction":
-            target = to_v_prediction(x1, x0, c)
-        else:
-            target = -x0 / expand_like(c.sigma, x0)
-        out = model(s.xt, self.path.network_time(t, self.time_input, c))
+        # the conditional velocity includes a bridge's noise term; every other target is the
+        # (x1, eps) pair in the network's parametrisation
+        target = (s.ut if self.prediction == "velocity"
+                  else from_x1_and_epsilon(x1, x0, c, self.prediction))
+        out = self.field(model).fn(s.xt, t, c)
         per = ((out - target) ** 2).reshape(x1.shape[0], -1).sum(1)
         if self.weighting == "sigma2":
             per = per * c.sigma.to(per.dtype) ** 2

@@ -19,7 +19,7 @@ Public API (stable):
 * Parametrisations (:mod:`.parametrization`): ``convert(x, pred, coeffs, source, target)`` over
   ``PREDICTIONS = ("epsilon", "x1", "score", "velocity")``, ``x1_and_epsilon`` and the single
   conversions ``epsilon_to_x1``, ``x1_to_epsilon``, ``epsilon_to_score``, ``score_to_epsilon``,
-  ``to_velocity``, ``velocity_to_x1``, ``velocity_to_epsilon``, ``to_v_prediction``,
+  ``to_velocity``, ``from_x1_and_epsilon``, ``velocity_to_x1``, ``velocity_to_epsilon``, ``to_v_prediction``,
   ``v_prediction_to_x1_and_epsilon`` (Salimans & Ho's v).
 * Couplings (:mod:`.couplings`), each ``(x0, x1, generator=None, ...) -> CoupledBatch(x0, x1,
   index0, index1)``: ``independent_coupling``, ``ot_coupling``, ``entropic_coupling(...,
@@ -61,6 +61,7 @@ from .parametrization import (
     epsilon_to_score,
     epsilon_to_x1,
     score_to_epsilon,
+    from_x1_and_epsilon,
     to_v_prediction,
     to_velocity,
     v_prediction_to_x1_and_epsilon,
@@ -91,6 +92,6 @@ __all__ = [
     "entropic_plan", "epsilon_to_score", "epsilon_to_x1", "expand_like", "from_diffusion_time",
     "gaussian_oracle", "get_coupling", "get_schedule", "independent_coupling", "ot_coupling",
     "ot_pair_block", "reflow_coupling", "score_to_epsilon", "time_to_ddpm_index", "to_diffusion_time",
-    "to_v_prediction", "to_velocity", "v_prediction_to_x1_and_epsilon", "ve_sigma_max_from_data", "velocity_to_epsilon", "velocity_to_x1",
+    "from_x1_and_epsilon", "to_v_prediction", "to_velocity", "v_prediction_to_x1_and_epsilon", "ve_sigma_max_from_data", "velocity_to_epsilon", "velocity_to_x1",
     "x1_and_epsilon", "x1_to_epsilon",
 ]

@@ -112,6 +112,22 @@ def x1_and_epsilon(x: Tensor, pred: Tensor, prediction: str, c: ScheduleOutput) 
     raise ValueError(f"unknown prediction {prediction!r}: choose one of {PREDICTIONS}")
 
 
+def from_x1_and_epsilon(x1: Tensor, eps: Tensor, c: ScheduleOutput, target: str) -> Tensor:
+    """The ``target`` parametrisation of the point x = alpha x1 + sigma eps (what a network of
+    that kind should output there: the regression target of the training loss)."""
+    if target == "x1":
+        return x1
+    if target == "epsilon":
+        return eps
+    if target == "score":
+        return epsilon_to_score(x1, eps, c)
+    if target == "v_prediction":
+        return to_v_prediction(x1, eps, c)
+    if target == "velocity":
+        return to_velocity(x1, eps, c)
+    raise ValueError(f"unknown prediction {target!r}: choose one of {PREDICTIONS}")
+
+
 def convert(x: Tensor, pred: Tensor, c: ScheduleOutput, source: str, target: str) -> Tensor:
     """Convert a ``source`` prediction at x to the ``target`` one (names in PREDICTIONS).
 

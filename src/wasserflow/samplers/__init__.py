@@ -20,13 +20,16 @@ One signature (stable API)::
   (F, n, ...) frames when ``return_trajectory`` (for geometry.trajectory_geometry), times (F,).
 
 Samplers (``SAMPLERS[name]`` / ``get_sampler(name)`` -> :class:`SamplerSpec` with ``order``,
-``stochastic``, ``needs_path``, ``needs_score``, ``nfe_per_step``; callable):
+``stochastic``, ``needs_path``, ``needs_score``, ``nfe_per_step`` and its grid policy
+``spec.make_plan(nfe, SamplingContext(...), options) -> SamplingPlan``; callable; each module
+registers its samplers with ``@register(name, order=..., plan=...)``, :mod:`.registry`):
 ``euler``, ``midpoint``, ``heun``, ``rk4``, ``dopri5(atol, rtol)``, ``ddim(eta)``, ``ddpm``,
 ``dpm_solver(lower_order_final, order)`` (DPM-Solver++(2M), order 2, 1 NFE per step;
 ``dpm_solver_3m`` its third-order multistep variant),
 ``euler_maruyama(diffusion, denoise)``, ``predictor_corrector(diffusion, snr, n_corrector,
 denoise)``, ``annealed_langevin(n_steps_each, step_lr, denoise)``, ``energy_langevin(
-n_langevin, step_size, temperature)``. Single steps: ``ddpm_step``, ``ddim_step``,
+n_langevin, step_size, temperature)``, ``jko`` (a JKO flow's blocks inverted; the model's own
+grid). Single steps: ``ddpm_step``, ``ddim_step``,
 ``posterior_coefficients``, ``langevin_step``; ``natural_diffusion_squared(field, t)``.
 
 Grids (pure functions): ``uniform_grid(n_steps, start=0, end=1)``,
@@ -50,7 +53,17 @@ from .grids import (
     uniform_grid,
 )
 from .ode import dopri5, euler, heun, midpoint, rk4
-from .registry import SAMPLERS, SamplerSpec, get_sampler
+from .jko import jko
+from .registry import (
+    DEFAULT_NFE,
+    SAMPLERS,
+    SamplerSpec,
+    SamplingContext,
+    SamplingPlan,
+    adaptive_sampler,
+    get_sampler,
+    register,
+)
 from .result import SampleResult, grid_steps
 from .sde import (
     annealed_langevin,
@@ -61,7 +74,8 @@ from .sde import (
 )
 
 __all__ = [
-    "SAMPLERS", "SOLVER_SPACINGS", "SPACINGS", "Field", "SampleResult", "SamplerSpec",
+    "DEFAULT_NFE", "SAMPLERS", "SamplingContext", "SamplingPlan", "adaptive_sampler", "jko",
+    "register", "SOLVER_SPACINGS", "SPACINGS", "Field", "SampleResult", "SamplerSpec",
     "annealed_langevin", "as_field", "ddim", "ddim_step", "ddpm", "ddpm_step", "diffusers_steps",
     "diffusers_timesteps", "dopri5", "dpm_solver", "dpm_solver_3m", "energy_field", "energy_langevin", "euler",
     "euler_maruyama", "get_sampler", "grid_steps", "heun", "langevin_step", "midpoint",

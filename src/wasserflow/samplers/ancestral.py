@@ -31,6 +31,8 @@ from wasserflow.paths.affine import expand_like
 from wasserflow.paths.schedules import ScheduleOutput
 
 from .field import Field, FieldFn, as_field, time_vector
+from .grids import diffusers_steps, uniform_grid
+from .registry import budget, register
 from .result import Recorder, SampleResult, check_start, gaussian_noise, grid_steps
 
 
@@ -98,6 +100,19 @@ def path_steps(field: Field, t_from: Tensor, t_to: Tensor) -> list[tuple]:
                     _step_coefficients(field, t_to), strict=True))
 
 
+def _diffusers_plan(scheduler: str):
+    """On a discrete DDPM schedule: diffusers' timesteps ("trailing" spacing, final alpha 1) at
+    min(budget, T) steps; on any other path: ``budget`` uniform steps to ``t_end``."""
+    def plan(spec, nfe, ctx, options):
+        T, k = ctx.num_train_timesteps, budget(nfe)
+        if T is None:
+            return uniform_grid(k, 0.0, ctx.t_end), options
+        return diffusers_steps(min(k, T), scheduler=scheduler, num_train_timesteps=T,
+                               spacing="trailing", set_alpha_to_one=True), options
+    return plan
+
+
+@register("ddpm", order=1, stochastic=True, needs_path=True, plan=_diffusers_plan("ddpm"))
 def ddpm(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
          generator: torch.Generator | None = None,
          return_trajectory: bool = False) -> SampleResult:
@@ -120,6 +135,7 @@ def ddpm(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
     return rec.result(x)
 
 
+@register("ddim", order=1, stochastic=True, needs_path=True, plan=_diffusers_plan("ddim"))
 def ddim(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
          generator: torch.Generator | None = None, return_trajectory: bool = False,
          eta: float = 0.0) -> SampleResult:

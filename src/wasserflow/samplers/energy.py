@@ -20,6 +20,8 @@ import torch
 from torch import Tensor
 
 from .field import Field, FieldFn, as_field, time_vector
+from .grids import uniform_grid
+from .registry import budget, register
 from .result import Recorder, SampleResult, check_start, gaussian_noise, grid_steps
 
 
@@ -33,6 +35,15 @@ def energy_field(energy: Callable[[Tensor], Tensor]) -> Field:
     return Field(fn=v)
 
 
+def _descent_then_langevin_plan(spec, nfe, ctx, options):
+    """Half the budget descends E on a uniform grid, the other half are Langevin steps."""
+    k = budget(nfe)
+    n_lang = k // 2
+    return uniform_grid(max(1, k - n_lang)), {**options, "n_langevin": n_lang}
+
+
+@register("energy_langevin", order=None, stochastic=True, needs_energy=True, nfe_per_step=None,
+          plan=_descent_then_langevin_plan)
 def energy_langevin(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
                     generator: torch.Generator | None = None, return_trajectory: bool = False,
                     n_langevin: int = 0, step_size: float | None = None,

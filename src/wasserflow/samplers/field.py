@@ -6,6 +6,11 @@ path (its schedule) the field converts between parametrisations (DESIGN.md secti
 :mod:`wasserflow.paths.parametrization`), so a velocity model can drive DDIM and an epsilon
 model can drive an ODE solver. ``score_fn`` optionally supplies an exact score (an oracle)
 used in place of the conversion. A plain callable v(x, t) is accepted wherever a Field is.
+
+``Field.from_network(net, path, prediction, time_input)`` is the one wrapper of a trained
+network (EDM's preconditioner in spirit): the network sees its time input
+(:meth:`~wasserflow.paths.AffinePath.network_time`: the clock or the log-SNR) and x in its own
+dtype; the training loss calls the same wrapper (:class:`NetworkFn`) that every sampler calls.
 """
 
 from __future__ import annotations
@@ -21,6 +26,36 @@ from wasserflow.paths.parametrization import PREDICTIONS, convert, x1_and_epsilo
 from wasserflow.paths.schedules import ScheduleOutput
 
 FieldFn = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class NetworkFn:
+    """``net(x, tau(t))`` with tau the network's time input on ``path`` (``time_input`` "t" or
+    "logsnr"), x and tau cast to the network's dtype and the output back to x's dtype.
+
+    ``coefficients`` (the schedule at t) skips re-evaluating the schedule (the training loss
+    has them already)."""
+
+    net: Callable[..., Tensor]
+    path: AffinePath | None = None
+    time_input: str = "t"
+
+    def __call__(self, x: Tensor, t: Tensor, coefficients: ScheduleOutput | None = None
+                 ) -> Tensor:
+        if self.time_input == "t" or self.path is None:
+            tin = t
+        else:
+            tin = self.path.network_time(t, self.time_input, coefficients)
+        dtype = _param_dtype(self.net, torch.float32)
+        if dtype == x.dtype:
+            return self.net(x, tin.to(dtype))
+        return self.net(x.to(dtype), tin.to(dtype)).to(x.dtype)
+
+
+def _param_dtype(net, default: torch.dtype) -> torch.dtype:
+    params = getattr(net, "parameters", None)
+    p = next(params(), None) if callable(params) else None
+    return p.dtype if p is not None else default
 
 
 @dataclass(frozen=True)
@@ -47,6 +82,15 @@ class Field:
         if self.prediction != "velocity" and self.path is None:
             raise ValueError(f"a {self.prediction!r} prediction needs the path to convert it: "
                              "pass path=AffinePath(schedule)")
+
+    @classmethod
+    def from_network(cls, net: Callable[..., Tensor], path: AffinePath | None,
+                     prediction: str = "velocity", time_input: str = "t") -> Field:
+        """A trained network ``net(x, tau)`` that predicts ``prediction`` on ``path`` with
+        time input ``time_input`` (:class:`NetworkFn`)."""
+        if time_input != "t" and path is None:
+            raise ValueError(f"time_input {time_input!r} needs the path: pass path=")
+        return cls(fn=NetworkFn(net, path, time_input), prediction=prediction, path=path)
 
     @classmethod
     def from_oracle(cls, oracle) -> Field:

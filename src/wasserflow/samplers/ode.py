@@ -16,6 +16,8 @@ import torch
 from torch import Tensor
 
 from .field import Field, FieldFn, as_field, time_vector
+from .grids import uniform_grid
+from .registry import register
 from .result import Recorder, SampleResult, check_start, grid_steps
 
 
@@ -53,6 +55,7 @@ def _fixed(method: str, field, x0: Tensor, grid: Tensor, return_trajectory: bool
     return rec.result(x)
 
 
+@register("euler", order=1, nfe_per_step=1)
 def euler(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
           generator: torch.Generator | None = None,
           return_trajectory: bool = False) -> SampleResult:
@@ -60,6 +63,7 @@ def euler(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
     return _fixed("euler", field, x0, grid, return_trajectory)
 
 
+@register("midpoint", order=2, nfe_per_step=2)
 def midpoint(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
              generator: torch.Generator | None = None,
              return_trajectory: bool = False) -> SampleResult:
@@ -67,6 +71,7 @@ def midpoint(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
     return _fixed("midpoint", field, x0, grid, return_trajectory)
 
 
+@register("heun", order=2, nfe_per_step=2)
 def heun(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
          generator: torch.Generator | None = None,
          return_trajectory: bool = False) -> SampleResult:
@@ -75,6 +80,7 @@ def heun(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
     return _fixed("heun", field, x0, grid, return_trajectory)
 
 
+@register("rk4", order=4, nfe_per_step=4)
 def rk4(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
         generator: torch.Generator | None = None,
         return_trajectory: bool = False) -> SampleResult:
@@ -82,6 +88,12 @@ def rk4(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
     return _fixed("rk4", field, x0, grid, return_trajectory)
 
 
+def _adaptive_plan(spec, nfe, ctx, options):
+    """One output interval [0, t_end]; the budget is ignored (the tolerances decide)."""
+    return uniform_grid(1, 0.0, ctx.t_end), {"atol": 1e-5, "rtol": 1e-5, **options}
+
+
+@register("dopri5", order=5, nfe_per_step=None, adaptive=True, plan=_adaptive_plan)
 def dopri5(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
            generator: torch.Generator | None = None, return_trajectory: bool = False,
            atol: float = 1e-5, rtol: float = 1e-5) -> SampleResult:

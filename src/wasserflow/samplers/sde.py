@@ -21,6 +21,8 @@ from torch import Tensor
 from wasserflow.paths.affine import expand_like
 
 from .field import Field, FieldFn, as_field, time_vector
+from .grids import uniform_grid
+from .registry import budget, register
 from .result import Recorder, SampleResult, check_start, gaussian_noise, grid_steps
 
 Diffusion = float | Callable[[Tensor], Tensor] | None
@@ -59,6 +61,7 @@ def _em_step(field, x, a, b, diffusion, generator, add_noise: bool) -> Tensor:
     return x
 
 
+@register("euler_maruyama", order=1, stochastic=True, needs_path=True, needs_score=True)
 def euler_maruyama(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
                    generator: torch.Generator | None = None, return_trajectory: bool = False,
                    diffusion: Diffusion = None, denoise: bool = True) -> SampleResult:
@@ -87,6 +90,14 @@ def langevin_step(x: Tensor, score: Tensor, step: Tensor | float, noise: Tensor)
     return x + step * score + (2.0 * step) ** 0.5 * noise
 
 
+def _pc_plan(spec, nfe, ctx, options):
+    """n_corrector + 1 evaluations per step, uniform steps to ``t_end``."""
+    per = 1 + int(options.get("n_corrector", 1))
+    return uniform_grid(max(1, budget(nfe) // per), 0.0, ctx.t_end), options
+
+
+@register("predictor_corrector", order=1, stochastic=True, needs_path=True, needs_score=True,
+          nfe_per_step=None, plan=_pc_plan)
 def predictor_corrector(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
                         generator: torch.Generator | None = None,
                         return_trajectory: bool = False, diffusion: Diffusion = None,
@@ -118,6 +129,20 @@ def predictor_corrector(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
     return rec.result(x)
 
 
+NCSN_LEVELS = 10  # the ladder of a model not trained on discrete levels
+
+
+def _levels_plan(spec, nfe, ctx, options):
+    """The model's noise levels (or 10) uniform in t; a budget is split evenly over them
+    (no budget: 100 Langevin steps per level, NCSN's setting)."""
+    levels = ctx.levels or NCSN_LEVELS
+    grid = torch.linspace(0.0, 1.0, levels, dtype=torch.float64)
+    each = 100 if nfe is None else max(1, (nfe - 1) // levels)
+    return grid, {**options, "n_steps_each": each}
+
+
+@register("annealed_langevin", order=None, stochastic=True, needs_path=True, needs_score=True,
+          nfe_per_step=None, plan=_levels_plan)
 def annealed_langevin(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
                       generator: torch.Generator | None = None,
                       return_trajectory: bool = False, n_steps_each: int = 100,

@@ -1,0 +1,21 @@
+"""What a trained run's sampling returns (shared by every kind of run)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+
+@dataclass
+class RunSample:
+    """Samples of a trained run: ``x`` in data space unless asked otherwise, ``start`` the
+    noise they came from, the NFE used, and the trajectory (F, n, ...) at ``times`` (F,) when
+    asked for."""
+
+    x: Tensor
+    start: Tensor
+    nfe: int
+    trajectory: Tensor | None
+    times: Tensor | None
+    sampler: str
