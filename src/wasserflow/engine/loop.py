@@ -196,7 +196,7 @@ def save_training_state(path, model, ema, opt, gen, step: int, cfg: TrainConfig)
 
 def load_training_state(path, model, ema, opt, gen, cfg: TrainConfig) -> int:
     tensors, meta = ckpt.load(path)
-    saved = meta.get("train", {})
+    saved = meta["train"]
     for key in ("seed", "batch_size", "lr", "warmup", "decay", "ema_decay", "grad_clip"):
         if key in saved and saved[key] != getattr(cfg, key):
             raise ValueError(

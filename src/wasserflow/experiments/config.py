@@ -36,7 +36,7 @@ _PROFILES: dict[str, dict[str, Any]] = {
                     "em_negative_steps": 10,
                     "jko": {"blocks": 4, "units": 8, "particles": 500, "max_iter": 30}},
         "free-energy": {"mixture": "gmm2d", "n": 1000, "tau_max": 2.0, "n_tau": 21,
-                        "h": [0.4, 0.2, 0.1], "jko_t_max": 2.0},
+                        "h": [0.4, 0.2, 0.1], "jko_t_max": 2.0, "grid_jko": None},
         "denoise-jko": {"h": [0.4, 0.2, 0.1, 0.05, 0.025], "tau": 0.1},
     },
     "quick": {
@@ -48,7 +48,7 @@ _PROFILES: dict[str, dict[str, Any]] = {
                     "em_negative_steps": 20,
                     "jko": {"blocks": 12, "units": 32, "particles": 1500, "max_iter": 60}},
         "free-energy": {"mixture": "gmm2d", "n": 2000, "tau_max": 3.0, "n_tau": 31,
-                        "h": [0.4, 0.2, 0.1, 0.05], "jko_t_max": 2.0},
+                        "h": [0.4, 0.2, 0.1, 0.05], "jko_t_max": 2.0, "grid_jko": None},
         "denoise-jko": {"h": [0.4, 0.2, 0.1, 0.05, 0.025, 0.0125], "tau": 0.1},
     },
     "default": {
@@ -59,7 +59,8 @@ _PROFILES: dict[str, dict[str, Any]] = {
                     "em_negative_steps": 50,
                     "jko": {"blocks": 24, "units": 64, "particles": 4000, "max_iter": 100}},
         "free-energy": {"mixture": "gmm2d", "n": 8000, "tau_max": 3.0, "n_tau": 61,
-                        "h": [0.4, 0.2, 0.1, 0.05, 0.025], "jko_t_max": 2.0},
+                        "h": [0.4, 0.2, 0.1, 0.05, 0.025], "jko_t_max": 2.0,
+                        "grid_jko": None},
         "denoise-jko": {"h": [0.4, 0.2, 0.1, 0.05, 0.025, 0.0125, 0.00625], "tau": 0.1},
     },
     "full": {

@@ -142,7 +142,7 @@ def run(ctx: Context) -> ExperimentResult:
     ctx.report("JKO iterates against Fokker-Planck", 0.7)
     jko = jko_vs_fp(mix, list(cfg["h"]), cfg["jko_t_max"])
     numbers = {"mixture": cfg["mixture"], "curve": curve, "de_bruijn": db, "jko": jko}
-    grid = cfg.get("grid_jko")
+    grid = cfg["grid_jko"]
     if grid and mix.dim == 2:
         ctx.report("entropic grid JKO on the mixture", 0.75)
         numbers["jko_grid"] = grid_jko_vs_fp(mix, list(grid["h"]), cfg["jko_t_max"], grid["n"],

@@ -18,7 +18,7 @@ import time
 import torch
 
 from .. import _atomic
-from ..engine import load_run, make_config, train_run
+from ..engine import RunConfig, load_run, make_config, train_run
 from ..engine.build import with_block_steps
 from ..geometry import exact_ot
 from ..metrics import ADAPTIVE, evaluate_run, fresh_data
@@ -31,6 +31,23 @@ CLAIM = ("Every model family, however trained, reaches the data measure: at its 
          "flows (OT-CFM, rectified flow after reflow) sample along straighter paths (smaller "
          "normalized path energy) than the independent-coupling flow.")
 FAR = 0.5  # "far closer": closes more than half of W2(noise, data) - W2(data, data)
+
+
+def family(cfg: RunConfig) -> str:
+    """The family a run belongs to, read off its configuration: "diffusion" (a Gaussian path
+    other than the linear one, independent coupling), "independent-flow" (the linear path with
+    independent pairs: I-CFM), "ot-flow" (the linear path with OT, entropic or reflow pairs and no
+    bridge noise: OT-CFM, rectified flow), "ot-bridge" (the same with bridge noise: SB-CFM), or
+    "other" (Energy Matching, the JKO flow)."""
+    if cfg.blockwise or cfg.energy:
+        return "other"
+    linear = cfg.path.schedule["name"] == "linear"
+    if not linear:
+        return "diffusion"
+    coupled = cfg.coupling.kind != "independent" or cfg.reflow.rounds > 0
+    if not coupled:
+        return "independent-flow"
+    return "ot-bridge" if cfg.path.bridge_sigma > 0 else "ot-flow"
 
 
 def _overrides(cfg: dict) -> dict:
@@ -84,7 +101,8 @@ def _one(ctx: Context, data: str, method: str, cfg: dict, frac: tuple[float, flo
     noise = run.scaler.inverse(s.start).reshape(n, -1).to(torch.float64)
     traj = s.trajectory[:: max(1, s.trajectory.shape[0] // 25), : cfg["n_traj"]]
     rec = {
-        "method": method, "data": data, "own_sampler": own, "train_seconds": train_seconds,
+        "method": method, "family": family(run.config), "data": data, "own_sampler": own,
+        "train_seconds": train_seconds,
         "own": [r.to_dict() for r in rows_own], "ode": [r.to_dict() for r in rows_ode],
         "reference_w2": exact_ot(noise, data_x).w2,
         "floor_w2": exact_ot(fresh_data(run, n, ctx.seed + 2), data_x).w2,
@@ -133,11 +151,11 @@ def _verdict(out: dict) -> Verdict:
             f"data above the sampling floor (worst {worst}; needed > {100 * FAR:.0f}%)")
     straight = []
     for d in out:
-        if "icfm" in out[d]:
-            ref = _npe(out[d]["icfm"])
-            for m in ("otcfm", "rectified-flow"):
-                if m in out[d] and ref is not None and _npe(out[d][m]) is not None:
-                    straight.append((f"{d}/{m}", _npe(out[d][m]), ref))
+        refs = [_npe(r) for r in out[d].values() if r["family"] == "independent-flow"]
+        ref = next((v for v in refs if v is not None), None)
+        for m, r in out[d].items():
+            if r["family"] == "ot-flow" and ref is not None and _npe(r) is not None:
+                straight.append((f"{d}/{m}", _npe(r), ref))
     ok = all(a < b for _, a, b in straight)
     if straight:
         text += "; path energy OT-coupled vs I-CFM: " + ", ".join(

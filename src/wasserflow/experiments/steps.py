@@ -18,8 +18,7 @@ from .context import Context, ExperimentResult, Verdict, table
 CLAIM = ("Straight (OT) paths need far fewer sampling steps: the NFE at which W2 comes within "
          "10% of its converged value is smaller for OT-coupled flows than for diffusion models.")
 WITHIN = 0.10
-OT_FAMILY = ("otcfm", "rectified-flow", "sbcfm")
-DIFFUSION = ("ddpm", "ncsn", "sde-vp", "sde-ve")
+OT_FAMILIES = ("ot-flow", "ot-bridge")  # learned.family: OT-CFM, rectified flow, SB-CFM
 
 
 def nfe_needed(rows: list[dict], within: float = WITHIN) -> tuple[int | None, float | None]:
@@ -46,7 +45,8 @@ def run(ctx: Context) -> ExperimentResult:
             ode, ode_conv = nfe_needed(r["ode"])
             own, own_conv = nfe_needed(r["own"])
             out[d][m] = {"ode_nfe": ode, "ode_converged_w2": ode_conv, "own_nfe": own,
-                         "own_converged_w2": own_conv, "own_sampler": r["own_sampler"]}
+                         "own_converged_w2": own_conv, "own_sampler": r["own_sampler"],
+                         "family": r["family"]}
             rows.append([d, m, ode, ode_conv, r["own_sampler"], own, own_conv])
     figs = []
     for d in out:
@@ -67,10 +67,10 @@ def run(ctx: Context) -> ExperimentResult:
 
 
 def _verdict(out: dict) -> Verdict:
-    ot = [r["ode_nfe"] for d in out for m, r in out[d].items()
-          if m in OT_FAMILY and r["ode_nfe"]]
-    diff = [r["ode_nfe"] for d in out for m, r in out[d].items()
-            if m in DIFFUSION and r["ode_nfe"]]
+    ot = [r["ode_nfe"] for d in out for r in out[d].values()
+          if r["family"] in OT_FAMILIES and r["ode_nfe"]]
+    diff = [r["ode_nfe"] for d in out for r in out[d].values()
+            if r["family"] == "diffusion" and r["ode_nfe"]]
     if not ot or not diff:
         return Verdict(None, "not decided: needs at least one OT-coupled flow and one diffusion "
                        "model among --methods")

@@ -50,6 +50,7 @@ from .flows import (
     RegularGrid,
     RidgeFit,
     RidgeMap,
+    energy_gradient,
     fit_ridge_jko_step,
     function_potential,
     gaussian_entropy,
@@ -114,7 +115,7 @@ __all__ = [
     # flows
     "FPGridResult", "FreeEnergy", "GradientMap", "JKOResult", "OrnsteinUhlenbeck",
     "ParticleFlow", "ParticleJKOResult", "Potential", "RegularGrid", "RidgeFit", "RidgeMap",
-    "fit_ridge_jko_step", "function_potential", "gaussian_entropy",
+    "energy_gradient", "fit_ridge_jko_step", "function_potential", "gaussian_entropy",
     "gaussian_fisher_information", "gaussian_free_energy", "gaussian_jko", "gaussian_jko_step",
     "gaussian_kl", "gaussian_potential", "grid_fisher_information", "grid_free_energy",
     "jko_grid", "jko_particles", "knn_entropy", "langevin_particles", "mala",

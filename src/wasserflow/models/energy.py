@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.autograd import grad
+
+from ..geometry import energy_gradient
 
 
 class PotentialField(nn.Module):
@@ -37,9 +38,7 @@ class PotentialField(nn.Module):
         outer_grad = torch.is_grad_enabled()
         if create_graph is None:
             create_graph = outer_grad and (self.training or x.requires_grad)
-        with torch.enable_grad():
-            xg = x if (x.requires_grad and outer_grad) else x.detach().requires_grad_(True)
-            e = self.potential(xg, t)
-            (g,) = grad(e.sum(), xg, create_graph=create_graph)
+        g = energy_gradient(lambda y: self.potential(y, t), x, create_graph=create_graph,
+                            through_input=x.requires_grad and outer_grad)
         return -g if create_graph else -g.detach()
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..geometry import energy_gradient
 from ..paths import AffinePath, LinearSchedule, get_coupling
 
 
@@ -69,9 +70,7 @@ class EnergyMatching:
         for k in range(self.negative_steps):
             t = t0 + (1.0 - t0) * (k + 1) / self.negative_steps
             eps = temperature(t, self.tau_star, self.eps_max).reshape(-1, *([1] * (x.dim() - 1)))
-            with torch.enable_grad():
-                xg = x.detach().requires_grad_(True)
-                grad = torch.autograd.grad(model.energy(xg).sum(), xg)[0]
+            grad = energy_gradient(model.energy, x)
             xi = torch.randn(x.shape, generator=generator, dtype=x.dtype)
             x = (x - self.negative_dt * grad + torch.sqrt(2.0 * eps * self.negative_dt) * xi).detach()
         return x

@@ -19,6 +19,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from wasserflow.geometry import energy_gradient
+
 from .field import Field, FieldFn, as_field, time_vector
 from .grids import uniform_grid
 from .registry import budget, register
@@ -28,10 +30,7 @@ from .result import Recorder, SampleResult, check_start, gaussian_noise, grid_st
 def energy_field(energy: Callable[[Tensor], Tensor]) -> Field:
     """The Field v(x, t) = -grad_x E(x) of a scalar potential E: (n, ...) -> (n,) (autograd)."""
     def v(x: Tensor, t: Tensor) -> Tensor:
-        with torch.enable_grad():
-            y = x.detach().requires_grad_(True)
-            (grad,) = torch.autograd.grad(energy(y).sum(), y)
-        return -grad
+        return -energy_gradient(energy, x)
     return Field(fn=v)
 
 

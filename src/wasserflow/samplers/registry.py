@@ -19,6 +19,7 @@ its test; no caller branches on a sampler's name.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -165,8 +166,22 @@ class SamplerSpec:
                 raise ValueError(f"{ctx.description} has {steps} blocks, so it takes exactly "
                                  f"{steps} steps: pass nfe={steps} or none")
         grid, opts = self.plan(self, None if nfe is None else int(nfe), ctx, dict(options or {}))
+        unknown = sorted(set(opts) - set(self.options()))
+        if unknown:
+            raise ValueError(f"sampler {self.name} has no option {', '.join(unknown)}: its "
+                             f"options are {', '.join(self.options()) or 'none'}")
         end = float(grid.reshape(-1)[-1])
         return SamplingPlan(grid, opts, end if end < 1.0 and ctx.t_end < 1.0 else None)
+
+    def options(self) -> dict[str, Any]:
+        """The sampler's keyword options with their defaults (from its signature)."""
+        sig = inspect.signature(self.fn).parameters
+        return {k: p.default for k, p in sig.items()
+                if p.kind is p.KEYWORD_ONLY and k not in ("generator", "return_trajectory")}
+
+    def option(self, options: Mapping[str, Any], name: str) -> Any:
+        """``options[name]``, or the sampler's own default for it."""
+        return options[name] if name in options else self.options()[name]
 
     def budgets(self, nfes: list[int | None], ctx: SamplingContext) -> list[int | None]:
         """The budgets of ``nfes`` this sampler can honour on ``ctx``: a model with fixed steps

@@ -92,7 +92,7 @@ def langevin_step(x: Tensor, score: Tensor, step: Tensor | float, noise: Tensor)
 
 def _pc_plan(spec, nfe, ctx, options):
     """n_corrector + 1 evaluations per step, uniform steps to ``t_end``."""
-    per = 1 + int(options.get("n_corrector", 1))
+    per = 1 + int(spec.option(options, "n_corrector"))
     return uniform_grid(max(1, budget(nfe) // per), 0.0, ctx.t_end), options
 
 

@@ -48,6 +48,7 @@ from .ornstein_uhlenbeck import OrnsteinUhlenbeck, ou_gaussian, ou_to_target
 from .particles import ParticleFlow, langevin_particles, mala, ula
 from .potentials import (
     Potential,
+    energy_gradient,
     function_potential,
     gaussian_potential,
     mixture_potential,
@@ -57,7 +58,7 @@ from .potentials import (
 __all__ = [
     "FPGridResult", "FreeEnergy", "Gaussian", "GaussianMixture", "GradientMap", "JKOResult",
     "OrnsteinUhlenbeck", "ParticleFlow", "ParticleJKOResult", "Potential", "RegularGrid",
-    "RidgeFit", "RidgeMap", "fit_ridge_jko_step", "function_potential", "gaussian_entropy",
+    "RidgeFit", "RidgeMap", "energy_gradient", "fit_ridge_jko_step", "function_potential", "gaussian_entropy",
     "gaussian_fisher_information", "gaussian_free_energy", "gaussian_jko", "gaussian_jko_step",
     "gaussian_kl", "gaussian_potential", "grid_fisher_information", "grid_free_energy",
     "jko_grid", "jko_particles", "knn_entropy", "langevin_particles", "mala", "mixture_potential",

@@ -44,6 +44,22 @@ def _points(x: Tensor, dim: int | None) -> Tensor:
     return x
 
 
+
+def energy_gradient(energy: Callable[[Tensor], Tensor], x: Tensor, *,
+                    create_graph: bool = False, through_input: bool = False) -> Tensor:
+    """grad_x of sum_i E(x_i), x's shape: the one autograd gradient of a scalar energy.
+
+    Taken under ``torch.enable_grad()`` so it works inside ``torch.no_grad()`` sampling loops.
+    ``create_graph`` keeps the graph (a loss on -grad E trains E, second order);
+    ``through_input`` differentiates at x itself (x requires grad and the caller's graph
+    continues through it) instead of a detached copy.
+    """
+    with torch.enable_grad():
+        xg = x if through_input else x.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(energy(xg).sum(), xg, create_graph=create_graph)
+    return g
+
+
 @dataclass(frozen=True)
 class Potential:
     """A target pi = exp(-V) / Z, described by V, grad V and (when known) log Z.
@@ -83,12 +99,7 @@ class Potential:
     def grad(self, x: Tensor) -> Tensor:
         """grad V(x), shape (n, d) (autograd through ``energy`` when no gradient was given)."""
         x = _points(x, self.dim)
-        if self.gradient is not None:
-            g = self.gradient(x)
-        else:
-            with torch.enable_grad():
-                xr = x.detach().requires_grad_(True)
-                (g,) = torch.autograd.grad(self.energy(xr).sum(), xr)
+        g = self.gradient(x) if self.gradient is not None else energy_gradient(self.energy, x)
         if g.shape != x.shape:
             raise ValueError(f"grad V returned shape {tuple(g.shape)}, expected {tuple(x.shape)}")
         return g.to(x.dtype)
