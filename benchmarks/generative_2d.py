@@ -239,12 +239,16 @@ def main():
                    help="steps of the wasserflow-*-fast-* rows (default: --steps); 0.65 x steps "
                    "matches diffusers' training seconds (its loop has no EMA, clipping or "
                    "checkpoints: 1.0 against 1.55 ms / step here)")
+    p.add_argument("--nfes", default=",".join(map(str, NFES)),
+                   help="the NFE budgets of the table's columns (e.g. 4,6,8,10 for the few-step "
+                   "samplers)")
     p.add_argument("--per-seed", action="store_true",
                    help="also print each seed's row (the table's rows are means over seeds)")
     p.add_argument("--straight-steps", type=int, default=None,
                    help="steps of the wasserflow-otcfm-ot2048 row (default 1.5 x steps: they "
                    "cost less than TorchCFM's OT-CFM steps, compare the training seconds)")
     a = p.parse_args()
+    NFES[:] = [int(k) for k in a.nfes.split(",")]
     torch.set_num_threads(1)
     steps, seeds, n = (
         (300, [0], 500) if a.quick else (a.steps, [int(s) for s in a.seeds.split(",")], a.n)
@@ -281,6 +285,11 @@ def main():
         "wasserflow-sdevp-fast-dpm": lambda s: wasserflow_run(
             "sde-vp", a.fast_steps or steps, s, n, "dpm_solver", overrides=DIFFUSION_FAST,
             lr=2e-3),
+        **{f"wasserflow-{m}-fast-{label}": (
+            lambda s, m=m, method=method, sampler=sampler: wasserflow_run(
+                method, a.fast_steps or steps, s, n, sampler, overrides=DIFFUSION_FAST, lr=2e-3))
+           for m, method in (("ddpm", "ddpm"), ("sdevp", "sde-vp"))
+           for label, sampler in (("edm", "edm_heun"), ("unipc", "unipc"), ("ipndm", "ipndm"))},
         "wasserflow-sdevp-dpm": lambda s: wasserflow_run("sde-vp", steps, s, n, "dpm_solver"),
         "wasserflow-sdevp-vel-dpm": lambda s: wasserflow_run(
             "sde-vp", steps, s, n, "dpm_solver", overrides={"prediction": "velocity"}

@@ -25,7 +25,10 @@ Samplers (``SAMPLERS[name]`` / ``get_sampler(name)`` -> :class:`SamplerSpec` wit
 registers its samplers with ``@register(name, order=..., plan=...)``, :mod:`.registry`):
 ``euler``, ``midpoint``, ``heun``, ``rk4``, ``dopri5(atol, rtol)``, ``ddim(eta)``, ``ddpm``,
 ``dpm_solver(lower_order_final, order)`` (DPM-Solver++(2M), order 2, 1 NFE per step;
-``dpm_solver_3m`` its third-order multistep variant),
+``dpm_solver_3m`` its third-order multistep variant), ``unipc(order, lower_order_final,
+corrector)`` (UniPC bh2, 1 NFE per step), ``edm_heun(S_churn, S_tmin, S_tmax, S_noise)``
+(EDM's Heun on Karras levels, 2N - 1 NFE), ``ipndm(order, variable_step)`` (Adams-Bashforth
+in EDM's variables, 1 NFE per step),
 ``euler_maruyama(diffusion, denoise)``, ``predictor_corrector(diffusion, snr, n_corrector,
 denoise)``, ``annealed_langevin(n_steps_each, step_lr, denoise)``, ``energy_langevin(
 n_langevin, step_size, temperature)``, ``jko`` (a JKO flow's blocks inverted; the model's own
@@ -37,11 +40,13 @@ Grids (pure functions): ``uniform_grid(n_steps, start=0, end=1)``,
 ``diffusers_steps(n, *, scheduler="ddim"|"ddpm", num_train_timesteps=1000, spacing="leading",
 set_alpha_to_one=True, steps_offset=0)``, ``solver_grid(n, schedule, spacing="time"|"logsnr",
 start=0, stop=1, end=1, final_step=1)`` (K evaluation times toward ``stop``, then ``end``, for
-dpm_solver).
+dpm_solver), ``karras_grid(n, schedule, rho=7, sigma_min, sigma_max, stop=1)`` (Karras
+noise levels, then t = 1, for edm_heun and ipndm), ``time_at_log_snr(schedule, lam, lo, hi)``.
 """
 
 from .ancestral import ddim, ddim_step, ddpm, ddpm_step, posterior_coefficients
 from .dpm_solver import dpm_solver, dpm_solver_3m
+from .edm import edm_heun
 from .energy import energy_field, energy_langevin
 from .field import Field, as_field, time_vector
 from .grids import (
@@ -49,11 +54,14 @@ from .grids import (
     SPACINGS,
     diffusers_steps,
     diffusers_timesteps,
+    karras_grid,
     solver_grid,
+    time_at_log_snr,
     uniform_grid,
 )
-from .ode import dopri5, euler, heun, midpoint, rk4
+from .ipndm import ipndm
 from .jko import jko
+from .ode import dopri5, euler, heun, midpoint, rk4
 from .registry import (
     DEFAULT_NFE,
     SAMPLERS,
@@ -72,6 +80,7 @@ from .sde import (
     natural_diffusion_squared,
     predictor_corrector,
 )
+from .unipc import unipc
 
 __all__ = [
     "DEFAULT_NFE", "SAMPLERS", "SamplingContext", "SamplingPlan", "adaptive_sampler", "jko",
@@ -81,4 +90,5 @@ __all__ = [
     "euler_maruyama", "get_sampler", "grid_steps", "heun", "langevin_step", "midpoint",
     "natural_diffusion_squared", "posterior_coefficients", "predictor_corrector", "rk4",
     "solver_grid", "time_vector", "uniform_grid",
+    "edm_heun", "ipndm", "karras_grid", "time_at_log_snr", "unipc",
 ]
