@@ -161,8 +161,13 @@ def test_geometry_checker_resolves_relative_and_absolute_imports(tmp_path):
         "from ..flows import jko\nfrom .. import measures, exact_ot\nfrom .._checks import as_spd\n"
         "from . import costs\nimport wasserflow.geometry.flows.jko\nfrom ...paths import x\n"
     )
-    assert geometry_imports(probe, root=tmp_path) == {"flows", "measures", "__init__", "_checks",
-                                                     "ot"}
+    assert geometry_imports(probe, root=tmp_path) == {
+        "flows",
+        "measures",
+        "__init__",
+        "_checks",
+        "ot",
+    }
 
 
 def test_geometry_umbrella_reexports_both_subpackages():

@@ -55,22 +55,56 @@ def test_fp_prints_table(capsys, tmp_path):
 def test_gaussian_jko_converges_to_ou_at_first_order(capsys, tmp_path):
     err = []
     for h, n in ((0.1, 10), (0.05, 20)):
-        res = flow(["jko", "--solver", "gaussian", "--h", str(h), "--steps", str(n)], capsys, tmp_path)
+        res = flow(
+            ["jko", "--solver", "gaussian", "--h", str(h), "--steps", str(n)], capsys, tmp_path
+        )
         assert non_increasing(res["F"]) and res["converged"]
         err.append(abs(res["F"][-1] - ou_kl(1.0)))
     assert 1.6 < err[0] / err[1] < 2.5  # error O(h): halving h halves it
 
 
 def test_grid_jko_double_well(capsys, tmp_path):
-    res = flow(["jko", "--solver", "grid", "--potential", "double-well", "--h", "0.2",
-                "--steps", "3", "--cells", "80"], capsys, tmp_path)
+    res = flow(
+        [
+            "jko",
+            "--solver",
+            "grid",
+            "--potential",
+            "double-well",
+            "--h",
+            "0.2",
+            "--steps",
+            "3",
+            "--cells",
+            "80",
+        ],
+        capsys,
+        tmp_path,
+    )
     assert non_increasing(res["F"]) and res["F"][-1] >= 0
     assert len(res["F"]) == 4 and res["method"] == "entropic_grid"
 
 
 def test_particle_jko_2d(capsys, tmp_path):
-    res = flow(["jko", "--solver", "particles", "--potential", "gmm", "--dim", "2", "--h", "0.1",
-                "--steps", "2", "--particles", "300"], capsys, tmp_path)
+    res = flow(
+        [
+            "jko",
+            "--solver",
+            "particles",
+            "--potential",
+            "gmm",
+            "--dim",
+            "2",
+            "--h",
+            "0.1",
+            "--steps",
+            "2",
+            "--particles",
+            "300",
+        ],
+        capsys,
+        tmp_path,
+    )
     assert non_increasing(res["F"]) and res["F"][-1] < res["F"][0]
 
 

@@ -12,7 +12,9 @@ PTS = np.array([[0.5, -1.0, 2.0], [1.5, 3.25, -0.125], [0.0, 0.0, 1e-3]])
 def test_npy_csv_pt_round_trip(tmp_path):
     np.save(tmp_path / "a.npy", PTS)
     np.savetxt(tmp_path / "b.csv", PTS, delimiter=",")
-    (tmp_path / "h.csv").write_text("x,y,z\n" + "\n".join(",".join(map(repr, r)) for r in PTS.tolist()))
+    (tmp_path / "h.csv").write_text(
+        "x,y,z\n" + "\n".join(",".join(map(repr, r)) for r in PTS.tolist())
+    )
     torch.save(torch.as_tensor(PTS), tmp_path / "c.pt")
     torch.save({"points": torch.as_tensor(PTS)}, tmp_path / "d.pt")
     np.save(tmp_path / "i.npy", np.arange(6).reshape(3, 2))  # integers are fine

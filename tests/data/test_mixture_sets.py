@@ -38,7 +38,9 @@ def test_samples_have_the_mixture_moments(name):
     x = gm.sample(n, torch.Generator().manual_seed(1))
     w, m, S = gm.weights.numpy(), gm.means.numpy(), gm.covs.numpy()
     mean = w @ m  # law of total expectation / variance, from the parameters
-    cov = sum(wk * (Sk + np.outer(mk - mean, mk - mean)) for wk, mk, Sk in zip(w, m, S, strict=True))
+    cov = sum(
+        wk * (Sk + np.outer(mk - mean, mk - mean)) for wk, mk, Sk in zip(w, m, S, strict=True)
+    )
     sd = np.sqrt(np.diag(cov))
     assert np.all(np.abs(x.mean(0).numpy() - mean) < 5 * sd / math.sqrt(n))
     emp = np.cov(x.numpy().T)

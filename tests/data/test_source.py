@@ -50,8 +50,7 @@ def test_standardizer_json_round_trip_and_inverse():
     x = make_source("gmm2d").sample(5000, gen(3)).double()
     s = Standardizer.fit(x)
     z = s.transform(x)
-    torch.testing.assert_close(z.mean(0), torch.zeros(2, dtype=torch.float64), atol=1e-12,
-                               rtol=0)
+    torch.testing.assert_close(z.mean(0), torch.zeros(2, dtype=torch.float64), atol=1e-12, rtol=0)
     torch.testing.assert_close(z.std(0), torch.ones(2, dtype=torch.float64))
     s2 = Standardizer.from_dict(json.loads(json.dumps(s.to_dict())))
     assert s2 == s

@@ -39,8 +39,15 @@ def test_moons_moments_match_the_law():
     # exact means by formula: E cos = 0, E sin = 2/pi, E u = 1/2 -> (0.6, 0.35) -> 3 m - 1
     assert _moons_moment(lambda a, b: a) == pytest.approx(0.8, abs=1e-9)
     assert _moons_moment(lambda a, b: b) == pytest.approx(0.05, abs=1e-9)
-    for f in (lambda a, b: a, lambda a, b: b, lambda a, b: a * a, lambda a, b: b * b,
-              lambda a, b: a * b, lambda a, b: a * a * b, lambda a, b: (a - b) ** 2):
+    for f in (
+        lambda a, b: a,
+        lambda a, b: b,
+        lambda a, b: a * a,
+        lambda a, b: b * b,
+        lambda a, b: a * b,
+        lambda a, b: a * a * b,
+        lambda a, b: (a - b) ** 2,
+    ):
         exact = _moons_moment(f)
         var = _moons_moment(lambda a, b, f=f: f(a, b) ** 2) - exact**2
         emp = float(f(x[:, 0], x[:, 1]).mean())
@@ -59,7 +66,7 @@ def test_moons_difference_law_ks():
     x = moons(n, gen(7)).double().numpy()
     w = (x[:, 0] - x[:, 1]) / 3
     assert stats.kstest(w[: n // 2], cdf).pvalue > 1e-3
-    assert stats.kstest(0.5 - w[n // 2:], cdf).pvalue > 1e-3
+    assert stats.kstest(0.5 - w[n // 2 :], cdf).pvalue > 1e-3
 
 
 def test_moons_first_half_is_outer_moon():

@@ -40,8 +40,9 @@ def test_unknown_keys_are_refused_with_the_valid_ones():
 def test_contradictions_are_refused_when_the_config_is_made():
     # DDPM's T lives in the schedule; a time distribution with other levels contradicts it
     with pytest.raises(ValueError, match="contradicts the DDPM schedule"):
-        make_config("ddpm", "moons", overrides={"schedule": {"name": "ddpm",
-                                                             "num_train_timesteps": 500}})
+        make_config(
+            "ddpm", "moons", overrides={"schedule": {"name": "ddpm", "num_train_timesteps": 500}}
+        )
     with pytest.raises(ValueError, match="coupling.kind must be ot"):
         make_config("energy-matching", "moons", overrides={"coupling": "independent"})
     with pytest.raises(ValueError, match="needs coupling.sigma"):

@@ -34,14 +34,21 @@ def test_affine_blocks_on_gaussian_data_follow_the_closed_form_jko(tmp_path):
     # Gaussian data, affine blocks, equal steps: each block is the exact JKO step of
     # KL(. || N(0, I)) from the particles' Gaussian, so the iterates are gaussian_jko's
     L = torch.tensor([[2.0, 0.0], [1.0, 0.5]], dtype=torch.float64)
-    x0 = (torch.randn(4000, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-          @ L.T + torch.tensor([3.0, -2.0]))
-    cfg = make_config("jko-flow", "gaussian2d", method_overrides={
-        "jko": {"blocks": 5, "tau": 1.5, "ratio": 1.0, "units": 0, "max_iter": 200}})
+    x0 = torch.randn(
+        4000, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    ) @ L.T + torch.tensor([3.0, -2.0])
+    cfg = make_config(
+        "jko-flow",
+        "gaussian2d",
+        method_overrides={
+            "jko": {"blocks": 5, "tau": 1.5, "ratio": 1.0, "units": 0, "max_iter": 200}
+        },
+    )
     train_jko_flow(cfg, tmp_path, lambda n, g: x0[:n])
     flow = JKOFlow.from_tensors(checkpoint.load(tmp_path / "checkpoint.safetensors")[0])
-    exact = gaussian_jko(Gaussian(x0.mean(0), torch.cov(x0.T, correction=0)),
-                         standard_gaussian_potential(2), 0.3, 5)
+    exact = gaussian_jko(
+        Gaussian(x0.mean(0), torch.cov(x0.T, correction=0)), standard_gaussian_potential(2), 0.3, 5
+    )
     x = x0
     for T, state in zip(flow.maps, exact.states[1:]):
         x = T(x)

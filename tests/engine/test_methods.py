@@ -5,23 +5,38 @@ import pytest
 import torch
 
 from wasserflow.data import make_source
-from wasserflow.engine import load_run, make_config, train_run
+from wasserflow.engine import METHODS, build_objective, load_run, make_config, train_run
 from wasserflow.geometry import exact_ot
-from wasserflow.engine import METHODS, build_objective
 
 FAST = {
     "rectified-flow": {"reflow": {"rounds": 1, "pairs": 1024, "nfe": 10}},
-    "energy-matching": {"energy_matching": {"warmup_fraction": 0.7, "tau_star": 0.9,
-                                            "eps_max": 0.01, "cd_weight": 1e-3,
-                                            "negative_steps": 5, "negative_dt": 0.01}},
+    "energy-matching": {
+        "energy_matching": {
+            "warmup_fraction": 0.7,
+            "tau_star": 0.9,
+            "eps_max": 0.01,
+            "cd_weight": 1e-3,
+            "negative_steps": 5,
+            "negative_dt": 0.01,
+        }
+    },
 }
 
 
 # the JKO flow has no loss curve (one exact fit per block): tests/engine/test_jko_flow.py
 @pytest.mark.parametrize("method", [m for m in METHODS if m != "jko-flow"])
 def test_method_trains_and_samples_move_toward_data(method, tmp_path):
-    cfg = make_config(method, "8gaussians", steps=300, batch_size=128, width=64, depth=2,
-                      lr=3e-3, warmup=10, method_overrides=FAST.get(method))
+    cfg = make_config(
+        method,
+        "8gaussians",
+        steps=300,
+        batch_size=128,
+        width=64,
+        depth=2,
+        lr=3e-3,
+        warmup=10,
+        method_overrides=FAST.get(method),
+    )
     results = train_run(cfg, tmp_path / method)
     losses = results[0].losses
     # epsilon losses on VE paths keep a large irreducible part (small sigma): a modest fall
@@ -43,8 +58,15 @@ def test_time_input_reaches_the_network_in_training_and_sampling(tmp_path):
     other would be silently wrong)."""
     from torch import nn
 
-    cfg = make_config("sde-vp", "moons", steps=3, batch_size=32, width=16, depth=1,
-                      method_overrides={"prediction": "velocity", "time_input": "logsnr"})
+    cfg = make_config(
+        "sde-vp",
+        "moons",
+        steps=3,
+        batch_size=32,
+        width=16,
+        depth=1,
+        method_overrides={"prediction": "velocity", "time_input": "logsnr"},
+    )
     train_run(cfg, tmp_path / "r")
     run = load_run(tmp_path / "r")
     seen = []

@@ -16,14 +16,18 @@ from wasserflow.geometry import exact_ot
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("method, nfe", [("otcfm", 4), ("icfm", 32), ("ddpm", 100),
-                                         ("sde-vp", 200), ("rectified-flow", 4)])
+@pytest.mark.parametrize(
+    "method, nfe",
+    [("otcfm", 4), ("icfm", 32), ("ddpm", 100), ("sde-vp", 200), ("rectified-flow", 4)],
+)
 def test_reaches_good_quality(method, nfe, tmp_path):
     cfg = make_config(method, "moons", steps=5000, width=128, depth=3)
     train_run(cfg, tmp_path)
     run = load_run(tmp_path)
     x = run.sample(1000, nfe=nfe, generator=torch.Generator().manual_seed(0)).x
-    floor = exact_ot(moons(1000, torch.Generator().manual_seed(1), dtype=torch.float64),
-                     moons(1000, torch.Generator().manual_seed(2), dtype=torch.float64)).w2
+    floor = exact_ot(
+        moons(1000, torch.Generator().manual_seed(1), dtype=torch.float64),
+        moons(1000, torch.Generator().manual_seed(2), dtype=torch.float64),
+    ).w2
     y = moons(1000, torch.Generator().manual_seed(3), dtype=torch.float64)
     assert exact_ot(x, y).w2 < 2.5 * floor

@@ -26,17 +26,23 @@ def test_dpm_solver_spacing_from_the_recipe():
     # default: uniform in t, the last evaluation half a step before the last trained time
     step = (1.0 - 1e-3) / 3.5
     g = sampling_plan(method_config("sde-vp"), "dpm_solver", 4).grid
-    assert torch.allclose(g, torch.tensor([0.0, step, 2 * step, 3 * step, 1.0],
-                                          dtype=torch.float64))
-    diffusers_like = method_config("sde-vp", sampler={"name": "dpm_solver",
-                                                      "options": {"final_step": 1.0}})
+    assert torch.allclose(
+        g, torch.tensor([0.0, step, 2 * step, 3 * step, 1.0], dtype=torch.float64)
+    )
+    diffusers_like = method_config(
+        "sde-vp", sampler={"name": "dpm_solver", "options": {"final_step": 1.0}}
+    )
     step = (1.0 - 1e-3) / 4
-    assert torch.allclose(sampling_plan(diffusers_like, "dpm_solver", 4).grid,
-                          torch.tensor([0.0, step, 2 * step, 3 * step, 1.0], dtype=torch.float64))
+    assert torch.allclose(
+        sampling_plan(diffusers_like, "dpm_solver", 4).grid,
+        torch.tensor([0.0, step, 2 * step, 3 * step, 1.0], dtype=torch.float64),
+    )
     for t_max in (1.0 - 1e-3, 1.0):  # log-SNR: lambda(1) = inf, so it stops at 1 - 1e-3
-        recipe = method_config("sde-vp", sampler={"name": "dpm_solver",
-                                                  "options": {"spacing": "logsnr"}},
-                               times={"kind": "uniform", "t_min": 0.0, "t_max": t_max})
+        recipe = method_config(
+            "sde-vp",
+            sampler={"name": "dpm_solver", "options": {"spacing": "logsnr"}},
+            times={"kind": "uniform", "t_min": 0.0, "t_max": t_max},
+        )
         plan = sampling_plan(recipe, "dpm_solver", 4)
         assert "spacing" not in plan.options and plan.denoise_at is None
         c = build_path(recipe).coefficients(plan.grid[:-1])

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from wasserflow.cli.app import main
+from wasserflow.engine import METHODS
 from wasserflow.experiments import reproduce, resolve_config, runner
 from wasserflow.experiments.paths_exp import closed_form_action, icfm_action_formula
-from wasserflow.engine import METHODS
 from wasserflow.paths import AffinePath, LinearSchedule
 
 
@@ -61,20 +61,23 @@ def test_closed_forms_match_particles(results):
     cf = g["closed_form"]
     for p in ("VP", "VE", "I-CFM"):
         # discrete action of n particles vs the closed-form integral: Monte Carlo error
-        assert abs(g[p]["action"] - cf[p]["action"]) < 4 * g[p]["action_std_error"] + 0.02 * cf[
-            p]["action"], p
+        assert (
+            abs(g[p]["action"] - cf[p]["action"])
+            < 4 * g[p]["action_std_error"] + 0.02 * cf[p]["action"]
+        ), p
     # the geodesic's ends: empirical OT of 400 points vs the Bures formula
     assert g["OT geodesic"]["endpoint_w2_squared"] == pytest.approx(
-        cf["OT geodesic"]["endpoint_w2_squared"], rel=0.15)
-    assert cf["I-CFM"]["design_formula_action"] == pytest.approx(cf["I-CFM"]["action"],
-                                                                 rel=1e-8)
+        cf["OT geodesic"]["endpoint_w2_squared"], rel=0.15
+    )
+    assert cf["I-CFM"]["design_formula_action"] == pytest.approx(cf["I-CFM"]["action"], rel=1e-8)
 
 
 def test_icfm_action_against_design_numbers():
     # DESIGN.md section 3: 0.429 for s = 1, 1.858 for s = 2, plus |m|^2
     zero = torch.zeros(2, dtype=torch.float64)
     assert icfm_action_formula(zero, torch.eye(2, dtype=torch.float64)) == pytest.approx(
-        2 * 0.429, abs=2e-3)
+        2 * 0.429, abs=2e-3
+    )
     m = torch.tensor([1.0, 2.0], dtype=torch.float64)
     S = torch.diag(torch.tensor([4.0, 1.0], dtype=torch.float64))
     assert icfm_action_formula(m, S) == pytest.approx(5 + 1.858 + 0.429, abs=2e-3)
@@ -91,7 +94,12 @@ def test_trained_methods_far_closer_than_noise(results):
             # more than half of the noise's W2 to the data closed, above the sampling floor
             # (the W2 between two fresh data sets of the same size)
             assert best - r["floor_w2"] < 0.5 * (r["reference_w2"] - r["floor_w2"]), (
-                data, m, best, r["reference_w2"], r["floor_w2"])
+                data,
+                m,
+                best,
+                r["reference_w2"],
+                r["floor_w2"],
+            )
     steps = results["steps"]["numbers"]
     for data, recs in steps.items():
         for m, r in recs.items():
@@ -164,8 +172,9 @@ def test_grid_jko_on_the_mixture_approaches_the_exact_kl_curve():
     from wasserflow.data import get_mixture
     from wasserflow.experiments.free_energy_exp import grid_jko_vs_fp
 
-    r = grid_jko_vs_fp(get_mixture("gmm2d"), [0.4, 0.2], 1.2, 32, 6.0,
-                       torch.Generator().manual_seed(0))
+    r = grid_jko_vs_fp(
+        get_mixture("gmm2d"), [0.4, 0.2], 1.2, 32, 6.0, torch.Generator().manual_seed(0)
+    )
     e = r["max_kl_error"]
     assert e[1] < 0.85 * e[0]
     c = r["curves"]["0.2"]

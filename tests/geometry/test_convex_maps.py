@@ -17,10 +17,13 @@ def _random_map(d=3, m=7, seed=0):
     g = torch.Generator().manual_seed(seed)
     B = torch.randn(d, d, generator=g, dtype=torch.float64)
     A = B @ B.T / d + 0.3 * torch.eye(d, dtype=torch.float64)
-    return RidgeMap(A, torch.randn(d, generator=g, dtype=torch.float64),
-                    2 * torch.randn(m, d, generator=g, dtype=torch.float64),
-                    torch.randn(m, generator=g, dtype=torch.float64),
-                    3 * torch.rand(m, generator=g, dtype=torch.float64))
+    return RidgeMap(
+        A,
+        torch.randn(d, generator=g, dtype=torch.float64),
+        2 * torch.randn(m, d, generator=g, dtype=torch.float64),
+        torch.randn(m, generator=g, dtype=torch.float64),
+        3 * torch.rand(m, generator=g, dtype=torch.float64),
+    )
 
 
 def _energy(x):
@@ -35,7 +38,7 @@ def test_map_is_the_gradient_of_its_potential_and_jacobian_is_autograds():
     torch.testing.assert_close(T(x), grad, rtol=1e-12, atol=1e-12)
     for i in range(5):
         J = torch.autograd.functional.jacobian(lambda v: T(v[None])[0], x[i])
-        torch.testing.assert_close(T.apply(x[i:i + 1])[1][0], J, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(T.apply(x[i : i + 1])[1][0], J, rtol=1e-12, atol=1e-12)
         assert torch.allclose(J, J.T)
 
 
@@ -75,8 +78,9 @@ def test_ridge_fit_on_gaussian_particles_stays_near_the_closed_form():
     x = 2 * torch.randn(2000, 2, generator=g, dtype=torch.float64) + 1
     h = 0.5
     fit = fit_ridge_jko_step(x, _energy, h, units=16, generator=g)
-    exact = gaussian_jko_step(Gaussian(x.mean(0), torch.cov(x.T, correction=0)),
-                              standard_gaussian_potential(2), h)
+    exact = gaussian_jko_step(
+        Gaussian(x.mean(0), torch.cov(x.T, correction=0)), standard_gaussian_potential(2), h
+    )
     y = fit.map(x)
     # the ridges may only fit sampling noise: first two moments within a few per cent
     torch.testing.assert_close(y.mean(0), exact.mean, rtol=0, atol=0.03)

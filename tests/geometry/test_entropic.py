@@ -86,8 +86,9 @@ def test_divergence_matches_geomloss():
     geomloss = pytest.importorskip("geomloss")
     x, y = _clouds(120, 100, seed=11)
     eps = 0.05
-    loss = geomloss.SamplesLoss("sinkhorn", p=2, blur=math.sqrt(eps / 2), scaling=0.97,
-                                debias=True, backend="tensorized")
+    loss = geomloss.SamplesLoss(
+        "sinkhorn", p=2, blur=math.sqrt(eps / 2), scaling=0.97, debias=True, backend="tensorized"
+    )
     ref = 2.0 * float(loss(x, y))  # GeomLoss's cost is |x - y|^2 / 2
     ours = sinkhorn_divergence(x, y, epsilon=eps, tol=1e-6)
     assert ours.converged

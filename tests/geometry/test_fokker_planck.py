@@ -103,7 +103,9 @@ def test_de_bruijn_identity_along_closed_form_ou(anti):
     ou = ou_to_target(B_CENTER, SIGMA, anti)
     eps = 1e-5
     for t in (0.05, 0.5, 2.0):
-        kl = [gaussian_kl(*_mc(ou.marginal(M0, S0, s)), B_CENTER, SIGMA) for s in (t - eps, t + eps)]
+        kl = [
+            gaussian_kl(*_mc(ou.marginal(M0, S0, s)), B_CENTER, SIGMA) for s in (t - eps, t + eps)
+        ]
         g = ou.marginal(M0, S0, t)
         fisher = gaussian_fisher_information(g.mean, g.cov, B_CENTER, SIGMA)
         assert (kl[1] - kl[0]) / (2 * eps) == pytest.approx(-fisher, rel=1e-6, abs=1e-9)
@@ -141,8 +143,13 @@ def test_mala_reaches_gaussian_and_mixture_statistics():
         [0.4, 0.6], [[-1.0, 0.0], [1.0, 0.5]], torch.stack([0.5 * torch.eye(2)] * 2)
     )
     n = 2000
-    res = mala(torch.zeros(n, 2, dtype=F64), mixture_potential(gm), 0.3, 100,
-               torch.Generator().manual_seed(4))
+    res = mala(
+        torch.zeros(n, 2, dtype=F64),
+        mixture_potential(gm),
+        0.3,
+        100,
+        torch.Generator().manual_seed(4),
+    )
     assert ((res.particles.mean(0) - gm.mean).abs() < 0.08).all()
     assert (torch.cov(res.particles.T) - gm.cov).abs().max() < 0.1
 
@@ -167,8 +174,10 @@ def grid_runs():
     """Backward Euler on 128 x 128 cells of [-7, 7]^2, dt = 1/200, to t = 1, from N(M0, S0)."""
     grid = regular_grid(-7.0, 7.0, (128, 128))
     runs = {}
-    for name, (b, S) in {"isotropic": (torch.zeros(2, dtype=F64), torch.eye(2, dtype=F64)),
-                         "anisotropic": (B_CENTER, SIGMA)}.items():
+    for name, (b, S) in {
+        "isotropic": (torch.zeros(2, dtype=F64), torch.eye(2, dtype=F64)),
+        "anisotropic": (B_CENTER, SIGMA),
+    }.items():
         pot = gaussian_potential(b, S)
         res = solve_fokker_planck_grid(_pdf(grid, M0, S0), grid, pot, 1.0, 200)
         runs[name] = (grid, pot, ou_to_target(b, S), res)

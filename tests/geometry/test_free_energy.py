@@ -181,7 +181,7 @@ def test_grid_kl_and_fisher_converge_at_second_order_to_closed_forms(dim):
         torch.tensor(m), torch.tensor(S), torch.tensor(b), torch.tensor(Sig)
     )
     errs_kl, errs_fi = [], []
-    for n in ((40, 80, 160) if dim == 2 else (100, 200, 400)):
+    for n in (40, 80, 160) if dim == 2 else (100, 200, 400):
         h = 14.0 / n
         axes = [-7.0 + h * (np.arange(n) + 0.5)] * dim
         rho = _gauss_grid(axes, m, S)

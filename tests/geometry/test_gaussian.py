@@ -115,8 +115,10 @@ SINGULAR_PAIRS = {
     # two rank-1 covariances with different ranges (no map from S0's range reaches S1)
     "rank1-rank1": (torch.outer(_U, _U), torch.outer(_V, _V)),
     # orthogonal ranges: every coupling is optimal
-    "orthogonal": (torch.diag(torch.tensor([1.0, 0.0, 0.0], dtype=F64)),
-                   torch.diag(torch.tensor([0.0, 2.0, 0.0], dtype=F64))),
+    "orthogonal": (
+        torch.diag(torch.tensor([1.0, 0.0, 0.0], dtype=F64)),
+        torch.diag(torch.tensor([0.0, 2.0, 0.0], dtype=F64)),
+    ),
     # rank 2 to rank 1
     "rank2-rank1": (torch.outer(_U, _U) + torch.outer(_V, _V) / 4, torch.outer(_U + _V, _U + _V)),
 }
@@ -167,8 +169,9 @@ def test_geodesic_agrees_with_the_map_formula_for_nonsingular_start(singular_end
     tol = 1e-7 if singular_end else 1e-10
     for t in (0.0, 0.2, 0.5, 0.9, 1.0):
         M = (1 - t) * eye + t * A
-        torch.testing.assert_close(gaussian_geodesic(m0, S0, m1, S1, t).cov, M @ S0 @ M,
-                                   atol=tol, rtol=tol)
+        torch.testing.assert_close(
+            gaussian_geodesic(m0, S0, m1, S1, t).cov, M @ S0 @ M, atol=tol, rtol=tol
+        )
 
 
 def test_empirical_gaussian_is_exact_for_affine_related_clouds():

@@ -69,8 +69,12 @@ def test_gaussian_jko_step_is_the_bruteforce_minimiser():
 
     L0 = np.linalg.cholesky(Sk.numpy())
     z0 = np.array([mk[0], mk[1], L0[0, 0], L0[1, 0], L0[1, 1]])
-    opt = minimize(objective, z0, method="Nelder-Mead",
-                   options={"xatol": 1e-10, "fatol": 1e-13, "maxiter": 20000, "maxfev": 20000})
+    opt = minimize(
+        objective,
+        z0,
+        method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-13, "maxiter": 20000, "maxfev": 20000},
+    )
     L = np.array([[opt.x[2], 0.0], [opt.x[3], opt.x[4]]])
     step = gaussian_jko_step(Gaussian(mk, Sk), target, h)
     np.testing.assert_allclose(step.mean.numpy(), opt.x[:d], atol=1e-5)
@@ -88,8 +92,9 @@ def test_ou_gaussian_solves_the_moment_odes():
         m, S = y[:d], y[d:].reshape(d, d)
         return np.concatenate([-P @ (m - b.numpy()), (-P @ S - S @ P + 2 * np.eye(d)).ravel()])
 
-    sol = solve_ivp(rhs, (0, 0.7), np.concatenate([m0.numpy(), S0.numpy().ravel()]),
-                    rtol=1e-11, atol=1e-12)
+    sol = solve_ivp(
+        rhs, (0, 0.7), np.concatenate([m0.numpy(), S0.numpy().ravel()]), rtol=1e-11, atol=1e-12
+    )
     ex = ou_gaussian(Gaussian(m0, S0), gaussian_potential(b, Sigma), 0.7)
     np.testing.assert_allclose(ex.mean.numpy(), sol.y[:d, -1], atol=1e-8)
     np.testing.assert_allclose(ex.cov.numpy(), sol.y[d:, -1].reshape(d, d), atol=1e-8)
@@ -144,8 +149,9 @@ def test_grid_jko_takes_the_fokker_planck_grid_type():
     torch.testing.assert_close(by_grid.states[-1], by_axes.states[-1], atol=1e-12, rtol=0)
     grid = regular_grid(-4.0, 4.0, (24, 20))
     rho = grid.evaluate(lambda x: torch.exp(-((x - 0.5) ** 2).sum(-1)))
-    res = jko_grid(grid, torch.from_numpy(rho), gaussian_potential(torch.zeros(2), torch.eye(2)),
-                   0.2, 2)
+    res = jko_grid(
+        grid, torch.from_numpy(rho), gaussian_potential(torch.zeros(2), torch.eye(2)), 0.2, 2
+    )
     assert res.is_monotone() and tuple(res.states[-1].shape) == grid.shape
 
 
@@ -162,7 +168,7 @@ def test_grid_jko_2d_tracks_ou_covariance():
     pts = torch.stack([X, Y], -1).reshape(-1, 2)
     w = p.reshape(-1)
     mean = (w[:, None] * pts).sum(0)
-    cov = ((w[:, None] * (pts - mean)).T @ (pts - mean))
+    cov = (w[:, None] * (pts - mean)).T @ (pts - mean)
     cf = gaussian_jko(Gaussian(torch.tensor([-1.0, 1.0]), torch.eye(2)), target, h, K).states[-1]
     torch.testing.assert_close(mean, cf.mean, atol=2e-2, rtol=0)
     torch.testing.assert_close(cov, cf.cov, atol=4e-2, rtol=0)
@@ -192,10 +198,16 @@ def test_particle_jko_approaches_closed_form():
         assert res.is_monotone()
         with torch.no_grad():
             y, log_c = res.sample(10000, generator=g)
-            z = ref.mean + torch.randn(10000, d, generator=g, dtype=D64) @ torch.linalg.cholesky(
-                ref.cov).T
-            skl.append(float((log_c - ref_dist.log_prob(y)).mean()
-                             + (ref_dist.log_prob(z) - res.log_prob(z)).mean()))
+            z = (
+                ref.mean
+                + torch.randn(10000, d, generator=g, dtype=D64) @ torch.linalg.cholesky(ref.cov).T
+            )
+            skl.append(
+                float(
+                    (log_c - ref_dist.log_prob(y)).mean()
+                    + (ref_dist.log_prob(z) - res.log_prob(z)).mean()
+                )
+            )
     assert skl[1] < skl[0] and skl[1] < 5e-3, skl
 
 
@@ -215,9 +227,14 @@ def test_particle_jko_non_gaussian_target_free_energy_decreases():
         (lambda t: gaussian_jko(Gaussian(torch.zeros(1), torch.eye(1)), t, -0.1, 2), "positive"),
         (lambda t: gaussian_jko(Gaussian(torch.zeros(1), torch.eye(1)), t, 0.1, 0), "n_steps"),
         (lambda t: gaussian_jko(Gaussian(torch.zeros(2), torch.eye(2)), t, 0.1, 1), "R\\^2"),
-        (lambda t: gaussian_jko_step(
-            Gaussian(torch.zeros(1), torch.eye(1)),
-            function_potential(lambda x: (x**2).sum(-1)), 0.1), "Gaussian target"),
+        (
+            lambda t: gaussian_jko_step(
+                Gaussian(torch.zeros(1), torch.eye(1)),
+                function_potential(lambda x: (x**2).sum(-1)),
+                0.1,
+            ),
+            "Gaussian target",
+        ),
         (lambda t: jko_grid([torch.tensor([0.0, 1.0, 3.0])], torch.ones(3), t, 0.1, 1), "uniform"),
         (lambda t: jko_grid([torch.linspace(0, 1, 5)], torch.ones(4), t, 0.1, 1), "shape"),
         (lambda t: jko_particles(_std_normal(1), t, 0.1, 1, n_particles=1), "n_particles"),

@@ -69,8 +69,11 @@ def test_batch_256_float32_and_result_fields():
     f, h = res.potentials
     # dual feasibility f_i + g_j <= C_ij and complementary slackness on the pairs
     assert (f.numpy()[:, None] + h.numpy()[None, :] <= C + 1e-9).all()
-    assert np.allclose(f.numpy() + h.numpy()[res.permutation.numpy()],
-                       C[np.arange(256), res.permutation.numpy()], atol=1e-9)
+    assert np.allclose(
+        f.numpy() + h.numpy()[res.permutation.numpy()],
+        C[np.arange(256), res.permutation.numpy()],
+        atol=1e-9,
+    )
 
 
 def test_high_dimension_uses_expanded_cost():

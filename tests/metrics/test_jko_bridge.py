@@ -38,8 +38,9 @@ def test_vp_marginals_are_the_ou_flow():
     oracle = gaussian_oracle(MEAN, COV, PATH)
     for s in (0.1, 0.3, 0.7):
         g = oracle.marginal(1.0 - s)
-        ou = ou_gaussian(Gaussian(MEAN, COV), standard_gaussian_potential(2),
-                         float(vp_time_change(PATH, s)))
+        ou = ou_gaussian(
+            Gaussian(MEAN, COV), standard_gaussian_potential(2), float(vp_time_change(PATH, s))
+        )
         assert torch.allclose(g.means[0], ou.mean, atol=1e-10)
         assert torch.allclose(g.covs[0], ou.cov, atol=1e-10)
 
@@ -74,8 +75,10 @@ def test_one_step_w2_against_1d_closed_forms():
 @pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
 def test_orders_in_h(sampler):
     """Per step O(h^2); accumulated over a fixed stretch of gradient-flow time O(h)."""
-    runs = [gaussian_jko_bridge(MEAN, COV, PATH, uniform_tau_grid(PATH, 0.2, 0.4, k), sampler)
-            for k in (8, 16, 32)]
+    runs = [
+        gaussian_jko_bridge(MEAN, COV, PATH, uniform_tau_grid(PATH, 0.2, 0.4, k), sampler)
+        for k in (8, 16, 32)
+    ]
     for coarse, fine in zip(runs, runs[1:], strict=False):
         assert float(coarse.h[0] / fine.h[0]) == pytest.approx(2.0, rel=1e-3)
         for name in ("w2_jko", "w2_denoise", "w2_roundtrip"):
@@ -95,8 +98,15 @@ def test_particle_bridge_tracks_closed_form(sampler):
     oracle = gaussian_oracle(m, c, PATH)
     data = oracle.mixture.sample(800, generator=torch.Generator().manual_seed(0))
     ref = gaussian_jko_bridge(m, c, PATH, [0.1, 0.5], sampler)
-    r = jko_bridge(Field.from_oracle(oracle), data, [0.1, 0.5], sampler, n_particles=800,
-                   n_centers=0, generator=torch.Generator().manual_seed(1))
+    r = jko_bridge(
+        Field.from_oracle(oracle),
+        data,
+        [0.1, 0.5],
+        sampler,
+        n_particles=800,
+        n_centers=0,
+        generator=torch.Generator().manual_seed(1),
+    )
     assert r.method == "particles" and float(r.h[0]) == pytest.approx(float(ref.h[0]))
     assert 0 < float(r.w2_floor[0]) < 0.12
     for name in ("w2_jko", "w2_denoise", "w2_roundtrip"):
@@ -109,8 +119,15 @@ def test_particle_bridge_mixture_2d():
     mix = GaussianMixture.create([0.5, 0.5], torch.tensor([[-1.0, 0.0], [1.0, 0.5]]), 0.1)
     data = mix.sample(150, generator=torch.Generator().manual_seed(0))
     field = Field.from_oracle(MixtureOracle(mix, PATH))
-    r = jko_bridge(field, data, [0.3, 0.32], "ddim", n_particles=150, n_centers=4,
-                   generator=torch.Generator().manual_seed(1))
+    r = jko_bridge(
+        field,
+        data,
+        [0.3, 0.32],
+        "ddim",
+        n_particles=150,
+        n_centers=4,
+        generator=torch.Generator().manual_seed(1),
+    )
     assert r.w2_jko.shape == (1,) and torch.isfinite(r.w2_roundtrip).all()
     # h ~ 0.06: the one-step error (~1e-3) is below the n = 150 sampling floor
     for v in (r.w2_jko, r.w2_denoise, r.w2_roundtrip):

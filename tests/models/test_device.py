@@ -64,8 +64,9 @@ def test_moving_back_to_the_cpu_removes_the_hooks(monkeypatch):
     from wasserflow.models import device as dev_mod
 
     fake = SimpleNamespace(type="cuda")
-    monkeypatch.setattr(dev_mod, "resolve_device",
-                        lambda d: fake if d == "fake" else torch.device(d))
+    monkeypatch.setattr(
+        dev_mod, "resolve_device", lambda d: fake if d == "fake" else torch.device(d)
+    )
     m = build_model({"kind": "mlp", "shape": [2], "width": 8, "depth": 1}, seed=0)
     m.to = lambda d: m  # parameters stay where they are
     place(m, "fake")

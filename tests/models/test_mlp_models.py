@@ -45,8 +45,17 @@ def test_selu_linear_config_is_torchcfm_mlp():
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         ref = models.MLP(dim=2, w=64, time_varying=True)
-    ours = build_model({"kind": "mlp", "dim": 2, "width": 64, "depth": 3,
-                        "activation": "selu", "time_embedding": "linear"}, seed=1)
+    ours = build_model(
+        {
+            "kind": "mlp",
+            "dim": 2,
+            "width": 64,
+            "depth": 3,
+            "activation": "selu",
+            "time_embedding": "linear",
+        },
+        seed=1,
+    )
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters())
     ours.load_state_dict(ref.state_dict())  # same keys and shapes
     x, t = torch.randn(32, 2, generator=gen(2)), torch.rand(32, generator=gen(3))

@@ -34,8 +34,15 @@ def test_seeded_build_leaves_global_rng_alone():
 
 def test_defaults_and_validation():
     cfg = model_config({"dim": 2})
-    assert cfg == {"kind": "mlp", "shape": [2], "width": 128, "depth": 3, "activation": "silu",
-                   "time_embedding": "sinusoidal", "embed_dim": 64}
+    assert cfg == {
+        "kind": "mlp",
+        "shape": [2],
+        "width": 128,
+        "depth": 3,
+        "activation": "silu",
+        "time_embedding": "sinusoidal",
+        "embed_dim": 64,
+    }
     assert model_config(kind="energy", dim=2)["time_embedding"] == "none"
     bad = [
         ({"dim": 2, "widht": 3}, "unknown model config keys"),

@@ -110,17 +110,25 @@ def test_recipe_options():
     recipe = make_config("otcfm", "moons", batch_size=256)
     cfg = ot_stream_config(recipe)
     assert cfg == OTStreamConfig(batch_size=256, ot_batch=256, reuse=1, prefetch=True)
-    big = ot_stream_config(make_config("otcfm", "moons", batch_size=256,
-                                       overrides={"ot_batch": 2048, "ot_reuse": 8}))
+    big = ot_stream_config(
+        make_config("otcfm", "moons", batch_size=256, overrides={"ot_batch": 2048, "ot_reuse": 8})
+    )
     assert (big.ot_batch, big.reuse, big.steps_per_block) == (2048, 8, 64)
     assert build_objective(recipe, total_steps=10).coupling == PAIRS
-    v1 = {"version": 1, "method": {"method": "otcfm", "schedule": {"name": "linear"},
-                                   "prediction": "velocity", "coupling": "ot",
-                                   "times": {"kind": "uniform"},
-                                   "sampler": {"name": "euler", "options": {}}},
-          "model": {"kind": "mlp", "shape": [2], "width": 16, "depth": 2},
-          "data": {"spec": "moons", "scale": "none", "standardizer": None},
-          "train": {"steps": 10, "batch_size": 256}}
+    v1 = {
+        "version": 1,
+        "method": {
+            "method": "otcfm",
+            "schedule": {"name": "linear"},
+            "prediction": "velocity",
+            "coupling": "ot",
+            "times": {"kind": "uniform"},
+            "sampler": {"name": "euler", "options": {}},
+        },
+        "model": {"kind": "mlp", "shape": [2], "width": 16, "depth": 2},
+        "data": {"spec": "moons", "scale": "none", "standardizer": None},
+        "train": {"steps": 10, "batch_size": 256},
+    }
     old = RunConfig.from_dict(v1)  # an older run folder: no ot_* keys
     assert ot_stream_config(old) is None
     assert build_objective(old, total_steps=10).coupling == "ot"
@@ -133,9 +141,16 @@ class _Stop(Exception):
 
 
 def test_otcfm_stream_resume_equals_uninterrupted(tmp_path):
-    cfg = make_config("otcfm", "moons", steps=30, batch_size=32, width=16, depth=2, warmup=5,
-                      method_overrides={"ot_batch": 64, "ot_reuse": 2,
-                                        "train.checkpoint_every": 10})
+    cfg = make_config(
+        "otcfm",
+        "moons",
+        steps=30,
+        batch_size=32,
+        width=16,
+        depth=2,
+        warmup=5,
+        method_overrides={"ot_batch": 64, "ot_reuse": 2, "train.checkpoint_every": 10},
+    )
     cfg = RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
     train_run(cfg, tmp_path / "full")
 

@@ -26,8 +26,9 @@ from wasserflow.paths import (
 def _batch(n=64, d=2, seed=0):
     g = torch.Generator().manual_seed(seed)
     x0 = torch.randn(n, d, generator=g, dtype=torch.float64)
-    x1 = torch.randn(n, d, generator=g, dtype=torch.float64) * 0.5 + torch.tensor([3.0, -1.0],
-                                                                                 dtype=torch.float64)
+    x1 = torch.randn(n, d, generator=g, dtype=torch.float64) * 0.5 + torch.tensor(
+        [3.0, -1.0], dtype=torch.float64
+    )
     t = torch.rand(n, generator=g, dtype=torch.float64)
     return x0, x1, t
 
@@ -37,7 +38,8 @@ def test_icfm_targets_equal_torchcfm(sigma):
     x0, x1, t = _batch()
     torch.manual_seed(0)  # TorchCFM draws its noise from the global generator
     tt, xt, ut, eps = ConditionalFlowMatcher(sigma=sigma).sample_location_and_conditional_flow(
-        x0, x1, t, return_noise=True)
+        x0, x1, t, return_noise=True
+    )
     mine = AffinePath(LinearSchedule(), bridge_sigma=sigma).sample(x0, x1, t, noise=eps)
     assert torch.allclose(mine.xt, xt, atol=1e-12) and torch.allclose(mine.ut, ut, atol=1e-12)
 
@@ -50,9 +52,11 @@ def test_sbcfm_targets_and_plan_equal_torchcfm():
     torch.manual_seed(1)
     # the parent's method skips the OT resampling, so both see the same pairs
     _, xt, ut, eps = ConditionalFlowMatcher.sample_location_and_conditional_flow(
-        sb, x0, x1, t, return_noise=True)
+        sb, x0, x1, t, return_noise=True
+    )
     mine = AffinePath(LinearSchedule(), bridge_sigma=sigma, bridge="brownian").sample(
-        x0, x1, t, noise=eps)
+        x0, x1, t, noise=eps
+    )
     assert torch.allclose(mine.xt, xt, atol=1e-12)
     assert torch.allclose(mine.ut, ut, rtol=1e-6, atol=1e-6)  # TorchCFM adds 1e-8 to 2t(1-t)
     P_ref = torch.from_numpy(sb.ot_sampler.get_map(x0, x1))
@@ -86,11 +90,11 @@ def test_entropic_coupling_samples_the_plan():
     x0, x1, _ = _batch(n=4, seed=3)
     P = entropic_plan(x0, x1, reg=4.0)
     assert torch.allclose(P.sum(1), torch.full((4,), 0.25, dtype=torch.float64), atol=1e-8)
-    cb = entropic_coupling(x0, x1, torch.Generator().manual_seed(0), sigma=2 ** 0.5,
-                           n_pairs=40_000)
+    cb = entropic_coupling(x0, x1, torch.Generator().manual_seed(0), sigma=2**0.5, n_pairs=40_000)
     freq = torch.zeros(4, 4, dtype=torch.float64)
-    freq.index_put_((cb.index0, cb.index1), torch.ones(40_000, dtype=torch.float64),
-                    accumulate=True)
+    freq.index_put_(
+        (cb.index0, cb.index1), torch.ones(40_000, dtype=torch.float64), accumulate=True
+    )
     freq /= 40_000
     # binomial standard error <= sqrt(0.25 / 40000) = 0.0025; allow 4 of them
     assert float((freq - P).abs().max()) < 0.01

@@ -20,8 +20,14 @@ from wasserflow.paths import (
     ve_sigma_max_from_data,
 )
 
-ALL = [LinearSchedule(), VPSchedule(), CosineSchedule(), DDPMDiscreteSchedule(),
-       DDPMDiscreteSchedule(kind="cosine"), VESchedule(0.01, 50.0)]
+ALL = [
+    LinearSchedule(),
+    VPSchedule(),
+    CosineSchedule(),
+    DDPMDiscreteSchedule(),
+    DDPMDiscreteSchedule(kind="cosine"),
+    VESchedule(0.01, 50.0),
+]
 
 
 def test_clock_round_trips_and_anchors():
@@ -139,8 +145,9 @@ def test_logsnr_time_input():
     assert torch.equal(vp.network_time(t, "t"), t)
     lin = AffinePath(get_schedule("linear"))
     t = torch.tensor([0.0, 0.25, 0.5, 1.0])
-    assert torch.allclose(lin.network_time(t, "logsnr"),
-                          torch.tensor([-20.0, math.log(1 / 3), 0.0, 20.0]) / 5)
+    assert torch.allclose(
+        lin.network_time(t, "logsnr"), torch.tensor([-20.0, math.log(1 / 3), 0.0, 20.0]) / 5
+    )
     assert lin.network_time(t, "logsnr").dtype == torch.float32
     with pytest.raises(ValueError, match="time_input 'sigma'"):
         lin.network_time(t, "sigma")

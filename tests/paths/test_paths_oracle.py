@@ -17,7 +17,8 @@ from wasserflow.paths import (
 )
 
 MIX = GaussianMixture.create(
-    [0.3, 0.7], [[-2.0, 0.0], [1.5, 1.0]],
+    [0.3, 0.7],
+    [[-2.0, 0.0], [1.5, 1.0]],
     [[[0.5, 0.2], [0.2, 0.4]], [[0.3, 0.0], [0.0, 0.6]]],
 )
 PATHS = [AffinePath(LinearSchedule()), AffinePath(VPSchedule()), AffinePath(VESchedule(0.05, 5))]
@@ -35,9 +36,12 @@ def test_log_prob_is_noised_mixture_and_score_is_its_gradient(path):
         c = path.coefficients(torch.tensor(t, dtype=torch.float64))
         a, s = float(c.alpha), float(c.sigma)
         dens = sum(
-            float(w) * multivariate_normal(a * m.numpy(), a**2 * S.numpy() + s**2 * torch.eye(2)
-                                           .numpy()).pdf(x.numpy())
-            for w, m, S in zip(MIX.weights, MIX.means, MIX.covs, strict=True))
+            float(w)
+            * multivariate_normal(
+                a * m.numpy(), a**2 * S.numpy() + s**2 * torch.eye(2).numpy()
+            ).pdf(x.numpy())
+            for w, m, S in zip(MIX.weights, MIX.means, MIX.covs, strict=True)
+        )
         assert torch.allclose(oracle.log_prob(x, t), torch.log(torch.as_tensor(dens)), atol=1e-10)
         y = x.clone().requires_grad_(True)
         (g,) = torch.autograd.grad(oracle.log_prob(y, t).sum(), y)
@@ -55,8 +59,9 @@ def test_velocity_solves_continuity_equation(path):
         dlogp = (oracle.log_prob(x, t + h) - oracle.log_prob(x, t - h)) / (2 * h)
         y = x.clone().requires_grad_(True)
         v = oracle.velocity(y, t)
-        div = sum(torch.autograd.grad(v[:, i].sum(), y, retain_graph=True)[0][:, i]
-                  for i in range(2))
+        div = sum(
+            torch.autograd.grad(v[:, i].sum(), y, retain_graph=True)[0][:, i] for i in range(2)
+        )
         residual = (dlogp + div + (v * oracle.score(x, t)).sum(1)).detach()
         assert float(residual.abs().max()) < 1e-5 * (1 + float(dlogp.abs().max()))
 
@@ -85,7 +90,8 @@ def test_geodesic_oracle_field_moves_along_mccann_interpolant():
     for t in (0.0, 0.25, 0.7):
         h = 1e-6
         dxdt = (geo.transport(x0, t + h) - geo.transport(x0, t - h if t > 0 else t)) / (
-            2 * h if t > 0 else h)
+            2 * h if t > 0 else h
+        )
         assert torch.allclose(geo.velocity(geo.transport(x0, t), t), dxdt, atol=1e-6)
         # the pushforward of N(0, I) is the Bures geodesic point
         M = geo.transport(torch.eye(2, dtype=torch.float64), t) - t * m

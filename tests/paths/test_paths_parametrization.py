@@ -16,8 +16,13 @@ from wasserflow.paths import (
     x1_and_epsilon,
 )
 
-SCHEDULES = [LinearSchedule(), VPSchedule(), CosineSchedule(), DDPMDiscreteSchedule(),
-             VESchedule(0.01, 20.0)]
+SCHEDULES = [
+    LinearSchedule(),
+    VPSchedule(),
+    CosineSchedule(),
+    DDPMDiscreteSchedule(),
+    VESchedule(0.01, 20.0),
+]
 
 
 @pytest.mark.parametrize("sched", SCHEDULES, ids=lambda s: type(s).__name__)
@@ -28,12 +33,16 @@ def test_round_trips(sched):
     x1 = torch.randn(64, 3, generator=g, dtype=torch.float64)
     eps = torch.randn(64, 3, generator=g, dtype=torch.float64)
     x = c.alpha[:, None] * x1 + c.sigma[:, None] * eps
-    truth = {"x1": x1, "epsilon": eps, "score": -eps / c.sigma[:, None],
-             "velocity": c.d_alpha[:, None] * x1 + c.d_sigma[:, None] * eps,
-             # Salimans & Ho (2022): v = alpha eps - sigma x1 on the unit circle alpha^2 + sigma^2
-             # = 1, here scaled to radius r (diffusers' get_velocity is tested against it too)
-             "v_prediction": (c.alpha[:, None] * eps - c.sigma[:, None] * x1)
-             / (c.alpha**2 + c.sigma**2).sqrt()[:, None]}
+    truth = {
+        "x1": x1,
+        "epsilon": eps,
+        "score": -eps / c.sigma[:, None],
+        "velocity": c.d_alpha[:, None] * x1 + c.d_sigma[:, None] * eps,
+        # Salimans & Ho (2022): v = alpha eps - sigma x1 on the unit circle alpha^2 + sigma^2
+        # = 1, here scaled to radius r (diffusers' get_velocity is tested against it too)
+        "v_prediction": (c.alpha[:, None] * eps - c.sigma[:, None] * x1)
+        / (c.alpha**2 + c.sigma**2).sqrt()[:, None],
+    }
     for src, dst in itertools.product(PREDICTIONS, PREDICTIONS):
         out = convert(x, truth[src], c, src, dst)
         scale = truth[dst].abs().max()

@@ -34,7 +34,8 @@ from wasserflow.samplers import (
 T = 1000
 COUNTS = [1, 2, 3, 4, 5, 8, 10, 14, 15, 16, 20, 50, 100]
 MIX = GaussianMixture.create(
-    [0.3, 0.7], [[-2.0, 0.0], [1.5, 1.0]],
+    [0.3, 0.7],
+    [[-2.0, 0.0], [1.5, 1.0]],
     [[[0.5, 0.2], [0.2, 0.4]], [[0.3, 0.0], [0.0, 0.6]]],
 )
 
@@ -55,14 +56,27 @@ def diffusers_float64(monkeypatch):
 
 
 def eps_model(x, t):
-    return 0.3 * x * torch.cos(3 * t)[:, None] + 0.2 * torch.sin(5 * t)[:, None] + 0.2 * torch.tanh(x.flip(1))
+    return (
+        0.3 * x * torch.cos(3 * t)[:, None]
+        + 0.2 * torch.sin(5 * t)[:, None]
+        + 0.2 * torch.tanh(x.flip(1))
+    )
 
 
 def _scheduler(final, lower_order_final, spacing, order=2):
     d = DPMSolverMultistepScheduler(
-        T, 1e-4, 0.02, "linear", solver_order=order, prediction_type="epsilon",
-        algorithm_type="dpmsolver++", solver_type="midpoint", lower_order_final=lower_order_final,
-        final_sigmas_type=final, timestep_spacing=spacing)
+        T,
+        1e-4,
+        0.02,
+        "linear",
+        solver_order=order,
+        prediction_type="epsilon",
+        algorithm_type="dpmsolver++",
+        solver_type="midpoint",
+        lower_order_final=lower_order_final,
+        final_sigmas_type=final,
+        timestep_spacing=spacing,
+    )
     for name in ("betas", "alphas", "alphas_cumprod", "alpha_t", "sigma_t", "lambda_t"):
         setattr(d, name, getattr(d, name).double())
     return d
@@ -101,7 +115,9 @@ def test_full_runs_equal_diffusers(diffusers_float64, spacing, final, order):
                 t = (1.0 - (k.double() + 1) / T).expand(x.shape[0])
                 x = d.step(eps_model(x, t), k, x).prev_sample
             t_end = 1.0 if final == "zero" else 1.0 - 1.0 / T
-            grid = torch.cat([1.0 - (ks.double() + 1) / T, torch.tensor([t_end], dtype=torch.float64)])
+            grid = torch.cat(
+                [1.0 - (ks.double() + 1) / T, torch.tensor([t_end], dtype=torch.float64)]
+            )
             out = dpm_solver(field, x0, grid, lower_order_final=lof, order=order)
             assert out.nfe == n
             assert x.dtype == torch.float64
@@ -112,17 +128,18 @@ def test_full_runs_equal_diffusers(diffusers_float64, spacing, final, order):
 def test_comparison_can_fail(diffusers_float64):
     # negative control: first order throughout (DDIM) or no lower-order final step differs
     d = _scheduler("sigma_min", True, "linspace")
-    field = Field(eps_model, "epsilon",
-                  AffinePath(DDPMDiscreteSchedule.from_alphas_cumprod(d.alphas_cumprod)))
+    field = Field(
+        eps_model, "epsilon", AffinePath(DDPMDiscreteSchedule.from_alphas_cumprod(d.alphas_cumprod))
+    )
     _set_timesteps64(d, 8, "sigma_min")
     x = x0 = _x(5, 0)
     for k in d.timesteps:
         x = d.step(eps_model(x, (1.0 - (k.double() + 1) / T).expand(5)), k, x).prev_sample
-    grid = torch.cat([1.0 - (d.timesteps.double() + 1) / T,
-                      torch.tensor([1.0 - 1.0 / T], dtype=torch.float64)])
+    grid = torch.cat(
+        [1.0 - (d.timesteps.double() + 1) / T, torch.tensor([1.0 - 1.0 / T], dtype=torch.float64)]
+    )
     assert not torch.allclose(SAMPLERS["ddim"](field, x0, grid).x, x, atol=1e-6)
-    assert not torch.allclose(dpm_solver(field, x0, grid, lower_order_final=False).x, x,
-                              atol=1e-6)
+    assert not torch.allclose(dpm_solver(field, x0, grid, lower_order_final=False).x, x, atol=1e-6)
     assert torch.allclose(dpm_solver(field, x0, grid).x, x, atol=1e-10)
     assert not torch.allclose(dpm_solver(field, x0, grid, order=3).x, x, atol=1e-6)
     with pytest.raises(ValueError, match="order must be 2 or 3"):
@@ -137,15 +154,27 @@ def _slopes(schedule, spacing, end, names, counts):
     ref = SAMPLERS["dopri5"](f, x0, uniform_grid(1, 0.0, end), atol=1e-10, rtol=1e-10).x
     out = {}
     for name in names:
-        errs = [float((SAMPLERS[name](f, x0, solver_grid(k, path.coefficients, spacing=spacing,
-                                                         stop=end, end=end)).x - ref)
-                      .norm(dim=1).mean()) for k in counts]
+        errs = [
+            float(
+                (
+                    SAMPLERS[name](
+                        f, x0, solver_grid(k, path.coefficients, spacing=spacing, stop=end, end=end)
+                    ).x
+                    - ref
+                )
+                .norm(dim=1)
+                .mean()
+            )
+            for k in counts
+        ]
         out[name] = (-np.polyfit(np.log(counts), np.log(errs), 1)[0], errs)
     return out
 
 
-@pytest.mark.parametrize("schedule,spacing", [(VPSchedule(), "logsnr"), (VPSchedule(), "time"),
-                                              (LinearSchedule(), "time")])
+@pytest.mark.parametrize(
+    "schedule,spacing",
+    [(VPSchedule(), "logsnr"), (VPSchedule(), "time"), (LinearSchedule(), "time")],
+)
 def test_second_and_third_order_with_the_oracle_field(schedule, spacing):
     # K >= 15: no lower-order final step; DDIM on the same grids is the first-order control
     res = _slopes(schedule, spacing, 0.99, ("dpm_solver", "ddim"), [16, 32, 64])
@@ -169,8 +198,10 @@ def test_few_steps_to_sigma_zero_beat_ddim():
     ref = SAMPLERS["dopri5"](f, x0, uniform_grid(1, 0.0, 1.0 - 1e-6), atol=1e-10, rtol=1e-10).x
     grid = solver_grid(8, path.coefficients, spacing="logsnr", stop=0.999, end=1.0)
     assert float(grid[-1]) == 1.0 and float(grid[-2]) < 0.999
-    errs = {name: float((SAMPLERS[name](f, x0, grid).x - ref).norm(dim=1).mean())
-            for name in ("dpm_solver", "ddim")}
+    errs = {
+        name: float((SAMPLERS[name](f, x0, grid).x - ref).norm(dim=1).mean())
+        for name in ("dpm_solver", "ddim")
+    }
     assert errs["dpm_solver"] < 0.5 * errs["ddim"], errs
 
 

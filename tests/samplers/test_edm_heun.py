@@ -9,7 +9,6 @@ The toy model depends on the time through the noise level s only, as diffusers e
 at interpolated timesteps of its own.
 """
 
-
 import numpy as np
 import pytest
 import torch
@@ -38,7 +37,8 @@ from wasserflow.samplers import (
 
 T = 1000
 MIX = GaussianMixture.create(
-    [0.3, 0.7], [[-2.0, 0.0], [1.5, 1.0]],
+    [0.3, 0.7],
+    [[-2.0, 0.0], [1.5, 1.0]],
     [[[0.5, 0.2], [0.2, 0.4]], [[0.3, 0.0], [0.0, 0.6]]],
 )
 
@@ -124,8 +124,9 @@ def test_karras_grid_closed_form():
     lin = AffinePath(LinearSchedule())
     g = karras_grid(5, lin.coefficients, sigma_min=0.5, sigma_max=4.5, rho=1.0)
     c = lin.coefficients(g[:-1])
-    assert torch.allclose(c.sigma / c.alpha, torch.linspace(4.5, 0.5, 5, dtype=torch.float64),
-                          rtol=1e-12)
+    assert torch.allclose(
+        c.sigma / c.alpha, torch.linspace(4.5, 0.5, 5, dtype=torch.float64), rtol=1e-12
+    )
     assert float(g[0]) == pytest.approx(1 / 5.5, rel=1e-12)
     with pytest.raises(ValueError, match="sigma_max"):
         karras_grid(5, lin.coefficients, sigma_min=0.01)
@@ -141,8 +142,9 @@ def _order(schedule, counts):
     path = AffinePath(schedule)
     f = Field.from_oracle(MixtureOracle(MIX, path))
     x0 = _x(8, 0)
-    grids = [karras_grid(k, path.coefficients, sigma_min=0.02, sigma_max=20.0)[:-1]
-             for k in counts]  # without the last (Euler) step to s = 0, the same for all k
+    grids = [
+        karras_grid(k, path.coefficients, sigma_min=0.02, sigma_max=20.0)[:-1] for k in counts
+    ]  # without the last (Euler) step to s = 0, the same for all k
     ref = SAMPLERS["dopri5"](f, x0, grids[0][[0, -1]], atol=1e-10, rtol=1e-10).x
     errs = []
     for k, g in zip(counts, grids):

@@ -31,7 +31,8 @@ from wasserflow.samplers import (
 from wasserflow.samplers.ipndm import ADAMS_BASHFORTH, adams_bashforth_weights
 
 MIX = GaussianMixture.create(
-    [0.3, 0.7], [[-2.0, 0.0], [1.5, 1.0]],
+    [0.3, 0.7],
+    [[-2.0, 0.0], [1.5, 1.0]],
     [[[0.5, 0.2], [0.2, 0.4]], [[0.3, 0.0], [0.0, 0.6]]],
 )
 
@@ -48,8 +49,11 @@ class _Sin2(Schedule):
 
 
 def v_model(x, t):
-    return (0.3 * x * torch.cos(3 * t)[:, None] + 0.2 * torch.sin(5 * t)[:, None]
-            + 0.2 * torch.tanh(x.flip(1)))
+    return (
+        0.3 * x * torch.cos(3 * t)[:, None]
+        + 0.2 * torch.sin(5 * t)[:, None]
+        + 0.2 * torch.tanh(x.flip(1))
+    )
 
 
 def _x(n, seed):
@@ -61,8 +65,12 @@ def test_equals_diffusers_ipndm():
     for n in (2, 3, 4, 5, 8, 20):
         d = IPNDMScheduler()
         d.set_timesteps(n)
-        u = torch.cat([torch.linspace(1, 0, n + 1, dtype=torch.float64)[:-1],
-                       torch.zeros(1, dtype=torch.float64)])
+        u = torch.cat(
+            [
+                torch.linspace(1, 0, n + 1, dtype=torch.float64)[:-1],
+                torch.zeros(1, dtype=torch.float64),
+            ]
+        )
         betas = torch.sin(u * math.pi / 2) ** 2
         assert torch.allclose(d.betas.double(), betas, rtol=0, atol=1e-6)
         d.betas, d.alphas = betas, (1 - betas**2) ** 0.5
@@ -83,8 +91,7 @@ def test_equals_diffusers_ipndm():
 def test_variable_step_weights_reduce_to_the_standard_coefficients():
     for k, coef in enumerate(ADAMS_BASHFORTH, start=1):
         levels = [5.0 + 0.5 * j for j in range(k)]  # newest first: steps of -0.5 in s
-        assert np.allclose(adams_bashforth_weights(levels, 4.5), coef,
-                           rtol=0, atol=1e-13), k
+        assert np.allclose(adams_bashforth_weights(levels, 4.5), coef, rtol=0, atol=1e-13), k
 
 
 def _increments(grid, degree, **options):
@@ -127,8 +134,9 @@ def _slope(schedule, counts, **options):
     path = AffinePath(schedule)
     f = Field.from_oracle(MixtureOracle(MIX, path))
     x0 = _x(8, 0)
-    grids = [karras_grid(k, path.coefficients, sigma_min=0.02, sigma_max=20.0)[:-1]
-             for k in counts]  # the same interval [s_max, s_min] for every k
+    grids = [
+        karras_grid(k, path.coefficients, sigma_min=0.02, sigma_max=20.0)[:-1] for k in counts
+    ]  # the same interval [s_max, s_min] for every k
     ref = SAMPLERS["dopri5"](f, x0, grids[0][[0, -1]], atol=1e-10, rtol=1e-10).x
     errs = [float((ipndm(f, x0, g, **options).x - ref).norm(dim=1).mean()) for g in grids]
     return -np.polyfit(np.log(counts), np.log(errs), 1)[0], errs
@@ -150,8 +158,9 @@ def test_plan_and_bad_inputs():
     assert spec.nfe_per_step == 1 and spec.needs_path and not spec.stochastic
     lin = AffinePath(LinearSchedule())
     plan = spec.make_plan(10, SamplingContext(path=lin))
-    assert torch.equal(plan.grid, karras_grid(10, lin.coefficients, sigma_min=0.002,
-                                              sigma_max=80.0))
+    assert torch.equal(
+        plan.grid, karras_grid(10, lin.coefficients, sigma_min=0.002, sigma_max=80.0)
+    )
     f = Field.from_oracle(MixtureOracle(MIX, lin))
     out = ipndm(f, _x(4, 1), plan.grid)
     assert out.nfe == 10 and torch.isfinite(out.x).all()

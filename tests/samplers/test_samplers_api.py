@@ -34,9 +34,20 @@ def _x0(n=16, seed=0):
 
 
 def test_registry():
-    assert set(SAMPLERS) >= {"euler", "heun", "midpoint", "rk4", "dopri5", "ddpm", "ddim", "dpm_solver",
-                             "euler_maruyama", "predictor_corrector", "annealed_langevin",
-                             "energy_langevin"}
+    assert set(SAMPLERS) >= {
+        "euler",
+        "heun",
+        "midpoint",
+        "rk4",
+        "dopri5",
+        "ddpm",
+        "ddim",
+        "dpm_solver",
+        "euler_maruyama",
+        "predictor_corrector",
+        "annealed_langevin",
+        "energy_langevin",
+    }
     assert get_sampler("rk4").order == 4 and not get_sampler("rk4").stochastic
     with pytest.raises(ValueError, match="unknown sampler"):
         get_sampler("dpm++")
@@ -46,8 +57,12 @@ def test_every_parametrisation_gives_the_same_samples():
     path = AffinePath(VPSchedule())
     oracle = MixtureOracle(MIX, path)
     x0, grid = _x0(), uniform_grid(30, 0.0, 0.999)
-    fields = [Field(oracle.velocity, "velocity", path), Field(oracle.epsilon, "epsilon", path),
-              Field(oracle.posterior_x1, "x1", path), Field(oracle.score, "score", path)]
+    fields = [
+        Field(oracle.velocity, "velocity", path),
+        Field(oracle.epsilon, "epsilon", path),
+        Field(oracle.posterior_x1, "x1", path),
+        Field(oracle.score, "score", path),
+    ]
     for sampler in ("ddim", "heun", "dpm_solver"):
         outs = [SAMPLERS[sampler](f, x0, grid).x for f in fields]
         for o in outs[1:]:
@@ -59,8 +74,10 @@ def test_ddim_is_first_order_for_the_probability_flow_ode():
     f = Field.from_oracle(MixtureOracle(MIX, path))
     x0, end = _x0(), 0.99
     ref = SAMPLERS["dopri5"](f, x0, uniform_grid(1, 0.0, end), atol=1e-10, rtol=1e-10).x
-    e = [float((ddim(f, x0, uniform_grid(k, 0.0, end)).x - ref).norm(dim=1).mean())
-         for k in (20, 40, 80)]
+    e = [
+        float((ddim(f, x0, uniform_grid(k, 0.0, end)).x - ref).norm(dim=1).mean())
+        for k in (20, 40, 80)
+    ]
     assert 1.6 < e[0] / e[1] < 2.5 and 1.6 < e[1] / e[2] < 2.5, e
 
 

@@ -19,7 +19,8 @@ from wasserflow.paths import (
 from wasserflow.samplers import SAMPLERS, Field, energy_field, uniform_grid
 
 MIX = GaussianMixture.create(
-    [0.3, 0.7], [[-2.0, 0.0], [1.5, 1.0]],
+    [0.3, 0.7],
+    [[-2.0, 0.0], [1.5, 1.0]],
     [[[0.5, 0.2], [0.2, 0.4]], [[0.3, 0.0], [0.0, 0.6]]],
 )
 N = 400
@@ -33,8 +34,15 @@ def reference_solution():
     return f, x0, ref
 
 
-@pytest.mark.parametrize("name,counts", [("euler", [8, 16, 32, 64]), ("midpoint", [8, 16, 32]),
-                                         ("heun", [8, 16, 32]), ("rk4", [4, 8, 16])])
+@pytest.mark.parametrize(
+    "name,counts",
+    [
+        ("euler", [8, 16, 32, 64]),
+        ("midpoint", [8, 16, 32]),
+        ("heun", [8, 16, 32]),
+        ("rk4", [4, 8, 16]),
+    ],
+)
 def test_ode_samplers_converge_at_their_order(reference_solution, name, counts):
     f, x0, ref = reference_solution
     spec = SAMPLERS[name]
@@ -49,8 +57,7 @@ def test_ode_samplers_converge_at_their_order(reference_solution, name, counts):
 
 def test_dopri5_reports_nfe_and_meets_tolerance(reference_solution):
     f, x0, ref = reference_solution
-    loose = SAMPLERS["dopri5"](f, x0, uniform_grid(4), atol=1e-4, rtol=1e-4,
-                               return_trajectory=True)
+    loose = SAMPLERS["dopri5"](f, x0, uniform_grid(4), atol=1e-4, rtol=1e-4, return_trajectory=True)
     assert 0 < loose.nfe < ref.nfe
     assert loose.trajectory.shape == (5, 32, 2) and torch.equal(loose.x, loose.trajectory[-1])
     assert float((loose.x - ref.x).abs().max()) < 1e-2
@@ -58,8 +65,10 @@ def test_dopri5_reports_nfe_and_meets_tolerance(reference_solution):
 
 def _noise_floor(generator, pairs=6):
     """Mean W2^2 between two independent N-samples of the data: the best any sampler can do."""
-    return sum(w2(MIX.sample(N, generator), MIX.sample(N, generator)).cost
-               for _ in range(pairs)) / pairs
+    return (
+        sum(w2(MIX.sample(N, generator), MIX.sample(N, generator)).cost for _ in range(pairs))
+        / pairs
+    )
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +90,12 @@ CASES = {
     "ddim_eta0": ("ddim", VPSchedule(), uniform_grid(50), {"eta": 0.0}),
     "euler_maruyama": ("euler_maruyama", VPSchedule(), uniform_grid(150), {}),
     "predictor_corrector": ("predictor_corrector", VPSchedule(), uniform_grid(80), {}),
-    "annealed_langevin": ("annealed_langevin", VESchedule(0.05, 10.0), uniform_grid(19),
-                          {"n_steps_each": 20, "step_lr": 5e-4}),
+    "annealed_langevin": (
+        "annealed_langevin",
+        VESchedule(0.05, 10.0),
+        uniform_grid(19),
+        {"n_steps_each": 20, "step_lr": 5e-4},
+    ),
 }
 
 
@@ -112,9 +125,15 @@ def test_energy_langevin_samples_the_boltzmann_density(temperature):
     floor = sum(w2(target.sample(N, g), target.sample(N, g)).cost for _ in range(4)) / 4
     x0 = torch.randn(N, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     f = energy_field(lambda x: -gauss.log_prob(x))
-    out = SAMPLERS["energy_langevin"](f, x0, uniform_grid(20), n_langevin=300, step_size=0.02,
-                                      temperature=temperature,
-                                      generator=torch.Generator().manual_seed(2))
+    out = SAMPLERS["energy_langevin"](
+        f,
+        x0,
+        uniform_grid(20),
+        n_langevin=300,
+        step_size=0.02,
+        temperature=temperature,
+        generator=torch.Generator().manual_seed(2),
+    )
     assert out.nfe == 320
     assert w2(out.x, target.sample(N, g)).cost < 2.0 * floor
     descent_only = SAMPLERS["energy_langevin"](f, x0, uniform_grid(20))

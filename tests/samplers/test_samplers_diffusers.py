@@ -29,26 +29,45 @@ def _to64(d):
 
 
 def _ddim(spacing, set_alpha_to_one, beta="linear"):
-    return _to64(DDIMScheduler(T, 1e-4, 0.02, beta, clip_sample=False, timestep_spacing=spacing,
-                               set_alpha_to_one=set_alpha_to_one, prediction_type="epsilon"))
+    return _to64(
+        DDIMScheduler(
+            T,
+            1e-4,
+            0.02,
+            beta,
+            clip_sample=False,
+            timestep_spacing=spacing,
+            set_alpha_to_one=set_alpha_to_one,
+            prediction_type="epsilon",
+        )
+    )
 
 
 def _ddpm(spacing, beta="linear"):
-    return _to64(DDPMScheduler(T, 1e-4, 0.02, beta, prediction_type="epsilon",
-                               clip_sample=False, timestep_spacing=spacing))
+    return _to64(
+        DDPMScheduler(
+            T,
+            1e-4,
+            0.02,
+            beta,
+            prediction_type="epsilon",
+            clip_sample=False,
+            timestep_spacing=spacing,
+        )
+    )
 
 
 def _field(d):
-    return Field(eps_model, "epsilon", AffinePath(DDPMDiscreteSchedule.from_alphas_cumprod(
-        d.alphas_cumprod)))
+    return Field(
+        eps_model, "epsilon", AffinePath(DDPMDiscreteSchedule.from_alphas_cumprod(d.alphas_cumprod))
+    )
 
 
 def _diffusers_loop(d, x, n, generator, **kw):
     d.set_timesteps(n)
     for k in d.timesteps[:n]:  # without diffusers' spurious trailing -1 (see grids.py)
         t = 1.0 - (k.double() + 1) / T
-        x = d.step(eps_model(x, t.expand(x.shape[0])), k, x, generator=generator,
-                   **kw).prev_sample
+        x = d.step(eps_model(x, t.expand(x.shape[0])), k, x, generator=generator, **kw).prev_sample
     return x
 
 
@@ -92,7 +111,7 @@ def _first_last_steps(counts):
                     k = d.timesteps[i]
                     tk = 1.0 - (k.double() + 1) / T
                     ref = d.step(eps_model(x, tk.expand(3)), k, x).prev_sample
-                    mine = ddim(f, x, steps[i:i + 1]).x
+                    mine = ddim(f, x, steps[i : i + 1]).x
                     assert torch.allclose(mine, ref, rtol=0, atol=1e-12), (spacing, sa1, n, i)
 
 
@@ -127,16 +146,24 @@ def test_ddpm_full_runs_equal_diffusers(spacing):
     for n in FULL_RUN + [1000]:
         x0 = _x(4, n)
         ref = _diffusers_loop(d, x0, n, torch.Generator().manual_seed(1))
-        out = ddpm(f, x0, diffusers_steps(n, scheduler="ddpm", spacing=spacing),
-                   generator=torch.Generator().manual_seed(1))
+        out = ddpm(
+            f,
+            x0,
+            diffusers_steps(n, scheduler="ddpm", spacing=spacing),
+            generator=torch.Generator().manual_seed(1),
+        )
         # diffusers adds sqrt(1e-20) z on a final step from k > 0 (its variance clamp)
         assert torch.allclose(out.x, ref, rtol=0, atol=1e-8), n
 
 
 def test_cosine_table_runs_equal_diffusers():
     d = _ddpm("trailing", "squaredcos_cap_v2")
-    out = ddpm(_field(d), _x(4, 0), diffusers_steps(20, scheduler="ddpm", spacing="trailing"),
-               generator=torch.Generator().manual_seed(3))
+    out = ddpm(
+        _field(d),
+        _x(4, 0),
+        diffusers_steps(20, scheduler="ddpm", spacing="trailing"),
+        generator=torch.Generator().manual_seed(3),
+    )
     ref = _diffusers_loop(d, _x(4, 0), 20, torch.Generator().manual_seed(3))
     assert torch.allclose(out.x, ref, atol=1e-8)
 
@@ -177,8 +204,18 @@ def test_v_prediction_equals_diffusers():
     from wasserflow.paths import DDPMDiscreteSchedule as S
     from wasserflow.paths import to_v_prediction
 
-    d = _to64(DDIMScheduler(T, 1e-4, 0.02, "linear", clip_sample=False, set_alpha_to_one=True,
-                            timestep_spacing="trailing", prediction_type="v_prediction"))
+    d = _to64(
+        DDIMScheduler(
+            T,
+            1e-4,
+            0.02,
+            "linear",
+            clip_sample=False,
+            set_alpha_to_one=True,
+            timestep_spacing="trailing",
+            prediction_type="v_prediction",
+        )
+    )
     path = AffinePath(S.from_alphas_cumprod(d.alphas_cumprod))
     k = torch.tensor([0, 1, 10, 500, 998, 999])
     x1, eps = _x(6, 3), _x(6, 4)

@@ -35,14 +35,18 @@ from wasserflow.samplers import (
 T = 1000
 COUNTS = [1, 2, 3, 4, 6, 10, 20]
 MIX = GaussianMixture.create(
-    [0.3, 0.7], [[-2.0, 0.0], [1.5, 1.0]],
+    [0.3, 0.7],
+    [[-2.0, 0.0], [1.5, 1.0]],
     [[[0.5, 0.2], [0.2, 0.4]], [[0.3, 0.0], [0.0, 0.6]]],
 )
 
 
 def eps_model(x, t):
-    return (0.3 * x * torch.cos(3 * t)[:, None] + 0.2 * torch.sin(5 * t)[:, None]
-            + 0.2 * torch.tanh(x.flip(1)))
+    return (
+        0.3 * x * torch.cos(3 * t)[:, None]
+        + 0.2 * torch.sin(5 * t)[:, None]
+        + 0.2 * torch.tanh(x.flip(1))
+    )
 
 
 def _x(n, seed):
@@ -51,9 +55,18 @@ def _x(n, seed):
 
 def _scheduler(order, lower_order_final, final, spacing):
     d = UniPCMultistepScheduler(
-        T, 1e-4, 0.02, "linear", solver_order=order, prediction_type="epsilon", predict_x0=True,
-        solver_type="bh2", lower_order_final=lower_order_final, final_sigmas_type=final,
-        timestep_spacing=spacing)
+        T,
+        1e-4,
+        0.02,
+        "linear",
+        solver_order=order,
+        prediction_type="epsilon",
+        predict_x0=True,
+        solver_type="bh2",
+        lower_order_final=lower_order_final,
+        final_sigmas_type=final,
+        timestep_spacing=spacing,
+    )
     for name in ("betas", "alphas", "alphas_cumprod", "alpha_t", "sigma_t", "lambda_t"):
         setattr(d, name, getattr(d, name).double())
     return d
@@ -86,8 +99,11 @@ def _grid(ks, final):
 def test_full_runs_equal_diffusers(spacing, final, order):
     for lof in (True,) if final == "zero" else (True, False):
         d = _scheduler(order, lof, final, spacing)
-        field = Field(eps_model, "epsilon",
-                      AffinePath(DDPMDiscreteSchedule.from_alphas_cumprod(d.alphas_cumprod)))
+        field = Field(
+            eps_model,
+            "epsilon",
+            AffinePath(DDPMDiscreteSchedule.from_alphas_cumprod(d.alphas_cumprod)),
+        )
         for n in COUNTS:
             x0 = _x(5, n)
             ks, x = _diffusers_run(d, n, final, x0)
@@ -100,14 +116,18 @@ def test_full_runs_equal_diffusers(spacing, final, order):
 def test_comparison_can_fail():
     # negative controls: UniP alone (no corrector), DPM-Solver++(2M) and another order differ
     d = _scheduler(2, True, "zero", "linspace")
-    field = Field(eps_model, "epsilon",
-                  AffinePath(DDPMDiscreteSchedule.from_alphas_cumprod(d.alphas_cumprod)))
+    field = Field(
+        eps_model, "epsilon", AffinePath(DDPMDiscreteSchedule.from_alphas_cumprod(d.alphas_cumprod))
+    )
     x0 = _x(5, 0)
     ks, x = _diffusers_run(d, 8, "zero", x0)
     grid = _grid(ks, "zero")
     assert torch.allclose(unipc(field, x0, grid).x, x, atol=1e-10)
-    for other in (unipc(field, x0, grid, corrector=False), unipc(field, x0, grid, order=3),
-                  SAMPLERS["dpm_solver"](field, x0, grid)):
+    for other in (
+        unipc(field, x0, grid, corrector=False),
+        unipc(field, x0, grid, order=3),
+        SAMPLERS["dpm_solver"](field, x0, grid),
+    ):
         assert not torch.allclose(other.x, x, atol=1e-6)
 
 
@@ -116,14 +136,30 @@ def _slope(schedule, start, counts, **options):
     f = Field.from_oracle(MixtureOracle(MIX, path))
     x0 = _x(8, 0)
     ref = SAMPLERS["dopri5"](f, x0, uniform_grid(1, start, 0.99), atol=1e-10, rtol=1e-10).x
-    errs = [float((unipc(f, x0, solver_grid(k, path.coefficients, spacing="logsnr", start=start,
-                                            stop=0.99, end=0.99), **options).x - ref)
-                  .norm(dim=1).mean()) for k in counts]
+    errs = [
+        float(
+            (
+                unipc(
+                    f,
+                    x0,
+                    solver_grid(
+                        k, path.coefficients, spacing="logsnr", start=start, stop=0.99, end=0.99
+                    ),
+                    **options,
+                ).x
+                - ref
+            )
+            .norm(dim=1)
+            .mean()
+        )
+        for k in counts
+    ]
     return -np.polyfit(np.log(counts), np.log(errs), 1)[0], errs
 
 
-@pytest.mark.parametrize("schedule,start,control", [(VPSchedule(), 0.0, True),
-                                                    (LinearSchedule(), 0.02, False)])
+@pytest.mark.parametrize(
+    "schedule,start,control", [(VPSchedule(), 0.0, True), (LinearSchedule(), 0.02, False)]
+)
 def test_order_with_the_oracle_field(schedule, start, control):
     # UniP-2 + UniC: third order on log-SNR grids; UniP-2 alone is the second-order control
     slope, errs = _slope(schedule, start, [16, 32, 64])
@@ -139,10 +175,12 @@ def test_plan_trajectory_and_bad_grids():
     spec = get_sampler("unipc")
     assert spec.nfe_per_step == 1 and spec.needs_path and not spec.stochastic
     path = AffinePath(VPSchedule())
-    plan = spec.make_plan(6, SamplingContext(path=path, t_last_trained=0.999),
-                          {"spacing": "logsnr", "order": 3})
-    assert torch.equal(plan.grid, solver_grid(6, path.coefficients, spacing="logsnr",
-                                              stop=0.999, final_step=0.5))
+    plan = spec.make_plan(
+        6, SamplingContext(path=path, t_last_trained=0.999), {"spacing": "logsnr", "order": 3}
+    )
+    assert torch.equal(
+        plan.grid, solver_grid(6, path.coefficients, spacing="logsnr", stop=0.999, final_step=0.5)
+    )
     assert plan.options == {"order": 3} and float(plan.grid[-1]) == 1.0
     f = Field.from_oracle(MixtureOracle(MIX, path))
     x0 = _x(8, 2)

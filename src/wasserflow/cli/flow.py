@@ -35,18 +35,43 @@ app.add_typer(flow_app, name="flow")
 
 BUILTINS = ("gaussian", "double-well", "gmm")
 _FUNCS = {
-    "exp": torch.exp, "log": torch.log, "sqrt": torch.sqrt, "abs": torch.abs,
-    "sin": torch.sin, "cos": torch.cos, "tanh": torch.tanh, "cosh": torch.cosh,
-    "sinh": torch.sinh, "log1p": torch.log1p, "sigmoid": torch.sigmoid,
+    "exp": torch.exp,
+    "log": torch.log,
+    "sqrt": torch.sqrt,
+    "abs": torch.abs,
+    "sin": torch.sin,
+    "cos": torch.cos,
+    "tanh": torch.tanh,
+    "cosh": torch.cosh,
+    "sinh": torch.sinh,
+    "log1p": torch.log1p,
+    "sigmoid": torch.sigmoid,
     "softplus": torch.nn.functional.softplus,
-    "sum": lambda t: t.sum(-1), "norm": lambda t: torch.linalg.vector_norm(t, dim=-1),
-    "minimum": torch.minimum, "maximum": torch.maximum,
+    "sum": lambda t: t.sum(-1),
+    "norm": lambda t: torch.linalg.vector_norm(t, dim=-1),
+    "minimum": torch.minimum,
+    "maximum": torch.maximum,
 }
 _CONSTS = {"pi": math.pi, "e": math.e}
 _NODES = (
-    ast.Expression, ast.BinOp, ast.UnaryOp, ast.Call, ast.Name, ast.Load, ast.Constant,
-    ast.Subscript, ast.Slice, ast.Tuple, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow,
-    ast.USub, ast.UAdd, ast.Mod,
+    ast.Expression,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Call,
+    ast.Name,
+    ast.Load,
+    ast.Constant,
+    ast.Subscript,
+    ast.Slice,
+    ast.Tuple,
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.Div,
+    ast.Pow,
+    ast.USub,
+    ast.UAdd,
+    ast.Mod,
 )
 POTENTIAL_HELP = (
     "gaussian, double-well, gmm, a Python expression in x (n, d) such as "
@@ -78,7 +103,9 @@ def compile_expression(text: str):
             raise UsageError(f"potential {text!r}: only calls f(...) of {', '.join(_FUNCS)}")
         if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float)):
             raise UsageError(f"potential {text!r}: only numeric constants are allowed")
-    index = {id(n) for s in ast.walk(tree) if isinstance(s, ast.Subscript) for n in ast.walk(s.slice)}
+    index = {
+        id(n) for s in ast.walk(tree) if isinstance(s, ast.Subscript) for n in ast.walk(s.slice)
+    }
     for node in ast.walk(tree):  # float constants: 9**9**9 overflows at once instead of hanging
         if isinstance(node, ast.Constant) and id(node) not in index:
             node.value = float(node.value)
@@ -126,8 +153,12 @@ def make_potential(spec: str, dim: int):
         def dw(x: torch.Tensor) -> torch.Tensor:
             return (x[:, 0] ** 2 - 1) ** 2 + 0.5 * (x[:, 1:] ** 2).sum(-1)
 
-        return function_potential(dw, dim=dim, name="double well",
-                                  log_normalizer=math.log(z1) + 0.5 * (dim - 1) * math.log(2 * math.pi))
+        return function_potential(
+            dw,
+            dim=dim,
+            name="double well",
+            log_normalizer=math.log(z1) + 0.5 * (dim - 1) * math.log(2 * math.pi),
+        )
     text, name = spec, "user potential"
     path = Path(spec)
     if len(spec) < 256 and path.suffix in (".txt", ".py", ".expr") and path.is_file():
@@ -141,7 +172,9 @@ def make_potential(spec: str, dim: int):
     except UsageError:
         raise
     except Exception as e:  # shape errors, bad indices: reported as bad input
-        raise UsageError(f"potential {text.strip()!r} fails on x of shape (5, {dim}): {e}") from None
+        raise UsageError(
+            f"potential {text.strip()!r} fails on x of shape (5, {dim}): {e}"
+        ) from None
     if not torch.isfinite(v).all():
         raise UsageError(f"potential {text.strip()!r} is not finite on [-1, 1]^{dim}")
     return function_potential(energy, dim=dim, name=name)
@@ -159,8 +192,10 @@ def _check(box: float, cells: int, start_std: float) -> None:
 def _start(dim: int, mean: float, std: float):
     from ..geometry import Gaussian
 
-    return Gaussian(mean=torch.full((dim,), float(mean), dtype=torch.float64),
-                    cov=std**2 * torch.eye(dim, dtype=torch.float64))
+    return Gaussian(
+        mean=torch.full((dim,), float(mean), dtype=torch.float64),
+        cov=std**2 * torch.eye(dim, dtype=torch.float64),
+    )
 
 
 def _gaussian_pdf(points: torch.Tensor, g) -> torch.Tensor:
@@ -191,8 +226,13 @@ def _draw(panels, kind: str, out: Path, title: str, extent=None) -> None:
     if kind == "curve":
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for i, (label, (x, y)) in enumerate(panels):
-            ax.plot(x, y, label=label, ls="--" if label == "pi" else "-",
-                    color="k" if label == "pi" else plt.cm.viridis(i / max(len(panels) - 1, 1)))
+            ax.plot(
+                x,
+                y,
+                label=label,
+                ls="--" if label == "pi" else "-",
+                color="k" if label == "pi" else plt.cm.viridis(i / max(len(panels) - 1, 1)),
+            )
         ax.legend(fontsize=7)
         ax.set_xlabel("x")
     else:
@@ -224,7 +264,9 @@ def _density_panels(axes, states, times, idx, pi_values):
         x = axes[0].numpy()
         panels = [(f"t = {times[k]:.3g}", (x, np.asarray(states[k]))) for k in idx]
         return panels + [("pi", (x, pi_values))], "curve"
-    return [(f"t = {times[k]:.3g}", np.asarray(states[k])) for k in idx] + [("pi", pi_values)], "image"
+    return [(f"t = {times[k]:.3g}", np.asarray(states[k])) for k in idx] + [
+        ("pi", pi_values)
+    ], "image"
 
 
 Potential_ = typer.Option("gaussian", "--potential", "-p", help=POTENTIAL_HELP)
@@ -254,15 +296,29 @@ def fp_command(
         raise UsageError(f"--t-final {t_final}: give a positive final time")
     target = make_potential(potential, dim)
     grid = regular_grid(-box, box, (cells,) * dim)
-    rho0 = _gaussian_pdf(grid.points(), _start(dim, start_mean, start_std)).numpy().reshape(grid.shape)
+    rho0 = (
+        _gaussian_pdf(grid.points(), _start(dim, start_mean, start_std)).numpy().reshape(grid.shape)
+    )
     r = solve_fokker_planck_grid(rho0, grid, target, t_final, steps, scheme=scheme, save_every=1)
     axes = [torch.as_tensor(a) for a in grid.axes]
-    panels, kind = _density_panels(axes, r.densities, list(r.times), _pick(steps, frames),
-                                   r.stationary)
-    _draw(panels, kind, out, f"Fokker-Planck flow of KL(. || pi), {target.name}",
-          extent=(-box, box, -box, box))
-    _report(f"Fokker-Planck ({scheme}, {cells}^{dim} cells)", r.step_times, r.kl, as_json,
-            {"mass": [float(m) for m in r.mass]}, out)
+    panels, kind = _density_panels(
+        axes, r.densities, list(r.times), _pick(steps, frames), r.stationary
+    )
+    _draw(
+        panels,
+        kind,
+        out,
+        f"Fokker-Planck flow of KL(. || pi), {target.name}",
+        extent=(-box, box, -box, box),
+    )
+    _report(
+        f"Fokker-Planck ({scheme}, {cells}^{dim} cells)",
+        r.step_times,
+        r.kl,
+        as_json,
+        {"mass": [float(m) for m in r.mass]},
+        out,
+    )
 
 
 @flow_app.command("jko")
@@ -302,8 +358,14 @@ def jko_command(
         if particles < 10:
             raise UsageError(f"--particles {particles}: use at least 10 particles")
         init = GaussianMixture.create([1.0], g0.mean, g0.cov)
-        r = jko_particles(init, target, h, steps, n_particles=particles,
-                          generator=torch.Generator().manual_seed(seed))
+        r = jko_particles(
+            init,
+            target,
+            h,
+            steps,
+            n_particles=particles,
+            generator=torch.Generator().manual_seed(seed),
+        )
         panels = [(f"t = {float(r.times[k]):.3g}", r.states[k]) for k in idx]
         kind = "points"
     else:
@@ -323,5 +385,11 @@ def jko_command(
         times = [float(t) for t in r.times]
         panels, kind = _density_panels([axis] * dim, states, times, idx, pi)
     _draw(panels, kind, out, f"JKO ({solver}), h = {h:g}, {target.name}", extent=extent)
-    _report(f"JKO ({r.method}), h = {h:g}", r.times, r.free_energy, as_json,
-            {"converged": bool(r.converged), "method": r.method}, out)
+    _report(
+        f"JKO ({r.method}), h = {h:g}",
+        r.times,
+        r.free_energy,
+        as_json,
+        {"converged": bool(r.converged), "method": r.method},
+        out,
+    )

@@ -19,16 +19,23 @@ def _split(text: str | None) -> list[str] | None:
 @app.command("reproduce")
 def reproduce_command(
     experiment: str = typer.Argument(
-        None, help="paths, learned, steps, free-energy or denoise-jko (comma-separated; "
-        "default: all)"),
-    profile: str = typer.Option("default", help="quick (< 3 min), default (< 15 min) on 2 CPU "
-                                "cores, full (GPU), test (the test suite)"),
-    methods: str = typer.Option(None, help="comma-separated methods (default: all of "
-                                "'wasserflow train')"),
-    data: str = typer.Option(None, help="comma-separated data sets for 'learned' (default: "
-                             "the profile's)"),
-    out: Path = typer.Option(Path("wasserflow-out/reproduce"), "--out", "-o",
-                             help="run folder (a rerun into it resumes)"),
+        None,
+        help="paths, learned, steps, free-energy or denoise-jko (comma-separated; default: all)",
+    ),
+    profile: str = typer.Option(
+        "default",
+        help="quick (< 3 min), default (< 15 min) on 2 CPU "
+        "cores, full (GPU), test (the test suite)",
+    ),
+    methods: str = typer.Option(
+        None, help="comma-separated methods (default: all of 'wasserflow train')"
+    ),
+    data: str = typer.Option(
+        None, help="comma-separated data sets for 'learned' (default: the profile's)"
+    ),
+    out: Path = typer.Option(
+        Path("wasserflow-out/reproduce"), "--out", "-o", help="run folder (a rerun into it resumes)"
+    ),
     seed: int = typer.Option(0, min=0),
     device: str = typer.Option("cpu", help="cpu or cuda"),
 ) -> None:
@@ -50,20 +57,30 @@ def reproduce_command(
     for n in names:
         offset[n] = acc
         acc += weights[n]
-    with Progress(TextColumn("[bold]{task.fields[part]}"), BarColumn(),
-                  TextColumn("{task.percentage:>3.0f}%"), TextColumn("{task.description}"),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
+    with Progress(
+        TextColumn("[bold]{task.fields[part]}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
         task = bar.add_task("", total=total, part="reproduce")
 
         def progress(name: str, detail: str, frac: float) -> None:
-            bar.update(task, completed=offset[name] + frac * weights[name], part=name,
-                       description=detail)
+            bar.update(
+                task, completed=offset[name] + frac * weights[name], part=name, description=detail
+            )
 
         results = reproduce(out, cfg, experiments=names, device=device, progress=progress)
     for n in names:
         r = results.get(n)
         if r is not None:
-            mark = {True: "[green]holds[/]", False: "[red]does not hold[/]",
-                    None: "[yellow]pending[/]"}[r.verdict.holds]
+            mark = {
+                True: "[green]holds[/]",
+                False: "[red]does not hold[/]",
+                None: "[yellow]pending[/]",
+            }[r.verdict.holds]
             console.print(f"{n}: {mark} ({r.seconds:.1f} s)")
     console.print(f"report: {out / 'report.html'}")

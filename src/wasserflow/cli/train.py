@@ -26,7 +26,9 @@ def _parse_nfes(text: str) -> list[int | str]:
         try:
             v = int(part)
         except ValueError:
-            raise UsageError(f"--nfe {text!r}: give integers separated by commas, e.g. 1,2,4,8") from None
+            raise UsageError(
+                f"--nfe {text!r}: give integers separated by commas, e.g. 1,2,4,8"
+            ) from None
         if v < 1:
             raise UsageError(f"--nfe {text!r}: every NFE must be at least 1")
         out.append(v)
@@ -39,8 +41,10 @@ def _parse_sets(items: list[str], flag: str = "--set") -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise UsageError(f"{flag} {item!r}: write KEY=VALUE, e.g. {flag} "
-                             + ("width=64" if flag == "--model-set" else "prediction=velocity"))
+            raise UsageError(
+                f"{flag} {item!r}: write KEY=VALUE, e.g. {flag} "
+                + ("width=64" if flag == "--model-set" else "prediction=velocity")
+            )
         try:
             out[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
@@ -50,27 +54,47 @@ def _parse_sets(items: list[str], flag: str = "--set") -> dict:
 
 @app.command("train")
 def train_command(
-    method: str = typer.Option(..., help="ddpm, ncsn, sde-vp, sde-ve, icfm, otcfm, sbcfm, rectified-flow, energy-matching, jko-flow"),
-    data: str = typer.Option(..., help="moons, 8gaussians, checkerboard, spirals, circles, swissroll, gmm2d, gaussian2d, gmm8d, digits, or a .npy/.csv/.pt file"),
-    steps: int = typer.Option(None, min=1, help="optimiser steps (default 2000); for jko-flow "
-                              "the number of blocks (JKO steps, default 24)"),
+    method: str = typer.Option(
+        ...,
+        help="ddpm, ncsn, sde-vp, sde-ve, icfm, otcfm, sbcfm, rectified-flow, energy-matching, jko-flow",
+    ),
+    data: str = typer.Option(
+        ...,
+        help="moons, 8gaussians, checkerboard, spirals, circles, swissroll, gmm2d, gaussian2d, gmm8d, digits, or a .npy/.csv/.pt file",
+    ),
+    steps: int = typer.Option(
+        None,
+        min=1,
+        help="optimiser steps (default 2000); for jko-flow "
+        "the number of blocks (JKO steps, default 24)",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="run folder"),
     batch_size: int = typer.Option(256, min=1),
     lr: float = typer.Option(1e-3),
     seed: int = typer.Option(0),
     model: str = typer.Option("mlp", "--model", help="the backbone (a registered model name)"),
-    model_set: list[str] = typer.Option([], "--model-set", help="a backbone option, KEY=VALUE, "
-                                        "repeatable: e.g. --model-set width=64"),
+    model_set: list[str] = typer.Option(
+        [],
+        "--model-set",
+        help="a backbone option, KEY=VALUE, repeatable: e.g. --model-set width=64",
+    ),
     width: int = typer.Option(None, min=1, help="the MLP's width (= --model-set width=...)"),
     depth: int = typer.Option(None, min=1, help="the MLP's hidden layers"),
     activation: str = typer.Option(None, help="the MLP's activation (default silu)"),
-    time_embedding: str = typer.Option(None, help="the MLP's time features: sinusoidal "
-                                       "(default) or linear (t as an input, TorchCFM's net)"),
-    set_: list[str] = typer.Option([], "--set", help="override a key of the run configuration, "
-                                   "KEY=VALUE (JSON or a string), repeatable: dotted keys "
-                                   "(objective.prediction, coupling.ot_batch, train.log_every) "
-                                   "or short ones (prediction, time_input, times, schedule, "
-                                   "sampler, ot_batch, ...)"),
+    time_embedding: str = typer.Option(
+        None,
+        help="the MLP's time features: sinusoidal "
+        "(default) or linear (t as an input, TorchCFM's net)",
+    ),
+    set_: list[str] = typer.Option(
+        [],
+        "--set",
+        help="override a key of the run configuration, "
+        "KEY=VALUE (JSON or a string), repeatable: dotted keys "
+        "(objective.prediction, coupling.ot_batch, train.log_every) "
+        "or short ones (prediction, time_input, times, schedule, "
+        "sampler, ot_batch, ...)",
+    ),
     scale: str = typer.Option("none", help="data scaling: none or standard"),
     grad_clip: float = typer.Option(1.0, help="gradient-norm clipping (0: off)"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out"),
@@ -82,20 +106,39 @@ def train_command(
     cfg_path = out / "config.json"
     if resume and cfg_path.exists():
         if set_:
-            raise UsageError(f"--set changes a recipe, but {out} already holds one: a resumed run "
-                             "keeps its config.json (start a new --out to change it)")
+            raise UsageError(
+                f"--set changes a recipe, but {out} already holds one: a resumed run "
+                "keeps its config.json (start a new --out to change it)"
+            )
         cfg = read_config(cfg_path.read_text(), str(cfg_path))
     else:
-        cfg = make_config(method, data, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-                          model=model, model_options=_parse_sets(model_set, "--model-set"),
-                          width=width, depth=depth, activation=activation,
-                          time_embedding=time_embedding, scale=scale, grad_clip=grad_clip or None,
-                          overrides=_parse_sets(set_) or None)
+        cfg = make_config(
+            method,
+            data,
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            model=model,
+            model_options=_parse_sets(model_set, "--model-set"),
+            width=width,
+            depth=depth,
+            activation=activation,
+            time_embedding=time_embedding,
+            scale=scale,
+            grad_clip=grad_clip or None,
+            overrides=_parse_sets(set_) or None,
+        )
     steps, stages = cfg.train.steps, cfg.stages
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total} loss {task.fields[loss]}"),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=console,
-                  transient=False) as bar:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
         task = bar.add_task(f"{cfg.method} on {data}", total=steps * stages, loss="-")
         offsets: dict[str, int] = {}
 
@@ -106,8 +149,10 @@ def train_command(
         results = train_run(cfg, out, resume=resume, progress=progress, device=device)
     last = results[-1] if results else None
     if last is not None:
-        console.print(f"trained {last.steps} steps, final loss {last.final_loss:.4g}, "
-                      f"{last.seconds:.1f} s; run folder {out}")
+        console.print(
+            f"trained {last.steps} steps, final loss {last.final_loss:.4g}, "
+            f"{last.seconds:.1f} s; run folder {out}"
+        )
     else:
         console.print(f"{out} was already complete")
 
@@ -116,7 +161,9 @@ def train_command(
 def sample_command(
     run: Path = typer.Argument(..., help="run folder written by 'wasserflow train'"),
     sampler: str = typer.Option(None, help="sampler (default: the method's own)"),
-    nfe: int = typer.Option(None, min=1, help="network evaluations (default: 100; dopri5 adaptive)"),
+    nfe: int = typer.Option(
+        None, min=1, help="network evaluations (default: 100; dopri5 adaptive)"
+    ),
     n: int = typer.Option(2000, min=1, help="number of samples"),
     out: Path = typer.Option(..., "--out", "-o", help=".npy, .pt or .csv file to write"),
     seed: int = typer.Option(0),
@@ -148,8 +195,11 @@ def sample_command(
 @app.command("evaluate")
 def evaluate_command(
     run: Path = typer.Argument(..., help="run folder"),
-    nfe: str = typer.Option(None, help="NFE budgets, comma-separated; 'adaptive' samples with "
-                            "dopri5 (default 1,2,4,8,16; a JKO flow: its own number of blocks)"),
+    nfe: str = typer.Option(
+        None,
+        help="NFE budgets, comma-separated; 'adaptive' samples with "
+        "dopri5 (default 1,2,4,8,16; a JKO flow: its own number of blocks)",
+    ),
     n: int = typer.Option(2000, min=2, help="generated and fresh data points"),
     sampler: str = typer.Option(None, help="sampler (default: the method's own)"),
     seed: int = typer.Option(0),
@@ -166,14 +216,24 @@ def evaluate_command(
         nfes = r.budgets(nfes, sampler)
     rows = evaluate_run(r, nfes, n=n, seed=seed, sampler=sampler)
     if as_json:
-        typer.echo(json.dumps({"run": str(run), "method": r.method,
-                               "results": [row.to_dict() for row in rows]}))
+        typer.echo(
+            json.dumps(
+                {"run": str(run), "method": r.method, "results": [row.to_dict() for row in rows]}
+            )
+        )
         return
     t = Table(title=f"{r.method}: W2 to fresh data ({n} points)")
     for c in ("sampler", "NFE", "W2", "action", "geodesic gap", "path energy", "seconds"):
         t.add_column(c)
     f = lambda v: "-" if v is None else f"{v:.4g}"  # noqa: E731
     for row in rows:
-        t.add_row(row.sampler, str(row.nfe), f(row.w2), f(row.action), f(row.geodesic_gap),
-                  f(row.normalized_path_energy), f"{row.seconds:.2f}")
+        t.add_row(
+            row.sampler,
+            str(row.nfe),
+            f(row.w2),
+            f(row.action),
+            f(row.geodesic_gap),
+            f(row.normalized_path_energy),
+            f"{row.seconds:.2f}",
+        )
     console.print(t)

@@ -30,7 +30,8 @@ def _fail(path: Path, problem: str) -> ValueError:
 def _read_csv(path: Path) -> np.ndarray:
     with open(path, newline="") as fh:
         rows = [
-            r for r in csv.reader(fh)
+            r
+            for r in csv.reader(fh)
             if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")
         ]
     if not rows:
@@ -51,8 +52,9 @@ def _read_csv(path: Path) -> np.ndarray:
             out.append(parse(r))
         except ValueError:
             raise _fail(
-                path, f"data row {i + 1} is not numeric ({','.join(r)[:60]!r}): every value must "
-                "be a number"
+                path,
+                f"data row {i + 1} is not numeric ({','.join(r)[:60]!r}): every value must "
+                "be a number",
             ) from None
     widths = {len(r) for r in out}
     if len(widths) != 1:
@@ -71,8 +73,9 @@ def _read_pt(path: Path) -> Tensor:
         tensors = [v for v in obj.values() if isinstance(v, Tensor)]
         if len(tensors) != 1:
             raise _fail(
-                path, f"the dict holds {len(tensors)} tensors: save exactly one, e.g. "
-                "torch.save({'x': points}, path) or torch.save(points, path)"
+                path,
+                f"the dict holds {len(tensors)} tensors: save exactly one, e.g. "
+                "torch.save({'x': points}, path) or torch.save(points, path)",
             )
         obj = tensors[0]
     if not isinstance(obj, Tensor):
@@ -106,8 +109,9 @@ def load_points(path: str | Path, dtype: torch.dtype = torch.float32) -> Tensor:
             raise _fail(path, f"the tensor has complex dtype {x.dtype}: save a real tensor")
     if x.dim() != 2:
         raise _fail(
-            path, f"expected a 2-D array (n points, d coordinates), got shape {tuple(x.shape)}: "
-            "reshape to (n, 1) for 1-D data or (n, d) for images flattened per point"
+            path,
+            f"expected a 2-D array (n points, d coordinates), got shape {tuple(x.shape)}: "
+            "reshape to (n, 1) for 1-D data or (n, d) for images flattened per point",
         )
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise _fail(path, f"no points (shape {tuple(x.shape)}): the data set is empty")

@@ -96,7 +96,9 @@ class Standardizer:
             d *= int(n)
         std = torch.tensor(self.std, dtype=torch.float64)
         if not self.is_scalar and len(self.std) != d:
-            raise ValueError(f"the standardizer has {len(self.std)} coordinates but the data has d = {d}")
+            raise ValueError(
+                f"the standardizer has {len(self.std)} coordinates but the data has d = {d}"
+            )
         return float(-(std.log().sum() if not self.is_scalar else d * std.log()[0]))
 
     def transform_mixture(self, mixture: GaussianMixture) -> GaussianMixture:

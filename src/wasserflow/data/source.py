@@ -184,8 +184,9 @@ def make_source(spec: str, dtype: torch.dtype = torch.float32) -> DataSource:
     path_str = raw[5:] if raw.startswith("file:") else raw
     path = Path(path_str)
     if raw.startswith("file:") or path.suffix.lower() in SUFFIXES or "/" in raw or path.exists():
-        return FiniteSource(path.stem or path_str, load_points(path, torch.float64), dtype,
-                            spec=path_str)
+        return FiniteSource(
+            path.stem or path_str, load_points(path, torch.float64), dtype, spec=path_str
+        )
     raise ValueError(
         f"unknown data source {spec!r}: give one of {source_names()} or a path to a "
         f"{'/'.join(SUFFIXES)} file"

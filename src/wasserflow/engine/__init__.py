@@ -49,7 +49,24 @@ from .results import RunSample  # noqa: E402
 from .runs import JKOFlowRun, TrainedRun, load_run, train_run  # noqa: E402
 from .sampling import check_compatible, sampling_plan  # noqa: E402
 
-__all__ += ["CONFIG_VERSION", "JKOFlowRun", "METHODS", "RunConfig", "RunSample", "TrainedRun",
-            "build_field", "build_network", "build_objective", "build_path", "check_compatible",
-            "load_run", "make_config", "ot_stream_config", "read_config", "recipe",
-            "sampling_context", "sampling_plan", "train_run"]
+__all__ += [
+    "CONFIG_VERSION",
+    "JKOFlowRun",
+    "METHODS",
+    "RunConfig",
+    "RunSample",
+    "TrainedRun",
+    "build_field",
+    "build_network",
+    "build_objective",
+    "build_path",
+    "check_compatible",
+    "load_run",
+    "make_config",
+    "ot_stream_config",
+    "read_config",
+    "recipe",
+    "sampling_context",
+    "sampling_plan",
+    "train_run",
+]

@@ -35,7 +35,10 @@ def _gaussian_energy(x: Tensor) -> Tensor:
 
 
 def train_jko_flow(
-    cfg: RunConfig, out: Path, sample_data: Callable[[int, torch.Generator], Tensor], *,
+    cfg: RunConfig,
+    out: Path,
+    sample_data: Callable[[int, torch.Generator], Tensor],
+    *,
     progress: Callable[[int, dict], None] | None = None,
 ) -> TrainResult:
     """Fit the blocks of ``cfg``'s JKO flow on particles from ``sample_data`` into ``out``."""
@@ -62,26 +65,40 @@ def train_jko_flow(
     t0 = time.perf_counter()
     last = float("nan")
     for k in range(start, len(steps)):
-        fit = fit_ridge_jko_step(x, _gaussian_energy, steps[k], units=spec.units,
-                                 init_scale=spec.init_scale, max_iter=spec.max_iter,
-                                 generator=g)
+        fit = fit_ridge_jko_step(
+            x,
+            _gaussian_energy,
+            steps[k],
+            units=spec.units,
+            init_scale=spec.init_scale,
+            max_iter=spec.max_iter,
+            generator=g,
+        )
         with torch.no_grad():
             x, ld = fit.map.forward(x)
         log_det = log_det + ld
         maps.append(fit.map)
         last = fit.objective
-        record = {"step": k + 1, "loss": fit.objective, "objective_identity":
-                  fit.objective_identity, "h": steps[k], "accepted": fit.accepted,
-                  "iterations": fit.iterations,
-                  "free_energy": float(_gaussian_energy(x).mean() - log_det.mean()),
-                  "seconds": time.perf_counter() - t0}
+        record = {
+            "step": k + 1,
+            "loss": fit.objective,
+            "objective_identity": fit.objective_identity,
+            "h": steps[k],
+            "accepted": fit.accepted,
+            "iterations": fit.iterations,
+            "free_energy": float(_gaussian_energy(x).mean() - log_det.mean()),
+            "seconds": time.perf_counter() - t0,
+        }
         flow = JKOFlow(tuple(maps), steps[: k + 1])
-        ckpt.save(path, {**flow.tensors(), "rng": g.get_state().clone()},
-                  {"step": k + 1, "kind": "jko-flow"})
+        ckpt.save(
+            path,
+            {**flow.tensors(), "rng": g.get_state().clone()},
+            {"step": k + 1, "kind": "jko-flow"},
+        )
         with open(metrics, "a") as f:
             f.write(json.dumps(record) + "\n")
         if progress is not None:
             progress(k + 1, record)
-    return TrainResult(steps=len(steps), final_loss=last, seconds=time.perf_counter() - t0,
-                       resumed_from=start)
-
+    return TrainResult(
+        steps=len(steps), final_loss=last, seconds=time.perf_counter() - t0, resumed_from=start
+    )

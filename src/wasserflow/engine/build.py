@@ -67,21 +67,39 @@ def make_config(
     """
     r = recipe(method)
     opts = dict(model_options or {})
-    for key, v in (("width", width), ("depth", depth), ("activation", activation),
-                   ("time_embedding", time_embedding)):
+    for key, v in (
+        ("width", width),
+        ("depth", depth),
+        ("activation", activation),
+        ("time_embedding", time_embedding),
+    ):
         if v is not None:
             opts[key] = v
     blockwise = is_blockwise(r.objective)
     if blockwise and steps is not None:
         r = dataclasses.replace(r, objective=dataclasses.replace(r.objective, blocks=steps))
-    train = TrainConfig(batch_size=batch_size, lr=lr, seed=seed, ema_decay=ema_decay,
-                        warmup=warmup, decay=decay, grad_clip=grad_clip,
-                        **({} if steps is None or blockwise else {"steps": steps}))
+    train = TrainConfig(
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        ema_decay=ema_decay,
+        warmup=warmup,
+        decay=decay,
+        grad_clip=grad_clip,
+        **({} if steps is None or blockwise else {"steps": steps}),
+    )
     shape = data_shape(data)
-    cfg = RunConfig(method=method, objective=r.objective, path=r.path, coupling=r.coupling,
-                    reflow=r.reflow, sampler=r.sampler,
-                    model=None if blockwise else ModelConfig(model, shape, opts),
-                    data=DataConfig(spec=data, scale=scale), train=train)
+    cfg = RunConfig(
+        method=method,
+        objective=r.objective,
+        path=r.path,
+        coupling=r.coupling,
+        reflow=r.reflow,
+        sampler=r.sampler,
+        model=None if blockwise else ModelConfig(model, shape, opts),
+        data=DataConfig(spec=data, scale=scale),
+        train=train,
+    )
     extra = {**(method_overrides or {}), **(overrides or {})}
     if extra:
         cfg = cfg.with_overrides(extra)
@@ -91,8 +109,9 @@ def make_config(
 def with_block_steps(cfg: RunConfig) -> RunConfig:
     """A JKO flow counts one training step per block."""
     if cfg.blockwise and cfg.train.steps != cfg.objective.blocks:
-        return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train,
-                                                                  steps=cfg.objective.blocks))
+        return dataclasses.replace(
+            cfg, train=dataclasses.replace(cfg.train, steps=cfg.objective.blocks)
+        )
     return cfg
 
 
@@ -117,11 +136,14 @@ def scaler(cfg: RunConfig) -> Standardizer:
 def build_path(cfg: RunConfig) -> AffinePath:
     """The affine path (a VE sigma_max must have been fixed from the data, :func:`finalise`)."""
     if cfg.path is None:
-        raise ValueError(f"method {cfg.method} has no affine path (it is not trained by "
-                         "regression on one)")
+        raise ValueError(
+            f"method {cfg.method} has no affine path (it is not trained by regression on one)"
+        )
     if cfg.path.needs_data:
-        raise ValueError("the VE schedule's sigma_max is not set: it is fixed from the data "
-                         "when training starts (paths.ve_sigma_max_from_data)")
+        raise ValueError(
+            "the VE schedule's sigma_max is not set: it is fixed from the data "
+            "when training starts (paths.ve_sigma_max_from_data)"
+        )
     sched = get_schedule(cfg.path.schedule["name"], **cfg.path.schedule_options())
     return AffinePath(sched, bridge_sigma=cfg.path.bridge_sigma, bridge=cfg.path.bridge)
 
@@ -143,13 +165,20 @@ def build_objective(cfg: RunConfig, *, total_steps: int | None = None, stage: in
     if isinstance(obj, EnergyMatchingObjective):
         return obj.build(steps)
     if not isinstance(obj, RegressionObjective):
-        raise ValueError(f"method {cfg.method} is trained block by block, not with an "
-                         "objective: use engine.train_run")
+        raise ValueError(
+            f"method {cfg.method} is trained block by block, not with an "
+            "objective: use engine.train_run"
+        )
     pairs = stage > 0 or ot_stream_config(cfg) is not None
     return PathRegression(
-        path=build_path(_probe_path(cfg)), prediction=obj.prediction,
-        coupling=PAIRS if pairs else cfg.coupling.kind, times=obj.times,
-        weighting=obj.weighting, coupling_sigma=cfg.coupling.sigma, time_input=obj.time_input)
+        path=build_path(_probe_path(cfg)),
+        prediction=obj.prediction,
+        coupling=PAIRS if pairs else cfg.coupling.kind,
+        times=obj.times,
+        weighting=obj.weighting,
+        coupling_sigma=cfg.coupling.sigma,
+        time_input=obj.time_input,
+    )
 
 
 def validate(cfg: RunConfig) -> None:
@@ -191,13 +220,22 @@ def sampling_context(cfg: RunConfig, model_steps: Tensor | None = None) -> Sampl
         last = 1.0
     else:
         last = times.t_max
-    independent = (cfg.coupling.kind == "independent" and not cfg.path.bridge_sigma
-                   and not cfg.reflow.rounds and not cfg.energy)
+    independent = (
+        cfg.coupling.kind == "independent"
+        and not cfg.path.bridge_sigma
+        and not cfg.reflow.rounds
+        and not cfg.energy
+    )
     return SamplingContext(
-        path=build_path(_probe_path(cfg)) if not cfg.energy else None, t_end=t_end,
-        t_last_trained=last, num_train_timesteps=cfg.path.num_train_timesteps,
+        path=build_path(_probe_path(cfg)) if not cfg.energy else None,
+        t_end=t_end,
+        t_last_trained=last,
+        num_train_timesteps=cfg.path.num_train_timesteps,
         levels=times.levels if times is not None and times.kind == "levels" else None,
-        score_valid=independent, energy=cfg.energy, description=desc)
+        score_valid=independent,
+        energy=cfg.energy,
+        description=desc,
+    )
 
 
 def ot_stream_config(cfg: RunConfig) -> OTStreamConfig | None:
@@ -206,8 +244,12 @@ def ot_stream_config(cfg: RunConfig) -> OTStreamConfig | None:
     if c.kind != "ot" or not c.stream or cfg.energy:
         return None
     b = cfg.train.batch_size
-    return OTStreamConfig(batch_size=b, ot_batch=b if c.ot_batch is None else c.ot_batch,
-                          reuse=c.ot_reuse, prefetch=c.ot_prefetch)
+    return OTStreamConfig(
+        batch_size=b,
+        ot_batch=b if c.ot_batch is None else c.ot_batch,
+        reuse=c.ot_reuse,
+        prefetch=c.ot_prefetch,
+    )
 
 
 def data_stream(cfg: RunConfig, source: DataSource) -> DataFn:

@@ -49,14 +49,17 @@ class PathConfig:
     def __post_init__(self) -> None:
         name = self.schedule.get("name")
         if name not in SCHEDULES:
-            raise ValueError(f"unknown schedule {name!r}: choose one of "
-                             f"{', '.join(sorted(SCHEDULES))}")
+            raise ValueError(
+                f"unknown schedule {name!r}: choose one of {', '.join(sorted(SCHEDULES))}"
+            )
         opts = self.schedule_options()
         valid = [f.name for f in dataclasses.fields(SCHEDULES[name]) if f.init]
         unknown = sorted(set(opts) - set(valid))
         if unknown:
-            raise ValueError(f"unknown option {', '.join(unknown)} for schedule {name}: valid "
-                             f"options are {', '.join(valid)}")
+            raise ValueError(
+                f"unknown option {', '.join(unknown)} for schedule {name}: valid "
+                f"options are {', '.join(valid)}"
+            )
         if opts.get("sigma_max", 0.0) is None:
             opts["sigma_max"] = max(VE_SIGMA_MAX_PROBE, 10.0 * float(opts.get("sigma_min", 0.01)))
         get_schedule(name, **opts)  # validates the values
@@ -94,11 +97,13 @@ class RegressionObjective:
 
     def __post_init__(self) -> None:
         if self.prediction not in PREDICTIONS:
-            raise ValueError(f"prediction {self.prediction!r}: choose one of "
-                             f"{', '.join(PREDICTIONS)}")
+            raise ValueError(
+                f"prediction {self.prediction!r}: choose one of {', '.join(PREDICTIONS)}"
+            )
         if self.time_input not in TIME_INPUTS:
-            raise ValueError(f"time_input {self.time_input!r}: choose one of "
-                             f"{', '.join(TIME_INPUTS)}")
+            raise ValueError(
+                f"time_input {self.time_input!r}: choose one of {', '.join(TIME_INPUTS)}"
+            )
         if self.weighting not in ("none", "sigma2"):
             raise ValueError(f"weighting {self.weighting!r}: choose none or sigma2")
 
@@ -122,10 +127,14 @@ class EnergyMatchingObjective:
         self.build(1)  # validates the rest
 
     def build(self, total_steps: int) -> EnergyMatching:
-        return EnergyMatching(warmup_steps=int(round(self.warmup_fraction * total_steps)),
-                              tau_star=self.tau_star, eps_max=self.eps_max,
-                              cd_weight=self.cd_weight, negative_steps=self.negative_steps,
-                              negative_dt=self.negative_dt)
+        return EnergyMatching(
+            warmup_steps=int(round(self.warmup_fraction * total_steps)),
+            tau_star=self.tau_star,
+            eps_max=self.eps_max,
+            cd_weight=self.cd_weight,
+            negative_steps=self.negative_steps,
+            negative_dt=self.negative_dt,
+        )
 
 
 @dataclass(frozen=True)
@@ -155,10 +164,12 @@ class JKOFlowObjective:
                 raise ValueError(f"jko-flow option {key} must be an integer >= {least}, got {v!r}")
 
 
-Objective = Union[RegressionObjective, EnergyMatchingObjective, JKOFlowObjective]
-OBJECTIVES: dict[str, type] = {"regression": RegressionObjective,
-                               "energy_matching": EnergyMatchingObjective,
-                               "jko_flow": JKOFlowObjective}
+Objective = RegressionObjective | EnergyMatchingObjective | JKOFlowObjective
+OBJECTIVES: dict[str, type] = {
+    "regression": RegressionObjective,
+    "energy_matching": EnergyMatchingObjective,
+    "jko_flow": JKOFlowObjective,
+}
 
 
 @dataclass(frozen=True)
@@ -265,8 +276,10 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         if self.version != CONFIG_VERSION:
-            raise ValueError(f"config version {self.version}: this wasserflow writes version "
-                             f"{CONFIG_VERSION} (older files are migrated by from_dict)")
+            raise ValueError(
+                f"config version {self.version}: this wasserflow writes version "
+                f"{CONFIG_VERSION} (older files are migrated by from_dict)"
+            )
         check_consistent(self)
 
     @property
@@ -320,13 +333,22 @@ def is_blockwise(objective: Objective) -> bool:
 
 
 SHORT_KEYS = {
-    "prediction": "objective.prediction", "time_input": "objective.time_input",
-    "times": "objective.times", "weighting": "objective.weighting",
-    "schedule": "path.schedule", "bridge": "path.bridge", "bridge_sigma": "path.bridge_sigma",
-    "coupling": "coupling.kind", "coupling_sigma": "coupling.sigma",
-    "ot_batch": "coupling.ot_batch", "ot_reuse": "coupling.ot_reuse",
-    "ot_prefetch": "coupling.ot_prefetch", "reflow": "reflow", "sampler": "sampler",
-    "jko": "objective", "energy_matching": "objective",
+    "prediction": "objective.prediction",
+    "time_input": "objective.time_input",
+    "times": "objective.times",
+    "weighting": "objective.weighting",
+    "schedule": "path.schedule",
+    "bridge": "path.bridge",
+    "bridge_sigma": "path.bridge_sigma",
+    "coupling": "coupling.kind",
+    "coupling_sigma": "coupling.sigma",
+    "ot_batch": "coupling.ot_batch",
+    "ot_reuse": "coupling.ot_reuse",
+    "ot_prefetch": "coupling.ot_prefetch",
+    "reflow": "reflow",
+    "sampler": "sampler",
+    "jko": "objective",
+    "energy_matching": "objective",
 }
 """The recipe keys of version 1 (and of ``--set``), as dotted paths of the typed config."""
 
@@ -336,22 +358,25 @@ def check_consistent(cfg: RunConfig) -> None:
     obj = cfg.objective
     if cfg.blockwise:
         if cfg.model is not None or cfg.path is not None:
-            raise ValueError("the JKO flow has no network and no path: model and path must be "
-                             "null")
+            raise ValueError("the JKO flow has no network and no path: model and path must be null")
     elif cfg.path is None or cfg.model is None:
         raise ValueError(f"method {cfg.method} trains a network on a path: give path and model")
     if isinstance(obj, RegressionObjective):
         T = cfg.path.num_train_timesteps
         if obj.times.kind == "ddpm" and T is not None and obj.times.levels != T:
-            raise ValueError(f"objective.times.levels = {obj.times.levels} contradicts the DDPM "
-                             f"schedule's num_train_timesteps = {T}: give one value (drop "
-                             "times.levels)")
+            raise ValueError(
+                f"objective.times.levels = {obj.times.levels} contradicts the DDPM "
+                f"schedule's num_train_timesteps = {T}: give one value (drop "
+                "times.levels)"
+            )
     if cfg.energy and cfg.coupling.kind != "ot":
-        raise ValueError("Energy Matching couples noise and data by minibatch OT: "
-                         "coupling.kind must be ot")
+        raise ValueError(
+            "Energy Matching couples noise and data by minibatch OT: coupling.kind must be ot"
+        )
     if cfg.reflow.rounds and cfg.coupling.kind != "independent":
-        raise ValueError("reflow retrains on the flow's own pairs: start from an independent "
-                         "coupling")
+        raise ValueError(
+            "reflow retrains on the flow's own pairs: start from an independent coupling"
+        )
     if cfg.model is not None and cfg.energy and not get_backbone(cfg.model.name).scalar:
         raise ValueError(f"model {cfg.model.name} has no scalar head, which Energy Matching needs")
 
@@ -394,14 +419,20 @@ def _parse(tp: Any, value: Any, where: str) -> Any:
             label = getattr(tp, "LABEL", f"keys of {where}")
             raise ValueError(f"unknown {label} {unknown}: valid keys are {', '.join(names)}")
         # the dataclass's own checks speak first (they name the rule), then the types
-        raw = {k: v if _is_primitive(hints[k]) else _parse(hints[k], v, f"{where}.{k}")
-               for k, v in value.items()}
+        raw = {
+            k: v if _is_primitive(hints[k]) else _parse(hints[k], v, f"{where}.{k}")
+            for k, v in value.items()
+        }
         try:
             tp(**raw)
         except TypeError as e:
             raise ValueError(f"{where}: {e}") from e
-        return tp(**{k: _parse(hints[k], v, f"{where}.{k}") if _is_primitive(hints[k]) else v
-                     for k, v in raw.items()})
+        return tp(
+            **{
+                k: _parse(hints[k], v, f"{where}.{k}") if _is_primitive(hints[k]) else v
+                for k, v in raw.items()
+            }
+        )
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{where} must be a number, got {value!r}")
@@ -425,8 +456,9 @@ def _parse(tp: Any, value: Any, where: str) -> Any:
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"{where} must be a list, got {value!r}")
-        return tuple(_parse(typing.get_args(tp)[0], v, f"{where}[{i}]")
-                     for i, v in enumerate(value))
+        return tuple(
+            _parse(typing.get_args(tp)[0], v, f"{where}[{i}]") for i, v in enumerate(value)
+        )
     return value
 
 
@@ -458,8 +490,10 @@ def _set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
     for i, p in enumerate(parts[:-1]):
         if not isinstance(node.get(p), dict):
             where = ".".join(parts[: i + 1])
-            raise ValueError(f"unknown key {key!r}: {where} is not a section (sections: "
-                             f"{', '.join(k for k, v in d.items() if isinstance(v, dict))})")
+            raise ValueError(
+                f"unknown key {key!r}: {where} is not a section (sections: "
+                f"{', '.join(k for k, v in d.items() if isinstance(v, dict))})"
+            )
         node = node[p]
     last = parts[-1]
     if last not in node and not (len(parts) == 2 and parts[0] == "model"):
@@ -485,28 +519,42 @@ def migrate_v1(d: dict[str, Any]) -> dict[str, Any]:
         name = recipe["method"]
     except (KeyError, TypeError) as e:
         raise ValueError(f"not a wasserflow run configuration (missing {e})") from e
-    out: dict[str, Any] = {"version": CONFIG_VERSION, "method": name, "data": data,
-                           "train": train, "sampler": recipe.get("sampler", {"name": "euler"})}
+    out: dict[str, Any] = {
+        "version": CONFIG_VERSION,
+        "method": name,
+        "data": data,
+        "train": train,
+        "sampler": recipe.get("sampler", {"name": "euler"}),
+    }
     if recipe.get("trainer") == "blockwise":
-        out.update(objective={"kind": "jko_flow", **recipe.get("jko", {})}, path=None,
-                   model=None)
+        out.update(objective={"kind": "jko_flow", **recipe.get("jko", {})}, path=None, model=None)
         return out
-    out["path"] = {"schedule": recipe["schedule"], "bridge": recipe.get("bridge", "constant"),
-                   "bridge_sigma": recipe.get("bridge_sigma", 0.0)}
+    out["path"] = {
+        "schedule": recipe["schedule"],
+        "bridge": recipe.get("bridge", "constant"),
+        "bridge_sigma": recipe.get("bridge_sigma", 0.0),
+    }
     if "energy_matching" in recipe:
         out["objective"] = {"kind": "energy_matching", **recipe["energy_matching"]}
     else:
         times = dict(recipe.get("times", {}))
         if times.get("kind") == "ddpm" and "levels" not in times:
             times["levels"] = recipe["schedule"].get("num_train_timesteps", 1000)
-        out["objective"] = {"kind": "regression", "prediction": recipe["prediction"],
-                            "time_input": recipe.get("time_input", "t"), "times": times,
-                            "weighting": recipe.get("weighting", "none")}
-    out["coupling"] = {"kind": recipe.get("coupling", "independent"),
-                       "sigma": recipe.get("coupling_sigma"),
-                       "ot_batch": recipe.get("ot_batch"), "ot_reuse": recipe.get("ot_reuse", 1),
-                       "ot_prefetch": recipe.get("ot_prefetch", True),
-                       "stream": "ot_batch" in recipe}
+        out["objective"] = {
+            "kind": "regression",
+            "prediction": recipe["prediction"],
+            "time_input": recipe.get("time_input", "t"),
+            "times": times,
+            "weighting": recipe.get("weighting", "none"),
+        }
+    out["coupling"] = {
+        "kind": recipe.get("coupling", "independent"),
+        "sigma": recipe.get("coupling_sigma"),
+        "ot_batch": recipe.get("ot_batch"),
+        "ot_reuse": recipe.get("ot_reuse", 1),
+        "ot_prefetch": recipe.get("ot_prefetch", True),
+        "stream": "ot_batch" in recipe,
+    }
     if recipe.get("reflow"):
         out["reflow"] = recipe["reflow"]
     opts = {k: v for k, v in model.items() if k not in ("kind", "shape", "dim")}

@@ -224,5 +224,12 @@ def load_weights(path: str | Path, *, ema: bool = True) -> dict[str, Tensor]:
     return ckpt.split(tensors, "ema" if ema else "model")
 
 
-__all__ = ["BatchStream", "LossFn", "TrainConfig", "TrainResult", "TrainingDiverged",
-           "load_weights", "train"]
+__all__ = [
+    "BatchStream",
+    "LossFn",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingDiverged",
+    "load_weights",
+    "train",
+]

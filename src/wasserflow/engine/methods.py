@@ -66,30 +66,41 @@ RECIPES: dict[str, Callable[[], Recipe]] = {
     "ddpm": lambda: Recipe(
         path=PathConfig(schedule={"name": "ddpm", "num_train_timesteps": 1000, "kind": "linear"}),
         objective=_eps(TimeDistribution("ddpm", levels=1000)),
-        sampler=SamplerConfig("ddim", {"eta": 0.0})),
+        sampler=SamplerConfig("ddim", {"eta": 0.0}),
+    ),
     "ncsn": lambda: Recipe(
-        path=_VE, objective=_eps(TimeDistribution("levels", levels=10)),
-        sampler=SamplerConfig("annealed_langevin", {"step_lr": 2e-5})),
+        path=_VE,
+        objective=_eps(TimeDistribution("levels", levels=10)),
+        sampler=SamplerConfig("annealed_langevin", {"step_lr": 2e-5}),
+    ),
     "sde-vp": lambda: Recipe(
         path=PathConfig(schedule={"name": "vp", "beta_min": 0.1, "beta_max": 20.0}),
         objective=_eps(TimeDistribution("uniform", 0.0, 1.0 - 1e-3)),
-        sampler=SamplerConfig("euler_maruyama")),
+        sampler=SamplerConfig("euler_maruyama"),
+    ),
     "sde-ve": lambda: Recipe(
-        path=_VE, objective=_eps(TimeDistribution("uniform", 0.0, 1.0)),
-        sampler=SamplerConfig("predictor_corrector", {"snr": 0.16})),
+        path=_VE,
+        objective=_eps(TimeDistribution("uniform", 0.0, 1.0)),
+        sampler=SamplerConfig("predictor_corrector", {"snr": 0.16}),
+    ),
     "icfm": lambda: Recipe(objective=_VELOCITY),
     "otcfm": lambda: Recipe(objective=_VELOCITY, coupling=CouplingConfig("ot")),
     "sbcfm": lambda: Recipe(
         path=PathConfig(bridge="brownian", bridge_sigma=0.5),
         objective=RegressionObjective(times=TimeDistribution("uniform", 1e-3, 1.0 - 1e-3)),
-        coupling=CouplingConfig("entropic", sigma=0.5)),
+        coupling=CouplingConfig("entropic", sigma=0.5),
+    ),
     "rectified-flow": lambda: Recipe(objective=_VELOCITY, reflow=ReflowConfig(rounds=1)),
     "energy-matching": lambda: Recipe(
-        objective=EnergyMatchingObjective(), coupling=CouplingConfig("ot", stream=False),
-        sampler=SamplerConfig("energy_langevin",
-                              {"n_langevin": 50, "step_size": 0.01, "temperature": 0.01})),
-    "jko-flow": lambda: Recipe(objective=JKOFlowObjective(), path=None,
-                               sampler=SamplerConfig("jko")),
+        objective=EnergyMatchingObjective(),
+        coupling=CouplingConfig("ot", stream=False),
+        sampler=SamplerConfig(
+            "energy_langevin", {"n_langevin": 50, "step_size": 0.01, "temperature": 0.01}
+        ),
+    ),
+    "jko-flow": lambda: Recipe(
+        objective=JKOFlowObjective(), path=None, sampler=SamplerConfig("jko")
+    ),
 }
 
 METHODS = tuple(RECIPES)

@@ -46,8 +46,14 @@ def _complete(stage: Path, steps: int) -> bool:
     return p.exists() and int(ckpt.load(p)[1]["step"]) >= steps
 
 
-def train_run(cfg: RunConfig, out: str | Path, *, resume: bool = False,
-              progress: Progress | None = None, device: str = "cpu") -> list[TrainResult]:
+def train_run(
+    cfg: RunConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    progress: Progress | None = None,
+    device: str = "cpu",
+) -> list[TrainResult]:
     """Train the run described by ``cfg`` into ``out`` (see :func:`build.make_config`);
     ``device`` runs the network there (:func:`wasserflow.models.place`; the JKO flow always
     fits on the CPU in float64). With ``resume`` an existing folder continues from its own
@@ -57,8 +63,10 @@ def train_run(cfg: RunConfig, out: str | Path, *, resume: bool = False,
     cfg_path = out / "config.json"
     if cfg_path.exists():
         if not resume:
-            raise ValueError(f"{out} already holds a run: pass --resume to continue it, or choose "
-                             "a new output folder")
+            raise ValueError(
+                f"{out} already holds a run: pass --resume to continue it, or choose "
+                "a new output folder"
+            )
         cfg = read_config(cfg_path.read_text(), str(cfg_path))
         src = build.source(cfg)
     else:
@@ -69,8 +77,7 @@ def train_run(cfg: RunConfig, out: str | Path, *, resume: bool = False,
     if cfg.blockwise:
         sc = build.scaler(cfg)
         cb = (lambda s, r: progress(out.name, s, r)) if progress else None
-        return [train_jko_flow(cfg, out, lambda n, g: sc.transform(src.sample(n, g)),
-                               progress=cb)]
+        return [train_jko_flow(cfg, out, lambda n, g: sc.transform(src.sample(n, g)), progress=cb)]
     results = []
     stages = _stage_dirs(out, cfg)
     model = place(build.build_network(cfg, seed=cfg.train.seed), device)
@@ -85,11 +92,13 @@ def train_run(cfg: RunConfig, out: str | Path, *, resume: bool = False,
 
             def sample_data(n, g, pairs=pairs):
                 return pairs[torch.randint(0, len(pairs), (n,), generator=g)]
+
             # reflow starts from the previous stage's (EMA) weights
             model.load_state_dict(load_weights(stages[k - 1] / "checkpoint.safetensors"))
         cb = (lambda s, r, name=stage.name: progress(name, s, r)) if progress else None
-        results.append(train(model, objective, sample_data, cfg.train, stage, resume=True,
-                             progress=cb))
+        results.append(
+            train(model, objective, sample_data, cfg.train, stage, resume=True, progress=cb)
+        )
     return results
 
 
@@ -97,8 +106,9 @@ def _reflow_pairs(cfg: RunConfig, prev: Path, seed: int, device: str = "cpu") ->
     """(N, 2, ...) pairs (noise, flow(noise)) of the previous stage, in training coordinates."""
     run = TrainedRun.from_stage(cfg, prev, device)
     g = torch.Generator().manual_seed(seed)
-    res = run.sample(cfg.reflow.pairs, sampler="euler", nfe=cfg.reflow.nfe, generator=g,
-                     data_space=False)
+    res = run.sample(
+        cfg.reflow.pairs, sampler="euler", nfe=cfg.reflow.nfe, generator=g, data_space=False
+    )
     return torch.stack([res.start, res.x], dim=1).detach().to(torch.float32)
 
 
@@ -127,8 +137,9 @@ class TrainedRun:
         try:
             model.load_state_dict(load_weights(path))
         except RuntimeError as e:
-            raise ValueError(f"{path} does not match its config.json's model "
-                             f"({str(e).splitlines()[0]})") from e
+            raise ValueError(
+                f"{path} does not match its config.json's model ({str(e).splitlines()[0]})"
+            ) from e
         return cls(cfg, place(model, device), stage)
 
     @property
@@ -188,8 +199,14 @@ class TrainedRun:
         x0 = std * torch.randn((n, *self.shape), generator=generator, dtype=torch.float64)
         field = self.field()
         with torch.no_grad():  # an energy model takes its gradient under enable_grad itself
-            res = spec(field, x0, plan.grid, generator=generator,
-                       return_trajectory=return_trajectory, **plan.options)
+            res = spec(
+                field,
+                x0,
+                plan.grid,
+                generator=generator,
+                return_trajectory=return_trajectory,
+                **plan.options,
+            )
             x, traj, used, times = res.x, res.trajectory, res.nfe, res.times
             if plan.denoise_at is not None:
                 x = field.x1_and_epsilon(x, torch.full((n,), plan.denoise_at, dtype=x.dtype))[0]
@@ -201,9 +218,14 @@ class TrainedRun:
             x = self.scaler.inverse(x)
             if traj is not None:
                 traj = self.scaler.inverse(traj.reshape(-1, *self.shape)).reshape(traj.shape)
-        return RunSample(x=x.detach(), start=x0, nfe=used,
-                         trajectory=None if traj is None else traj.detach(),
-                         times=times if traj is not None else None, sampler=name)
+        return RunSample(
+            x=x.detach(),
+            start=x0,
+            nfe=used,
+            trajectory=None if traj is None else traj.detach(),
+            times=times if traj is not None else None,
+            sampler=name,
+        )
 
 
 class JKOFlowRun(TrainedRun):
@@ -231,8 +253,10 @@ def load_run(out: str | Path, device: str = "cpu") -> TrainedRun:
     resolve_device(device)
     cfg_path = out / "config.json"
     if not cfg_path.is_file():
-        raise ValueError(f"{out} is not a wasserflow run folder (no config.json): train one with "
-                         "'wasserflow train --out DIR'")
+        raise ValueError(
+            f"{out} is not a wasserflow run folder (no config.json): train one with "
+            "'wasserflow train --out DIR'"
+        )
     cfg = read_config(cfg_path.read_text(), str(cfg_path))
     done = [s for s in _stage_dirs(out, cfg) if (s / "checkpoint.safetensors").exists()]
     if not done:

@@ -16,5 +16,14 @@ from .config import EXPERIMENTS, PROFILES, resolve_config
 from .context import Context, ExperimentResult, Verdict
 from .runner import RUNNERS, reproduce, select
 
-__all__ = ["EXPERIMENTS", "PROFILES", "RUNNERS", "Context", "ExperimentResult", "Verdict",
-           "reproduce", "resolve_config", "select"]
+__all__ = [
+    "EXPERIMENTS",
+    "PROFILES",
+    "RUNNERS",
+    "Context",
+    "ExperimentResult",
+    "Verdict",
+    "reproduce",
+    "resolve_config",
+    "select",
+]

@@ -29,9 +29,11 @@ from ..geometry import Gaussian, gaussian_jko_step, gaussian_potential, gaussian
 from . import figures
 from .context import Context, ExperimentResult, Verdict, table
 
-CLAIM = ("A denoising step is a JKO step: one explicit Euler step of the reverse probability-"
-         "flow ODE undoes the JKO step of the same size exactly, and both agree with the exact "
-         "flow step to second order in h.")
+CLAIM = (
+    "A denoising step is a JKO step: one explicit Euler step of the reverse probability-"
+    "flow ODE undoes the JKO step of the same size exactly, and both agree with the exact "
+    "flow step to second order in h."
+)
 
 
 def denoise_step(mean: torch.Tensor, cov: torch.Tensor, h: float):
@@ -59,8 +61,9 @@ def run(ctx: Context) -> ExperimentResult:
     t0 = time.perf_counter()
     mix = get_mixture(ctx.config["free-energy"]["mixture"])
     d = mix.dim
-    target = gaussian_potential(torch.zeros(d, dtype=torch.float64),
-                                torch.eye(d, dtype=torch.float64))
+    target = gaussian_potential(
+        torch.zeros(d, dtype=torch.float64), torch.eye(d, dtype=torch.float64)
+    )
     rho0 = ou_gaussian(Gaussian(mean=mix.mean, cov=mix.cov), target, float(cfg["tau"]))
     hs = list(cfg["h"])
     rows, inv, loc, jvf = [], [], [], []
@@ -76,29 +79,54 @@ def run(ctx: Context) -> ExperimentResult:
         loc.append(e_loc)
         jvf.append(e_jvf)
         rows.append([h, e_inv, e_loc, e_jvf])
-    numbers = {"tau": cfg["tau"], "h": hs, "denoise_of_jko_w2": inv, "denoise_of_flow_w2": loc,
-               "jko_vs_flow_w2": jvf, "order_denoise_of_flow": _slope(hs, loc),
-               "order_jko_vs_flow": _slope(hs, jvf)}
-    fig = figures.curves(ctx.figures, "denoise-jko", "W2 errors against the step h (Gaussian, "
-                         "closed form)", [
-                             {"x": hs, "y": [max(e, 1e-17) for e in inv],
-                              "label": "denoise(JKO step) vs start"},
-                             {"x": hs, "y": loc, "label": "denoise(exact flow step) vs start"},
-                             {"x": hs, "y": jvf, "label": "JKO step vs exact flow step"}],
-                         xlabel="h", ylabel="W2", logx=True, logy=True)
+    numbers = {
+        "tau": cfg["tau"],
+        "h": hs,
+        "denoise_of_jko_w2": inv,
+        "denoise_of_flow_w2": loc,
+        "jko_vs_flow_w2": jvf,
+        "order_denoise_of_flow": _slope(hs, loc),
+        "order_jko_vs_flow": _slope(hs, jvf),
+    }
+    fig = figures.curves(
+        ctx.figures,
+        "denoise-jko",
+        "W2 errors against the step h (Gaussian, closed form)",
+        [
+            {"x": hs, "y": [max(e, 1e-17) for e in inv], "label": "denoise(JKO step) vs start"},
+            {"x": hs, "y": loc, "label": "denoise(exact flow step) vs start"},
+            {"x": hs, "y": jvf, "label": "JKO step vs exact flow step"},
+        ],
+        xlabel="h",
+        ylabel="W2",
+        logx=True,
+        logy=True,
+    )
     return ExperimentResult(
-        name="denoise-jko", title="A denoising step is a JKO step", claim=CLAIM,
-        verdict=_verdict(numbers), numbers=numbers, figures=[fig],
-        tables=[table("W2 against the step size h", ["h", "denoise(JKO) vs rho",
-                                                     "denoise(flow) vs rho", "JKO vs flow"],
-                      rows)],
-        seconds=time.perf_counter() - t0)
+        name="denoise-jko",
+        title="A denoising step is a JKO step",
+        claim=CLAIM,
+        verdict=_verdict(numbers),
+        numbers=numbers,
+        figures=[fig],
+        tables=[
+            table(
+                "W2 against the step size h",
+                ["h", "denoise(JKO) vs rho", "denoise(flow) vs rho", "JKO vs flow"],
+                rows,
+            )
+        ],
+        seconds=time.perf_counter() - t0,
+    )
 
 
 def _verdict(n: dict) -> Verdict:
     worst = max(n["denoise_of_jko_w2"])
     p1, p2 = n["order_denoise_of_flow"], n["order_jko_vs_flow"]
     holds = worst < 1e-8 and p1 is not None and p2 is not None and p1 > 1.7 and p2 > 1.7
-    return Verdict(holds, f"{'holds' if holds else 'does not hold'}: the denoising step undoes "
-                   f"the JKO step to W2 {worst:.1e}; against the exact flow step the errors "
-                   f"scale as h^{p1:.2f} (denoising) and h^{p2:.2f} (JKO), order 2 expected")
+    return Verdict(
+        holds,
+        f"{'holds' if holds else 'does not hold'}: the denoising step undoes "
+        f"the JKO step to W2 {worst:.1e}; against the exact flow step the errors "
+        f"scale as h^{p1:.2f} (denoising) and h^{p2:.2f} (JKO), order 2 expected",
+    )

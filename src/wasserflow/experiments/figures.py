@@ -18,9 +18,18 @@ def save(fig, folder: Path, name: str, caption: str) -> dict[str, str]:
     return {"file": f"figures/{path.name}", "caption": caption}
 
 
-def curves(folder: Path, name: str, caption: str, series: list[dict[str, Any]], *,
-           xlabel: str, ylabel: str, logx: bool = False, logy: bool = False,
-           title: str = "") -> dict[str, str]:
+def curves(
+    folder: Path,
+    name: str,
+    caption: str,
+    series: list[dict[str, Any]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    logx: bool = False,
+    logy: bool = False,
+    title: str = "",
+) -> dict[str, str]:
     """One axes of line plots; each series: {"x", "y", "label", optional "style"}."""
     p = plt()
     fig, ax = p.subplots(figsize=(6.0, 4.0))
@@ -40,8 +49,12 @@ def curves(folder: Path, name: str, caption: str, series: list[dict[str, Any]], 
     return save(fig, folder, name, caption)
 
 
-def trajectory_panels(folder: Path, name: str, caption: str, panels: list[dict[str, Any]],
-                      ) -> dict[str, str]:
+def trajectory_panels(
+    folder: Path,
+    name: str,
+    caption: str,
+    panels: list[dict[str, Any]],
+) -> dict[str, str]:
     """A grid of panels, each {"title", "data": [[x, y]...], "traj": [frames][particles][2]}
     and optionally "lim" (square frame +-lim) or "box" (x_min, x_max, y_min, y_max): data as
     grey dots, trajectories as lines from noise (orange dot) to samples (black dot)."""
@@ -78,8 +91,14 @@ def trajectory_panels(folder: Path, name: str, caption: str, panels: list[dict[s
     return save(fig, folder, name, caption)
 
 
-def heatmap(folder: Path, name: str, caption: str, labels: list[str],
-            values: list[list[float | None]], title: str = "") -> dict[str, str]:
+def heatmap(
+    folder: Path,
+    name: str,
+    caption: str,
+    labels: list[str],
+    values: list[list[float | None]],
+    title: str = "",
+) -> dict[str, str]:
     """A labelled square matrix (e.g. W2 between methods' samples)."""
     p = plt()
     import numpy as np

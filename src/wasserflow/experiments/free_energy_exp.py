@@ -38,9 +38,11 @@ from ..geometry import (
 from . import figures
 from .context import Context, ExperimentResult, Verdict, table
 
-CLAIM = ("The forward diffusion is the W2 gradient flow of KL(. || N(0, I)): the KL decreases "
-         "with dissipation equal to the relative Fisher information (de Bruijn), and JKO "
-         "iterates converge to the Fokker-Planck curve as the step h shrinks (first order).")
+CLAIM = (
+    "The forward diffusion is the W2 gradient flow of KL(. || N(0, I)): the KL decreases "
+    "with dissipation equal to the relative Fisher information (de Bruijn), and JKO "
+    "iterates converge to the Fokker-Planck curve as the step h shrinks (first order)."
+)
 DEBRUIJN_TOL = 0.05
 
 
@@ -71,18 +73,24 @@ def _debruijn(c: dict) -> dict:
     integral = sum(0.5 * (fi[k] + fi[k + 1]) * (tau[k + 1] - tau[k]) for k in range(len(tau) - 1))
     drop = kl[0] - kl[-1]
     rel = [abs(dv + f) / f for dv, f in zip(deriv, mid_fi) if f > 0]
-    return {"dkl_dtau": deriv, "minus_fisher": [-f for f in mid_fi], "tau_mid": tau[1:-1],
-            "kl_drop": drop, "fisher_integral": integral,
-            "integrated_relative_error": abs(drop - integral) / max(abs(drop), 1e-300),
-            "pointwise_median_relative_error": sorted(rel)[len(rel) // 2] if rel else None,
-            "monotone": all(b <= a + 3 * se for a, b, se in zip(kl, kl[1:], c["kl_std_error"]))}
+    return {
+        "dkl_dtau": deriv,
+        "minus_fisher": [-f for f in mid_fi],
+        "tau_mid": tau[1:-1],
+        "kl_drop": drop,
+        "fisher_integral": integral,
+        "integrated_relative_error": abs(drop - integral) / max(abs(drop), 1e-300),
+        "pointwise_median_relative_error": sorted(rel)[len(rel) // 2] if rel else None,
+        "monotone": all(b <= a + 3 * se for a, b, se in zip(kl, kl[1:], c["kl_std_error"])),
+    }
 
 
 def jko_vs_fp(mix, hs: list[float], t_max: float) -> dict:
     """Closed-form JKO iterates against the exact OU marginals."""
     d = mix.dim
-    target = gaussian_potential(torch.zeros(d, dtype=torch.float64),
-                                torch.eye(d, dtype=torch.float64))
+    target = gaussian_potential(
+        torch.zeros(d, dtype=torch.float64), torch.eye(d, dtype=torch.float64)
+    )
     init = Gaussian(mean=mix.mean, cov=mix.cov)
     out = {"h": [], "max_w2_error": [], "curves": {}}
     for h in hs:
@@ -111,8 +119,9 @@ def jko_vs_fp(mix, hs: list[float], t_max: float) -> dict:
     return out
 
 
-def grid_jko_vs_fp(mix, hs: list[float], t_max: float, n_grid: int, half_width: float,
-                   g: torch.Generator) -> dict:
+def grid_jko_vs_fp(
+    mix, hs: list[float], t_max: float, n_grid: int, half_width: float, g: torch.Generator
+) -> dict:
     """Entropic grid JKO from the mixture's density: F(rho_k) against the exact KL(rho_kh)."""
     u = torch.linspace(-half_width, half_width, n_grid, dtype=torch.float64)
     X, Y = torch.meshgrid(u, u, indexing="ij")
@@ -145,72 +154,159 @@ def run(ctx: Context) -> ExperimentResult:
     grid = cfg["grid_jko"]
     if grid and mix.dim == 2:
         ctx.report("entropic grid JKO on the mixture", 0.75)
-        numbers["jko_grid"] = grid_jko_vs_fp(mix, list(grid["h"]), cfg["jko_t_max"], grid["n"],
-                                             grid["half_width"], ctx.generator(301))
-    figs = [figures.curves(ctx.figures, "free-energy-kl", "KL(rho_tau || N(0, I)) and the "
-                           "relative Fisher information along the OU flow",
-                           [{"x": taus, "y": curve["kl"], "label": "KL (Monte Carlo)"},
-                            {"x": taus, "y": curve["fisher"], "label": "Fisher information I"}],
-                           xlabel="tau (OU time)", ylabel="nats", logy=True),
-            figures.curves(ctx.figures, "free-energy-debruijn", "de Bruijn: dKL/dtau "
-                           "(finite differences) against -I", [
-                               {"x": db["tau_mid"], "y": db["dkl_dtau"], "label": "dKL/dtau"},
-                               {"x": db["tau_mid"], "y": db["minus_fisher"], "label": "-I",
-                                "style": "--"}], xlabel="tau", ylabel="rate")]
-    tables = [table("de Bruijn identity", ["KL(0) - KL(tau_max)", "int I dtau",
-                                           "relative error", "median pointwise rel. error"],
-                    [[db["kl_drop"], db["fisher_integral"], db["integrated_relative_error"],
-                      db["pointwise_median_relative_error"]]])]
+        numbers["jko_grid"] = grid_jko_vs_fp(
+            mix,
+            list(grid["h"]),
+            cfg["jko_t_max"],
+            grid["n"],
+            grid["half_width"],
+            ctx.generator(301),
+        )
+    figs = [
+        figures.curves(
+            ctx.figures,
+            "free-energy-kl",
+            "KL(rho_tau || N(0, I)) and the relative Fisher information along the OU flow",
+            [
+                {"x": taus, "y": curve["kl"], "label": "KL (Monte Carlo)"},
+                {"x": taus, "y": curve["fisher"], "label": "Fisher information I"},
+            ],
+            xlabel="tau (OU time)",
+            ylabel="nats",
+            logy=True,
+        ),
+        figures.curves(
+            ctx.figures,
+            "free-energy-debruijn",
+            "de Bruijn: dKL/dtau (finite differences) against -I",
+            [
+                {"x": db["tau_mid"], "y": db["dkl_dtau"], "label": "dKL/dtau"},
+                {"x": db["tau_mid"], "y": db["minus_fisher"], "label": "-I", "style": "--"},
+            ],
+            xlabel="tau",
+            ylabel="rate",
+        ),
+    ]
+    tables = [
+        table(
+            "de Bruijn identity",
+            ["KL(0) - KL(tau_max)", "int I dtau", "relative error", "median pointwise rel. error"],
+            [
+                [
+                    db["kl_drop"],
+                    db["fisher_integral"],
+                    db["integrated_relative_error"],
+                    db["pointwise_median_relative_error"],
+                ]
+            ],
+        )
+    ]
     notes = []
-    series = [{"x": jko["exact"]["t"], "y": jko["exact"]["free_energy"],
-               "label": "Fokker-Planck (exact)", "style": "k-"}]
-    series += [{"x": c["t"], "y": c["free_energy"], "label": f"JKO h = {h}", "style": "o"}
-               for h, c in jko["curves"].items()]
-    figs.append(figures.curves(ctx.figures, "free-energy-jko", "KL along JKO iterates and "
-                               "along the exact Fokker-Planck flow (Gaussian start)", series,
-                               xlabel="t", ylabel="KL", logy=True))
-    tables.append(table("JKO vs Fokker-Planck (max_k W2 to the exact marginal)",
-                        ["h", "max W2 error"],
-                        [[h, e] for h, e in zip(jko["h"], jko["max_w2_error"])]))
+    series = [
+        {
+            "x": jko["exact"]["t"],
+            "y": jko["exact"]["free_energy"],
+            "label": "Fokker-Planck (exact)",
+            "style": "k-",
+        }
+    ]
+    series += [
+        {"x": c["t"], "y": c["free_energy"], "label": f"JKO h = {h}", "style": "o"}
+        for h, c in jko["curves"].items()
+    ]
+    figs.append(
+        figures.curves(
+            ctx.figures,
+            "free-energy-jko",
+            "KL along JKO iterates and along the exact Fokker-Planck flow (Gaussian start)",
+            series,
+            xlabel="t",
+            ylabel="KL",
+            logy=True,
+        )
+    )
+    tables.append(
+        table(
+            "JKO vs Fokker-Planck (max_k W2 to the exact marginal)",
+            ["h", "max W2 error"],
+            [[h, e] for h, e in zip(jko["h"], jko["max_w2_error"])],
+        )
+    )
     if "jko_grid" in numbers:
         gj = numbers["jko_grid"]
-        series = [{"x": taus, "y": curve["kl"], "label": "Fokker-Planck (exact mixture, MC)",
-                   "style": "k-"}]
-        series += [{"x": c["t"], "y": c["free_energy"], "label": f"grid JKO h = {h}",
-                    "style": "o"} for h, c in gj["curves"].items()]
-        figs.append(figures.curves(ctx.figures, "free-energy-jko-grid", "KL along entropic "
-                                   f"grid JKO iterates from the mixture {cfg['mixture']} and "
-                                   "along the Fokker-Planck flow", series, xlabel="t",
-                                   ylabel="KL", logy=True))
-        tables.append(table(f"Entropic grid JKO ({gj['grid']}^2 grid) from the mixture: "
-                            "max_k |F(rho_k) - KL(rho_kh)|", ["h", "max KL error", "seconds"],
-                            [list(r) for r in zip(gj["h"], gj["max_kl_error"], gj["seconds"])]))
-        notes.append("Grid JKO: Peyre's entropic scheme (eps = h^2 / 2) on the mixture's "
-                     "density itself; its error mixes the O(h) time step with the entropic blur "
-                     "(about eps / 2 of extra variance per step) and the grid.")
+        series = [
+            {
+                "x": taus,
+                "y": curve["kl"],
+                "label": "Fokker-Planck (exact mixture, MC)",
+                "style": "k-",
+            }
+        ]
+        series += [
+            {"x": c["t"], "y": c["free_energy"], "label": f"grid JKO h = {h}", "style": "o"}
+            for h, c in gj["curves"].items()
+        ]
+        figs.append(
+            figures.curves(
+                ctx.figures,
+                "free-energy-jko-grid",
+                "KL along entropic "
+                f"grid JKO iterates from the mixture {cfg['mixture']} and "
+                "along the Fokker-Planck flow",
+                series,
+                xlabel="t",
+                ylabel="KL",
+                logy=True,
+            )
+        )
+        tables.append(
+            table(
+                f"Entropic grid JKO ({gj['grid']}^2 grid) from the mixture: "
+                "max_k |F(rho_k) - KL(rho_kh)|",
+                ["h", "max KL error", "seconds"],
+                [list(r) for r in zip(gj["h"], gj["max_kl_error"], gj["seconds"])],
+            )
+        )
+        notes.append(
+            "Grid JKO: Peyre's entropic scheme (eps = h^2 / 2) on the mixture's "
+            "density itself; its error mixes the O(h) time step with the entropic blur "
+            "(about eps / 2 of extra variance per step) and the grid."
+        )
     return ExperimentResult(
-        name="free-energy", title="Free-energy descent", claim=CLAIM,
+        name="free-energy",
+        title="Free-energy descent",
+        claim=CLAIM,
         verdict=_verdict(db, jko, numbers.get("jko_grid")),
-        numbers=numbers, tables=tables, figures=figs, notes=notes,
-        seconds=time.perf_counter() - t0)
+        numbers=numbers,
+        tables=tables,
+        figures=figs,
+        notes=notes,
+        seconds=time.perf_counter() - t0,
+    )
 
 
 def _verdict(db: dict, jko: dict, grid: dict | None = None) -> Verdict:
     ok_db = db["integrated_relative_error"] < DEBRUIJN_TOL and db["monotone"]
-    text = (f"KL {'decreases' if db['monotone'] else 'does not decrease'} monotonically; "
-            f"int I matches the KL drop to {100 * db['integrated_relative_error']:.1f}% "
-            f"(tolerance {100 * DEBRUIJN_TOL:g}%)")
+    text = (
+        f"KL {'decreases' if db['monotone'] else 'does not decrease'} monotonically; "
+        f"int I matches the KL drop to {100 * db['integrated_relative_error']:.1f}% "
+        f"(tolerance {100 * DEBRUIJN_TOL:g}%)"
+    )
     errs = jko["max_w2_error"]
     shrink = all(b < a for a, b in zip(errs, errs[1:]))
     order = jko["order"]
     ok_jko = shrink and order is not None and 0.7 < order < 1.3
-    text += (f"; JKO error {'shrinks' if shrink else 'does not shrink'} with h, "
-             f"{errs[0]:.2e} -> {errs[-1]:.2e}, fitted order {order:.2f}")
+    text += (
+        f"; JKO error {'shrinks' if shrink else 'does not shrink'} with h, "
+        f"{errs[0]:.2e} -> {errs[-1]:.2e}, fitted order {order:.2f}"
+    )
     if grid is not None:
         ge = grid["max_kl_error"]
         ok_grid = all(b < a for a, b in zip(ge, ge[1:]))
-        text += (f"; grid JKO on the mixture: max KL error {ge[0]:.3f} -> {ge[-1]:.3f} as h "
-                 f"goes {grid['h'][0]:g} -> {grid['h'][-1]:g}")
+        text += (
+            f"; grid JKO on the mixture: max KL error {ge[0]:.3f} -> {ge[-1]:.3f} as h "
+            f"goes {grid['h'][0]:g} -> {grid['h'][-1]:g}"
+        )
         ok_jko = ok_jko and ok_grid
     holds = ok_db and ok_jko
     return Verdict(holds, f"{'holds' if holds else 'does not hold'}: {text}")

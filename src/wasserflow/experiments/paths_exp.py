@@ -41,9 +41,11 @@ from ..samplers import Field, rk4, uniform_grid
 from . import figures
 from .context import Context, ExperimentResult, Verdict, table
 
-CLAIM = ("Between the same endpoints the OT geodesic has the least action: its geodesic gap "
-         "A - W2^2 is zero, while the diffusion (VP, VE) and independent-coupling (I-CFM) paths "
-         "have a strictly positive gap.")
+CLAIM = (
+    "Between the same endpoints the OT geodesic has the least action: its geodesic gap "
+    "A - W2^2 is zero, while the diffusion (VP, VE) and independent-coupling (I-CFM) paths "
+    "have a strictly positive gap."
+)
 GEO_TOL = 1e-3  # |gap| / W2^2 below this: zero to discretisation error
 POS_TOL = 1e-2  # gap / W2^2 above this: clearly positive
 
@@ -53,12 +55,16 @@ T_END = {"VP": 1.0 - 1e-4}  # the VP field has d sigma / dt -> inf at t = 1 (sig
 
 def _paths(target_samples: torch.Tensor) -> dict[str, AffinePath]:
     sigma_max = ve_sigma_max_from_data(target_samples)
-    return {"VP": AffinePath(VPSchedule()), "VE": AffinePath(VESchedule(0.01, sigma_max)),
-            "I-CFM": AffinePath(LinearSchedule())}
+    return {
+        "VP": AffinePath(VPSchedule()),
+        "VE": AffinePath(VESchedule(0.01, sigma_max)),
+        "I-CFM": AffinePath(LinearSchedule()),
+    }
 
 
-def closed_form_action(path: AffinePath, mean: torch.Tensor, cov: torch.Tensor,
-                       t_end: float = 1.0) -> float:
+def closed_form_action(
+    path: AffinePath, mean: torch.Tensor, cov: torch.Tensor, t_end: float = 1.0
+) -> float:
     """A = int_0^t_end alpha'^2 |m|^2 + sum_eig c'^2 / (4c) dt for the affine path to N(m, S),
     times t_end (the action of the path reparametrised onto [0, 1])."""
     eig = torch.linalg.eigvalsh(cov.to(torch.float64)).clamp_min(0.0).tolist()
@@ -82,8 +88,13 @@ def icfm_action_formula(mean: torch.Tensor, cov: torch.Tensor) -> float:
     """DESIGN.md section 3: |m|^2 + sum_eig int_0^1 (t s^2 - (1-t))^2 / ((1-t)^2 + t^2 s^2) dt."""
     total = float((mean.to(torch.float64) ** 2).sum())
     for lam in torch.linalg.eigvalsh(cov.to(torch.float64)).tolist():
-        total += quad(lambda t, s2=lam: (t * s2 - (1 - t)) ** 2 / ((1 - t) ** 2 + t * t * s2),
-                      0.0, 1.0, epsabs=1e-12, epsrel=1e-11)[0]
+        total += quad(
+            lambda t, s2=lam: (t * s2 - (1 - t)) ** 2 / ((1 - t) ** 2 + t * t * s2),
+            0.0,
+            1.0,
+            epsabs=1e-12,
+            epsrel=1e-11,
+        )[0]
     return total
 
 
@@ -106,19 +117,25 @@ def _per_particle_se(traj: torch.Tensor, times: torch.Tensor) -> float:
 
 def _record(traj: torch.Tensor, times: torch.Tensor, n_times: int, nfe: int) -> dict:
     geo = trajectory_geometry(traj, times)
-    return {"action": geo.action, "endpoint_w2_squared": geo.endpoint_w2_squared,
-            "geodesic_gap": geo.geodesic_gap, "relative_gap": geo.geodesic_gap
-            / max(geo.endpoint_w2_squared, 1e-300),
-            "action_std_error": _per_particle_se(traj, times), "nfe": nfe,
-            "marginals": _marginal_curve(traj, times, n_times),
-            "sample": traj[:, :24].tolist()[:: max(1, traj.shape[0] // 20)]}
+    return {
+        "action": geo.action,
+        "endpoint_w2_squared": geo.endpoint_w2_squared,
+        "geodesic_gap": geo.geodesic_gap,
+        "relative_gap": geo.geodesic_gap / max(geo.endpoint_w2_squared, 1e-300),
+        "action_std_error": _per_particle_se(traj, times),
+        "nfe": nfe,
+        "marginals": _marginal_curve(traj, times, n_times),
+        "sample": traj[:, :24].tolist()[:: max(1, traj.shape[0] // 20)],
+    }
 
 
-def _oracle_traj(oracle: MixtureOracle, n: int, n_steps: int, g: torch.Generator,
-                 t_end: float = 1.0):
+def _oracle_traj(
+    oracle: MixtureOracle, n: int, n_steps: int, g: torch.Generator, t_end: float = 1.0
+):
     x0 = oracle.marginal(0.0).sample(n, g).to(torch.float64)
-    res = rk4(Field.from_oracle(oracle), x0, uniform_grid(n_steps, 0.0, t_end),
-              return_trajectory=True)
+    res = rk4(
+        Field.from_oracle(oracle), x0, uniform_grid(n_steps, 0.0, t_end), return_trajectory=True
+    )
     return res.trajectory, res.times, res.nfe
 
 
@@ -134,8 +151,7 @@ def run(ctx: Context) -> ExperimentResult:
         res: dict = {}
         for i, (name, path) in enumerate(_paths(data).items()):
             ctx.report(f"{target}: {name} path", (3 * j + i) / 8)
-            traj, times, nfe = _oracle_traj(MixtureOracle(mix, path), n, K, g,
-                                            T_END.get(name, 1.0))
+            traj, times, nfe = _oracle_traj(MixtureOracle(mix, path), n, K, g, T_END.get(name, 1.0))
             res[name] = _record(traj, times, nt, nfe)
             res[name]["schedule"] = repr(path.schedule)
         ctx.report(f"{target}: OT geodesic", (3 * j + 3) / 8)
@@ -163,24 +179,35 @@ def _closed_forms(mix, paths: dict[str, AffinePath], nt: int) -> dict:
     ts = torch.linspace(0, 1, nt, dtype=torch.float64)
     cf: dict = {}
     for name, path in paths.items():
+
         def marg(t, path=path):
             c = path.coefficients(torch.tensor(float(t), dtype=torch.float64))
             return float(c.alpha) * m, float(c.alpha) ** 2 * S + float(c.sigma) ** 2 * eye
+
         m0, S0 = marg(0.0)
         t_end = T_END.get(name, 1.0)
         m1, S1 = marg(t_end)
         w2sq = float(gaussian_w2_squared(m0, S0, m1, S1))
         action = closed_form_action(path, m, S, t_end)
-        cf[name] = {"action": action, "endpoint_w2_squared": w2sq, "geodesic_gap": action - w2sq,
-                    "cov_trace": [float(torch.trace(marg(t)[1])) for t in (ts * t_end).tolist()],
-                    "w2_to_start": [float(gaussian_w2_squared(m0, S0, *marg(t)).sqrt())
-                                    for t in (ts * t_end).tolist()]}
+        cf[name] = {
+            "action": action,
+            "endpoint_w2_squared": w2sq,
+            "geodesic_gap": action - w2sq,
+            "cov_trace": [float(torch.trace(marg(t)[1])) for t in (ts * t_end).tolist()],
+            "w2_to_start": [
+                float(gaussian_w2_squared(m0, S0, *marg(t)).sqrt()) for t in (ts * t_end).tolist()
+            ],
+        }
     cf["I-CFM"]["design_formula_action"] = icfm_action_formula(m, S)
     w2sq = float(gaussian_w2_squared(zero, eye, m, S))
     geo = [gaussian_geodesic(zero, eye, m, S, float(t)) for t in ts.tolist()]
-    cf["OT geodesic"] = {"action": w2sq, "endpoint_w2_squared": w2sq, "geodesic_gap": 0.0,
-                         "cov_trace": [float(torch.trace(q.cov)) for q in geo],
-                         "w2_to_start": [math.sqrt(w2sq) * float(t) for t in ts.tolist()]}
+    cf["OT geodesic"] = {
+        "action": w2sq,
+        "endpoint_w2_squared": w2sq,
+        "geodesic_gap": 0.0,
+        "cov_trace": [float(torch.trace(q.cov)) for q in geo],
+        "w2_to_start": [math.sqrt(w2sq) * float(t) for t in ts.tolist()],
+    }
     cf["t"] = ts.tolist()
     return cf
 
@@ -189,9 +216,12 @@ def _verdict(out: dict) -> Verdict:
     geo = max(abs(out[t]["OT geodesic"]["relative_gap"]) for t in out)
     others = min(out[t][p]["relative_gap"] for t in out for p in ("VP", "VE", "I-CFM"))
     holds = geo < GEO_TOL and others > POS_TOL
-    return Verdict(holds, f"{'holds' if holds else 'does not hold'}: the OT geodesic's relative "
-                   f"gap is at most {geo:.1e} (tolerance {GEO_TOL:g}); the smallest other gap is "
-                   f"{others:.3f} W2^2 (> {POS_TOL:g} needed)")
+    return Verdict(
+        holds,
+        f"{'holds' if holds else 'does not hold'}: the OT geodesic's relative "
+        f"gap is at most {geo:.1e} (tolerance {GEO_TOL:g}); the smallest other gap is "
+        f"{others:.3f} W2^2 (> {POS_TOL:g} needed)",
+    )
 
 
 def _result(ctx: Context, out: dict, seconds: float) -> ExperimentResult:
@@ -202,8 +232,15 @@ def _result(ctx: Context, out: dict, seconds: float) -> ExperimentResult:
         rows = []
         for p in names:
             r = res[p]
-            row = [p, r["action"], r["action_std_error"], r["endpoint_w2_squared"],
-                   r["geodesic_gap"], r["relative_gap"], r["nfe"]]
+            row = [
+                p,
+                r["action"],
+                r["action_std_error"],
+                r["endpoint_w2_squared"],
+                r["geodesic_gap"],
+                r["relative_gap"],
+                r["nfe"],
+            ]
             if cf:
                 row += [cf[p]["action"], cf[p]["endpoint_w2_squared"], cf[p]["geodesic_gap"]]
             rows.append(row)
@@ -211,38 +248,98 @@ def _result(ctx: Context, out: dict, seconds: float) -> ExperimentResult:
         if cf:
             cols += ["action (closed form)", "W2^2 (Bures)", "gap (closed form)"]
         tables.append(table(f"N(0, I) to {target}", cols, rows))
-        series = [{"x": res[p]["marginals"]["t"], "y": res[p]["marginals"]["cov_trace"],
-                   "label": f"{p} (particles)"} for p in names]
+        series = [
+            {
+                "x": res[p]["marginals"]["t"],
+                "y": res[p]["marginals"]["cov_trace"],
+                "label": f"{p} (particles)",
+            }
+            for p in names
+        ]
         if cf:
-            series += [{"x": cf["t"], "y": cf[p]["cov_trace"], "label": f"{p} (closed form)",
-                        "style": "--"} for p in names if p != "VE"]
-        figs.append(figures.curves(
-            ctx.figures, f"paths-{target}-cov", f"tr Cov(rho_t) along each path to {target} "
-            "(the I-CFM path contracts in the middle; VE starts far out)", series,
-            xlabel="t", ylabel="tr Cov(rho_t)", logy=True))
-        w1 = [{"x": res[p]["marginals"]["t"],
-               "y": [w / max(res[p]["marginals"]["w2_to_start"][-1], 1e-300)
-                     for w in res[p]["marginals"]["w2_to_start"]], "label": p} for p in names]
-        figs.append(figures.curves(
-            ctx.figures, f"paths-{target}-w2", f"W2(rho_t, rho_0) / W2(rho_1, rho_0) to {target}: "
-            "the geodesic is the diagonal (constant speed)", w1, xlabel="t",
-            ylabel="normalised W2 to start"))
+            series += [
+                {
+                    "x": cf["t"],
+                    "y": cf[p]["cov_trace"],
+                    "label": f"{p} (closed form)",
+                    "style": "--",
+                }
+                for p in names
+                if p != "VE"
+            ]
+        figs.append(
+            figures.curves(
+                ctx.figures,
+                f"paths-{target}-cov",
+                f"tr Cov(rho_t) along each path to {target} "
+                "(the I-CFM path contracts in the middle; VE starts far out)",
+                series,
+                xlabel="t",
+                ylabel="tr Cov(rho_t)",
+                logy=True,
+            )
+        )
+        w1 = [
+            {
+                "x": res[p]["marginals"]["t"],
+                "y": [
+                    w / max(res[p]["marginals"]["w2_to_start"][-1], 1e-300)
+                    for w in res[p]["marginals"]["w2_to_start"]
+                ],
+                "label": p,
+            }
+            for p in names
+        ]
+        figs.append(
+            figures.curves(
+                ctx.figures,
+                f"paths-{target}-w2",
+                f"W2(rho_t, rho_0) / W2(rho_1, rho_0) to {target}: "
+                "the geodesic is the diagonal (constant speed)",
+                w1,
+                xlabel="t",
+                ylabel="normalised W2 to start",
+            )
+        )
     if "gaussian2d" in out:
         cf = out["gaussian2d"]["closed_form"]
-        tables.append(table("I-CFM action to gaussian2d: DESIGN.md formula vs general closed "
-                            "form vs particles", ["DESIGN.md 1-D integral", "general formula",
-                                                  "particles (RK4)"],
-                            [[cf["I-CFM"]["design_formula_action"], cf["I-CFM"]["action"],
-                              out["gaussian2d"]["I-CFM"]["action"]]]))
-    panels = [{"title": f"{t}: {p}", "traj": out[t][p]["sample"]} for t in out for p in names
-              if p != "VE"]
-    figs.append(figures.trajectory_panels(ctx.figures, "paths-trajectories",
-                                          "Particle paths (exact fields), noise (orange) to "
-                                          "data (black)", panels))
+        tables.append(
+            table(
+                "I-CFM action to gaussian2d: DESIGN.md formula vs general closed form vs particles",
+                ["DESIGN.md 1-D integral", "general formula", "particles (RK4)"],
+                [
+                    [
+                        cf["I-CFM"]["design_formula_action"],
+                        cf["I-CFM"]["action"],
+                        out["gaussian2d"]["I-CFM"]["action"],
+                    ]
+                ],
+            )
+        )
+    panels = [
+        {"title": f"{t}: {p}", "traj": out[t][p]["sample"]} for t in out for p in names if p != "VE"
+    ]
+    figs.append(
+        figures.trajectory_panels(
+            ctx.figures,
+            "paths-trajectories",
+            "Particle paths (exact fields), noise (orange) to data (black)",
+            panels,
+        )
+    )
     return ExperimentResult(
-        name="paths", title="Same endpoints, different paths (exact fields)", claim=CLAIM,
-        verdict=_verdict(out), numbers=out, tables=tables, figures=figs, seconds=seconds,
-        notes=["VE starts from its own reference (data + sigma_max noise), so its endpoints "
-               "differ; its gap is measured against the W2 of its own ends.",
-               "Actions are discrete (frames of the RK4 grid); 'action s.e.' is the Monte Carlo "
-               "standard error over particles."])
+        name="paths",
+        title="Same endpoints, different paths (exact fields)",
+        claim=CLAIM,
+        verdict=_verdict(out),
+        numbers=out,
+        tables=tables,
+        figures=figs,
+        seconds=seconds,
+        notes=[
+            "VE starts from its own reference (data + sigma_max noise), so its endpoints "
+            "differ; its gap is measured against the W2 of its own ends.",
+            "Actions are discrete (frames of the RK4 grid); 'action s.e.' is the Monte Carlo "
+            "standard error over particles.",
+        ],
+    )

@@ -14,9 +14,13 @@ from .._atomic import write_text
 from .config import EXPERIMENTS
 from .context import ExperimentResult
 
-TITLES = {"paths": "Same endpoints, different paths (exact fields)",
-          "learned": "Learned models", "steps": "Steps needed",
-          "free-energy": "Free-energy descent", "denoise-jko": "A denoising step is a JKO step"}
+TITLES = {
+    "paths": "Same endpoints, different paths (exact fields)",
+    "learned": "Learned models",
+    "steps": "Steps needed",
+    "free-energy": "Free-energy descent",
+    "denoise-jko": "A denoising step is a JKO step",
+}
 
 
 def fmt(v) -> str:
@@ -41,45 +45,64 @@ def _summary(results: dict[str, ExperimentResult]) -> list[tuple[str, str, str]]
     rows = []
     for name in EXPERIMENTS:
         r = results.get(name)
-        rows.append((name, _label(r.verdict.holds) if r else "NOT RUN",
-                     r.verdict.text if r else "not run yet (interrupted or not selected)"))
+        rows.append(
+            (
+                name,
+                _label(r.verdict.holds) if r else "NOT RUN",
+                r.verdict.text if r else "not run yet (interrupted or not selected)",
+            )
+        )
     return rows
 
 
 def markdown(config: dict, results: dict[str, ExperimentResult], env: dict) -> str:
-    lines = ["# wasserflow reproduce: the paper's claims, measured", "",
-             f"Profile `{config['profile']}`, seed {config['seed']}, device {env['device']}, "
-             f"status **{env['status']}**.", "", "| experiment | verdict | by how much |",
-             "|---|---|---|"]
+    lines = [
+        "# wasserflow reproduce: the paper's claims, measured",
+        "",
+        f"Profile `{config['profile']}`, seed {config['seed']}, device {env['device']}, "
+        f"status **{env['status']}**.",
+        "",
+        "| experiment | verdict | by how much |",
+        "|---|---|---|",
+    ]
     lines += [f"| {n} | {v} | {t} |" for n, v, t in _summary(results)]
     for name in EXPERIMENTS:
         lines += ["", f"## {TITLES[name]} (`{name}`)", ""]
         r = results.get(name)
         if r is None:
-            lines.append("_Not run yet: interrupted or not selected. Rerun the same command to "
-                         "resume._")
+            lines.append(
+                "_Not run yet: interrupted or not selected. Rerun the same command to resume._"
+            )
             continue
         lines += [f"**Claim.** {r.claim}", ""]
         for t in r.tables:
-            lines += [f"**{t['title']}**", "", "| " + " | ".join(t["columns"]) + " |",
-                      "|" + "---|" * len(t["columns"])]
+            lines += [
+                f"**{t['title']}**",
+                "",
+                "| " + " | ".join(t["columns"]) + " |",
+                "|" + "---|" * len(t["columns"]),
+            ]
             lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in t["rows"]]
             lines.append("")
         for f in r.figures:
             lines += [f"![{f['caption']}]({f['file']})", "", f"_{f['caption']}_", ""]
         lines += [f"- {n}" for n in r.notes]
-        lines += ["", f"**Verdict ({_label(r.verdict.holds)}).** {r.verdict.text} "
-                  f"({r.seconds:.1f} s)"]
+        lines += [
+            "",
+            f"**Verdict ({_label(r.verdict.holds)}).** {r.verdict.text} ({r.seconds:.1f} s)",
+        ]
     lines += ["", "## Environment", "", "```", *(f"{k}: {v}" for k, v in env.items()), "```", ""]
     return "\n".join(lines)
 
 
-_CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
-        "color:#222}table{border-collapse:collapse;margin:.6em 0;font-size:.85em}"
-        "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}th{background:#f3f3f3}"
-        "td:first-child{text-align:left}.v{padding:.5em;border-left:4px solid #888;"
-        "background:#f7f7f7}.HOLDS{border-color:#2a2}.DOES{border-color:#c22}"
-        "img{max-width:100%}figure{margin:1em 0}figcaption{font-size:.85em;color:#555}")
+_CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
+    "color:#222}table{border-collapse:collapse;margin:.6em 0;font-size:.85em}"
+    "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}th{background:#f3f3f3}"
+    "td:first-child{text-align:left}.v{padding:.5em;border-left:4px solid #888;"
+    "background:#f7f7f7}.HOLDS{border-color:#2a2}.DOES{border-color:#c22}"
+    "img{max-width:100%}figure{margin:1em 0}figcaption{font-size:.85em;color:#555}"
+)
 
 
 def _img(out: Path, rel: str) -> str:
@@ -92,47 +115,60 @@ def _img(out: Path, rel: str) -> str:
 
 def _table(t: dict) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in t["columns"])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in row) + "</tr>"
-                   for row in t["rows"])
-    return (f"<p><strong>{html.escape(t['title'])}</strong></p><table><tr>{head}</tr>"
-            f"{body}</table>")
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in row) + "</tr>"
+        for row in t["rows"]
+    )
+    return f"<p><strong>{html.escape(t['title'])}</strong></p><table><tr>{head}</tr>{body}</table>"
 
 
-def html_report(out: Path, config: dict, results: dict[str, ExperimentResult],
-                env: dict) -> str:
+def html_report(out: Path, config: dict, results: dict[str, ExperimentResult], env: dict) -> str:
     e = html.escape
-    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'>",
-             "<title>wasserflow reproduce</title>", f"<style>{_CSS}</style></head><body>",
-             "<h1>wasserflow reproduce: the paper's claims, measured</h1>",
-             f"<p>Profile <code>{e(config['profile'])}</code>, seed {config['seed']}, device "
-             f"{e(str(env['device']))}, status <strong>{e(env['status'])}</strong>.</p>",
-             "<table><tr><th>experiment</th><th>verdict</th><th>by how much</th></tr>"]
-    parts += [f"<tr><td>{e(n)}</td><td>{e(v)}</td><td style='text-align:left'>{e(t)}</td></tr>"
-              for n, v, t in _summary(results)]
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        "<title>wasserflow reproduce</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>wasserflow reproduce: the paper's claims, measured</h1>",
+        f"<p>Profile <code>{e(config['profile'])}</code>, seed {config['seed']}, device "
+        f"{e(str(env['device']))}, status <strong>{e(env['status'])}</strong>.</p>",
+        "<table><tr><th>experiment</th><th>verdict</th><th>by how much</th></tr>",
+    ]
+    parts += [
+        f"<tr><td>{e(n)}</td><td>{e(v)}</td><td style='text-align:left'>{e(t)}</td></tr>"
+        for n, v, t in _summary(results)
+    ]
     parts.append("</table>")
     for name in EXPERIMENTS:
         parts.append(f"<h2>{e(TITLES[name])} (<code>{e(name)}</code>)</h2>")
         r = results.get(name)
         if r is None:
-            parts.append("<p><em>Not run yet: interrupted or not selected. Rerun the same "
-                         "command to resume.</em></p>")
+            parts.append(
+                "<p><em>Not run yet: interrupted or not selected. Rerun the same "
+                "command to resume.</em></p>"
+            )
             continue
         parts.append(f"<p><strong>Claim.</strong> {e(r.claim)}</p>")
         parts += [_table(t) for t in r.tables]
-        parts += [f"<figure>{_img(out, f['file'])}<figcaption>{e(f['caption'])}</figcaption>"
-                  "</figure>" for f in r.figures]
+        parts += [
+            f"<figure>{_img(out, f['file'])}<figcaption>{e(f['caption'])}</figcaption></figure>"
+            for f in r.figures
+        ]
         if r.notes:
             parts.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in r.notes) + "</ul>")
         cls = _label(r.verdict.holds).split()[0]
-        parts.append(f"<p class='v {cls}'><strong>Verdict ({_label(r.verdict.holds)}).</strong> "
-                     f"{e(r.verdict.text)} ({r.seconds:.1f} s)</p>")
-    parts.append("<h2>Environment</h2><pre>" + e("\n".join(f"{k}: {v}" for k, v in env.items()))
-                 + "</pre></body></html>")
+        parts.append(
+            f"<p class='v {cls}'><strong>Verdict ({_label(r.verdict.holds)}).</strong> "
+            f"{e(r.verdict.text)} ({r.seconds:.1f} s)</p>"
+        )
+    parts.append(
+        "<h2>Environment</h2><pre>"
+        + e("\n".join(f"{k}: {v}" for k, v in env.items()))
+        + "</pre></body></html>"
+    )
     return "\n".join(parts)
 
 
-def write_report(out: Path, config: dict, results: dict[str, ExperimentResult],
-                 env: dict) -> None:
+def write_report(out: Path, config: dict, results: dict[str, ExperimentResult], env: dict) -> None:
     """Write report.md and report.html into ``out`` (atomically)."""
     write_text(out / "report.md", markdown(config, results, env))
     write_text(out / "report.html", html_report(out, config, results, env))

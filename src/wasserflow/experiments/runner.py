@@ -42,8 +42,9 @@ def select(names: list[str] | None) -> list[str]:
         return list(EXPERIMENTS)
     bad = [n for n in names if n not in EXPERIMENTS]
     if bad:
-        raise ValueError(f"unknown experiment(s) {', '.join(bad)}: choose from "
-                         f"{', '.join(EXPERIMENTS)}")
+        raise ValueError(
+            f"unknown experiment(s) {', '.join(bad)}: choose from {', '.join(EXPERIMENTS)}"
+        )
     want = set(names)
     for n in names:
         want.update(REQUIRES.get(n, ()))
@@ -57,13 +58,16 @@ def prepare(out: Path, config: dict) -> None:
         try:
             old = json.loads(cfg_path.read_text())
         except json.JSONDecodeError as e:
-            raise ValueError(f"{cfg_path} is not valid JSON ({e}): delete the folder or choose "
-                             "another --out") from e
+            raise ValueError(
+                f"{cfg_path} is not valid JSON ({e}): delete the folder or choose another --out"
+            ) from e
         diff = config_difference(old, config)
         if diff:
-            raise ValueError(f"{out} holds a reproduce run with a different configuration "
-                             f"({diff}): rerun with the same options to resume, or pass a new "
-                             "--out (or delete the folder) to start afresh")
+            raise ValueError(
+                f"{out} holds a reproduce run with a different configuration "
+                f"({diff}): rerun with the same options to resume, or pass a new "
+                "--out (or delete the folder) to start afresh"
+            )
     else:
         _atomic.write_json(cfg_path, config)
 
@@ -86,14 +90,24 @@ def _environment(ctx: Context, walls: dict[str, float], status: str) -> dict:
 
     from .. import __version__
 
-    return {"wasserflow": __version__, "python": platform.python_version(),
-            "platform": platform.platform(), "torch": torch.__version__,
-            "numpy": numpy.__version__, "scipy": scipy.__version__, "pot": ot.__version__,
-            "matplotlib": matplotlib.__version__, "device": ctx.device,
-            # the learned models' networks run on ctx.device; everything else on the CPU
-            "network_device": ctx.device,
-            "torch_threads": torch.get_num_threads(), "seed": ctx.seed,
-            "profile": ctx.config["profile"], "wall_seconds": walls, "status": status}
+    return {
+        "wasserflow": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "pot": ot.__version__,
+        "matplotlib": matplotlib.__version__,
+        "device": ctx.device,
+        # the learned models' networks run on ctx.device; everything else on the CPU
+        "network_device": ctx.device,
+        "torch_threads": torch.get_num_threads(),
+        "seed": ctx.seed,
+        "profile": ctx.config["profile"],
+        "wall_seconds": walls,
+        "status": status,
+    }
 
 
 def reproduce(
@@ -148,8 +162,9 @@ def reproduce(
 
 def _write_all(ctx: Context, walls: dict, status: str) -> None:
     results = {n: r.to_dict() for n, r in ctx.results.items()}
-    _atomic.write_json(ctx.out / "results.json", {"config": ctx.config, "status": status,
-                                                   "experiments": results})
+    _atomic.write_json(
+        ctx.out / "results.json", {"config": ctx.config, "status": status, "experiments": results}
+    )
     env = _environment(ctx, walls, status)
     _atomic.write_json(ctx.out / "environment.json", env)
     report.write_report(ctx.out, ctx.config, ctx.results, env)

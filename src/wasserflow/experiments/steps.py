@@ -15,16 +15,19 @@ import time
 from . import figures
 from .context import Context, ExperimentResult, Verdict, table
 
-CLAIM = ("Straight (OT) paths need far fewer sampling steps: the NFE at which W2 comes within "
-         "10% of its converged value is smaller for OT-coupled flows than for diffusion models.")
+CLAIM = (
+    "Straight (OT) paths need far fewer sampling steps: the NFE at which W2 comes within "
+    "10% of its converged value is smaller for OT-coupled flows than for diffusion models."
+)
 WITHIN = 0.10
 OT_FAMILIES = ("ot-flow", "ot-bridge")  # learned.family: OT-CFM, rectified flow, SB-CFM
 
 
 def nfe_needed(rows: list[dict], within: float = WITHIN) -> tuple[int | None, float | None]:
     """(NFE*, converged W2) from evaluation rows with fixed budgets (adaptive rows ignored)."""
-    fixed = sorted((r for r in rows if r["nfe_requested"] is not None),
-                   key=lambda r: r["nfe_requested"])
+    fixed = sorted(
+        (r for r in rows if r["nfe_requested"] is not None), key=lambda r: r["nfe_requested"]
+    )
     if not fixed:
         return None, None
     conv = fixed[-1]["w2"]
@@ -44,38 +47,92 @@ def run(ctx: Context) -> ExperimentResult:
         for m, r in recs.items():
             ode, ode_conv = nfe_needed(r["ode"])
             own, own_conv = nfe_needed(r["own"])
-            out[d][m] = {"ode_nfe": ode, "ode_converged_w2": ode_conv, "own_nfe": own,
-                         "own_converged_w2": own_conv, "own_sampler": r["own_sampler"],
-                         "family": r["family"]}
+            out[d][m] = {
+                "ode_nfe": ode,
+                "ode_converged_w2": ode_conv,
+                "own_nfe": own,
+                "own_converged_w2": own_conv,
+                "own_sampler": r["own_sampler"],
+                "family": r["family"],
+            }
             rows.append([d, m, ode, ode_conv, r["own_sampler"], own, own_conv])
     figs = []
     for d in out:
         ms = list(out[d])
-        figs.append(figures.curves(
-            ctx.figures, f"steps-{d}", f"{d}: NFE needed to reach 1.1 x converged W2",
-            [{"x": list(range(len(ms))), "y": [out[d][m]["ode_nfe"] for m in ms],
-              "label": "probability-flow ODE (Euler); x = " + ", ".join(ms), "style": "o"},
-             {"x": list(range(len(ms))), "y": [out[d][m]["own_nfe"] for m in ms],
-              "label": "own sampler", "style": "s"}],
-            xlabel="method index", ylabel="NFE*", logy=True))
+        figs.append(
+            figures.curves(
+                ctx.figures,
+                f"steps-{d}",
+                f"{d}: NFE needed to reach 1.1 x converged W2",
+                [
+                    {
+                        "x": list(range(len(ms))),
+                        "y": [out[d][m]["ode_nfe"] for m in ms],
+                        "label": "probability-flow ODE (Euler); x = " + ", ".join(ms),
+                        "style": "o",
+                    },
+                    {
+                        "x": list(range(len(ms))),
+                        "y": [out[d][m]["own_nfe"] for m in ms],
+                        "label": "own sampler",
+                        "style": "s",
+                    },
+                ],
+                xlabel="method index",
+                ylabel="NFE*",
+                logy=True,
+            )
+        )
     return ExperimentResult(
-        name="steps", title="Steps needed", claim=CLAIM, verdict=_verdict(out),
-        numbers=out, seconds=time.perf_counter() - t0, figures=figs,
-        tables=[table("NFE within 10% of the converged W2", ["data", "method", "NFE* (ODE)",
-                      "converged W2 (ODE)", "own sampler", "NFE* (own)", "converged W2 (own)"],
-                      rows)])
+        name="steps",
+        title="Steps needed",
+        claim=CLAIM,
+        verdict=_verdict(out),
+        numbers=out,
+        seconds=time.perf_counter() - t0,
+        figures=figs,
+        tables=[
+            table(
+                "NFE within 10% of the converged W2",
+                [
+                    "data",
+                    "method",
+                    "NFE* (ODE)",
+                    "converged W2 (ODE)",
+                    "own sampler",
+                    "NFE* (own)",
+                    "converged W2 (own)",
+                ],
+                rows,
+            )
+        ],
+    )
 
 
 def _verdict(out: dict) -> Verdict:
-    ot = [r["ode_nfe"] for d in out for r in out[d].values()
-          if r["family"] in OT_FAMILIES and r["ode_nfe"]]
-    diff = [r["ode_nfe"] for d in out for r in out[d].values()
-            if r["family"] == "diffusion" and r["ode_nfe"]]
+    ot = [
+        r["ode_nfe"]
+        for d in out
+        for r in out[d].values()
+        if r["family"] in OT_FAMILIES and r["ode_nfe"]
+    ]
+    diff = [
+        r["ode_nfe"]
+        for d in out
+        for r in out[d].values()
+        if r["family"] == "diffusion" and r["ode_nfe"]
+    ]
     if not ot or not diff:
-        return Verdict(None, "not decided: needs at least one OT-coupled flow and one diffusion "
-                       "model among --methods")
+        return Verdict(
+            None,
+            "not decided: needs at least one OT-coupled flow and one diffusion "
+            "model among --methods",
+        )
     a, b = statistics.median(ot), statistics.median(diff)
     holds = a < b
-    return Verdict(holds, f"{'holds' if holds else 'does not hold'}: median NFE* (ODE) {a:g} "
-                   f"for OT-coupled flows against {b:g} for diffusion models "
-                   f"({b / a:.1f}x)")
+    return Verdict(
+        holds,
+        f"{'holds' if holds else 'does not hold'}: median NFE* (ODE) {a:g} "
+        f"for OT-coupled flows against {b:g} for diffusion models "
+        f"({b / a:.1f}x)",
+    )

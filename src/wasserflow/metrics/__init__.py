@@ -9,5 +9,13 @@
 from .jko_bridge import JKOBridgeResult, gaussian_jko_bridge, jko_bridge, vp_time_change
 from .quality import ADAPTIVE, Evaluation, evaluate_run, fresh_data
 
-__all__ = ["ADAPTIVE", "Evaluation", "JKOBridgeResult", "evaluate_run", "fresh_data", "gaussian_jko_bridge",
-           "jko_bridge", "vp_time_change"]
+__all__ = [
+    "ADAPTIVE",
+    "Evaluation",
+    "JKOBridgeResult",
+    "evaluate_run",
+    "fresh_data",
+    "gaussian_jko_bridge",
+    "jko_bridge",
+    "vp_time_change",
+]

@@ -95,8 +95,10 @@ def vp_time_change(path: AffinePath, s: Tensor | float) -> Tensor:
     s = torch.as_tensor(s, dtype=torch.float64)
     c = path.coefficients(1.0 - s)
     if not torch.allclose(c.alpha**2 + c.sigma**2, torch.ones_like(c.alpha), atol=1e-9):
-        raise ValueError("the JKO bridge needs a variance-preserving path (alpha^2 + sigma^2 = 1), "
-                         "e.g. AffinePath(VPSchedule()); VE and linear paths are not OU flows")
+        raise ValueError(
+            "the JKO bridge needs a variance-preserving path (alpha^2 + sigma^2 = 1), "
+            "e.g. AffinePath(VPSchedule()); VE and linear paths are not OU flows"
+        )
     return -torch.log(c.alpha)
 
 
@@ -105,8 +107,10 @@ def _check_grid(path: AffinePath, s_grid) -> Tensor:
     if s.numel() < 2 or not bool((s[1:] > s[:-1]).all()):
         raise ValueError("s_grid must hold at least two increasing diffusion times s = 1 - t")
     if float(s[0]) <= 0 or float(s[-1]) > 1:
-        raise ValueError("s_grid must lie in (0, 1]: at s = 0 the marginal is the data law "
-                         "itself and the denoising step's posterior is singular")
+        raise ValueError(
+            "s_grid must lie in (0, 1]: at s = 0 the marginal is the data law "
+            "itself and the denoising step's posterior is singular"
+        )
     vp_time_change(path, s)
     return s
 
@@ -118,20 +122,22 @@ def uniform_tau_grid(path: AffinePath, s_start: float, s_end: float, n_steps: in
     lo, hi = (float(vp_time_change(path, v)) for v in (s_start, s_end))
     taus = torch.linspace(lo, hi, n_steps + 1, dtype=torch.float64)
     fine = torch.linspace(s_start, s_end, 20001, dtype=torch.float64)
-    s = torch.from_numpy(np.interp(
-        taus.numpy(), vp_time_change(path, fine).numpy(), fine.numpy()))
+    s = torch.from_numpy(np.interp(taus.numpy(), vp_time_change(path, fine).numpy(), fine.numpy()))
     s[0], s[-1] = s_start, s_end
     return s
 
 
-def _step(field: Field, x: Tensor, s_to: float, s_from: float, sampler: str,
-          noise: Tensor | None) -> Tensor:
+def _step(
+    field: Field, x: Tensor, s_to: float, s_from: float, sampler: str, noise: Tensor | None
+) -> Tensor:
     """One denoising step from t = 1 - s_to to t' = 1 - s_from with the field's x1 / eps."""
     t, t2 = 1.0 - s_to, 1.0 - s_from
     c_from = field.coefficients(torch.tensor(t, dtype=torch.float64))
     c_to = field.coefficients(torch.tensor(t2, dtype=torch.float64))
-    c_from, c_to = (type(c)(*(float(v) for v in (c.alpha, c.sigma, c.d_alpha, c.d_sigma)))
-                    for c in (c_from, c_to))
+    c_from, c_to = (
+        type(c)(*(float(v) for v in (c.alpha, c.sigma, c.d_alpha, c.d_sigma)))
+        for c in (c_from, c_to)
+    )
     x1_hat, eps_hat = field.x1_and_epsilon(x, torch.full((x.shape[0],), t, dtype=x.dtype), c_from)
     if sampler == "ddim":
         return ddim_step(x1_hat, eps_hat, c_from, c_to, 0.0, None)
@@ -144,8 +150,9 @@ def _sampler(sampler: str) -> str:
     return sampler
 
 
-def gaussian_jko_bridge(mean: Tensor, cov: Tensor, path: AffinePath, s_grid,
-                        sampler: str = "ddim") -> JKOBridgeResult:
+def gaussian_jko_bridge(
+    mean: Tensor, cov: Tensor, path: AffinePath, s_grid, sampler: str = "ddim"
+) -> JKOBridgeResult:
     """Closed-form bridge for Gaussian data N(mean, cov) and the exact model (module doc).
 
     rho_s = N(alpha m, alpha^2 C + sigma^2 I) (alpha, sigma at t = 1 - s); the exact model's
@@ -178,8 +185,10 @@ def gaussian_jko_bridge(mean: Tensor, cov: Tensor, path: AffinePath, s_grid,
         A = (out[1:] - b).T  # column j is A e_j
         cov = A @ g.cov @ A.T
         if sampler == "ddpm":
-            c_from, c_to = (path.coefficients(torch.tensor(1.0 - v, dtype=torch.float64))
-                            for v in (s_to, s_from))
+            c_from, c_to = (
+                path.coefficients(torch.tensor(1.0 - v, dtype=torch.float64))
+                for v in (s_to, s_from)
+            )
             cov = cov + posterior_coefficients(c_from, c_to)[2] * torch.eye(d, dtype=torch.float64)
         return Gaussian(mean=A @ g.mean + b, cov=(cov + cov.T) / 2)
 
@@ -192,22 +201,42 @@ def gaussian_jko_bridge(mean: Tensor, cov: Tensor, path: AffinePath, s_grid,
         h = float(tau[k] - tau[k - 1])
         rho_a, rho_b = marginal(a), marginal(b)
         jko = gaussian_jko_step(rho_a, target, h)
-        rows.append((h, dist(jko, rho_b), dist(denoise(rho_b, b, a), rho_a),
-                     dist(denoise(jko, b, a), rho_a)))
+        rows.append(
+            (
+                h,
+                dist(jko, rho_b),
+                dist(denoise(rho_b, b, a), rho_a),
+                dist(denoise(jko, b, a), rho_a),
+            )
+        )
     return _result(s, rows, [0.0] * len(rows), sampler, "gaussian_closed_form")
 
 
 def _result(s, rows, floor, sampler, method) -> JKOBridgeResult:
     cols = [torch.tensor(c, dtype=torch.float64) for c in zip(*rows, strict=True)]
-    return JKOBridgeResult(s_from=s[:-1].clone(), s_to=s[1:].clone(), h=cols[0], w2_jko=cols[1],
-                           w2_denoise=cols[2], w2_roundtrip=cols[3],
-                           w2_floor=torch.tensor(floor, dtype=torch.float64), sampler=sampler,
-                           method=method)
+    return JKOBridgeResult(
+        s_from=s[:-1].clone(),
+        s_to=s[1:].clone(),
+        h=cols[0],
+        w2_jko=cols[1],
+        w2_denoise=cols[2],
+        w2_roundtrip=cols[3],
+        w2_floor=torch.tensor(floor, dtype=torch.float64),
+        sampler=sampler,
+        method=method,
+    )
 
 
-def jko_bridge(field: Field, data: Tensor, s_grid, sampler: str = "ddim", *,
-               n_particles: int = 1000, n_centers: int = 8,
-               generator: torch.Generator | None = None) -> JKOBridgeResult:
+def jko_bridge(
+    field: Field,
+    data: Tensor,
+    s_grid,
+    sampler: str = "ddim",
+    *,
+    n_particles: int = 1000,
+    n_centers: int = 8,
+    generator: torch.Generator | None = None,
+) -> JKOBridgeResult:
     """Particle bridge for any model (module doc): exact W2 between n-point samples.
 
     Args:
@@ -222,8 +251,9 @@ def jko_bridge(field: Field, data: Tensor, s_grid, sampler: str = "ddim", *,
     """
     sampler = _sampler(sampler)
     if not isinstance(field, Field) or field.path is None:
-        raise ValueError("field must be a Field with its path, e.g. run.field() or "
-                         "Field.from_oracle(oracle)")
+        raise ValueError(
+            "field must be a Field with its path, e.g. run.field() or Field.from_oracle(oracle)"
+        )
     path = field.path
     s = _check_grid(path, s_grid)
     data = torch.as_tensor(data, dtype=torch.float64)
@@ -255,12 +285,25 @@ def jko_bridge(field: Field, data: Tensor, s_grid, sampler: str = "ddim", *,
     for k in range(1, s.numel()):
         a, b = float(s[k - 1]), float(s[k])
         h = float(tau[k] - tau[k - 1])
-        r = jko_particles(marginal(a), target, h, 1, n_particles=n_particles,
-                          n_centers=n_centers, generator=generator)
+        r = jko_particles(
+            marginal(a),
+            target,
+            h,
+            1,
+            n_particles=n_particles,
+            n_centers=n_centers,
+            generator=generator,
+        )
         jko = r.states[1]
         ref = draw(a)
-        rows.append((h, dist(jko, draw(b)), dist(denoise(draw(b), b, a), ref),
-                     dist(denoise(jko, b, a), ref)))
+        rows.append(
+            (
+                h,
+                dist(jko, draw(b)),
+                dist(denoise(draw(b), b, a), ref),
+                dist(denoise(jko, b, a), ref),
+            )
+        )
         floor.append(dist(draw(a), ref))
     if not all(math.isfinite(v) for row in rows for v in row):
         raise ValueError("a W2 is not finite: the model returned NaN or inf on the grid")

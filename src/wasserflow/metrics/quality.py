@@ -69,16 +69,26 @@ def evaluate_run(
         seconds = time.perf_counter() - t0
         x = out.x.reshape(n, -1).to(torch.float64)
         if not torch.isfinite(x).all():
-            raise ValueError(f"the sampler {out.sampler} diverged at nfe={nfe} (NaN or inf samples)")
+            raise ValueError(
+                f"the sampler {out.sampler} diverged at nfe={nfe} (NaN or inf samples)"
+            )
         w2 = exact_ot(x, data).w2
         geo = None
         if geometry and out.trajectory is not None and out.times is not None:
-            geo = trajectory_geometry(out.trajectory.reshape(out.trajectory.shape[0], n, -1),
-                                      out.times)
-        rows.append(Evaluation(
-            sampler=out.sampler, nfe_requested=k, nfe=out.nfe, w2=w2,
-            action=geo.action if geo else None, geodesic_gap=geo.geodesic_gap if geo else None,
-            normalized_path_energy=geo.normalized_path_energy if geo else None,
-            straightness=geo.straightness if geo else None, seconds=seconds,
-        ))
+            geo = trajectory_geometry(
+                out.trajectory.reshape(out.trajectory.shape[0], n, -1), out.times
+            )
+        rows.append(
+            Evaluation(
+                sampler=out.sampler,
+                nfe_requested=k,
+                nfe=out.nfe,
+                w2=w2,
+                action=geo.action if geo else None,
+                geodesic_gap=geo.geodesic_gap if geo else None,
+                normalized_path_energy=geo.normalized_path_energy if geo else None,
+                straightness=geo.straightness if geo else None,
+                seconds=seconds,
+            )
+        )
     return rows

@@ -62,14 +62,21 @@ def install_device_hooks(module: nn.Module, device: torch.device) -> DeviceHooks
     def pre(mod, args, kwargs):
         first = next((a for a in (*args, *kwargs.values()) if isinstance(a, Tensor)), None)
         home.append(first.device if first is not None else torch.device("cpu"))
-        return (tuple(_move(a, device) for a in args),
-                {k: _move(v, device) for k, v in kwargs.items()})
+        return (
+            tuple(_move(a, device) for a in args),
+            {k: _move(v, device) for k, v in kwargs.items()},
+        )
 
     def post(mod, args, kwargs, out):
         return out.to(home.pop()) if isinstance(out, Tensor) else out
 
-    return DeviceHooks(device, (module.register_forward_pre_hook(pre, with_kwargs=True),
-                                module.register_forward_hook(post, with_kwargs=True)))
+    return DeviceHooks(
+        device,
+        (
+            module.register_forward_pre_hook(pre, with_kwargs=True),
+            module.register_forward_hook(post, with_kwargs=True),
+        ),
+    )
 
 
 def place(model: nn.Module, device: str | torch.device = "cpu") -> nn.Module:

@@ -38,7 +38,10 @@ class PotentialField(nn.Module):
         outer_grad = torch.is_grad_enabled()
         if create_graph is None:
             create_graph = outer_grad and (self.training or x.requires_grad)
-        g = energy_gradient(lambda y: self.potential(y, t), x, create_graph=create_graph,
-                            through_input=x.requires_grad and outer_grad)
+        g = energy_gradient(
+            lambda y: self.potential(y, t),
+            x,
+            create_graph=create_graph,
+            through_input=x.requires_grad and outer_grad,
+        )
         return -g if create_graph else -g.detach()
-

@@ -106,11 +106,17 @@ class JKOFlow:
                 states.append(x)
         if not return_trajectory:
             return FlowSample(x=x, start=z, evaluations=evals)
-        return FlowSample(x=x, start=z, evaluations=evals, trajectory=torch.stack(states),
-                          times=self.times().flip(0))
+        return FlowSample(
+            x=x,
+            start=z,
+            evaluations=evals,
+            trajectory=torch.stack(states),
+            times=self.times().flip(0),
+        )
 
-    def sample(self, n: int, generator: torch.Generator | None = None, *,
-               return_trajectory: bool = False) -> FlowSample:
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, *, return_trajectory: bool = False
+    ) -> FlowSample:
         z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
         return self.generate(z, return_trajectory=return_trajectory)
 

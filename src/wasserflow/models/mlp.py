@@ -136,11 +136,13 @@ class MLPConfig:
         if self.embed_dim % 2:
             raise ValueError(f"embed_dim must be even, got {self.embed_dim}")
         if str(self.activation).lower() not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {self.activation!r}: choose one of "
-                             f"{sorted(ACTIVATIONS)}")
+            raise ValueError(
+                f"unknown activation {self.activation!r}: choose one of {sorted(ACTIVATIONS)}"
+            )
         if self.time_embedding is not None and self.time_embedding not in TIME_EMBEDDINGS:
-            raise ValueError(f"unknown time_embedding {self.time_embedding!r}: one of "
-                             f"{TIME_EMBEDDINGS}")
+            raise ValueError(
+                f"unknown time_embedding {self.time_embedding!r}: one of {TIME_EMBEDDINGS}"
+            )
 
 
 @register_model("mlp", MLPConfig)
@@ -148,7 +150,11 @@ def mlp(shape: tuple[int, ...], config: MLPConfig, *, scalar: bool = False) -> n
     """A :class:`VectorFieldMLP`, or with ``scalar`` a :class:`PotentialMLP` (state-dict keys
     ``net.*``, as every checkpoint has them)."""
     time = config.time_embedding or ("none" if scalar else "sinusoidal")
-    kwargs = {"width": config.width, "depth": config.depth,
-              "activation": str(config.activation).lower(), "time_embedding": time,
-              "embed_dim": config.embed_dim}
+    kwargs = {
+        "width": config.width,
+        "depth": config.depth,
+        "activation": str(config.activation).lower(),
+        "time_embedding": time,
+        "embed_dim": config.embed_dim,
+    }
     return PotentialMLP(shape, **kwargs) if scalar else VectorFieldMLP(shape, **kwargs)

@@ -43,9 +43,11 @@ class Backbone:
         valid = [f.name for f in dataclasses.fields(self.config)]
         unknown = sorted(set(values) - set(valid))
         if unknown:
-            raise ValueError(f"unknown option{'s' if len(unknown) > 1 else ''} "
-                             f"{', '.join(unknown)} for model {self.name}: valid options are "
-                             f"{', '.join(valid)}")
+            raise ValueError(
+                f"unknown option{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(unknown)} for model {self.name}: valid options are "
+                f"{', '.join(valid)}"
+            )
         try:
             return self.config(**values)
         except TypeError as e:  # a wrongly typed value the dataclass could not take
@@ -55,8 +57,9 @@ class Backbone:
 BACKBONES: dict[str, Backbone] = {}
 
 
-def register_model(name: str, config: type, *, scalar: bool = True
-                   ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+def register_model(
+    name: str, config: type, *, scalar: bool = True
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register a backbone ``cls(shape, config, *, scalar=False)``."""
     if not dataclasses.is_dataclass(config):
         raise TypeError(f"the config of model {name!r} must be a dataclass")
@@ -66,6 +69,7 @@ def register_model(name: str, config: type, *, scalar: bool = True
             raise ValueError(f"model {name!r} is registered twice")
         BACKBONES[name] = Backbone(name, cls, config, scalar)
         return cls
+
     return deco
 
 
@@ -86,8 +90,9 @@ def check_shape(shape: Any) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def build_backbone(name: str, shape: Any, options: Any = None, *, scalar: bool = False,
-                   seed: int | None = None) -> nn.Module:
+def build_backbone(
+    name: str, shape: Any, options: Any = None, *, scalar: bool = False, seed: int | None = None
+) -> nn.Module:
     """Build backbone ``name`` for data of ``shape`` (options: a mapping or its dataclass).
 
     With ``seed`` the parameters are initialised from ``torch.default_generator`` seeded with

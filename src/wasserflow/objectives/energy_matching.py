@@ -30,12 +30,16 @@ from ..paths import AffinePath, LinearSchedule, get_coupling
 def temperature(t: Tensor, tau_star: float, eps_max: float) -> Tensor:
     """eps(t): 0 for t < tau*, eps_max (t - tau*) / (1 - tau*) on [tau*, 1), eps_max for t >= 1."""
     ramp = eps_max * (t - tau_star) / (1.0 - tau_star)
-    return torch.where(t < tau_star, torch.zeros_like(t), torch.where(t >= 1.0, torch.full_like(t, eps_max), ramp))
+    return torch.where(
+        t < tau_star, torch.zeros_like(t), torch.where(t >= 1.0, torch.full_like(t, eps_max), ramp)
+    )
 
 
 def flow_weight(t: Tensor, tau_star: float) -> Tensor:
     """w(t) = 1 for t < tau*, 1 - (t - tau*) / (1 - tau*) after (phase 2's optional weighting)."""
-    return torch.where(t < tau_star, torch.ones_like(t), (1.0 - (t - tau_star) / (1.0 - tau_star)).clamp_min(0.0))
+    return torch.where(
+        t < tau_star, torch.ones_like(t), (1.0 - (t - tau_star) / (1.0 - tau_star)).clamp_min(0.0)
+    )
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,15 @@ class EnergyMatching:
     def __post_init__(self):
         if not 0.0 < self.tau_star < 1.0:
             raise ValueError("tau_star must lie in (0, 1)")
-        if self.eps_max < 0 or self.cd_weight < 0 or self.negative_steps < 1 or self.negative_dt <= 0:
-            raise ValueError("need eps_max >= 0, cd_weight >= 0, negative_steps >= 1, negative_dt > 0")
+        if (
+            self.eps_max < 0
+            or self.cd_weight < 0
+            or self.negative_steps < 1
+            or self.negative_dt <= 0
+        ):
+            raise ValueError(
+                "need eps_max >= 0, cd_weight >= 0, negative_steps >= 1, negative_dt > 0"
+            )
 
     @property
     def path(self) -> AffinePath:
@@ -72,10 +83,14 @@ class EnergyMatching:
             eps = temperature(t, self.tau_star, self.eps_max).reshape(-1, *([1] * (x.dim() - 1)))
             grad = energy_gradient(model.energy, x)
             xi = torch.randn(x.shape, generator=generator, dtype=x.dtype)
-            x = (x - self.negative_dt * grad + torch.sqrt(2.0 * eps * self.negative_dt) * xi).detach()
+            x = (
+                x - self.negative_dt * grad + torch.sqrt(2.0 * eps * self.negative_dt) * xi
+            ).detach()
         return x
 
-    def loss(self, model: nn.Module, x1: Tensor, generator: torch.Generator, step: int = 0) -> Tensor:
+    def loss(
+        self, model: nn.Module, x1: Tensor, generator: torch.Generator, step: int = 0
+    ) -> Tensor:
         """Per-sample losses (B,): flow term, plus the CD term after the warm-up."""
         x0 = torch.randn(x1.shape, generator=generator, dtype=x1.dtype)
         c = get_coupling("ot")(x0, x1, generator)
@@ -87,7 +102,9 @@ class EnergyMatching:
         if self.weight_flow:
             per = per * flow_weight(t, self.tau_star)
         half = x1.shape[0] // 2
-        noise = torch.randn((x1.shape[0] - half, *x1.shape[1:]), generator=generator, dtype=x1.dtype)
+        noise = torch.randn(
+            (x1.shape[0] - half, *x1.shape[1:]), generator=generator, dtype=x1.dtype
+        )
         neg = self.negatives(model, x1[:half], noise, generator)
         cd = model.energy(x1) - model.energy(neg)
         return per + self.cd_weight * cd

@@ -51,11 +51,13 @@ class PathRegression:
 
     def __post_init__(self):
         if self.time_input not in TIME_INPUTS:
-            raise ValueError(f"time_input {self.time_input!r}: choose one of "
-                             f"{', '.join(TIME_INPUTS)}")
+            raise ValueError(
+                f"time_input {self.time_input!r}: choose one of {', '.join(TIME_INPUTS)}"
+            )
         if self.prediction not in PREDICTIONS:
-            raise ValueError(f"prediction {self.prediction!r}: choose one of "
-                             f"{', '.join(PREDICTIONS)}")
+            raise ValueError(
+                f"prediction {self.prediction!r}: choose one of {', '.join(PREDICTIONS)}"
+            )
         if self.weighting not in ("none", "sigma2"):
             raise ValueError(f"weighting {self.weighting!r}: choose none or sigma2")
         if self.coupling != PAIRS:
@@ -83,7 +85,9 @@ class PathRegression:
             c = get_coupling(self.coupling)(x0, x1, generator)
         return c.x0, c.x1
 
-    def loss(self, model: nn.Module, batch: Tensor, generator: torch.Generator, step: int = 0) -> Tensor:
+    def loss(
+        self, model: nn.Module, batch: Tensor, generator: torch.Generator, step: int = 0
+    ) -> Tensor:
         """Per-sample losses (B,) for a data batch (or a batch of pairs)."""
         x0, x1 = self.pairs(batch, generator)
         t = self.times.sample(x1.shape[0], generator, dtype=x1.dtype)
@@ -94,8 +98,11 @@ class PathRegression:
         s = self.path.sample(x0, x1, t, noise=noise, coefficients=c)
         # the conditional velocity includes a bridge's noise term; every other target is the
         # (x1, eps) pair in the network's parametrisation
-        target = (s.ut if self.prediction == "velocity"
-                  else from_x1_and_epsilon(x1, x0, c, self.prediction))
+        target = (
+            s.ut
+            if self.prediction == "velocity"
+            else from_x1_and_epsilon(x1, x0, c, self.prediction)
+        )
         out = self.field(model).fn(s.xt, t, c)
         per = ((out - target) ** 2).reshape(x1.shape[0], -1).sum(1)
         if self.weighting == "sigma2":

@@ -29,11 +29,13 @@ class TimeDistribution:
 
     def __post_init__(self):
         if self.kind not in ("uniform", "power", "ddpm", "levels"):
-            raise ValueError(f"time distribution {self.kind!r}: choose uniform, power, ddpm or "
-                             "levels")
+            raise ValueError(
+                f"time distribution {self.kind!r}: choose uniform, power, ddpm or levels"
+            )
         if not self.power > 0:
-            raise ValueError(f"the power of a power time distribution must be > 0, got "
-                             f"{self.power}")
+            raise ValueError(
+                f"the power of a power time distribution must be > 0, got {self.power}"
+            )
         if self.kind != "power" and self.power != 1.0:
             raise ValueError(f"power = {self.power} needs kind 'power', got {self.kind!r}")
         if not 0.0 <= self.t_min < self.t_max <= 1.0:
@@ -54,5 +56,10 @@ class TimeDistribution:
         return (k.to(dtype) / (self.levels - 1)).to(dtype)
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "t_min": self.t_min, "t_max": self.t_max, "levels": self.levels,
-                "power": self.power}
+        return {
+            "kind": self.kind,
+            "t_min": self.t_min,
+            "t_max": self.t_max,
+            "levels": self.levels,
+            "power": self.power,
+        }

@@ -43,8 +43,10 @@ def broadcast_time(t: Tensor | float, x: Tensor, name: str = "t") -> Tensor:
         return t.expand(x.shape[0])
     t = t.reshape(-1)
     if t.shape[0] != x.shape[0]:
-        raise ValueError(f"{name} has {t.shape[0]} entries for a batch of {x.shape[0]}: give one "
-                         "time per sample or a scalar")
+        raise ValueError(
+            f"{name} has {t.shape[0]} entries for a batch of {x.shape[0]}: give one "
+            "time per sample or a scalar"
+        )
     return t
 
 
@@ -98,8 +100,9 @@ class AffinePath:
         """(alpha_t, sigma_t, d alpha_t / dt, d sigma_t / dt) of the schedule."""
         return self.schedule(t)
 
-    def network_time(self, t: Tensor, time_input: str = "t",
-                     coefficients: ScheduleOutput | None = None) -> Tensor:
+    def network_time(
+        self, t: Tensor, time_input: str = "t", coefficients: ScheduleOutput | None = None
+    ) -> Tensor:
         """The network's time input at clock times t (a tensor, returned in its dtype).
 
         ``"t"``: t itself. ``"logsnr"``: lambda_t / 5 with lambda_t = log(alpha_t / sigma_t)
@@ -139,8 +142,10 @@ class AffinePath:
         if self.bridge == "constant":
             return torch.full_like(t, self.bridge_sigma), torch.zeros_like(t)
         if ((t <= 0) | (t >= 1)).any():
-            raise ValueError("the Brownian-bridge velocity is singular at t = 0 and t = 1: "
-                             "sample t in the open interval (0, 1)")
+            raise ValueError(
+                "the Brownian-bridge velocity is singular at t = 0 and t = 1: "
+                "sample t in the open interval (0, 1)"
+            )
         root = torch.sqrt(t * (1.0 - t))
         return self.bridge_sigma * root, self.bridge_sigma * (1.0 - 2.0 * t) / (2.0 * root)
 
@@ -180,11 +185,11 @@ class AffinePath:
         eps = None
         if self.bridge_sigma > 0:
             if noise is None:
-                noise = torch.randn(x1.shape, generator=generator, dtype=x1.dtype,
-                                    device=x1.device)
+                noise = torch.randn(x1.shape, generator=generator, dtype=x1.dtype, device=x1.device)
             elif noise.shape != x1.shape:
                 raise ValueError(
-                    f"noise has shape {tuple(noise.shape)}, expected {tuple(x1.shape)}")
+                    f"noise has shape {tuple(noise.shape)}, expected {tuple(x1.shape)}"
+                )
             gamma, d_gamma = self._gamma(t)
             eps = noise
             xt = xt + expand_like(gamma, x1) * eps
@@ -196,7 +201,9 @@ def _check_pair(x0: Tensor, x1: Tensor) -> None:
     if not isinstance(x0, Tensor) or not isinstance(x1, Tensor):
         raise ValueError("x0 and x1 must be torch tensors of shape (n, ...)")
     if x0.shape != x1.shape:
-        raise ValueError(f"x0 {tuple(x0.shape)} and x1 {tuple(x1.shape)} must have the same shape "
-                         "(pair them with a coupling first)")
+        raise ValueError(
+            f"x0 {tuple(x0.shape)} and x1 {tuple(x1.shape)} must have the same shape "
+            "(pair them with a coupling first)"
+        )
     if x1.dim() < 1 or x1.shape[0] == 0:
         raise ValueError("x0 and x1 need a batch dimension with at least one sample")

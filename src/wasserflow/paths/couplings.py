@@ -44,8 +44,10 @@ def _flat(x: Tensor, name: str) -> Tensor:
 def _check_batches(x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
     f0, f1 = _flat(x0, "x0"), _flat(x1, "x1")
     if f0.shape[1] != f1.shape[1]:
-        raise ValueError(f"x0 and x1 have different sample shapes {tuple(x0.shape[1:])} and "
-                         f"{tuple(x1.shape[1:])}")
+        raise ValueError(
+            f"x0 and x1 have different sample shapes {tuple(x0.shape[1:])} and "
+            f"{tuple(x1.shape[1:])}"
+        )
     return f0, f1
 
 
@@ -79,12 +81,14 @@ def ot_coupling(x0: Tensor, x1: Tensor, generator: torch.Generator | None = None
     if f0.shape[0] != f1.shape[0]:
         raise ValueError("minibatch OT pairing needs equal batch sizes: draw as many x0 as x1")
     perm = _ot_permutation(f0, f1)
-    return CoupledBatch(x0=x0, x1=x1[perm], index0=torch.arange(x0.shape[0], device=x0.device),
-                        index1=perm)
+    return CoupledBatch(
+        x0=x0, x1=x1[perm], index0=torch.arange(x0.shape[0], device=x0.device), index1=perm
+    )
 
 
-def entropic_plan(x0: Tensor, x1: Tensor, reg: float, *, max_iter: int = 10_000,
-                  tol: float = 1e-9) -> Tensor:
+def entropic_plan(
+    x0: Tensor, x1: Tensor, reg: float, *, max_iter: int = 10_000, tol: float = 1e-9
+) -> Tensor:
     """The entropic OT plan between uniform batches for C_ij = |x0_i - x1_j|^2 (float64, (n, m)).
 
     argmin_P <P, C> - reg H(P): the plan of POT's ``ot.sinkhorn(a, b, C, reg)`` (TorchCFM's
@@ -98,8 +102,14 @@ def entropic_plan(x0: Tensor, x1: Tensor, reg: float, *, max_iter: int = 10_000,
     if not reg > 0:
         raise ValueError(f"entropic regularisation reg must be > 0, got {reg}")
     f0, f1 = _check_batches(x0, x1)
-    res = sinkhorn(f0.detach().double(), f1.detach().double(), epsilon=float(reg), tol=tol,
-                   max_iter=max_iter, kernel_dtype=torch.float64)
+    res = sinkhorn(
+        f0.detach().double(),
+        f1.detach().double(),
+        epsilon=float(reg),
+        tol=tol,
+        max_iter=max_iter,
+        kernel_dtype=torch.float64,
+    )
     P = res.plan
     if P is None or not torch.isfinite(P).all():
         raise ValueError(f"Sinkhorn failed for reg = {reg}: increase reg")
@@ -144,8 +154,9 @@ def reflow_coupling(
         x1 = sampler(x0)
     if not isinstance(x1, Tensor) or x1.shape != x0.shape:
         raise ValueError("the reflow sampler must return a tensor of x0's shape")
-    return CoupledBatch(x0=x0, x1=x1, index0=torch.arange(x0.shape[0], device=x0.device),
-                        index1=None)
+    return CoupledBatch(
+        x0=x0, x1=x1, index0=torch.arange(x0.shape[0], device=x0.device), index1=None
+    )
 
 
 COUPLINGS: dict[str, Callable[..., CoupledBatch]] = {

@@ -79,21 +79,26 @@ class MixtureOracle:
     def score(self, x: Tensor, t) -> Tensor:
         """grad_x log p_t(x), (n, d)."""
         return self._per_time(
-            x, t, lambda xx, c: self.mixture.noised(float(c.alpha), float(c.sigma)).score(xx))
+            x, t, lambda xx, c: self.mixture.noised(float(c.alpha), float(c.sigma)).score(xx)
+        )
 
     def posterior_x1(self, x: Tensor, t) -> Tensor:
         """E[X_1 | X_t = x], (n, d)."""
         return self._per_time(
-            x, t, lambda xx, c: self.mixture.posterior_mean(xx, float(c.alpha), float(c.sigma)))
+            x, t, lambda xx, c: self.mixture.posterior_mean(xx, float(c.alpha), float(c.sigma))
+        )
 
     def epsilon(self, x: Tensor, t) -> Tensor:
         """E[X_0 | X_t = x] = -sigma_t score_t(x), (n, d)."""
+
         def f(xx, c):
             return -float(c.sigma) * self.mixture.noised(float(c.alpha), float(c.sigma)).score(xx)
+
         return self._per_time(x, t, f)
 
     def velocity(self, x: Tensor, t) -> Tensor:
         """v_t(x) = d_alpha E[X_1 | x] + d_sigma E[X_0 | x], (n, d)."""
+
         def f(xx, c):
             a, s = float(c.alpha), float(c.sigma)
             ex1 = self.mixture.posterior_mean(xx, a, s)
@@ -101,6 +106,7 @@ class MixtureOracle:
             if float(c.d_sigma) != 0.0:
                 v = v - float(c.d_sigma) * s * self.mixture.noised(a, s).score(xx)
             return v
+
         return self._per_time(x, t, f)
 
 
@@ -121,9 +127,12 @@ class GaussianGeodesicOracle:
         """A with T(x) = mean + A x the optimal (Brenier) map from N(0, I) (symmetric PSD)."""
         d = self.mean.reshape(-1).shape[0]
         eye = torch.eye(d, dtype=torch.float64)
-        return gaussian_map(torch.zeros(d, dtype=torch.float64), eye,
-                            torch.as_tensor(self.mean, dtype=torch.float64).reshape(-1),
-                            torch.as_tensor(self.cov, dtype=torch.float64)).matrix
+        return gaussian_map(
+            torch.zeros(d, dtype=torch.float64),
+            eye,
+            torch.as_tensor(self.mean, dtype=torch.float64).reshape(-1),
+            torch.as_tensor(self.cov, dtype=torch.float64),
+        ).matrix
 
     def transport(self, x0: Tensor, t) -> Tensor:
         """x_t = (1 - t) x0 + t T(x0) for reference points x0 (n, d)."""

@@ -65,8 +65,9 @@ class OTStreamConfig:
         if self.batch_size < 1 or self.ot_batch < 1 or self.reuse < 1:
             raise ValueError("batch_size, ot_batch and reuse must be positive")
         if self.ot_batch % self.batch_size:
-            raise ValueError(f"ot_batch {self.ot_batch} must be a multiple of the batch size "
-                             f"{self.batch_size}")
+            raise ValueError(
+                f"ot_batch {self.ot_batch} must be a multiple of the batch size {self.batch_size}"
+            )
 
     @property
     def steps_per_block(self) -> int:
@@ -81,8 +82,9 @@ def block_seed(seed: int, block: int) -> int:
     return int(state.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
-def ot_pair_block(sample_data: DataSampler, config: OTStreamConfig, seed: int,
-                  block: int) -> Tensor:
+def ot_pair_block(
+    sample_data: DataSampler, config: OTStreamConfig, seed: int, block: int
+) -> Tensor:
     """The pairs of one block in serving order, shape (reuse * N, 2, ...): [:, 0] = x0 (noise),
     [:, 1] = x1 (data), with (x0, x1) an exact OT pairing of N noise and N data points.
 
@@ -116,8 +118,14 @@ class OTPairStream:
         total_steps: if given, no block past this step is prefetched.
     """
 
-    def __init__(self, sample_data: DataSampler, config: OTStreamConfig, *, seed: int,
-                 total_steps: int | None = None):
+    def __init__(
+        self,
+        sample_data: DataSampler,
+        config: OTStreamConfig,
+        *,
+        seed: int,
+        total_steps: int | None = None,
+    ):
         self.sample_data = sample_data
         self.config = config
         self.seed = int(seed)
@@ -169,7 +177,7 @@ class OTPairStream:
             raise ValueError(f"step must be >= 0, got {step}")
         spb, b = self.config.steps_per_block, self.config.batch_size
         k, i = divmod(step, spb)
-        return self.block(k)[i * b:(i + 1) * b]
+        return self.block(k)[i * b : (i + 1) * b]
 
     def seek(self, step: int) -> None:
         """Serve ``step`` next (the start of a run, or the step a resumed run continues from)."""
@@ -180,8 +188,9 @@ class OTPairStream:
     def __call__(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """The next step's pairs (B, 2, ...); ``n`` must be the configured batch size."""
         if n != self.config.batch_size:
-            raise ValueError(f"the OT pair stream serves batches of {self.config.batch_size}, "
-                             f"asked for {n}")
+            raise ValueError(
+                f"the OT pair stream serves batches of {self.config.batch_size}, asked for {n}"
+            )
         out = self.batch(self._step)
         self._step += 1
         return out

@@ -88,15 +88,17 @@ def to_v_prediction(x1: Tensor, eps: Tensor, c: ScheduleOutput) -> Tensor:
     return (_c(c.alpha, x1) * eps - _c(c.sigma, x1) * x1) / _radius(c, x1)
 
 
-def v_prediction_to_x1_and_epsilon(x: Tensor, v: Tensor, c: ScheduleOutput) -> tuple[
-        Tensor, Tensor]:
+def v_prediction_to_x1_and_epsilon(
+    x: Tensor, v: Tensor, c: ScheduleOutput
+) -> tuple[Tensor, Tensor]:
     """(x1, eps) = ((alpha x - sigma r v) / r^2, (sigma x + alpha r v) / r^2)."""
     a, s, r = _c(c.alpha, x), _c(c.sigma, x), _radius(c, x)
     return (a * x - s * r * v) / r**2, (s * x + a * r * v) / r**2
 
 
-def x1_and_epsilon(x: Tensor, pred: Tensor, prediction: str, c: ScheduleOutput) -> tuple[
-        Tensor, Tensor]:
+def x1_and_epsilon(
+    x: Tensor, pred: Tensor, prediction: str, c: ScheduleOutput
+) -> tuple[Tensor, Tensor]:
     """The pair (x1_hat, eps_hat) with x = alpha x1_hat + sigma eps_hat from any prediction."""
     if prediction == "epsilon":
         return epsilon_to_x1(x, pred, c), pred

@@ -207,8 +207,9 @@ class DDPMDiscreteSchedule(Schedule):
         slope_u = logs[j + 1] - logs[j]
         log_abar = logs[j] + (u - j) * slope_u
         out = _vp_from_log_abar(log_abar, -T * slope_u)
-        return ScheduleOutput(*(v.to(t.dtype) for v in (out.alpha, out.sigma, out.d_alpha,
-                                                        out.d_sigma)))
+        return ScheduleOutput(
+            *(v.to(t.dtype) for v in (out.alpha, out.sigma, out.d_alpha, out.d_sigma))
+        )
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,9 @@ class VESchedule(Schedule):
         log_ratio = math.log(self.sigma_max / self.sigma_min)
         sigma = self.sigma_min * torch.exp((1.0 - t) * log_ratio)
         return ScheduleOutput(
-            alpha=torch.ones_like(t), sigma=sigma, d_alpha=torch.zeros_like(t),
+            alpha=torch.ones_like(t),
+            sigma=sigma,
+            d_alpha=torch.zeros_like(t),
             d_sigma=-log_ratio * sigma,
         )
 

@@ -59,8 +59,9 @@ def posterior_coefficients(c_from: ScheduleOutput, c_to: ScheduleOutput) -> tupl
     return a * s2_to / s2_from, c_to.alpha * b2 / s2_from, b2 * s2_to / s2_from
 
 
-def ddpm_step(x: Tensor, x1_hat: Tensor, c_from: ScheduleOutput, c_to: ScheduleOutput,
-              noise: Tensor | None) -> Tensor:
+def ddpm_step(
+    x: Tensor, x1_hat: Tensor, c_from: ScheduleOutput, c_to: ScheduleOutput, noise: Tensor | None
+) -> Tensor:
     """One ancestral step: x_t' = mu(x_t, x1_hat) + sqrt(var) z (z = ``noise``; None: no noise)."""
     x_coef, x1_coef, var = posterior_coefficients(c_from, c_to)
     out = _bc(x_coef, x) * x + _bc(x1_coef, x) * x1_hat
@@ -69,8 +70,14 @@ def ddpm_step(x: Tensor, x1_hat: Tensor, c_from: ScheduleOutput, c_to: ScheduleO
     return out
 
 
-def ddim_step(x1_hat: Tensor, eps_hat: Tensor, c_from: ScheduleOutput, c_to: ScheduleOutput,
-              eta: float, noise: Tensor | None) -> Tensor:
+def ddim_step(
+    x1_hat: Tensor,
+    eps_hat: Tensor,
+    c_from: ScheduleOutput,
+    c_to: ScheduleOutput,
+    eta: float,
+    noise: Tensor | None,
+) -> Tensor:
     """One DDIM step: alpha_t' x1_hat + sqrt(sigma_t'^2 - c^2) eps_hat + c z, c = eta sqrt(var)."""
     _, _, var = posterior_coefficients(c_from, c_to)
     c = eta * _sqrt(var)
@@ -96,26 +103,45 @@ def _step_coefficients(field: Field, t: Tensor) -> list[ScheduleOutput]:
 
 def path_steps(field: Field, t_from: Tensor, t_to: Tensor) -> list[tuple]:
     """[(t_k, t_k+1, coefficients at t_k, coefficients at t_k+1)] of the steps of a grid."""
-    return list(zip(t_from.tolist(), t_to.tolist(), _step_coefficients(field, t_from),
-                    _step_coefficients(field, t_to), strict=True))
+    return list(
+        zip(
+            t_from.tolist(),
+            t_to.tolist(),
+            _step_coefficients(field, t_from),
+            _step_coefficients(field, t_to),
+            strict=True,
+        )
+    )
 
 
 def _diffusers_plan(scheduler: str):
     """On a discrete DDPM schedule: diffusers' timesteps ("trailing" spacing, final alpha 1) at
     min(budget, T) steps; on any other path: ``budget`` uniform steps to ``t_end``."""
+
     def plan(spec, nfe, ctx, options):
         T, k = ctx.num_train_timesteps, budget(nfe)
         if T is None:
             return uniform_grid(k, 0.0, ctx.t_end), options
-        return diffusers_steps(min(k, T), scheduler=scheduler, num_train_timesteps=T,
-                               spacing="trailing", set_alpha_to_one=True), options
+        return diffusers_steps(
+            min(k, T),
+            scheduler=scheduler,
+            num_train_timesteps=T,
+            spacing="trailing",
+            set_alpha_to_one=True,
+        ), options
+
     return plan
 
 
 @register("ddpm", order=1, stochastic=True, needs_path=True, plan=_diffusers_plan("ddpm"))
-def ddpm(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
-         generator: torch.Generator | None = None,
-         return_trajectory: bool = False) -> SampleResult:
+def ddpm(
+    field: Field | FieldFn,
+    x0: Tensor,
+    grid: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    return_trajectory: bool = False,
+) -> SampleResult:
     """DDPM ancestral sampling (Ho et al. 2020, Algorithm 2; "fixed_small" variance).
 
     Noise is drawn, in step order from ``generator``, on every step whose posterior variance is
@@ -136,9 +162,15 @@ def ddpm(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
 
 
 @register("ddim", order=1, stochastic=True, needs_path=True, plan=_diffusers_plan("ddim"))
-def ddim(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
-         generator: torch.Generator | None = None, return_trajectory: bool = False,
-         eta: float = 0.0) -> SampleResult:
+def ddim(
+    field: Field | FieldFn,
+    x0: Tensor,
+    grid: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    return_trajectory: bool = False,
+    eta: float = 0.0,
+) -> SampleResult:
     """DDIM (Song, Meng & Ermon 2021) with stochasticity eta in [0, 1] (0: deterministic).
 
     With eta > 0 noise is drawn from ``generator`` on every step (as diffusers does). 1 NFE per

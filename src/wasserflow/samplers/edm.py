@@ -66,8 +66,9 @@ def karras_plan(spec, nfe, ctx, options):
     n = budget(nfe)
     if spec.nfe_per_step == 2:
         n = (n + 1) // 2 if float(c.sigma[2]) <= 0.0 else max(1, n // 2)
-    grid = karras_grid(n, ctx.path.coefficients, rho=rho, sigma_min=s_min, sigma_max=s_max,
-                       stop=ctx.t_last_trained)
+    grid = karras_grid(
+        n, ctx.path.coefficients, rho=rho, sigma_min=s_min, sigma_max=s_max, stop=ctx.t_last_trained
+    )
     return grid, opts
 
 
@@ -80,19 +81,36 @@ def noise_levels(field: Field, grid: Tensor, name: str) -> tuple[list[float], li
     t = torch.cat([t_from, t_to[-1:]])
     coefs = _step_coefficients(field, t)
     if any(c.alpha <= 0.0 for c in coefs) or any(c.sigma <= 0.0 for c in coefs[:-1]):
-        raise ValueError(f"{name} steps between finite noise levels s = sigma_t / alpha_t: "
-                         "every grid time needs alpha_t > 0 and all but the last sigma_t > 0 "
-                         "(alpha_0 = 0 on the linear path: start at a finite level, "
-                         "karras_grid(n, schedule, sigma_max=80))")
+        raise ValueError(
+            f"{name} steps between finite noise levels s = sigma_t / alpha_t: "
+            "every grid time needs alpha_t > 0 and all but the last sigma_t > 0 "
+            "(alpha_0 = 0 on the linear path: start at a finite level, "
+            "karras_grid(n, schedule, sigma_max=80))"
+        )
     return t.tolist(), coefs, [c.sigma / c.alpha for c in coefs]
 
 
-@register("edm_heun", order=2, stochastic=True, needs_path=True, nfe_per_step=2,
-          plan=karras_plan, about="EDM's Heun sampler on Karras noise levels")
-def edm_heun(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
-             generator: torch.Generator | None = None, return_trajectory: bool = False,
-             S_churn: float = 0.0, S_tmin: float = 0.0, S_tmax: float = math.inf,
-             S_noise: float = 1.0) -> SampleResult:
+@register(
+    "edm_heun",
+    order=2,
+    stochastic=True,
+    needs_path=True,
+    nfe_per_step=2,
+    plan=karras_plan,
+    about="EDM's Heun sampler on Karras noise levels",
+)
+def edm_heun(
+    field: Field | FieldFn,
+    x0: Tensor,
+    grid: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    return_trajectory: bool = False,
+    S_churn: float = 0.0,
+    S_tmin: float = 0.0,
+    S_tmax: float = math.inf,
+    S_noise: float = 1.0,
+) -> SampleResult:
     """EDM Heun (Algorithm 1; with ``S_churn > 0`` Algorithm 2, noise from ``generator``).
 
     ``x0`` is the state at ``grid[0]``. Each step to s > 0 costs 2 NFE, a final step to

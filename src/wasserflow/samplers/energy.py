@@ -29,8 +29,10 @@ from .result import Recorder, SampleResult, check_start, gaussian_noise, grid_st
 
 def energy_field(energy: Callable[[Tensor], Tensor]) -> Field:
     """The Field v(x, t) = -grad_x E(x) of a scalar potential E: (n, ...) -> (n,) (autograd)."""
+
     def v(x: Tensor, t: Tensor) -> Tensor:
         return -energy_gradient(energy, x)
+
     return Field(fn=v)
 
 
@@ -41,12 +43,25 @@ def _descent_then_langevin_plan(spec, nfe, ctx, options):
     return uniform_grid(max(1, k - n_lang)), {**options, "n_langevin": n_lang}
 
 
-@register("energy_langevin", order=None, stochastic=True, needs_energy=True, nfe_per_step=None,
-          plan=_descent_then_langevin_plan)
-def energy_langevin(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
-                    generator: torch.Generator | None = None, return_trajectory: bool = False,
-                    n_langevin: int = 0, step_size: float | None = None,
-                    temperature: float = 1.0) -> SampleResult:
+@register(
+    "energy_langevin",
+    order=None,
+    stochastic=True,
+    needs_energy=True,
+    nfe_per_step=None,
+    plan=_descent_then_langevin_plan,
+)
+def energy_langevin(
+    field: Field | FieldFn,
+    x0: Tensor,
+    grid: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    return_trajectory: bool = False,
+    n_langevin: int = 0,
+    step_size: float | None = None,
+    temperature: float = 1.0,
+) -> SampleResult:
     """Gradient descent on E over the grid steps, then ``n_langevin`` Langevin steps of size
     ``step_size`` (default: the last grid step) at ``temperature``. ``field`` is -grad E (see
     :func:`energy_field`); its t argument is ignored by time-independent energies. Frames:

@@ -40,8 +40,7 @@ class NetworkFn:
     path: AffinePath | None = None
     time_input: str = "t"
 
-    def __call__(self, x: Tensor, t: Tensor, coefficients: ScheduleOutput | None = None
-                 ) -> Tensor:
+    def __call__(self, x: Tensor, t: Tensor, coefficients: ScheduleOutput | None = None) -> Tensor:
         if self.time_input == "t" or self.path is None:
             tin = t
         else:
@@ -80,12 +79,19 @@ class Field:
         if self.prediction not in PREDICTIONS:
             raise ValueError(f"unknown prediction {self.prediction!r}: choose one of {PREDICTIONS}")
         if self.prediction != "velocity" and self.path is None:
-            raise ValueError(f"a {self.prediction!r} prediction needs the path to convert it: "
-                             "pass path=AffinePath(schedule)")
+            raise ValueError(
+                f"a {self.prediction!r} prediction needs the path to convert it: "
+                "pass path=AffinePath(schedule)"
+            )
 
     @classmethod
-    def from_network(cls, net: Callable[..., Tensor], path: AffinePath | None,
-                     prediction: str = "velocity", time_input: str = "t") -> Field:
+    def from_network(
+        cls,
+        net: Callable[..., Tensor],
+        path: AffinePath | None,
+        prediction: str = "velocity",
+        time_input: str = "t",
+    ) -> Field:
         """A trained network ``net(x, tau)`` that predicts ``prediction`` on ``path`` with
         time input ``time_input`` (:class:`NetworkFn`)."""
         if time_input != "t" and path is None:
@@ -95,13 +101,16 @@ class Field:
     @classmethod
     def from_oracle(cls, oracle) -> Field:
         """The exact field of a :class:`~wasserflow.paths.oracle.MixtureOracle`."""
-        return cls(fn=oracle.velocity, prediction="velocity", path=oracle.path,
-                   score_fn=oracle.score)
+        return cls(
+            fn=oracle.velocity, prediction="velocity", path=oracle.path, score_fn=oracle.score
+        )
 
     def coefficients(self, t: Tensor) -> ScheduleOutput:
         if self.path is None:
-            raise ValueError("this sampler needs the path's schedule: build the Field with "
-                             "path=AffinePath(schedule)")
+            raise ValueError(
+                "this sampler needs the path's schedule: build the Field with "
+                "path=AffinePath(schedule)"
+            )
         return self.path.coefficients(t)
 
     def velocity(self, x: Tensor, t: Tensor) -> Tensor:
@@ -121,16 +130,23 @@ class Field:
         """(v_t(x), grad log p_t(x)) from one evaluation of fn (plus score_fn if given)."""
         out = self.fn(x, t)
         if self.score_fn is not None:
-            v = out if self.prediction == "velocity" else convert(
-                x, out, self.coefficients(t), self.prediction, "velocity")
+            v = (
+                out
+                if self.prediction == "velocity"
+                else convert(x, out, self.coefficients(t), self.prediction, "velocity")
+            )
             return v, self.score_fn(x, t)
         c = self.coefficients(t)
-        v = out if self.prediction == "velocity" else convert(x, out, c, self.prediction,
-                                                              "velocity")
+        v = (
+            out
+            if self.prediction == "velocity"
+            else convert(x, out, c, self.prediction, "velocity")
+        )
         return v, convert(x, out, c, self.prediction, "score")
 
-    def x1_and_epsilon(self, x: Tensor, t: Tensor, coefficients: ScheduleOutput | None = None
-                       ) -> tuple[Tensor, Tensor]:
+    def x1_and_epsilon(
+        self, x: Tensor, t: Tensor, coefficients: ScheduleOutput | None = None
+    ) -> tuple[Tensor, Tensor]:
         """(x1_hat, eps_hat) with x = alpha_t x1_hat + sigma_t eps_hat (one evaluation).
 
         ``coefficients`` (the schedule at t, tensors or floats) skips re-evaluating it."""

@@ -48,13 +48,18 @@ def uniform_grid(n_steps: int, start: float = 0.0, end: float = 1.0) -> Tensor:
     return torch.linspace(start, end, int(n_steps) + 1, dtype=torch.float64)
 
 
-def diffusers_timesteps(num_inference_steps: int, num_train_timesteps: int = 1000,
-                        spacing: str = "leading", steps_offset: int = 0) -> Tensor:
+def diffusers_timesteps(
+    num_inference_steps: int,
+    num_train_timesteps: int = 1000,
+    spacing: str = "leading",
+    steps_offset: int = 0,
+) -> Tensor:
     """The decreasing integer timesteps (LongTensor) diffusers' set_timesteps produces."""
     n, T = int(num_inference_steps), int(num_train_timesteps)
     if n != num_inference_steps or not 1 <= n <= T:
-        raise ValueError(f"num_inference_steps must be an integer in [1, {T}], "
-                         f"got {num_inference_steps!r}")
+        raise ValueError(
+            f"num_inference_steps must be an integer in [1, {T}], got {num_inference_steps!r}"
+        )
     if spacing == "linspace":
         ts = np.linspace(0, T - 1, n).round()[::-1].copy().astype(np.int64)
     elif spacing == "leading":
@@ -66,9 +71,15 @@ def diffusers_timesteps(num_inference_steps: int, num_train_timesteps: int = 100
     return torch.from_numpy(ts)
 
 
-def diffusers_steps(num_inference_steps: int, *, scheduler: str = "ddim",
-                    num_train_timesteps: int = 1000, spacing: str = "leading",
-                    set_alpha_to_one: bool = True, steps_offset: int = 0) -> Tensor:
+def diffusers_steps(
+    num_inference_steps: int,
+    *,
+    scheduler: str = "ddim",
+    num_train_timesteps: int = 1000,
+    spacing: str = "leading",
+    set_alpha_to_one: bool = True,
+    steps_offset: int = 0,
+) -> Tensor:
     """(K, 2) float64 clock steps (t_from, t_to) reproducing diffusers' sampling loop.
 
     Timestep k is t = 1 - (k + 1) / T; "alpha = 1" (k = -1) is t = 1 and abar_0 is 1 - 1/T.
@@ -90,8 +101,16 @@ def diffusers_steps(num_inference_steps: int, *, scheduler: str = "ddim",
     return torch.stack([ddpm_index_to_time(ks, T), ddpm_index_to_time(prev, T)], dim=1)
 
 
-def solver_grid(n_steps: int, schedule, *, spacing: str = "time", start: float = 0.0,
-                stop: float = 1.0, end: float = 1.0, final_step: float = 1.0) -> Tensor:
+def solver_grid(
+    n_steps: int,
+    schedule,
+    *,
+    spacing: str = "time",
+    start: float = 0.0,
+    stop: float = 1.0,
+    end: float = 1.0,
+    final_step: float = 1.0,
+) -> Tensor:
     """(n_steps + 1,) float64 times t_0 = start < ... < t_{K-1} < t_K = end for multistep
     exponential integrators (:func:`~wasserflow.samplers.dpm_solver.dpm_solver`).
 
@@ -120,15 +139,19 @@ def solver_grid(n_steps: int, schedule, *, spacing: str = "time", start: float =
         ends = torch.tensor([start, stop], dtype=torch.float64)
         lam0, lam1 = schedule(ends).log_snr.tolist()
         if not (np.isfinite(lam0) and np.isfinite(lam1) and lam0 < lam1):
-            raise ValueError(f"log-SNR spacing needs a finite, increasing lambda on [{start}, "
-                             f"{stop}] (got {lam0}, {lam1}): use spacing='time'")
+            raise ValueError(
+                f"log-SNR spacing needs a finite, increasing lambda on [{start}, "
+                f"{stop}] (got {lam0}, {lam1}): use spacing='time'"
+            )
         target = lam0 + (lam1 - lam0) * frac[:k]
-        pts = torch.cat([time_at_log_snr(schedule, target, start, stop),
-                         torch.zeros(1, dtype=torch.float64)])
+        pts = torch.cat(
+            [time_at_log_snr(schedule, target, start, stop), torch.zeros(1, dtype=torch.float64)]
+        )
         pts[0] = start
     else:
-        raise ValueError(f"unknown solver grid spacing {spacing!r}: choose one of "
-                         f"{SOLVER_SPACINGS}")
+        raise ValueError(
+            f"unknown solver grid spacing {spacing!r}: choose one of {SOLVER_SPACINGS}"
+        )
     pts[-1] = end
     if not (torch.diff(pts) > 0).all():
         raise ValueError("the grid is not strictly increasing: fewer steps or a wider interval")
@@ -149,9 +172,15 @@ def time_at_log_snr(schedule, target: Tensor, lo: float = 0.0, hi: float = 1.0) 
     return 0.5 * (lo_t + hi_t)
 
 
-def karras_grid(n_steps: int, schedule, *, rho: float = KARRAS_RHO,
-                sigma_min: float | None = None, sigma_max: float | None = None,
-                stop: float = 1.0) -> Tensor:
+def karras_grid(
+    n_steps: int,
+    schedule,
+    *,
+    rho: float = KARRAS_RHO,
+    sigma_min: float | None = None,
+    sigma_max: float | None = None,
+    stop: float = 1.0,
+) -> Tensor:
     """(n_steps + 1,) float64 times of the Karras et al. (2022, eq. 5) noise levels.
 
     EDM's noise level of an affine path is s_t = sigma_t / alpha_t = exp(-lambda_t). The N =
@@ -179,12 +208,16 @@ def karras_grid(n_steps: int, schedule, *, rho: float = KARRAS_RHO,
     s_max = s_ends[0] if sigma_max is None else float(sigma_max)
     s_min = s_ends[1] if sigma_min is None else float(sigma_min)
     if not (np.isfinite(s_max) and 0.0 < s_min < s_max):
-        raise ValueError(f"karras_grid needs 0 < sigma_min < sigma_max < inf, got sigma_min = "
-                         f"{s_min}, sigma_max = {s_max} (s = sigma_t / alpha_t; pass sigma_max "
-                         "where alpha_0 = 0, sigma_min where sigma_stop = 0)")
+        raise ValueError(
+            f"karras_grid needs 0 < sigma_min < sigma_max < inf, got sigma_min = "
+            f"{s_min}, sigma_max = {s_max} (s = sigma_t / alpha_t; pass sigma_max "
+            "where alpha_0 = 0, sigma_min where sigma_stop = 0)"
+        )
     if s_max > s_ends[0] * (1 + 1e-12) or s_min < s_ends[2] * (1 - 1e-12):
-        raise ValueError(f"the noise levels [{s_min}, {s_max}] leave the path's range "
-                         f"[{s_ends[2]}, {s_ends[0]}] of s = sigma_t / alpha_t")
+        raise ValueError(
+            f"the noise levels [{s_min}, {s_max}] leave the path's range "
+            f"[{s_ends[2]}, {s_ends[0]}] of s = sigma_t / alpha_t"
+        )
     k = int(n_steps) if to_zero else int(n_steps) + 1
     ramp = torch.linspace(0.0, 1.0, k, dtype=torch.float64)
     levels = (s_max ** (1 / rho) + ramp * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** rho
@@ -196,6 +229,8 @@ def karras_grid(n_steps: int, schedule, *, rho: float = KARRAS_RHO,
     if to_zero:
         pts = torch.cat([pts, torch.ones(1, dtype=torch.float64)])
     if not (torch.diff(pts) > 0).all():
-        raise ValueError("the Karras grid is not strictly increasing: fewer steps or a wider "
-                         "range of noise levels")
+        raise ValueError(
+            "the Karras grid is not strictly increasing: fewer steps or a wider "
+            "range of noise levels"
+        )
     return pts

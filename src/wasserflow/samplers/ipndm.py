@@ -40,8 +40,12 @@ from .field import Field, FieldFn, as_field, time_vector
 from .registry import register
 from .result import Recorder, SampleResult, check_start
 
-ADAMS_BASHFORTH = ((1.0,), (3 / 2, -1 / 2), (23 / 12, -16 / 12, 5 / 12),
-                   (55 / 24, -59 / 24, 37 / 24, -9 / 24))
+ADAMS_BASHFORTH = (
+    (1.0,),
+    (3 / 2, -1 / 2),
+    (23 / 12, -16 / 12, 5 / 12),
+    (55 / 24, -59 / 24, 37 / 24, -9 / 24),
+)
 
 
 def adams_bashforth_weights(levels: list[float], s_next: float) -> list[float]:
@@ -63,11 +67,23 @@ def adams_bashforth_weights(levels: list[float], s_next: float) -> list[float]:
 
 # fixed coefficients on the (non-uniform) Karras grid: measured order 2 on the mixture oracle
 # (variable_step=True: about 3.5; tests/samplers/test_ipndm.py)
-@register("ipndm", order=2, needs_path=True, plan=karras_plan,
-          about="iPNDM (Adams-Bashforth in EDM's variables)")
-def ipndm(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
-          generator: torch.Generator | None = None, return_trajectory: bool = False,
-          order: int = 4, variable_step: bool = False) -> SampleResult:
+@register(
+    "ipndm",
+    order=2,
+    needs_path=True,
+    plan=karras_plan,
+    about="iPNDM (Adams-Bashforth in EDM's variables)",
+)
+def ipndm(
+    field: Field | FieldFn,
+    x0: Tensor,
+    grid: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    return_trajectory: bool = False,
+    order: int = 4,
+    variable_step: bool = False,
+) -> SampleResult:
     """iPNDM with Adams-Bashforth orders up to ``order`` (1-4), fixed coefficients or, with
     ``variable_step``, the variable-step ones (module doc); deterministic, ``generator`` unused.
     ``x0`` is the state at ``grid[0]``, which needs alpha > 0 (a finite noise level); 1 NFE per
@@ -85,8 +101,11 @@ def ipndm(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
         rec.nfe += 1
         history = [eps, *history][:order]
         k = len(history)
-        weights = (adams_bashforth_weights(levels[i::-1][:k], levels[i + 1]) if variable_step
-                   else ADAMS_BASHFORTH[k - 1])
+        weights = (
+            adams_bashforth_weights(levels[i::-1][:k], levels[i + 1])
+            if variable_step
+            else ADAMS_BASHFORTH[k - 1]
+        )
         e = sum(w * d for w, d in zip(weights, history, strict=True))
         x = c_next.alpha * (x / c.alpha + (levels[i + 1] - levels[i]) * e)
         rec.add(x, ts[i + 1])

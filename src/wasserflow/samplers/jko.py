@@ -33,17 +33,31 @@ def _own_steps(spec, nfe, ctx, options):
     return ctx.model_steps, options
 
 
-@register("jko", order=None, nfe_per_step=None, needs_model_steps=True, plan=_own_steps,
-          about="inverting its blocks")
-def jko(flow: BlockFlow, x0: Tensor, grid: Tensor, *, generator: torch.Generator | None = None,
-        return_trajectory: bool = False) -> SampleResult:
+@register(
+    "jko",
+    order=None,
+    nfe_per_step=None,
+    needs_model_steps=True,
+    plan=_own_steps,
+    about="inverting its blocks",
+)
+def jko(
+    flow: BlockFlow,
+    x0: Tensor,
+    grid: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    return_trajectory: bool = False,
+) -> SampleResult:
     """The blocks of ``flow`` inverted from the noise x0 (n, d) (deterministic; ``generator``
     unused); ``grid`` is the flow's K + 1 block times, increasing from 0 to 1."""
     x0 = check_start(x0)
     g = torch.as_tensor(grid, dtype=torch.float64)
     if g.dim() != 1 or g.shape[0] != len(flow.steps) + 1:
-        raise ValueError(f"a JKO flow of {len(flow.steps)} blocks takes its own grid of "
-                         f"{len(flow.steps) + 1} times, got shape {tuple(g.shape)}")
+        raise ValueError(
+            f"a JKO flow of {len(flow.steps)} blocks takes its own grid of "
+            f"{len(flow.steps) + 1} times, got shape {tuple(g.shape)}"
+        )
     s = flow.generate(x0.reshape(x0.shape[0], -1), return_trajectory=return_trajectory)
     traj = s.trajectory
     if traj is not None:

@@ -56,34 +56,54 @@ def _fixed(method: str, field, x0: Tensor, grid: Tensor, return_trajectory: bool
 
 
 @register("euler", order=1, nfe_per_step=1)
-def euler(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
-          generator: torch.Generator | None = None,
-          return_trajectory: bool = False) -> SampleResult:
+def euler(
+    field: Field | FieldFn,
+    x0: Tensor,
+    grid: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    return_trajectory: bool = False,
+) -> SampleResult:
     """Explicit Euler on dx = v dt: x_{k+1} = x_k + h_k v(x_k, t_k). Order 1, 1 NFE per step."""
     return _fixed("euler", field, x0, grid, return_trajectory)
 
 
 @register("midpoint", order=2, nfe_per_step=2)
-def midpoint(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
-             generator: torch.Generator | None = None,
-             return_trajectory: bool = False) -> SampleResult:
+def midpoint(
+    field: Field | FieldFn,
+    x0: Tensor,
+    grid: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    return_trajectory: bool = False,
+) -> SampleResult:
     """Explicit midpoint: x_{k+1} = x_k + h v(x_k + h/2 v(x_k, t_k), t_k + h/2). Order 2."""
     return _fixed("midpoint", field, x0, grid, return_trajectory)
 
 
 @register("heun", order=2, nfe_per_step=2)
-def heun(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
-         generator: torch.Generator | None = None,
-         return_trajectory: bool = False) -> SampleResult:
+def heun(
+    field: Field | FieldFn,
+    x0: Tensor,
+    grid: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    return_trajectory: bool = False,
+) -> SampleResult:
     """Heun (explicit trapezoid): k1 = v(x_k, t_k), k2 = v(x_k + h k1, t_{k+1}),
     x_{k+1} = x_k + h (k1 + k2) / 2. Order 2, 2 NFE per step (the last step included)."""
     return _fixed("heun", field, x0, grid, return_trajectory)
 
 
 @register("rk4", order=4, nfe_per_step=4)
-def rk4(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
-        generator: torch.Generator | None = None,
-        return_trajectory: bool = False) -> SampleResult:
+def rk4(
+    field: Field | FieldFn,
+    x0: Tensor,
+    grid: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    return_trajectory: bool = False,
+) -> SampleResult:
     """Classical fourth-order Runge-Kutta. Order 4, 4 NFE per step."""
     return _fixed("rk4", field, x0, grid, return_trajectory)
 
@@ -94,9 +114,16 @@ def _adaptive_plan(spec, nfe, ctx, options):
 
 
 @register("dopri5", order=5, nfe_per_step=None, adaptive=True, plan=_adaptive_plan)
-def dopri5(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
-           generator: torch.Generator | None = None, return_trajectory: bool = False,
-           atol: float = 1e-5, rtol: float = 1e-5) -> SampleResult:
+def dopri5(
+    field: Field | FieldFn,
+    x0: Tensor,
+    grid: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    return_trajectory: bool = False,
+    atol: float = 1e-5,
+    rtol: float = 1e-5,
+) -> SampleResult:
     """Adaptive Dormand-Prince 5(4) (torchdiffeq.odeint, method "dopri5") with error control
     |err| <= atol + rtol |x|; the solution is reported at the grid times (1-D grid only) and
     ``nfe`` counts every evaluation the solver made (rejected steps included)."""
@@ -119,5 +146,6 @@ def dopri5(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
     tg = g.to(device=x0.device, dtype=x0.dtype)
     # step_t clips steps at the grid times, so the field is never evaluated outside [0, 1]
     sol = odeint(f, x0, tg, method="dopri5", atol=atol, rtol=rtol, options={"step_t": tg})
-    return SampleResult(x=sol[-1], nfe=count[0],
-                        trajectory=sol.detach() if return_trajectory else None, times=g)
+    return SampleResult(
+        x=sol[-1], nfe=count[0], trajectory=sol.detach() if return_trajectory else None, times=g
+    )

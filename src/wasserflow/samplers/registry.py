@@ -79,8 +79,9 @@ class SamplingPlan:
     denoise_at: float | None = None
 
 
-GridPolicy = Callable[["SamplerSpec", "int | None", SamplingContext, dict[str, Any]],
-                      tuple[Tensor, dict[str, Any]]]
+GridPolicy = Callable[
+    ["SamplerSpec", "int | None", SamplingContext, dict[str, Any]], tuple[Tensor, dict[str, Any]]
+]
 """(spec, nfe, context, options) -> (grid, options): a budget of NFE (None: the sampler's
 default, :data:`DEFAULT_NFE` unless it has its own) as a grid and the sampler's options."""
 
@@ -90,8 +91,9 @@ def budget(nfe: int | None) -> int:
     return DEFAULT_NFE if nfe is None else int(nfe)
 
 
-def uniform_plan(spec: SamplerSpec, nfe: int | None, ctx: SamplingContext,
-                 options: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+def uniform_plan(
+    spec: SamplerSpec, nfe: int | None, ctx: SamplingContext, options: dict[str, Any]
+) -> tuple[Tensor, dict[str, Any]]:
     """``nfe // nfe_per_step`` steps (at least one), uniform in t from 0 to ``t_end``."""
     steps = max(1, budget(nfe) // (spec.nfe_per_step or 1))
     return uniform_grid(steps, 0.0, ctx.t_end), options
@@ -139,23 +141,32 @@ class SamplerSpec:
         what = ctx.description
         if self.needs_model_steps != (ctx.model_steps is not None):
             if self.needs_model_steps:
-                raise ValueError(f"sampler {self.name} follows a model's own blocks, which "
-                                 f"{what} does not have: use an ODE sampler ({ode_names()})")
+                raise ValueError(
+                    f"sampler {self.name} follows a model's own blocks, which "
+                    f"{what} does not have: use an ODE sampler ({ode_names()})"
+                )
             own = [s for s in SAMPLERS.values() if s.needs_model_steps]
-            raise ValueError(f"{what} samples with its own steps, by "
-                             + " or ".join(f"{s.about} (sampler {s.name!r})" for s in own)
-                             + f", not {self.name!r}")
+            raise ValueError(
+                f"{what} samples with its own steps, by "
+                + " or ".join(f"{s.about} (sampler {s.name!r})" for s in own)
+                + f", not {self.name!r}"
+            )
         if self.needs_energy and not ctx.energy:
-            raise ValueError(f"sampler {self.name} needs an energy model; {what} trains a "
-                             f"vector field: use {ode_names()}")
+            raise ValueError(
+                f"sampler {self.name} needs an energy model; {what} trains a "
+                f"vector field: use {ode_names()}"
+            )
         if (self.needs_score or self.needs_path) and not ctx.score_valid:
             alt = ode_names() + (" or energy_langevin" if ctx.energy else "")
-            raise ValueError(f"sampler {self.name} needs the score of a Gaussian path with "
-                             f"independent coupling, which {what} does not learn: use an ODE "
-                             f"sampler ({alt})")
+            raise ValueError(
+                f"sampler {self.name} needs the score of a Gaussian path with "
+                f"independent coupling, which {what} does not learn: use an ODE "
+                f"sampler ({alt})"
+            )
 
-    def make_plan(self, nfe: int | None, ctx: SamplingContext,
-                  options: Mapping[str, Any] | None = None) -> SamplingPlan:
+    def make_plan(
+        self, nfe: int | None, ctx: SamplingContext, options: Mapping[str, Any] | None = None
+    ) -> SamplingPlan:
         """The plan for about ``nfe`` evaluations (None: :data:`DEFAULT_NFE`) on ``ctx``."""
         if nfe is not None and (isinstance(nfe, bool) or int(nfe) != nfe or nfe < 1):
             raise ValueError(f"nfe must be a positive integer, got {nfe!r}")
@@ -163,21 +174,28 @@ class SamplerSpec:
         if self.needs_model_steps:
             steps = int(ctx.model_steps.shape[0]) - 1
             if nfe is not None and nfe != steps:
-                raise ValueError(f"{ctx.description} has {steps} blocks, so it takes exactly "
-                                 f"{steps} steps: pass nfe={steps} or none")
+                raise ValueError(
+                    f"{ctx.description} has {steps} blocks, so it takes exactly "
+                    f"{steps} steps: pass nfe={steps} or none"
+                )
         grid, opts = self.plan(self, None if nfe is None else int(nfe), ctx, dict(options or {}))
         unknown = sorted(set(opts) - set(self.options()))
         if unknown:
-            raise ValueError(f"sampler {self.name} has no option {', '.join(unknown)}: its "
-                             f"options are {', '.join(self.options()) or 'none'}")
+            raise ValueError(
+                f"sampler {self.name} has no option {', '.join(unknown)}: its "
+                f"options are {', '.join(self.options()) or 'none'}"
+            )
         end = float(grid.reshape(-1)[-1])
         return SamplingPlan(grid, opts, end if end < 1.0 and ctx.t_end < 1.0 else None)
 
     def options(self) -> dict[str, Any]:
         """The sampler's keyword options with their defaults (from its signature)."""
         sig = inspect.signature(self.fn).parameters
-        return {k: p.default for k, p in sig.items()
-                if p.kind is p.KEYWORD_ONLY and k not in ("generator", "return_trajectory")}
+        return {
+            k: p.default
+            for k, p in sig.items()
+            if p.kind is p.KEYWORD_ONLY and k not in ("generator", "return_trajectory")
+        }
 
     def option(self, options: Mapping[str, Any], name: str) -> Any:
         """``options[name]``, or the sampler's own default for it."""
@@ -196,14 +214,17 @@ class SamplerSpec:
 SAMPLERS: dict[str, SamplerSpec] = {}
 
 
-def register(name: str, *, order: float | None, **flags: Any
-             ) -> Callable[[Callable[..., SampleResult]], Callable[..., SampleResult]]:
+def register(
+    name: str, *, order: float | None, **flags: Any
+) -> Callable[[Callable[..., SampleResult]], Callable[..., SampleResult]]:
     """Decorator: register ``fn`` as sampler ``name`` (flags: the :class:`SamplerSpec` fields)."""
+
     def deco(fn: Callable[..., SampleResult]) -> Callable[..., SampleResult]:
         if name in SAMPLERS:
             raise ValueError(f"sampler {name!r} is registered twice")
         SAMPLERS[name] = SamplerSpec(name=name, fn=fn, order=order, **flags)
         return fn
+
     return deco
 
 
@@ -216,12 +237,15 @@ def get_sampler(name: str) -> SamplerSpec:
 
 def ode_names() -> str:
     """The deterministic field samplers that need no score, for messages."""
-    return ", ".join(n for n, s in SAMPLERS.items()
-                     if not (s.stochastic or s.needs_score or s.needs_path or s.needs_energy
-                             or s.needs_model_steps))
+    return ", ".join(
+        n
+        for n, s in SAMPLERS.items()
+        if not (
+            s.stochastic or s.needs_score or s.needs_path or s.needs_energy or s.needs_model_steps
+        )
+    )
 
 
 def adaptive_sampler() -> str:
     """The registered adaptive ODE sampler (what ``--nfe adaptive`` means)."""
     return next(n for n, s in SAMPLERS.items() if s.adaptive)
-

@@ -79,8 +79,9 @@ class Recorder:
 
     def result(self, x: Tensor) -> SampleResult:
         traj = torch.stack(self.frames) if self.keep else None
-        return SampleResult(x=x, nfe=self.nfe, trajectory=traj,
-                            times=torch.tensor(self.times, dtype=torch.float64))
+        return SampleResult(
+            x=x, nfe=self.nfe, trajectory=traj, times=torch.tensor(self.times, dtype=torch.float64)
+        )
 
 
 def gaussian_noise(x: Tensor, generator: torch.Generator | None) -> Tensor:

@@ -33,8 +33,10 @@ def natural_diffusion_squared(field: Field, t: Tensor) -> Tensor:
     c = field.coefficients(t)
     g2 = 2.0 * (c.sigma**2 * c.d_alpha / c.alpha - c.sigma * c.d_sigma)
     if not torch.isfinite(g2).all():
-        raise ValueError("the natural diffusion g_t is infinite where alpha_t = 0 (t = 0 for "
-                         "linear/cosine paths): start the grid at t > 0 or pass diffusion=<float>")
+        raise ValueError(
+            "the natural diffusion g_t is infinite where alpha_t = 0 (t = 0 for "
+            "linear/cosine paths): start the grid at t > 0 or pass diffusion=<float>"
+        )
     return g2
 
 
@@ -62,9 +64,16 @@ def _em_step(field, x, a, b, diffusion, generator, add_noise: bool) -> Tensor:
 
 
 @register("euler_maruyama", order=1, stochastic=True, needs_path=True, needs_score=True)
-def euler_maruyama(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
-                   generator: torch.Generator | None = None, return_trajectory: bool = False,
-                   diffusion: Diffusion = None, denoise: bool = True) -> SampleResult:
+def euler_maruyama(
+    field: Field | FieldFn,
+    x0: Tensor,
+    grid: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    return_trajectory: bool = False,
+    diffusion: Diffusion = None,
+    denoise: bool = True,
+) -> SampleResult:
     """Euler-Maruyama on dx = [v + g^2/2 s] dt + g dW:
     x_{k+1} = x_k + h [v + g^2/2 s](x_k, t_k) + g_{t_k} sqrt(h) z_k.
 
@@ -96,13 +105,27 @@ def _pc_plan(spec, nfe, ctx, options):
     return uniform_grid(max(1, budget(nfe) // per), 0.0, ctx.t_end), options
 
 
-@register("predictor_corrector", order=1, stochastic=True, needs_path=True, needs_score=True,
-          nfe_per_step=None, plan=_pc_plan)
-def predictor_corrector(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
-                        generator: torch.Generator | None = None,
-                        return_trajectory: bool = False, diffusion: Diffusion = None,
-                        snr: float = 0.16, n_corrector: int = 1,
-                        denoise: bool = True) -> SampleResult:
+@register(
+    "predictor_corrector",
+    order=1,
+    stochastic=True,
+    needs_path=True,
+    needs_score=True,
+    nfe_per_step=None,
+    plan=_pc_plan,
+)
+def predictor_corrector(
+    field: Field | FieldFn,
+    x0: Tensor,
+    grid: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    return_trajectory: bool = False,
+    diffusion: Diffusion = None,
+    snr: float = 0.16,
+    n_corrector: int = 1,
+    denoise: bool = True,
+) -> SampleResult:
     """Predictor-corrector (Song et al. 2021, Algorithms 2-3): at each t_k, ``n_corrector``
     Langevin corrector steps on p_{t_k} with step 2 (snr |z| / |s|)^2 (batch-mean norms), then
     one Euler-Maruyama predictor step of dx = [v + g^2/2 s] dt + g dW to t_{k+1}.
@@ -141,12 +164,26 @@ def _levels_plan(spec, nfe, ctx, options):
     return grid, {**options, "n_steps_each": each}
 
 
-@register("annealed_langevin", order=None, stochastic=True, needs_path=True, needs_score=True,
-          nfe_per_step=None, plan=_levels_plan)
-def annealed_langevin(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
-                      generator: torch.Generator | None = None,
-                      return_trajectory: bool = False, n_steps_each: int = 100,
-                      step_lr: float = 2e-5, denoise: bool = True) -> SampleResult:
+@register(
+    "annealed_langevin",
+    order=None,
+    stochastic=True,
+    needs_path=True,
+    needs_score=True,
+    nfe_per_step=None,
+    plan=_levels_plan,
+)
+def annealed_langevin(
+    field: Field | FieldFn,
+    x0: Tensor,
+    grid: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    return_trajectory: bool = False,
+    n_steps_each: int = 100,
+    step_lr: float = 2e-5,
+    denoise: bool = True,
+) -> SampleResult:
     """Annealed Langevin dynamics (NCSN, Song & Ermon 2019, Algorithm 1).
 
     The noise levels are the path's sigma at the grid times t_0 < ... < t_L (all > 0); at each
@@ -166,8 +203,10 @@ def annealed_langevin(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
     grid_steps(g)
     sig = field.coefficients(g).sigma
     if not bool((sig > 0).all()):
-        raise ValueError("annealed Langevin needs sigma_t > 0 at every grid time: end the grid "
-                         "before t = 1 for paths with sigma_1 = 0")
+        raise ValueError(
+            "annealed Langevin needs sigma_t > 0 at every grid time: end the grid "
+            "before t = 1 for paths with sigma_1 = 0"
+        )
     rec = Recorder(x, float(g[0]), False)
     frames = []
     for i, t in enumerate(g.tolist()):
@@ -181,5 +220,6 @@ def annealed_langevin(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
             rec.nfe += 1
         if return_trajectory:
             frames.append(x.detach().clone())
-    return SampleResult(x=x, nfe=rec.nfe,
-                        trajectory=torch.stack(frames) if return_trajectory else None, times=g)
+    return SampleResult(
+        x=x, nfe=rec.nfe, trajectory=torch.stack(frames) if return_trajectory else None, times=g
+    )

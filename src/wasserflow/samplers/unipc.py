@@ -56,8 +56,9 @@ def _phi_ratios(h: float, p: int) -> list[float]:
     return out
 
 
-def _effective_x1(history: list[tuple[Tensor, float]], h: float, p: int,
-                  new: Tensor | None = None) -> Tensor:
+def _effective_x1(
+    history: list[tuple[Tensor, float]], h: float, p: int, new: Tensor | None = None
+) -> Tensor:
     """D_0 + sum_k a_k (D_k - D_0) / r_k (+ a_p (new - D_0) for the corrector) from
     ``history`` = [(D_0, lambda_0), (D_1, lambda_1), ...], newest first."""
     d0, lam0 = history[0]
@@ -87,12 +88,18 @@ def _step(x: Tensor, d: Tensor, c_from, c_to) -> Tensor:
 # oracle on log-SNR grids (VP and linear paths, K = 16..256, tests/samplers/test_unipc.py); the
 # first-order final step (lower_order_final) would cap it at 2 as K -> inf, but near the data
 # D hardly varies with lambda and it does not show (it is no worse than without it)
-@register("unipc", order=3, needs_path=True, plan=solver_plan,
-          about="UniPC (bh2, data prediction)")
-def unipc(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
-          generator: torch.Generator | None = None, return_trajectory: bool = False,
-          order: int = 2, lower_order_final: bool = True, corrector: bool = True
-          ) -> SampleResult:
+@register("unipc", order=3, needs_path=True, plan=solver_plan, about="UniPC (bh2, data prediction)")
+def unipc(
+    field: Field | FieldFn,
+    x0: Tensor,
+    grid: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    return_trajectory: bool = False,
+    order: int = 2,
+    lower_order_final: bool = True,
+    corrector: bool = True,
+) -> SampleResult:
     """UniPC-``order`` (1, 2 or 3) with the UniC corrector (``corrector=False``: UniP alone);
     deterministic, ``generator`` unused. The field is evaluated at every grid time but the
     last; 1 NFE per step; needs ``field.path`` and a chained grid (1-D, increasing) with
@@ -103,12 +110,16 @@ def unipc(field: Field | FieldFn, x0: Tensor, grid: Tensor, *,
     x = check_start(x0)
     t_from, t_to = grid_steps(grid)
     if not torch.equal(t_from[1:], t_to[:-1]):
-        raise ValueError("unipc is multistep: it needs a chained grid t_0 < ... < t_K, not "
-                         "explicit (t_from, t_to) steps")
+        raise ValueError(
+            "unipc is multistep: it needs a chained grid t_0 < ... < t_K, not "
+            "explicit (t_from, t_to) steps"
+        )
     steps = path_steps(field, t_from, t_to)
     if any(c_from.sigma <= 0.0 for _, _, c_from, _ in steps):
-        raise ValueError("unipc evaluates the field at every grid time but the last, which "
-                         "needs sigma_t > 0 there: only the last time may be t = 1")
+        raise ValueError(
+            "unipc evaluates the field at every grid time but the last, which "
+            "needs sigma_t > 0 there: only the last time may be t = 1"
+        )
     n = len(steps)
     rec = Recorder(x, float(t_from[0]), return_trajectory)
     history: list[tuple[Tensor, float]] = []  # (D, lambda) of the last evaluations, newest first

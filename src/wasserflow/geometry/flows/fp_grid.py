@@ -141,7 +141,7 @@ def fokker_planck_operator(grid: RegularGrid, potential) -> sp.csc_matrix:
         n = grid.shape[ax]
         i = np.take(idx, np.arange(n - 1), axis=ax).reshape(-1)
         j = np.take(idx, np.arange(1, n), axis=ax).reshape(-1)
-        z = (np.take(V, np.arange(1, n), axis=ax) - np.take(V, np.arange(n - 1), axis=ax))
+        z = np.take(V, np.arange(1, n), axis=ax) - np.take(V, np.arange(n - 1), axis=ax)
         z = z.reshape(-1)
         a = bernoulli(z) / h**2  # rate i -> j
         b = bernoulli(-z) / h**2  # rate j -> i

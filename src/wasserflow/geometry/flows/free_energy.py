@@ -85,7 +85,7 @@ def gaussian_entropy(cov: Tensor) -> float:
 def gaussian_kl(m0: Tensor, S0: Tensor, m1: Tensor, S1: Tensor) -> float:
     """KL(N(m0, S0) || N(m1, S1)).
 
-        KL = 1/2 [tr(S1^-1 S0) + (m1 - m0)^T S1^-1 (m1 - m0) - d + log det S1 - log det S0].
+    KL = 1/2 [tr(S1^-1 S0) + (m1 - m0)^T S1^-1 (m1 - m0) - d + log det S1 - log det S0].
     """
     m0, S0, m1, S1 = gaussian_pair(m0, S0, m1, S1)
     d = m0.shape[0]

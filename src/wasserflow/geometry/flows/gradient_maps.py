@@ -63,13 +63,20 @@ def infeasible(theta: Tensor) -> Tensor:
     return theta.sum() * 0 + INFEASIBLE
 
 
-def fit_lbfgs(theta: Tensor, objective: Callable[[Tensor], Tensor], max_iter: int,
-              tol: float) -> int:
+def fit_lbfgs(
+    theta: Tensor, objective: Callable[[Tensor], Tensor], max_iter: int, tol: float
+) -> int:
     """Minimise objective(theta) over the leaf tensor theta in place by L-BFGS (strong-Wolfe line
     search, history 50, gradient tolerance ``tol``); returns the iterations used."""
-    opt = torch.optim.LBFGS([theta], lr=1.0, max_iter=max_iter, tolerance_grad=tol,
-                            tolerance_change=1e-12, history_size=50,
-                            line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [theta],
+        lr=1.0,
+        max_iter=max_iter,
+        tolerance_grad=tol,
+        tolerance_change=1e-12,
+        history_size=50,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure():
         opt.zero_grad()
@@ -119,7 +126,9 @@ class GradientMap:
                 return x
             x = x - torch.linalg.solve(J, res[..., None])[..., 0]
         if float((self(x) - y).abs().max()) > 1e3 * tol:
-            raise ValueError("GradientMap.inverse did not converge: the map is not invertible there")
+            raise ValueError(
+                "GradientMap.inverse did not converge: the map is not invertible there"
+            )
         return x
 
 
@@ -165,8 +174,13 @@ class RidgeMap:
     @classmethod
     def identity(cls, dim: int) -> RidgeMap:
         z = torch.zeros(0, dtype=torch.float64)
-        return cls(torch.eye(dim, dtype=torch.float64), torch.zeros(dim, dtype=torch.float64),
-                   torch.zeros(0, dim, dtype=torch.float64), z, z)
+        return cls(
+            torch.eye(dim, dtype=torch.float64),
+            torch.zeros(dim, dtype=torch.float64),
+            torch.zeros(0, dim, dtype=torch.float64),
+            z,
+            z,
+        )
 
     @property
     def dim(self) -> int:
@@ -175,8 +189,11 @@ class RidgeMap:
     def potential(self, x: Tensor) -> Tensor:
         """psi(x), (n,)."""
         u = x @ self.weights.T + self.biases
-        return (0.5 * (x @ self.matrix * x).sum(-1) + x @ self.shift
-                + (self.amplitudes * F.softplus(u)).sum(-1))
+        return (
+            0.5 * (x @ self.matrix * x).sum(-1)
+            + x @ self.shift
+            + (self.amplitudes * F.softplus(u)).sum(-1)
+        )
 
     def apply(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(T(x), DT(x)): (n, d) and (n, d, d)."""
@@ -193,8 +210,7 @@ class RidgeMap:
             raise ValueError("RidgeMap: DT(x) is not positive definite (is the matrix A PD?)")
         return Tx, ld
 
-    def inverse(self, y: Tensor, *, tol: float = 1e-10, max_iter: int = 100
-                ) -> tuple[Tensor, int]:
+    def inverse(self, y: Tensor, *, tol: float = 1e-10, max_iter: int = 100) -> tuple[Tensor, int]:
         """(x with T(x) = y, number of map evaluations).
 
         Damped Newton x <- x - lam DT(x)^{-1} (T(x) - y), halving lam until |T(x) - y| falls
@@ -220,15 +236,19 @@ class RidgeMap:
                 Tn, Jn = self.apply(xn)
                 evals += 1
                 rn = Tn - y
-                worse = ((rn * rn).sum(-1) > (1 - 1e-4 * lam[:, 0]) * r0) & (r0.sqrt() > tol * scale)
+                worse = ((rn * rn).sum(-1) > (1 - 1e-4 * lam[:, 0]) * r0) & (
+                    r0.sqrt() > tol * scale
+                )
                 if not bool(worse.any()):
                     break
                 lam[worse] *= 0.5
             x, J, res = xn, Jn, rn
         if bool(((res * res).sum(-1).sqrt() <= tol * scale).all()):
             return x, evals
-        raise ValueError(f"RidgeMap.inverse did not reach |T(x) - y| <= {tol:g} in {max_iter} "
-                         "Newton steps: raise max_iter or loosen tol")
+        raise ValueError(
+            f"RidgeMap.inverse did not reach |T(x) - y| <= {tol:g} in {max_iter} "
+            "Newton steps: raise max_iter or loosen tol"
+        )
 
     def tensors(self, prefix: str) -> dict[str, Tensor]:
         return {f"{prefix}.{k}": getattr(self, k) for k in _FIELDS}

@@ -142,8 +142,12 @@ def gaussian_jko(initial: Gaussian, target: Potential, h: float, n_steps: int) -
     the trajectory differs from the Fokker-Planck flow only by the O(h) time discretisation.
     """
     h, n_steps = check_step(h, n_steps)
-    states = [Gaussian(mean=torch.as_tensor(initial.mean, dtype=torch.float64).reshape(-1),
-                       cov=as_spd(initial.cov, "initial.cov"))]
+    states = [
+        Gaussian(
+            mean=torch.as_tensor(initial.mean, dtype=torch.float64).reshape(-1),
+            cov=as_spd(initial.cov, "initial.cov"),
+        )
+    ]
     for _ in range(n_steps):
         states.append(gaussian_jko_step(states[-1], target, h))
     F = torch.tensor([_gaussian_state_free_energy(s, target) for s in states], dtype=torch.float64)

@@ -140,8 +140,11 @@ def _fit_step(x, V, h, n_centers, max_iter, max_iter_rbf, tol, generator, warm):
         if float(objective(theta)) >= j0:
             theta.zero_()
     iters = 0
-    stages = [(affine_objective, max_iter), (objective, max_iter_rbf)] if n_centers else [
-        (affine_objective, max_iter)]
+    stages = (
+        [(affine_objective, max_iter), (objective, max_iter_rbf)]
+        if n_centers
+        else [(affine_objective, max_iter)]
+    )
     for fn, limit in stages:
         iters += fit_lbfgs(theta, fn, limit, tol)
     with torch.no_grad():
@@ -196,14 +199,18 @@ def jko_particles(
     if not isinstance(target, Potential):
         raise ValueError("target must be a Potential (gaussian_potential, function_potential, ...)")
     if not (hasattr(initial, "sample") and hasattr(initial, "log_prob")):
-        raise ValueError("initial must have sample(n, generator) and log_prob(x), e.g. a GaussianMixture")
+        raise ValueError(
+            "initial must have sample(n, generator) and log_prob(x), e.g. a GaussianMixture"
+        )
     if isinstance(n_particles, bool) or not isinstance(n_particles, int) or n_particles < 2:
         raise ValueError(f"n_particles must be an integer >= 2, got {n_particles!r}")
     if isinstance(n_centers, bool) or not isinstance(n_centers, int) or n_centers < 0:
         raise ValueError(f"n_centers must be a non-negative integer, got {n_centers!r}")
     x = initial.sample(n_particles, generator=generator).to(torch.float64)
     if x.dim() != 2 or (target.dim is not None and x.shape[1] != target.dim):
-        raise ValueError(f"initial samples have shape {tuple(x.shape)}, target needs d = {target.dim}")
+        raise ValueError(
+            f"initial samples have shape {tuple(x.shape)}, target needs d = {target.dim}"
+        )
     log_p = initial.log_prob(x).to(torch.float64)
     log_z = target.log_normalizer or 0.0
 
@@ -295,17 +302,23 @@ def fit_ridge_jko_step(
     iu = torch.triu_indices(d, d)
     nq = iu.shape[1]
     eye = torch.eye(d, dtype=torch.float64)
-    theta = torch.cat([torch.zeros(nq + d, dtype=torch.float64), W0.reshape(-1), beta0,
-                       torch.full((m,), -8.0, dtype=torch.float64)]).requires_grad_(True)
+    theta = torch.cat(
+        [
+            torch.zeros(nq + d, dtype=torch.float64),
+            W0.reshape(-1),
+            beta0,
+            torch.full((m,), -8.0, dtype=torch.float64),
+        ]
+    ).requires_grad_(True)
 
     def unpack(th):
         Q = torch.zeros(d, d, dtype=torch.float64).index_put((iu[0], iu[1]), th[:nq])
         A = eye + Q + Q.T - torch.diag(Q.diagonal())
         o = nq
-        c = th[o:o + d]
-        W = th[o + d:o + d + m * d].reshape(m, d)
+        c = th[o : o + d]
+        W = th[o + d : o + d + m * d].reshape(m, d)
         o += d + m * d
-        return A, c, W, th[o:o + m], softplus(th[o + m:])
+        return A, c, W, th[o : o + m], softplus(th[o + m :])
 
     def objective(th):
         A, c, W, beta, b = unpack(th)

@@ -44,9 +44,13 @@ def _points(x: Tensor, dim: int | None) -> Tensor:
     return x
 
 
-
-def energy_gradient(energy: Callable[[Tensor], Tensor], x: Tensor, *,
-                    create_graph: bool = False, through_input: bool = False) -> Tensor:
+def energy_gradient(
+    energy: Callable[[Tensor], Tensor],
+    x: Tensor,
+    *,
+    create_graph: bool = False,
+    through_input: bool = False,
+) -> Tensor:
     """grad_x of sum_i E(x_i), x's shape: the one autograd gradient of a scalar energy.
 
     Taken under ``torch.enable_grad()`` so it works inside ``torch.no_grad()`` sampling loops.
@@ -125,9 +129,7 @@ class Potential:
             L = torch.linalg.cholesky(self.gaussian.cov)
             z = torch.randn(n, L.shape[0], generator=generator, dtype=torch.float64)
             return self.gaussian.mean + z @ L.T
-        raise ValueError(
-            f"{self.name} has no exact sampler: use flows.particles.mala to sample it"
-        )
+        raise ValueError(f"{self.name} has no exact sampler: use flows.particles.mala to sample it")
 
 
 def gaussian_potential(mean: Tensor, cov: Tensor) -> Potential:

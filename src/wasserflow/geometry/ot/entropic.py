@@ -189,7 +189,9 @@ def _prepare(x, y, a, b, epsilon, tol, max_iter):
     if (a64 <= 0).any() or (b64 <= 0).any():
         raise ValueError("entropic OT needs positive weights: drop the points of zero weight first")
     if not (isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0):
-        raise ValueError(f"epsilon must be a positive float (squared-distance units), got {epsilon}")
+        raise ValueError(
+            f"epsilon must be a positive float (squared-distance units), got {epsilon}"
+        )
     if not tol > 0:
         raise ValueError(f"tol must be positive, got {tol}")
     if max_iter < 1:

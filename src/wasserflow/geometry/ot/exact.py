@@ -92,4 +92,3 @@ def exact_ot(
         iterations=limit,
         method="exact",
     )
-

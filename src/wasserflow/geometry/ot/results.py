@@ -43,12 +43,21 @@ class OTResult:
     method: str
 
     @classmethod
-    def estimate(cls, cost: float, method: str, status: str = "closed_form",
-                 iterations: int = 0) -> OTResult:
+    def estimate(
+        cls, cost: float, method: str, status: str = "closed_form", iterations: int = 0
+    ) -> OTResult:
         """A W2^2 value with no plan (closed forms, sliced estimates): converged, no marginals."""
-        return cls(cost=float(cost), plan=None, permutation=None, potentials=None,
-                   marginal_error=0.0, converged=True, status=status, iterations=iterations,
-                   method=method)
+        return cls(
+            cost=float(cost),
+            plan=None,
+            permutation=None,
+            potentials=None,
+            marginal_error=0.0,
+            converged=True,
+            status=status,
+            iterations=iterations,
+            method=method,
+        )
 
     @property
     def w2_squared(self) -> float:
