@@ -1,7 +1,7 @@
 """End to end: ``wasserflow reproduce --profile quick`` (every method) and the facts its
 results.json must hold.
 
-References: DESIGN.md section 3 (the I-CFM action 0.429 for s = 1 and 1.858 for s = 2, Bures
+References: docs/design.md section 3 (the I-CFM action 0.429 for s = 1 and 1.858 for s = 2, Bures
 W2), the de Bruijn identity and first-order JKO convergence (Jordan-Kinderlehrer-Otto 1998),
 and the empirical W2 of the reference noise to the data (a model must beat it by far).
 """
@@ -73,7 +73,7 @@ def test_closed_forms_match_particles(results):
 
 
 def test_icfm_action_against_design_numbers():
-    # DESIGN.md section 3: 0.429 for s = 1, 1.858 for s = 2, plus |m|^2
+    # docs/design.md section 3: 0.429 for s = 1, 1.858 for s = 2, plus |m|^2
     zero = torch.zeros(2, dtype=torch.float64)
     assert icfm_action_formula(zero, torch.eye(2, dtype=torch.float64)) == pytest.approx(
         2 * 0.429, abs=2e-3

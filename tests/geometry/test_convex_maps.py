@@ -1,5 +1,5 @@
 """Ridge maps: Jacobians against autograd, global invertibility, and the fitted JKO step against
-the closed-form Gaussian JKO step (DESIGN.md section 3)."""
+the closed-form Gaussian JKO step (docs/design.md section 3)."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Displacement interpolation and trajectory geometry: the Benamou-Brenier facts of DESIGN.md 3."""
+"""Displacement interpolation and trajectory geometry: the Benamou-Brenier facts of docs/design.md 3."""
 
 import math
 
@@ -93,7 +93,7 @@ def test_time_reparametrisation_costs_action():
 
 
 def test_independent_linear_path_gaussian_closed_form():
-    """DESIGN.md 3: the I-CFM marginal path N(0,1) -> N(0, s^2), run along its own marginal
+    """docs/design.md 3: the I-CFM marginal path N(0,1) -> N(0, s^2), run along its own marginal
     field, has action int (t s^2 - (1-t))^2 / ((1-t)^2 + t^2 s^2) dt (1.858 for s = 2) against
     W2^2 = (s - 1)^2 = 1. The marginal flow map of a centred Gaussian path is x -> sd(t) x."""
     s = 2.0

@@ -1,6 +1,6 @@
 """JKO solvers: closed form, entropic grid, particles.
 
-References: the DESIGN.md section 3 formula for V = |x|^2/2; brute-force scipy minimisation of the
+References: the docs/design.md section 3 formula for V = |x|^2/2; brute-force scipy minimisation of the
 Gaussian JKO objective with the Bures W2 of gaussian.py and scipy's Gaussian entropy; the OU
 covariance ODE dS/dt = -PS - SP + 2I integrated by scipy; first-order convergence in h.
 """

@@ -68,7 +68,7 @@ def test_velocity_solves_continuity_equation(path):
 
 def test_gaussian_case_closed_form():
     # 1-D N(0, s^2) on the linear path: p_t = N(0, (1-t)^2 + t^2 s^2),
-    # v_t(x) = x (t s^2 - (1 - t)) / ((1 - t)^2 + t^2 s^2) (DESIGN.md section 3)
+    # v_t(x) = x (t s^2 - (1 - t)) / ((1 - t)^2 + t^2 s^2) (docs/design.md section 3)
     s2 = 4.0
     oracle = gaussian_oracle(torch.zeros(1), torch.tensor([[s2]]), AffinePath(LinearSchedule()))
     x = torch.linspace(-3, 3, 7, dtype=torch.float64)[:, None]

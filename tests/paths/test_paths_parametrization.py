@@ -1,4 +1,4 @@
-"""Float64 round trips of the five parametrisations, and the DESIGN.md closed form of v."""
+"""Float64 round trips of the five parametrisations, and the docs/design.md closed form of v."""
 
 import itertools
 
@@ -53,7 +53,7 @@ def test_round_trips(sched):
 
 
 def test_velocity_closed_form_from_epsilon():
-    # DESIGN.md: v = (alpha'/alpha) x + (sigma' - alpha' sigma / alpha) eps; linear path:
+    # docs/design.md: v = (alpha'/alpha) x + (sigma' - alpha' sigma / alpha) eps; linear path:
     # alpha = t, sigma = 1 - t gives v = x / t - eps / t.
     t = torch.tensor([0.2, 0.5], dtype=torch.float64)
     x = torch.tensor([[1.0, 2.0], [3.0, -1.0]], dtype=torch.float64)

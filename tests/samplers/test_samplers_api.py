@@ -83,7 +83,7 @@ def test_ddim_is_first_order_for_the_probability_flow_ode():
 
 def test_trajectories_feed_path_geometry():
     # the OT geodesic oracle has zero geodesic gap; I-CFM between N(0,1) and N(0,4) has
-    # action int_0^1 (4t - (1-t))^2 / ((1-t)^2 + 4t^2) dt = 1.858 (DESIGN.md section 3)
+    # action int_0^1 (4t - (1-t))^2 / ((1-t)^2 + 4t^2) dt = 1.858 (docs/design.md section 3)
     m, S = torch.tensor([1.0, 2.0]), torch.tensor([[2.0, 0.3], [0.3, 0.5]])
     geo = GaussianGeodesicOracle(m, S)
     out = rk4(geo.velocity, _x0(64), uniform_grid(16), return_trajectory=True)

@@ -3,7 +3,7 @@
 Each built-in is a :class:`~wasserflow.geometry.GaussianMixture`
 p(x) = sum_k w_k N(x; m_k, S_k) (float64), so ``log_prob``, ``score = grad log p``, ``sample``,
 ``noised(alpha, sigma)`` (the law of alpha X + sigma Z) and ``posterior_mean`` are closed-form:
-the oracle against which samplers and trained models are measured (DESIGN.md section 3).
+the oracle against which samplers and trained models are measured (docs/design.md section 3).
 All parameters are fixed numbers (no random construction), so a name always means one law.
 """
 

@@ -8,7 +8,7 @@ marginal velocity of the VP and VE probability-flow paths and of the independent
 and data samples). For each: discrete action A, geodesic gap A - W2^2(ends), W2 of the ends and
 the marginal curves W2(rho_t, rho_0) and tr Cov(rho_t).
 
-Closed forms (Gaussian target; DESIGN.md section 3): the marginal of an affine path is
+Closed forms (Gaussian target; docs/design.md section 3): the marginal of an affine path is
 N(alpha m, alpha^2 S + sigma^2 I); along an eigenvector of S (eigenvalue s^2) its variance
 c = alpha^2 s^2 + sigma^2 moves with the linear field v = (c' / 2c) x, so
 
@@ -85,7 +85,7 @@ def closed_form_action(
 
 
 def icfm_action_formula(mean: torch.Tensor, cov: torch.Tensor) -> float:
-    """DESIGN.md section 3: |m|^2 + sum_eig int_0^1 (t s^2 - (1-t))^2 / ((1-t)^2 + t^2 s^2) dt."""
+    """docs/design.md section 3: |m|^2 + sum_eig int_0^1 (t s^2 - (1-t))^2 / ((1-t)^2 + t^2 s^2) dt."""
     total = float((mean.to(torch.float64) ** 2).sum())
     for lam in torch.linalg.eigvalsh(cov.to(torch.float64)).tolist():
         total += quad(
@@ -305,8 +305,8 @@ def _result(ctx: Context, out: dict, seconds: float) -> ExperimentResult:
         cf = out["gaussian2d"]["closed_form"]
         tables.append(
             table(
-                "I-CFM action to gaussian2d: DESIGN.md formula vs general closed form vs particles",
-                ["DESIGN.md 1-D integral", "general formula", "particles (RK4)"],
+                "I-CFM action to gaussian2d: docs/design.md formula vs general closed form vs particles",
+                ["docs/design.md 1-D integral", "general formula", "particles (RK4)"],
                 [
                     [
                         cf["I-CFM"]["design_formula_action"],

@@ -6,7 +6,7 @@ weighted point clouds (all float64).
 * :class:`GaussianMixture` p(x) = sum_k w_k N(x; m_k, S_k), with exact density, score and
   sampling, closed under affine noising: if X ~ p and Z ~ N(0, I) are independent,
   alpha X + sigma Z is the mixture with means alpha m_k and covariances alpha^2 S_k + sigma^2 I.
-  This makes the score and the velocity of every affine Gaussian path closed-form (DESIGN.md
+  This makes the score and the velocity of every affine Gaussian path closed-form (docs/design.md
   section 3), the oracle against which samplers and trained models are measured.
 * :class:`WeightedCloud` sum_i w_i delta_{x_i}, e.g. a McCann interpolant of a coupling.
 """

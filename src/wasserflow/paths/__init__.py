@@ -1,4 +1,4 @@
-"""wasserflow.paths: probability paths between a reference and the data (DESIGN.md section 2).
+"""wasserflow.paths: probability paths between a reference and the data (docs/design.md section 2).
 
 Clock: t in [0, 1], t = 0 the reference (noise), t = 1 the data; conversions to diffusion time
 s = 1 - t and DDPM's integer steps k (t_k = 1 - (k + 1) / T) are in :mod:`.clock`.

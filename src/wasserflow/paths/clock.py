@@ -1,7 +1,7 @@
 """Clock conversions: the library clock t, diffusion time s and DDPM's integer steps k.
 
 The library clock is t in [0, 1] with t = 0 the reference (noise) and t = 1 the data
-(DESIGN.md section 2). Diffusion papers run the other way:
+(docs/design.md section 2). Diffusion papers run the other way:
 
 * diffusion time s = 1 - t (score-SDE, Song et al. 2021: s = 0 is the data);
 * DDPM's integer step k in {0, ..., T - 1} (Ho et al. 2020) maps to t_k = 1 - (k + 1) / T, so

@@ -1,4 +1,4 @@
-"""Pure conversions between the four parametrisations of one field (DESIGN.md section 2).
+"""Pure conversions between the five parametrisations of one field (docs/design.md section 2).
 
 On the path x = alpha x1 + sigma eps (eps the reference noise X_0), a model may predict the
 noise eps, the data x1, the score s = grad log p_t or the velocity v. With coefficients

@@ -1,4 +1,4 @@
-"""wasserflow.samplers: stateless integrators over explicit time grids (DESIGN.md sections 2, 4).
+"""wasserflow.samplers: stateless integrators over explicit time grids (docs/design.md sections 2, 4).
 
 Clock: t in [0, 1], t = 0 the reference (noise), t = 1 the data; generation integrates upward.
 Every sampler discretises dx = [v_t(x) + g_t^2 / 2 grad log p_t(x)] dt + g_t dW for some
@@ -8,7 +8,7 @@ One signature (stable API)::
 
     sample(field, x0, grid, *, generator=None, return_trajectory=False, **opts) -> SampleResult
 
-* ``field``: a :class:`Field` ``Field(fn, prediction="velocity"|"epsilon"|"x1"|"score",
+* ``field``: a :class:`Field` ``Field(fn, prediction="velocity"|"epsilon"|"x1"|"score"|"v_prediction",
   path=None, score_fn=None)`` or a plain callable v(x, t) (t a (n,) tensor). Stochastic and
   diffusion samplers need ``path`` (and convert eps/x1/score/velocity through it);
   ``Field.from_oracle(MixtureOracle)`` gives the exact field; ``energy_field(E)`` gives

@@ -2,7 +2,7 @@
 
 ``Field(fn, prediction="velocity", path=None, score_fn=None)``: ``fn(x, t)`` takes x (n, ...)
 and t (n,) (one time per sample, x's dtype) and returns a prediction of x's shape. Knowing the
-path (its schedule) the field converts between parametrisations (DESIGN.md section 2, see
+path (its schedule) the field converts between parametrisations (docs/design.md section 2, see
 :mod:`wasserflow.paths.parametrization`), so a velocity model can drive DDIM and an epsilon
 model can drive an ODE solver. ``score_fn`` optionally supplies an exact score (an oracle)
 used in place of the conversion. A plain callable v(x, t) is accepted wherever a Field is.
@@ -59,7 +59,7 @@ def _param_dtype(net, default: torch.dtype) -> torch.dtype:
 
 @dataclass(frozen=True)
 class Field:
-    """A model output ``fn(x, t)`` of kind ``prediction`` (epsilon, x1, score or velocity).
+    """A model output ``fn(x, t)`` of kind ``prediction`` (epsilon, x1, score, velocity or v_prediction).
 
     Attributes:
         fn: the network or closed-form field.

@@ -8,7 +8,7 @@ return_trajectory=False, **opts) -> SampleResult``, registered in its own module
 
 The registry entry (:class:`SamplerSpec`) is all the engine knows of a sampler: whether it
 needs the path's schedule or the score (then it is refused for couplings whose marginal score
-is not the conversion of DESIGN.md section 2), and how a budget of network evaluations becomes
+is not the conversion of docs/design.md section 2), and how a budget of network evaluations becomes
 a :class:`SamplingPlan` (a grid and options) for a model described by a
 :class:`SamplingContext`. The default policy, :func:`uniform_plan`, takes
 ``budget // nfe_per_step`` uniform steps up to the context's ``t_end``; samplers with a grid of

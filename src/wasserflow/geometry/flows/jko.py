@@ -18,7 +18,7 @@ Left-multiplying the second by h A gives the symmetric Riccati equation A M A - 
 M = I + hP. With B = M^1/2 A M^1/2 it becomes B^2 - B = C := h M^1/2 S_k^-1 M^1/2, whose
 symmetric positive root is B = I/2 + (I/4 + C)^1/2; so A = M^-1/2 B M^-1/2 in closed form for any
 Sigma (commuting or not). For b = 0, Sigma = I it reduces to m_{k+1} = m_k / (1 + h) and
-s = (s_k + sqrt(s_k^2 + 4h(1 + h))) / (2(1 + h)) per eigen-direction of S_k (DESIGN.md 3).
+s = (s_k + sqrt(s_k^2 + 4h(1 + h))) / (2(1 + h)) per eigen-direction of S_k (docs/design.md 3).
 
 The exact flow it approximates (Ornstein-Uhlenbeck, dX = -P (X - b) dt + sqrt(2) dW):
 m(t) = b + e^{-tP} (m_0 - b),  S(t) = e^{-tP} S_0 e^{-tP} + Sigma (I - e^{-2tP}), computed by

@@ -7,7 +7,7 @@ Benamou-Brenier action is
 
 which is >= the cost of its own pairing mean_i |x_i(t_K) - x_i(t_0)|^2 (Cauchy-Schwarz) and
 hence >= W2^2(start, end). A - W2^2 (the geodesic gap) vanishes exactly on straight,
-constant-speed trajectories along an optimal pairing: the OT geodesics of DESIGN.md section 3.
+constant-speed trajectories along an optimal pairing: the OT geodesics of docs/design.md section 3.
 The normalized path energy |A - W2^2| / W2^2 is Tong et al. (2023); the straightness
 S = int_0^1 E |v_s - (x(1) - x(0))|^2 ds on the rescaled unit clock is Liu et al. (2022), and
 on a grid S = A - mean_i |x_i(t_K) - x_i(t_0)|^2 exactly.
