@@ -149,3 +149,23 @@ def test_bad_inputs():
         diffusers_steps(1001)
     with pytest.raises(ValueError, match="eta"):
         ddim(f, x0, uniform_grid(4), eta=-1.0)
+
+
+def test_dopri5_never_reads_the_field_outside_its_interval():
+    # torchdiffeq's first-step heuristic probes t0 + h0 with a large h0 when the field vanishes
+    # at the start (the exact VP field at t = 0); every evaluation must stay inside the grid
+    from wasserflow.paths import AffinePath, VPSchedule, gaussian_oracle
+    from wasserflow.samplers import Field, dopri5, uniform_grid
+
+    seen = []
+    cov = 0.5 * torch.eye(2, dtype=torch.float64)
+    oracle = gaussian_oracle(torch.zeros(2, dtype=torch.float64), cov, AffinePath(VPSchedule()))
+
+    def v(x, t):
+        seen.append(float(t[0]))
+        return oracle.velocity(x, t)
+
+    x0 = torch.randn(64, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    res = dopri5(Field(fn=v), x0, uniform_grid(1, 0.0, 1.0 - 1e-3))
+    assert torch.isfinite(res.x).all()
+    assert 0.0 <= min(seen) and max(seen) <= 1.0 - 1e-3

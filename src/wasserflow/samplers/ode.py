@@ -138,10 +138,14 @@ def dopri5(
         raise ValueError("dopri5 takes a 1-D grid of output times")
     grid_steps(g, allow_decreasing=True)
     count = [0]
+    lo, hi = float(g.min()), float(g.max())
 
     def f(t: Tensor, y: Tensor) -> Tensor:
         count[0] += 1
-        return field.velocity(y, time_vector(float(t), y))
+        # torchdiffeq's initial step-size heuristic probes f once at t0 + h0, and h0 can leave
+        # the interval (t ~ 46 on a VP path whose field vanishes at t = 0); the probe only sizes
+        # the first step, so it reads the field at the nearest end instead
+        return field.velocity(y, time_vector(min(max(float(t), lo), hi), y))
 
     tg = g.to(device=x0.device, dtype=x0.dtype)
     # step_t clips steps at the grid times, so the field is never evaluated outside [0, 1]
