@@ -2,6 +2,12 @@
 
 A crash or Ctrl-C never leaves a half-written file behind: readers see the old file or the new
 one. Imports nothing from wasserflow, so every layer may use it.
+
+Permissions: ``tempfile.mkstemp`` creates its file with mode 0600, so the temporary file is
+given the mode an ordinary ``open(path, "w")`` would give before it is renamed: a new file gets
+``0o666 & ~umask`` (0644 under umask 022), and a file that is replaced keeps its own read,
+write and execute bits (a checkpoint the user made private with ``chmod 600`` stays private; one
+made group writable stays so). Setuid/setgid/sticky bits, owner and group are not carried over.
 """
 
 from __future__ import annotations
@@ -10,9 +16,39 @@ import contextlib
 import json
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows.
+
+    Linux reports it in /proc/self/status; elsewhere ``os.umask`` is the only way to read it,
+    and it sets the mask too, so the old value is put back at once.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def _final_mode(path: Path) -> int:
+    """The permission bits the file at ``path`` should end with (see the module docstring)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return 0o666 & ~current_umask()
+    if stat.S_ISREG(st.st_mode):
+        return stat.S_IMODE(st.st_mode) & 0o777  # never carry setuid/setgid/sticky over
+    return 0o666 & ~current_umask()
 
 
 @contextlib.contextmanager
@@ -20,7 +56,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
 
     ``suffix`` (default: the target's) lets writers that infer the format from the file name,
-    such as matplotlib's savefig, see the right extension.
+    such as matplotlib's savefig, see the right extension. The final file has mode
+    ``0o666 & ~umask`` when it is new and keeps the replaced file's permission bits otherwise.
+    If the body raises, the temporary file is removed and ``path`` is left as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,9 +69,11 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():  # a writer may have removed it; os.replace then fails below
+            os.chmod(tmp_path, _final_mode(path))
         os.replace(tmp_path, path)
     finally:
-        if tmp_path.exists():
+        with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
 
 

@@ -115,6 +115,9 @@ def test_particle_jko_2d(capsys, tmp_path):
         (["fp", "--potential", "__import__('os')"], "__import__"),
         (["fp", "--dim", "2", "--potential", "x"], "one value per point"),
         (["fp", "--potential", "x[:, 3]"], "fails on x"),
+        (["fp", "--potential", "x[:, 9**9**9]"], "limited to 1,000,000"),
+        (["jko", "--potential", "9**9**9 * x[:, 0]"], "overflows the float range"),
+        (["fp", "--potential", "x[(0,) * 10**6]"], "tuple '(0,)' is not allowed"),
         (["fp", "--potential", "nope.txt"], "does not exist"),
         (["fp", "--dim", "3"], "1-D or 2-D"),
         (["fp", "--start-std", "0"], "std > 0"),
@@ -127,3 +130,72 @@ def test_bad_input_exits_2(capsys, tmp_path, argv, needle):
     code, _, err = run(["flow", *argv, "-o", str(tmp_path / "x.png")], capsys)
     assert code == 2 and needle in err
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize(
+    "expr, needle",
+    [
+        ("x[:, 9**9**9]", "'9 ** 9' in an index is too large"),
+        ("x[:, 2**20]", "'2 ** 20' in an index is too large"),
+        ("x[:, 10**7]", "'10 ** 7' in an index is too large"),
+        ("x[:, 1 + 2000000]", "index constant '2000000' is too large"),
+        ("x[:, 1 % 0]", "'1 % 0' in an index divides by zero"),
+        ("x[:, (-8) ** 0.5]", "not a real number"),
+        ("x[:, 0] ** 9**9**9", "'9 ** 9 ** 9' overflows the float range"),
+        ("1 / 0 + x[:, 0]", "'1 / 0' divides by zero"),
+        ("9" * 400 + " * x[:, 0]", "a constant of 400 digits is beyond the float range"),
+        ("x[(0,) * 10**6]", "the tuple '(0,)' is not allowed"),
+        ("sum((x, x))", "the tuple '(x, x)' is not allowed"),
+        ("x[True]", "only numeric constants"),
+        ("x[...]", "only numeric constants"),
+        ("x[:, 0]" + " + 1" * 600, "syntax nodes, above the limit 1000"),
+        ("x[:, 0]" + " " * 10_000, "characters, above the limit 10000"),
+    ],
+)
+def test_expression_bounds_refused_at_parse_time(expr, needle):
+    import time
+
+    from wasserflow.cli.flow import compile_expression
+
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="potential ") as info:
+        compile_expression(expr)
+    assert needle in str(info.value) and "\n" not in str(info.value), str(info.value)
+    assert time.monotonic() - start < 1.0
+
+
+def test_bounded_expressions_still_work():
+    import torch
+
+    from wasserflow.cli.flow import compile_expression
+
+    x = torch.tensor([[1.0, 2.0, 3.0], [0.5, -1.0, 0.0]], dtype=torch.float64)
+    cases = {
+        "x[:, -1] + x[:, 2*1 - 2]": x[:, -1] + x[:, 0],
+        "sum(x[:, 1:]**2) / 2 + 2**-1 + 10**9 * 0": (x[:, 1:] ** 2).sum(-1) / 2 + 0.5,
+        "x[:, 2**0] ** 3 + 1000000000 * 0": x[:, 1] ** 3,
+    }
+    for expr, expected in cases.items():
+        torch.testing.assert_close(compile_expression(expr)(x), expected)
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "setitimer"), reason="POSIX timers")
+def test_probe_time_limit(monkeypatch):
+    import signal
+
+    from wasserflow.cli import flow as flow_mod
+
+    def slow(text):
+        def energy(x):
+            while True:
+                pass
+
+        return energy
+
+    monkeypatch.setattr(flow_mod, "compile_expression", slow)
+    monkeypatch.setattr(flow_mod, "PROBE_SECONDS", 0.05)
+    before = signal.getsignal(signal.SIGALRM)
+    with pytest.raises(ValueError, match=r"took more than 0.05 s on 5 points \(the limit\)"):
+        flow_mod.make_potential("x[:, 0]", 1)
+    assert signal.getsignal(signal.SIGALRM) is before
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)

@@ -78,3 +78,65 @@ def test_make_source_errors(tmp_path):
         make_source("not-a-dataset")
     with pytest.raises(ValueError, match="non-empty string"):
         make_source("  ")
+
+
+BIG = np.array([[1.0, 2.0], [3.0, -1e300], [5.0, 6.0]])
+
+
+def test_values_beyond_float32_are_named_not_reported_as_inf(tmp_path):
+    np.save(tmp_path / "big.npy", BIG)
+    (tmp_path / "big.csv").write_text("# units: m\nx,y\n1,2\n\n3,-1e300\n5,6\n")
+    torch.save(torch.as_tensor(BIG), tmp_path / "big.pt")
+    torch.save({"points": torch.as_tensor(BIG)}, tmp_path / "big_dict.pth")
+    for name in ("big.npy", "big.csv", "big.pt", "big_dict.pth"):
+        for load in (load_points, make_source):
+            with pytest.raises(ValueError) as info:
+                load(str(tmp_path / name))
+            msg = str(info.value)
+            assert name in msg and "too large for float32" in msg, msg
+            assert "1e+300" in msg and "3.4e+38" in msg and "rescale" in msg, msg
+            assert "row 1, column 1" in msg and "NaN" not in msg, msg
+    with pytest.raises(ValueError, match="line 5 of the file"):
+        load_points(tmp_path / "big.csv")
+    # float64 keeps them, from every format (and .pt still loads with weights_only=True)
+    for name in ("big.npy", "big.csv", "big.pt", "big_dict.pth"):
+        x = load_points(tmp_path / name, dtype=torch.float64)
+        np.testing.assert_array_equal(x.numpy(), BIG)
+        assert make_source(str(tmp_path / name), torch.float64).points.dtype == torch.float64
+    # the largest float32 is still fine
+    np.save(tmp_path / "edge.npy", np.array([[float(torch.finfo(torch.float32).max)]]))
+    assert torch.isfinite(load_points(tmp_path / "edge.npy")).all()
+
+
+def test_nan_inf_named_by_row_column_and_line(tmp_path):
+    (tmp_path / "nan.csv").write_text("x,y\n1,2\n\n3,nan\n")
+    np.save(tmp_path / "inf.npy", np.array([[1.0, 2.0], [np.inf, 0.0]]))
+    torch.save(torch.tensor([[0.0], [float("-inf")]]), tmp_path / "inf.pt")
+    for name, where in (
+        ("nan.csv", "row 1, column 1, line 4 of the file: nan"),
+        ("inf.npy", "row 1, column 0: inf"),
+        ("inf.pt", "row 1, column 0: -inf"),
+    ):
+        with pytest.raises(ValueError, match="NaN or inf") as info:
+            load_points(tmp_path / name, dtype=torch.float64)
+        assert name in str(info.value) and where in str(info.value), str(info.value)
+
+
+def test_complex_and_float128_npy_refused(tmp_path):
+    np.save(tmp_path / "cx.npy", np.array([[1 + 1j, 2.0]]))
+    with pytest.raises(ValueError, match="complex dtype"):
+        load_points(tmp_path / "cx.npy")
+    if np.finfo(np.longdouble).max > np.finfo(np.float64).max:  # not on every platform
+        np.save(tmp_path / "ld.npy", np.array([[np.longdouble("1e400"), 1]]))
+        with pytest.raises(ValueError, match="beyond float64's range") as info:
+            load_points(tmp_path / "ld.npy")
+        assert "ld.npy" in str(info.value) and "1.00e+400" in str(info.value)
+
+
+def test_finite_source_refuses_points_beyond_its_dtype():
+    from wasserflow.data import FiniteSource
+
+    with pytest.raises(ValueError, match="'mine': 1 finite value is too large for float32"):
+        FiniteSource("mine", torch.tensor([[1e39, 0.0]], dtype=torch.float64))
+    src = FiniteSource("mine", torch.tensor([[1e39, 0.0]], dtype=torch.float64), torch.float64)
+    assert src.sample(2).dtype == torch.float64

@@ -1,8 +1,15 @@
 """Load user point clouds from .npy, .csv or .pt files as a float tensor of shape (n, d).
 
-Every failure (missing file, unknown extension, empty, non-numeric, NaN/inf, wrong number of
-dimensions, a .pt that is not one tensor) raises ``ValueError`` naming the file, the problem
-and the fix; the CLI maps it to exit code 2.
+Every failure (missing file, unknown extension, empty, non-numeric, complex, NaN/inf, values
+beyond the range of the requested dtype, wrong number of dimensions, a .pt that is not one
+tensor) raises ``ValueError`` naming the file, the problem and the fix; the CLI maps it to exit
+code 2.
+
+Values are read in float64 and checked there: a NaN or inf names its row and column (and, for a
+.csv, its line); finite values too large for ``dtype`` (float32's limit is about 3.4e38, so
+1e300 fits a float64 file but not the float32 points training uses) are refused with the largest
+magnitude and the fix (rescale the data before saving it) instead of silently becoming inf.
+Library users who need such values can call ``load_points(path, dtype=torch.float64)``.
 
 Formats:
 * ``.npy``: a numeric 2-D array (loaded with ``allow_pickle=False``).
@@ -27,13 +34,56 @@ def _fail(path: Path, problem: str) -> ValueError:
     return ValueError(f"cannot load points from {str(path)!r}: {problem}")
 
 
-def _read_csv(path: Path) -> np.ndarray:
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _position(index: tuple[int, ...], lines: list[int] | None = None) -> str:
+    """'row i, column j' (0-based; a .csv adds its file line) or 'index (i, j, k)'."""
+    if len(index) != 2:
+        return f"index {index}"
+    line = f", line {lines[index[0]]} of the file" if lines else ""
+    return f"row {index[0]}, column {index[1]}{line}"
+
+
+def range_problem(x: Tensor, dtype: torch.dtype, lines: list[int] | None = None) -> str | None:
+    """Why the finite values of ``x`` (n, ...) do not fit ``dtype``, or None when they do.
+
+    The message gives the count, the largest magnitude with its position, ``dtype``'s limit and
+    the fix; NaN and inf are not this function's business (they are reported separately).
+    ``lines`` (the file line of each row) adds the line to the position.
+    """
+    if not dtype.is_floating_point or not x.is_floating_point():
+        return None
+    limit = torch.finfo(dtype).max
+    if torch.finfo(x.dtype).max <= limit:
+        return None
+    mag = x.detach().abs().nan_to_num(nan=0.0, posinf=0.0)
+    big = mag > limit
+    if not big.any():
+        return None
+    flat = int(mag.reshape(-1).argmax())
+    where = _position(tuple(int(i) for i in np.unravel_index(flat, tuple(mag.shape))), lines)
+    top = float(mag.reshape(-1)[flat])
+    name = _dtype_name(dtype)
+    k = int(big.sum())
+    return (
+        f"{k} finite value{'s are' if k > 1 else ' is'} too large for {name} (largest "
+        f"magnitude {top:.3g} at {where}; {name} holds magnitudes up to {limit:.3g}): "
+        f"rescale the data before saving it, e.g. divide every value by {top:.1e}; "
+        f"--scale standard cannot help, the points are stored in {name} before they are scaled"
+    )
+
+
+def _read_csv(path: Path) -> tuple[np.ndarray, list[int]]:
+    """The values of a .csv and the file line (1-based) of each data row."""
     with open(path, newline="") as fh:
-        rows = [
-            r
-            for r in csv.reader(fh)
-            if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")
-        ]
+        reader = csv.reader(fh)
+        rows, lines = [], []
+        for r in reader:
+            if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#"):
+                rows.append(r)
+                lines.append(reader.line_num)
     if not rows:
         raise _fail(path, "the file is empty: write one point per row, e.g. '0.5,1.2'")
 
@@ -43,7 +93,7 @@ def _read_csv(path: Path) -> np.ndarray:
     try:
         parse(rows[0])
     except ValueError:
-        rows = rows[1:]  # header
+        rows, lines = rows[1:], lines[1:]  # header
         if not rows:
             raise _fail(path, "the file holds a header but no rows of numbers") from None
     out = []
@@ -53,15 +103,19 @@ def _read_csv(path: Path) -> np.ndarray:
         except ValueError:
             raise _fail(
                 path,
-                f"data row {i + 1} is not numeric ({','.join(r)[:60]!r}): every value must "
-                "be a number",
+                f"data row {i + 1} (line {lines[i]}) is not numeric ({','.join(r)[:60]!r}): "
+                "every value must be a number",
             ) from None
     widths = {len(r) for r in out}
     if len(widths) != 1:
+        first = next(i for i, r in enumerate(out) if len(r) != len(out[0]))
         raise _fail(
-            path, f"rows have different lengths {sorted(widths)}: every point needs d values"
+            path,
+            f"rows have different lengths {sorted(widths)} (line {lines[first]} has "
+            f"{len(out[first])} values, line {lines[0]} has {len(out[0])}): every point needs "
+            "d values",
         )
-    return np.asarray(out, dtype=np.float64)
+    return np.asarray(out, dtype=np.float64), lines
 
 
 def _read_pt(path: Path) -> Tensor:
@@ -84,7 +138,12 @@ def _read_pt(path: Path) -> Tensor:
 
 
 def load_points(path: str | Path, dtype: torch.dtype = torch.float32) -> Tensor:
-    """Read a point cloud of shape (n, d), n >= 1, d >= 1, finite values, as ``dtype``."""
+    """Read a point cloud of shape (n, d), n >= 1, d >= 1, finite values, as ``dtype``.
+
+    Values are checked in float64: NaN/inf and finite values beyond ``dtype``'s range (e.g.
+    1e300 for float32) each raise a ``ValueError`` naming the file and a position: the first
+    NaN/inf, or the largest magnitude with ``dtype``'s limit.
+    """
     path = Path(path)
     if not path.is_file():
         raise _fail(path, "no such file: check the path")
@@ -93,20 +152,37 @@ def load_points(path: str | Path, dtype: torch.dtype = torch.float32) -> Tensor:
         raise _fail(path, f"unknown extension {suffix or '(none)'!r}: use one of {SUFFIXES}")
     if path.stat().st_size == 0:
         raise _fail(path, "the file is empty")
+    lines: list[int] | None = None
     if suffix == ".npy":
         try:
             arr = np.load(path, allow_pickle=False)
         except Exception as err:  # noqa: BLE001
             raise _fail(path, f"not a readable .npy array ({type(err).__name__}: {err})") from None
+        if np.issubdtype(arr.dtype, np.complexfloating):
+            raise _fail(path, f"the array has complex dtype {arr.dtype}: save a real array")
         if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
             raise _fail(path, f"the array has non-numeric dtype {arr.dtype}: save numbers")
-        x = torch.from_numpy(np.asarray(arr, dtype=np.float64))
+        try:
+            with np.errstate(over="raise"):
+                arr64 = np.asarray(arr, dtype=np.float64)
+        except FloatingPointError:  # float128 values beyond float64
+            top = np.format_float_scientific(
+                np.max(np.abs(arr[np.isfinite(arr)])), precision=2, unique=False
+            )
+            raise _fail(
+                path,
+                f"the {arr.dtype} array holds values beyond float64's range (largest magnitude "
+                f"{top}; float64 holds up to 1.8e+308): rescale the data before saving it",
+            ) from None
+        x = torch.from_numpy(arr64)
     elif suffix == ".csv":
-        x = torch.from_numpy(_read_csv(path))
+        arr64, lines = _read_csv(path)
+        x = torch.from_numpy(arr64)
     else:
         x = _read_pt(path)
         if x.is_complex():
             raise _fail(path, f"the tensor has complex dtype {x.dtype}: save a real tensor")
+        x = x.detach()
     if x.dim() != 2:
         raise _fail(
             path,
@@ -120,6 +196,11 @@ def load_points(path: str | Path, dtype: torch.dtype = torch.float32) -> Tensor:
     if bad.any():
         i, j = (int(v) for v in bad.nonzero()[0])
         raise _fail(
-            path, f"{int(bad.sum())} NaN or inf values (first at row {i}, column {j}): clean them"
+            path,
+            f"{int(bad.sum())} NaN or inf value(s) (first at {_position((i, j), lines)}: "
+            f"{float(x[i, j])}): clean them",
         )
+    problem = range_problem(x, dtype, lines)
+    if problem is not None:
+        raise _fail(path, problem)
     return x.to(dtype)

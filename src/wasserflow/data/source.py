@@ -24,7 +24,7 @@ from torch import Tensor
 
 from ..geometry import GaussianMixture
 from . import toy2d
-from .files import SUFFIXES, load_points
+from .files import SUFFIXES, load_points, range_problem
 from .images import DIGITS_SHAPE, load_digits_vectors
 from .mixtures import MIXTURES, get_mixture
 from .scaling import Standardizer
@@ -130,7 +130,11 @@ class MixtureSource(DataSource):
 
 
 class FiniteSource(DataSource):
-    """The empirical measure of ``points`` (N, *shape); sampling with replacement."""
+    """The empirical measure of ``points`` (N, *shape); sampling with replacement.
+
+    Points too large for ``dtype`` (e.g. 1e300 in float32) raise a ``ValueError`` instead of
+    becoming inf.
+    """
 
     def __init__(
         self, name: str, points: Tensor, dtype: torch.dtype = torch.float32, spec: str | None = None
@@ -139,6 +143,9 @@ class FiniteSource(DataSource):
             raise ValueError(
                 f"points must have shape (N, ...) with N >= 1, got {tuple(points.shape)}"
             )
+        problem = range_problem(points, dtype)
+        if problem is not None:
+            raise ValueError(f"data source {name!r}: {problem}")
         super().__init__(name, spec or name, tuple(points.shape[1:]), dtype)
         self._points = points.to(dtype)
 
@@ -184,9 +191,8 @@ def make_source(spec: str, dtype: torch.dtype = torch.float32) -> DataSource:
     path_str = raw[5:] if raw.startswith("file:") else raw
     path = Path(path_str)
     if raw.startswith("file:") or path.suffix.lower() in SUFFIXES or "/" in raw or path.exists():
-        return FiniteSource(
-            path.stem or path_str, load_points(path, torch.float64), dtype, spec=path_str
-        )
+        # load_points checks the values against dtype, so the error names the file
+        return FiniteSource(path.stem or path_str, load_points(path, dtype), dtype, spec=path_str)
     raise ValueError(
         f"unknown data source {spec!r}: give one of {source_names()} or a path to a "
         f"{'/'.join(SUFFIXES)} file"
