@@ -255,5 +255,5 @@ def test_recipe_overrides_from_the_command_line(tmp_path, capsys):
         ],
         capsys,
     )
-    assert code == 2 and "keeps its config.json" in err
+    assert code == 2 and "objective.prediction: 'velocity' in the run, 'epsilon' given" in err
     assert (out / "config.json").read_text() == before

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from wasserflow.engine import make_config, train_run
+from wasserflow.errors import EnvironmentProblem
 from wasserflow.models import build_model, place, resolve_device
 from wasserflow.models.device import install_device_hooks
 
@@ -52,7 +53,7 @@ def test_place_on_cpu_is_a_plain_move_and_bad_devices_are_refused():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_without_cuda_is_refused_before_anything_is_written(tmp_path):
-    with pytest.raises(ValueError, match="no CUDA device"):
+    with pytest.raises(EnvironmentProblem, match="no CUDA device"):
         train_run(make_config("icfm", "moons", steps=5), tmp_path / "run", device="cuda")
     assert not (tmp_path / "run").exists()
 

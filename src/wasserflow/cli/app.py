@@ -1,11 +1,46 @@
-"""Root of the command line: sub-commands register here; errors become one line and exit 2."""
+"""Root of the command line: sub-commands register here; :func:`main` applies the error policy.
+
+Exit codes:
+
+* 0: done.
+* 2: an anticipated failure, printed as ONE line on stderr naming the thing and the fix: bad
+  input (:class:`~wasserflow.errors.InputError`, any ``ValueError``, a missing file), a bad
+  environment (:class:`~wasserflow.errors.EnvironmentProblem`, an ``OSError`` about a path:
+  the path is named), a diverged training run (where its last good checkpoint is and how to
+  resume it with a lower learning rate), and click's usage errors (its own message).
+* 130: Ctrl-C, after one line saying where the partial result is.
+* 1: a bug: the traceback, then a line saying so and asking for a report.
+
+Warnings are printed as one ``warning: ...`` line each.
+"""
 
 from __future__ import annotations
 
 import sys
+import traceback
+import warnings
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+from ..errors import ENVIRONMENT_ERRNOS, InputError, WasserflowError, describe_os_error
+
+_PATH_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+
+
+class _CommandInterrupted(Exception):
+    """Ctrl-C inside a command, carried past typer (which would swallow a KeyboardInterrupt
+    into a bare exit code) to :func:`main` with its message."""
+
+
+class _Group(typer.core.TyperGroup):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as e:
+            raise _CommandInterrupted(str(e) or "interrupted") from e
+
 
 app = typer.Typer(
     name="wasserflow",
@@ -13,12 +48,13 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Group,
 )
 console = Console()
 err_console = Console(stderr=True)
 
 
-class UsageError(ValueError):
+class UsageError(InputError):
     """Bad input from the user: reported in one line with exit code 2."""
 
 
@@ -26,17 +62,39 @@ def _register() -> None:
     from . import demo, flow, ot, reproduce, train  # noqa: F401  (commands register themselves on import)
 
 
+def _line(text: str, prefix: str = "[bold red]error:[/] ") -> None:
+    one = " ".join(str(text).split())
+    err_console.print(prefix + escape(one), highlight=False, soft_wrap=True)
+
+
+def _warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {' '.join(str(message).split())}\n"
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; a ValueError (bad file, bad option) prints one line and exits with 2."""
-    _register()
+    """Run the CLI with the exit-code policy of this module (it exits unless all went well)."""
+    formatwarning = warnings.formatwarning
+    warnings.formatwarning = _warning
     try:
-        app(args=argv, standalone_mode=False)
-    except (ValueError, FileNotFoundError) as e:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
+        _register()
+        code = app(args=argv, standalone_mode=False)
+    except _CommandInterrupted as e:
+        _line(str(e), "")
         sys.exit(130)
+    except KeyboardInterrupt:
+        _line("interrupted", "")
+        sys.exit(130)
+    except (WasserflowError, ValueError) as e:
+        _line(str(e))
+        sys.exit(2)
+    except OSError as e:
+        if e.filename is not None or e.errno in ENVIRONMENT_ERRNOS:
+            _line(describe_os_error(e))
+        elif isinstance(e, _PATH_ERRORS):
+            _line(str(e))
+        else:
+            _bug()
+        sys.exit(2)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except SystemExit:
@@ -45,5 +103,20 @@ def main(argv: list[str] | None = None) -> None:
         # usage errors of the (vendored) click parser: bad option, bad choice, missing argument
         if callable(getattr(e, "show", None)) and hasattr(e, "exit_code"):
             e.show()
-            sys.exit(2)
-        raise
+            sys.exit(e.exit_code)
+        _bug()
+    finally:
+        warnings.formatwarning = formatwarning
+    if isinstance(code, int) and code:
+        if code == 130:
+            _line("interrupted", "")
+        sys.exit(code)
+
+
+def _bug() -> None:
+    traceback.print_exc()
+    _line(
+        "this is a bug in wasserflow, not a problem with your input: please report it with "
+        "the command line and the traceback above"
+    )
+    sys.exit(1)

@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 
 from .. import _atomic
+from .._outputs import output_folder
 from .app import app, console
 
 
@@ -23,6 +24,7 @@ def run_demo(n: int, seed: int, out: Path) -> dict:
     from ..data.toy2d import get_dataset
     from ..geometry import displacement_interpolation, exact_ot, trajectory_geometry, w2
 
+    output_folder(out)
     g = torch.Generator().manual_seed(seed)
     x = get_dataset("8gaussians")(n, generator=g, dtype=torch.float64)
     y = get_dataset("moons")(n, generator=g, dtype=torch.float64)
@@ -70,7 +72,6 @@ def run_demo(n: int, seed: int, out: Path) -> dict:
     clouds = [displacement_interpolation(x, y, exact, t) for t in frames]
     from .plots import geodesic_figure
 
-    out.mkdir(parents=True, exist_ok=True)
     geodesic_figure(
         clouds,
         frames,

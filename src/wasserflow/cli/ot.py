@@ -11,6 +11,7 @@ import torch
 import typer
 from rich.table import Table
 
+from .._outputs import output_file
 from .app import UsageError, app, console
 
 ot_app = typer.Typer(
@@ -31,8 +32,8 @@ def load_pair(x_path: Path, y_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """Load two clouds; any problem is a ValueError naming the file (exit code 2 in the CLI)."""
     from ..data.files import load_points
 
-    x = load_points(x_path).to(torch.float64)
-    y = load_points(y_path).to(torch.float64)
+    x = load_points(x_path, torch.float64)
+    y = load_points(y_path, torch.float64)
     if x.shape[1] != y.shape[1]:
         raise UsageError(
             f"{y_path}: points have d = {y.shape[1]} but {x_path} has d = {x.shape[1]}; "
@@ -111,6 +112,7 @@ def interpolate_command(
     from ..geometry import displacement_interpolation, exact_ot
     from .plots import geodesic_figure
 
+    output_file(out)
     x, y = load_pair(x_path, y_path)
     try:
         i, j = (int(v) for v in dims.split(","))

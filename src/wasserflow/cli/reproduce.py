@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ..errors import EnvironmentProblem
 from .app import UsageError, app, console
 
 
@@ -47,7 +48,7 @@ def reproduce_command(
     if device not in ("cpu", "cuda"):
         raise UsageError(f"--device {device!r}: choose cpu or cuda")
     if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available; use --device cpu")
+        raise EnvironmentProblem("--device cuda: no CUDA device is available; use --device cpu")
     cfg = resolve_config(profile, methods=_split(methods), data=_split(data), seed=seed)
     names = select(_split(experiment))
     weights = {n: (6.0 if n == "learned" else 1.0) for n in EXPERIMENTS}

@@ -11,6 +11,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from .. import _atomic
+from .._outputs import output_file
+from ..errors import Interrupted, RunFolderError
 from .app import UsageError, app, console
 
 
@@ -52,15 +54,67 @@ def _parse_sets(items: list[str], flag: str = "--set") -> dict:
     return out
 
 
+_MODEL_OPTIONS = ("width", "depth", "activation", "time_embedding")
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the option ``name`` was given on the command line (not left at its default)."""
+    src = ctx.get_parameter_source(name)
+    return src is not None and src.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def _resume_settings(ctx: typer.Context, stored, p: dict) -> dict:
+    """The settings given on the command line, as dotted keys of the stored run's config."""
+    keys = {
+        "lr": "train.lr",
+        "batch_size": "train.batch_size",
+        "seed": "train.seed",
+        "grad_clip": "train.grad_clip",
+        "scale": "data.scale",
+        "data": "data.spec",
+        "model": "model.name",
+        "steps": "objective.blocks" if stored.blockwise else "train.steps",
+        **{k: f"model.{k}" for k in _MODEL_OPTIONS},
+    }
+    given = {key: p[name] for name, key in keys.items() if _given(ctx, name)}
+    if "train.grad_clip" in given:
+        given["train.grad_clip"] = given["train.grad_clip"] or None
+    given.update({f"model.{k}": v for k, v in _parse_sets(p["model_set"], "--model-set").items()})
+    given.update(_parse_sets(p["set_"]))
+    return given
+
+
+def _resumed_config(ctx: typer.Context, out: Path, p: dict):
+    """The run in ``out`` and the changes the command line asks of it (refused if not
+    allowed on resume)."""
+    from ..engine import load_config
+    from ..engine.folder import CONFIG, changes_on_resume
+
+    if not out.is_dir():
+        raise RunFolderError(f"{out} does not exist: there is no run to resume (drop --resume)")
+    if not (out / CONFIG).is_file():
+        raise RunFolderError(f"{out} holds no run (no {CONFIG}): drop --resume to start one there")
+    stored = load_config(out / CONFIG)
+    method = p["method"] if _given(ctx, "method") else None
+    try:
+        changes = changes_on_resume(stored, _resume_settings(ctx, stored, p), method=method)
+    except RunFolderError as e:
+        raise RunFolderError(f"{out}: {e}") from None
+    return stored, changes
+
+
 @app.command("train")
 def train_command(
+    ctx: typer.Context,
     method: str = typer.Option(
-        ...,
-        help="ddpm, ncsn, sde-vp, sde-ve, icfm, otcfm, sbcfm, rectified-flow, energy-matching, jko-flow",
+        None,
+        help="ddpm, ncsn, sde-vp, sde-ve, icfm, otcfm, sbcfm, rectified-flow, energy-matching, "
+        "jko-flow (required unless --resume)",
     ),
     data: str = typer.Option(
-        ...,
-        help="moons, 8gaussians, checkerboard, spirals, circles, swissroll, gmm2d, gaussian2d, gmm8d, digits, or a .npy/.csv/.pt file",
+        None,
+        help="moons, 8gaussians, checkerboard, spirals, circles, swissroll, gmm2d, gaussian2d, "
+        "gmm8d, digits, or a .npy/.csv/.pt file (required unless --resume)",
     ),
     steps: int = typer.Option(
         None,
@@ -97,21 +151,29 @@ def train_command(
     ),
     scale: str = typer.Option("none", help="data scaling: none or standard"),
     grad_clip: float = typer.Option(1.0, help="gradient-norm clipping (0: off)"),
-    resume: bool = typer.Option(False, "--resume", help="continue the run in --out"),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="continue the run in --out (which must exist and hold one) from its last "
+        "checkpoint, with its own config.json. --steps and --lr may change it (each change is "
+        "recorded in history.jsonl); any other option given must equal the run's",
+    ),
     device: str = typer.Option("cpu", help="where the network runs: cpu or cuda"),
 ) -> None:
-    """Train one model family on one data set; checkpoints and metrics go to --out."""
-    from ..engine import make_config, read_config, train_run
+    """Train one model family on one data set; checkpoints and metrics go to --out.
 
-    cfg_path = out / "config.json"
-    if resume and cfg_path.exists():
-        if set_:
-            raise UsageError(
-                f"--set changes a recipe, but {out} already holds one: a resumed run "
-                "keeps its config.json (start a new --out to change it)"
-            )
-        cfg = read_config(cfg_path.read_text(), str(cfg_path))
+    A run folder is written by one process at a time (a second is refused, naming the first's
+    pid). Ctrl-C keeps the last checkpoint: continue with --resume.
+    """
+    from ..engine import make_config, train_run
+
+    changes = None
+    if resume:
+        cfg, changes = _resumed_config(ctx, out, dict(ctx.params))
     else:
+        for name, flag in (("method", "--method"), ("data", "--data")):
+            if ctx.params[name] is None:
+                raise UsageError(f"{flag} is required to start a run (or pass --resume)")
         cfg = make_config(
             method,
             data,
@@ -129,7 +191,7 @@ def train_command(
             grad_clip=grad_clip or None,
             overrides=_parse_sets(set_) or None,
         )
-    steps, stages = cfg.train.steps, cfg.stages
+    total, stages = (changes or {}).get("train.steps", cfg.train.steps), cfg.stages
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -139,16 +201,30 @@ def train_command(
         console=console,
         transient=False,
     ) as bar:
-        task = bar.add_task(f"{cfg.method} on {data}", total=steps * stages, loss="-")
+        task = bar.add_task(f"{cfg.method} on {cfg.data.spec}", total=total * stages, loss="-")
         offsets: dict[str, int] = {}
+        told = []
+
+        def tell_changes() -> None:
+            flat = cfg.to_dict()
+            for key, new in (changes or {}).items():
+                old = flat[key.split(".")[0]][key.split(".")[1]]
+                console.print(f"changed {key} {old!r} -> {new!r} (recorded in history.jsonl)")
+            told.append(True)
 
         def progress(stage: str, step: int, record: dict) -> None:
-            off = offsets.setdefault(stage, len(offsets) * steps)
+            if not told:
+                tell_changes()
+            off = offsets.setdefault(stage, len(offsets) * total)
             bar.update(task, completed=off + step, loss=f"{record['loss']:.4g}")
 
-        results = train_run(cfg, out, resume=resume, progress=progress, device=device)
+        results = train_run(
+            cfg, out, resume=resume, changes=changes, progress=progress, device=device
+        )
+        if not told:
+            tell_changes()
     last = results[-1] if results else None
-    if last is not None:
+    if last is not None and last.resumed_from < last.steps:
         console.print(
             f"trained {last.steps} steps, final loss {last.final_loss:.4g}, "
             f"{last.seconds:.1f} s; run folder {out}"
@@ -174,8 +250,12 @@ def sample_command(
 
     if out.suffix not in (".npy", ".pt", ".csv"):
         raise UsageError(f"{out}: the output must end in .npy, .pt or .csv")
+    output_file(out)
     r = load_run(run, device=device)
-    res = r.sample(n, sampler=sampler, nfe=nfe, generator=torch.Generator().manual_seed(seed))
+    try:
+        res = r.sample(n, sampler=sampler, nfe=nfe, generator=torch.Generator().manual_seed(seed))
+    except KeyboardInterrupt as e:
+        raise Interrupted(f"interrupted while sampling: nothing was written to {out}") from e
     x = res.x.to(torch.float32)
     with _atomic.atomic_path(out) as tmp:
         if out.suffix == ".npy":

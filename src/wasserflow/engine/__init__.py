@@ -5,7 +5,8 @@
 
 A run is a typed :class:`RunConfig` (:mod:`.config`), made from a method's recipe
 (:mod:`.methods`) by :func:`make_config` and read only by :mod:`.build`; :func:`train_run` and
-:func:`load_run` work on run folders (:mod:`.runs`).
+:func:`load_run` work on run folders (:mod:`.runs`), whose life (the writer's lock, resume, the
+settings a resume may change and their history) is :mod:`.folder`'s.
 
 ``loss_fn(model, batch, generator)`` returns per-sample losses (an objective of
 :mod:`wasserflow.objectives`); all randomness flows through the one generator seeded by
@@ -43,7 +44,7 @@ from .build import (  # noqa: E402
     ot_stream_config,
     sampling_context,
 )
-from .config import CONFIG_VERSION, RunConfig, read_config  # noqa: E402
+from .config import CONFIG_VERSION, RunConfig, load_config, read_config  # noqa: E402
 from .methods import METHODS, recipe  # noqa: E402
 from .results import RunSample  # noqa: E402
 from .runs import JKOFlowRun, TrainedRun, load_run, train_run  # noqa: E402
@@ -61,6 +62,7 @@ __all__ += [
     "build_objective",
     "build_path",
     "check_compatible",
+    "load_config",
     "load_run",
     "make_config",
     "ot_stream_config",

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..errors import RunFolderError
 from ..geometry import fit_ridge_jko_step
 from ..models.jko_flow import JKOFlow, jko_step_sizes
 from . import checkpoint as ckpt
@@ -52,11 +53,17 @@ def train_jko_flow(
     maps, start = [], 0
     if path.exists():
         tensors, meta = ckpt.load(path)
-        flow = JKOFlow.from_tensors(tensors)
+        try:
+            flow = JKOFlow.from_tensors(tensors)
+            g.set_state(tensors["rng"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            raise RunFolderError(
+                f"{path} is not a JKO-flow checkpoint of this run ({e}): restore it or train "
+                "into a new folder"
+            ) from e
         if flow.steps != steps[: len(flow.steps)]:
-            raise ValueError(f"cannot resume {path}: its step sizes differ from the config's")
+            raise RunFolderError(f"cannot resume {path}: its step sizes differ from the config's")
         maps, start = list(flow.maps), len(flow.maps)
-        g.set_state(tensors["rng"])
     log_det = torch.zeros(x.shape[0], dtype=torch.float64)
     for T in maps:
         x, ld = T.forward(x)

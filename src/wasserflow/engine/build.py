@@ -182,11 +182,27 @@ def build_objective(cfg: RunConfig, *, total_steps: int | None = None, stage: in
 
 
 def validate(cfg: RunConfig) -> None:
-    """Build what can be built before the data are seen (raises now, not at step 1,000)."""
+    """Build what can be built before the data are seen and run the network once on two
+    zero inputs of the data's shape (raises now, not at step 1,000). The options themselves
+    (activation, width, schedule, ...) are checked when the config is made."""
     if cfg.blockwise:
         return
     build_objective(cfg)
-    build_network(cfg, seed=0)
+    net = build_network(cfg, seed=0)
+    x = torch.zeros((2, *cfg.model.shape))
+    try:
+        with torch.no_grad():
+            y = net(x, torch.full((2,), 0.5))
+    except (RuntimeError, ValueError, TypeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"model {cfg.model.name} cannot take data of shape {list(cfg.model.shape)}: {first}"
+        ) from e
+    if tuple(y.shape) != tuple(x.shape):
+        raise ValueError(
+            f"model {cfg.model.name} maps data of shape {list(cfg.model.shape)} to "
+            f"{list(y.shape[1:])}: a field must keep the data's shape"
+        )
 
 
 def build_network(cfg: RunConfig, *, seed: int | None = None) -> nn.Module:

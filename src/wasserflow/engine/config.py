@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import types
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Union
 
 from ..data import make_source
@@ -418,6 +420,9 @@ def _parse(tp: Any, value: Any, where: str) -> Any:
         if unknown:
             label = getattr(tp, "LABEL", f"keys of {where}")
             raise ValueError(f"unknown {label} {unknown}: valid keys are {', '.join(names)}")
+        missing = [f.name for f in dataclasses.fields(tp) if _required(f) and f.name not in value]
+        if missing:
+            raise ValueError(f"{where} misses {', '.join(missing)}")
         # the dataclass's own checks speak first (they name the rule), then the types
         raw = {
             k: v if _is_primitive(hints[k]) else _parse(hints[k], v, f"{where}.{k}")
@@ -460,6 +465,12 @@ def _parse(tp: Any, value: Any, where: str) -> Any:
             _parse(typing.get_args(tp)[0], v, f"{where}[{i}]") for i, v in enumerate(value)
         )
     return value
+
+
+def _required(f: dataclasses.Field) -> bool:
+    return (
+        f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+    )
 
 
 def _is_primitive(tp: Any) -> bool:
@@ -567,9 +578,23 @@ def read_config(text: str, where: str) -> RunConfig:
     try:
         return RunConfig.from_dict(json.loads(text))
     except json.JSONDecodeError as e:
-        raise ValueError(f"{where} is not valid JSON ({e}): restore it or start a new run") from e
+        raise ValueError(
+            f"{where} is not valid JSON ({e}): restore it, or train into a new folder"
+        ) from e
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from e
+
+
+def load_config(path: str | os.PathLike) -> RunConfig:
+    """The RunConfig in the file ``path`` (a run's config.json); every error names the file."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{path} is not a text file ({e.reason} at byte {e.start}): restore it, or train "
+            "into a new folder"
+        ) from e
+    return read_config(text, str(path))
 
 
 def data_shape(spec: str) -> tuple[int, ...]:

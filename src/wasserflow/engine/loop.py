@@ -4,8 +4,12 @@ Adam with linear warm-up and cosine (or no) decay, gradient-norm clipping, EMA w
 explicit ``torch.Generator`` for all randomness (data draws and the objective's times, noise and
 couplings), metrics appended to ``metrics.jsonl``, and atomic safetensors checkpoints. A resumed
 run equals an uninterrupted run of the same seed bit for bit on CPU: the checkpoint carries the
-model, the EMA, Adam's moments and the generator's state. A NaN or inf loss stops training with
-:class:`TrainingDiverged` and leaves the last good checkpoint untouched.
+model, the EMA, Adam's moments and the generator's state. The checkpoint of step k (every
+``checkpoint_every`` steps) is written in step k once that step's loss is known to be finite, so
+a NaN or inf loss, which stops training with :class:`TrainingDiverged` (defined in
+:mod:`wasserflow.errors`, re-exported here), leaves a last checkpoint that a lower learning rate
+can continue from. A torn last line of ``metrics.jsonl`` (a crash mid-write) is
+dropped with a warning on resume.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from .._atomic import write_text
+from ..errors import RunFolderError, TrainingDiverged
 from . import checkpoint as ckpt
 from .ema import EMA
 
@@ -41,10 +47,6 @@ class BatchStream(Protocol):
     def seek(self, step: int) -> None: ...
 
     def close(self) -> None: ...
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or inf; the last good checkpoint is kept."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ def train(
     *,
     resume: bool = False,
     progress: Callable[[int, dict], None] | None = None,
+    may_differ: frozenset[str] = frozenset(),
 ) -> TrainResult:
     """Train ``model`` by minimising mean(loss_fn(model, batch, generator)).
 
@@ -115,6 +118,11 @@ def train(
         run_dir: where checkpoints and ``metrics.jsonl`` go (None: keep nothing on disk).
         resume: continue from ``run_dir/checkpoint.safetensors`` if it exists.
         progress: called as progress(step, metrics) after every step.
+        may_differ: settings (``lr``) allowed to differ from the checkpoint's on resume: they
+            were changed on purpose (:mod:`wasserflow.engine.folder`).
+
+    A NaN or inf loss raises :class:`TrainingDiverged` (with the step, the last good
+    checkpoint and its step) before the step is taken.
     """
     run = Path(run_dir) if run_dir is not None else None
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -123,7 +131,8 @@ def train(
     start = 0
     ckpt_path = run / "checkpoint.safetensors" if run else None
     if resume and ckpt_path is not None and ckpt_path.exists():
-        start = load_training_state(ckpt_path, model, ema, opt, gen, cfg)
+        start = load_training_state(ckpt_path, model, ema, opt, gen, cfg, may_differ)
+    saved = start if ckpt_path is not None and ckpt_path.exists() else None
     metrics_path = run / "metrics.jsonl" if run else None
     if run is not None:
         run.mkdir(parents=True, exist_ok=True)
@@ -141,18 +150,25 @@ def train(
             lr = cfg.lr_at(step)
             for group in opt.param_groups:
                 group["lr"] = lr
+            # the checkpoint of step k is written in step k once its loss is known finite, so
+            # every checkpoint kept is one a lower learning rate can continue from
+            due = ckpt_path is not None and step > start and step % cfg.checkpoint_every == 0
+            rng = _rng_tensor(gen) if due else None
             batch = sample_data(cfg.batch_size, gen)
             loss = loss_fn(model, batch, gen, step).mean()
             value = float(loss.detach())
+            if due and math.isfinite(value):
+                save_training_state(ckpt_path, model, ema, opt, rng, step, cfg)
+                saved = step
             if not math.isfinite(value):
-                where = (
-                    f"; the last good checkpoint is {ckpt_path}"
-                    if ckpt_path and ckpt_path.exists()
-                    else ""
-                )
+                where = f"; the last good checkpoint is {ckpt_path}" if saved is not None else ""
                 raise TrainingDiverged(
                     f"loss became {value} at step {step}{where}: lower the learning rate "
-                    f"(--lr, now {cfg.lr:g}) or clip gradients (--grad-clip)"
+                    f"(now {cfg.lr:g}) or clip gradients",
+                    step=step,
+                    checkpoint=ckpt_path if saved is not None else None,
+                    checkpoint_step=saved,
+                    lr=cfg.lr,
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -169,8 +185,9 @@ def train(
                 record["seconds"] = time.perf_counter() - t0
                 with open(metrics_path, "a") as f:
                     f.write(json.dumps(record) + "\n")
-            if ckpt_path is not None and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
-                save_training_state(ckpt_path, model, ema, opt, gen, done, cfg)
+            if ckpt_path is not None and done == cfg.steps:
+                save_training_state(ckpt_path, model, ema, opt, _rng_tensor(gen), done, cfg)
+                saved = done
             if progress is not None:
                 progress(done, record)
     finally:
@@ -185,36 +202,70 @@ def train(
     )
 
 
-def save_training_state(path, model, ema, opt, gen, step: int, cfg: TrainConfig) -> None:
+def save_training_state(path, model, ema, opt, rng: Tensor, step: int, cfg: TrainConfig) -> None:
+    """Write the state to continue from at ``step``: weights, EMA, Adam, the generator state
+    ``rng`` (as it was when step ``step`` began) and the settings."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
     opt_tensors, opt_meta = ckpt.optimizer_tensors(opt)
     tensors.update(opt_tensors)
-    tensors["rng"] = _rng_tensor(gen)
+    tensors["rng"] = rng
     ckpt.save(path, tensors, {"step": step, "optimizer": opt_meta, "train": asdict(cfg)})
 
 
-def load_training_state(path, model, ema, opt, gen, cfg: TrainConfig) -> int:
+def load_training_state(
+    path, model, ema, opt, gen, cfg: TrainConfig, may_differ: frozenset[str] = frozenset()
+) -> int:
+    """Restore model, EMA, optimiser and generator from ``path``; returns its step. Settings
+    that shape the trajectory must equal the checkpoint's (but those in ``may_differ``); a
+    checkpoint that does not fit the model raises :class:`RunFolderError` naming it."""
     tensors, meta = ckpt.load(path)
-    saved = meta["train"]
+    saved = meta.get("train", {})
     for key in ("seed", "batch_size", "lr", "warmup", "decay", "ema_decay", "grad_clip"):
-        if key in saved and saved[key] != getattr(cfg, key):
-            raise ValueError(
+        if key in saved and saved[key] != getattr(cfg, key) and key not in may_differ:
+            raise RunFolderError(
                 f"cannot resume {path}: it was trained with {key} = {saved[key]!r}, now "
                 f"{getattr(cfg, key)!r}; use the same settings or a new output folder"
             )
-    model.load_state_dict(ckpt.split(tensors, "model"))
-    ema.load_state_dict(ckpt.split(tensors, "ema"))
-    ckpt.load_optimizer(opt, tensors, meta["optimizer"])
-    gen.set_state(tensors["rng"])
-    return int(meta["step"])
+    try:
+        model.load_state_dict(ckpt.split(tensors, "model"))
+        ema.load_state_dict(ckpt.split(tensors, "ema"))
+        ckpt.load_optimizer(opt, tensors, meta["optimizer"])
+        gen.set_state(tensors["rng"])
+        return int(meta["step"])
+    except (RuntimeError, KeyError, ValueError, TypeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RunFolderError(
+            f"{path} does not fit the run's model and settings ({first}): restore the run's "
+            "own checkpoint, or train into a new folder"
+        ) from e
 
 
 def truncate_metrics(path: Path, step: int) -> None:
-    """Drop metric lines written after the checkpoint we resume from (or all, when fresh)."""
+    """Keep the metric lines up to ``step`` (the checkpoint resumed from; 0 when fresh).
+
+    A line that is not a JSON record, such as the torn last line of a write cut short by a
+    crash or power loss, is dropped with a :class:`RuntimeWarning` naming the file.
+    """
     if not path.exists():
         return
-    keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
+    keep, bad = [], 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+            ok = isinstance(rec, dict) and isinstance(rec.get("step"), int)
+        except json.JSONDecodeError:
+            ok = False
+        if not ok:
+            bad += bool(line.strip())
+        elif rec["step"] <= step:
+            keep.append(line)
+    if bad:
+        warnings.warn(
+            f"{path}: dropped {bad} unreadable line{'s' * (bad > 1)} (a write cut short?)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     write_text(path, "".join(k + "\n" for k in keep))
 
 

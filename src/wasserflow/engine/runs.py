@@ -1,8 +1,9 @@
 """Run folders: train a method on a data source, reload it, sample it with its own settings.
 
 A run folder holds ``config.json`` (the :class:`~wasserflow.engine.config.RunConfig`),
-``checkpoint.safetensors`` and ``metrics.jsonl``; a rectified flow with reflow adds
-``reflow-<k>/`` stages.
+``checkpoint.safetensors``, ``metrics.jsonl`` and the ``history.jsonl`` of settings changed on
+resume; a rectified flow with reflow adds ``reflow-<k>/`` stages. Its life (lock, resume,
+changes) is :mod:`.folder`'s.
 
     cfg = make_config("otcfm", "moons", steps=2000)
     train_run(cfg, "runs/otcfm")
@@ -17,33 +18,51 @@ Every trained run, network-trained or fitted block by block (the JKO flow), is a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from .. import _atomic
+from ..data import DataSource
+from ..errors import InputError, Interrupted, RunFolderError, TrainingDiverged
 from ..models import place, resolve_device
 from ..models.jko_flow import JKOFlow
 from ..samplers import Field, SamplingContext, get_sampler
-from . import build
+from . import build, folder
 from . import checkpoint as ckpt
 from .blockwise import train_jko_flow
-from .config import RunConfig, read_config
+from .config import RunConfig, load_config
 from .loop import TrainResult, load_weights, train
 from .results import RunSample
 
 Progress = Callable[[str, int, dict], None]
 
 
-def _stage_dirs(out: Path, cfg: RunConfig) -> list[Path]:
-    return [out] + [out / f"reflow-{k}" for k in range(1, cfg.reflow.rounds + 1)]
-
-
 def _complete(stage: Path, steps: int) -> bool:
-    p = stage / "checkpoint.safetensors"
-    return p.exists() and int(ckpt.load(p)[1]["step"]) >= steps
+    step = folder.checkpoint_step(stage)
+    return step is not None and step >= steps
+
+
+def _new_run(cfg: RunConfig, changes: Mapping[str, Any] | None) -> tuple[RunConfig, DataSource]:
+    """A new run's validated, data-fitted config and its data source (nothing is written)."""
+    if changes:
+        cfg = cfg.with_overrides(dict(changes))
+    src = _checked_source(cfg)
+    return build.finalise(cfg, src), src
+
+
+def _checked_source(cfg: RunConfig) -> DataSource:
+    """Build the run's parts and its data source, and check that they fit together."""
+    build.validate(cfg)
+    src = build.source(cfg)
+    if cfg.model is not None and tuple(src.shape) != tuple(cfg.model.shape):
+        raise InputError(
+            f"the model is configured for data of shape {list(cfg.model.shape)} but "
+            f"{cfg.data.spec} has shape {list(src.shape)}"
+        )
+    return src
 
 
 def train_run(
@@ -51,35 +70,73 @@ def train_run(
     out: str | Path,
     *,
     resume: bool = False,
+    changes: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
     device: str = "cpu",
 ) -> list[TrainResult]:
-    """Train the run described by ``cfg`` into ``out`` (see :func:`build.make_config`);
-    ``device`` runs the network there (:func:`wasserflow.models.place`; the JKO flow always
-    fits on the CPU in float64). With ``resume`` an existing folder continues from its own
-    config.json."""
+    """Train the run described by ``cfg`` (see :func:`build.make_config`) into the folder ``out``.
+
+    A new run (``resume`` False) is refused where ``out`` holds a trained run (a stage with a
+    checkpoint); a config.json alone, left by a start stopped before its first checkpoint, is
+    replaced. With ``resume`` the run in ``out`` continues from its own config.json and last
+    checkpoint (``cfg`` starts one where ``out`` holds none); ``changes`` sets keys of
+    :data:`folder.RESUMABLE` (steps, learning rate) from there on, each recorded in
+    history.jsonl. Everything is validated and the model built before anything is written,
+    and the folder is written only under its lock (:func:`folder.writing`: a second writer
+    gets :class:`RunInUse`). ``device`` runs the network there (the JKO flow always fits on
+    the CPU in float64). Ctrl-C raises :class:`Interrupted` saying where the last checkpoint
+    is; a NaN loss raises :class:`TrainingDiverged` saying how to resume at a lower rate.
+    """
     out = Path(out)
     resolve_device(device)  # before anything is written
-    cfg_path = out / "config.json"
-    if cfg_path.exists():
-        if not resume:
-            raise ValueError(
+    if changes and not resume:
+        raise ValueError("changes apply to a resumed run: pass resume=True")
+    prepared = None
+    if not (resume and (out / folder.CONFIG).exists()):
+        prepared = _new_run(cfg, changes)
+    with folder.writing(out):
+        cfg_path = out / folder.CONFIG
+        if not resume and folder.trained(out):
+            raise RunFolderError(
                 f"{out} already holds a run: pass --resume to continue it, or choose "
                 "a new output folder"
             )
-        cfg = read_config(cfg_path.read_text(), str(cfg_path))
-        src = build.source(cfg)
-    else:
-        build.validate(cfg)
-        src = build.source(cfg)
-        cfg = build.finalise(cfg, src)
-        _atomic.write_json(cfg_path, cfg.to_dict())
+        if resume and cfg_path.exists():
+            cfg = load_config(cfg_path)
+            cfg, diff = folder.with_changes(out, cfg, changes or {})
+            src = _checked_source(cfg)
+            folder.record(out, cfg, diff)
+        else:
+            cfg, src = prepared or _new_run(cfg, changes)
+            folder.start(out, cfg)
+        try:
+            return _train(cfg, out, src, progress, device, folder.changed_train_settings(out))
+        except KeyboardInterrupt as e:
+            raise Interrupted(folder.interrupted_message(out, cfg)) from e
+        except TrainingDiverged as e:
+            raise TrainingDiverged(
+                folder.diverged_message(out, e),
+                step=e.step,
+                checkpoint=e.checkpoint,
+                checkpoint_step=e.checkpoint_step,
+                lr=e.lr,
+            ) from e
+
+
+def _train(
+    cfg: RunConfig,
+    out: Path,
+    src: DataSource,
+    progress: Progress | None,
+    device: str,
+    may_differ: frozenset[str],
+) -> list[TrainResult]:
     if cfg.blockwise:
         sc = build.scaler(cfg)
         cb = (lambda s, r: progress(out.name, s, r)) if progress else None
         return [train_jko_flow(cfg, out, lambda n, g: sc.transform(src.sample(n, g)), progress=cb)]
     results = []
-    stages = _stage_dirs(out, cfg)
+    stages = folder.stage_dirs(out, cfg)
     model = place(build.build_network(cfg, seed=cfg.train.seed), device)
     for k, stage in enumerate(stages):
         if k > 0 and _complete(stage, cfg.train.steps):
@@ -94,10 +151,19 @@ def train_run(
                 return pairs[torch.randint(0, len(pairs), (n,), generator=g)]
 
             # reflow starts from the previous stage's (EMA) weights
-            model.load_state_dict(load_weights(stages[k - 1] / "checkpoint.safetensors"))
+            model.load_state_dict(load_weights(stages[k - 1] / folder.CHECKPOINT))
         cb = (lambda s, r, name=stage.name: progress(name, s, r)) if progress else None
         results.append(
-            train(model, objective, sample_data, cfg.train, stage, resume=True, progress=cb)
+            train(
+                model,
+                objective,
+                sample_data,
+                cfg.train,
+                stage,
+                resume=True,
+                progress=cb,
+                may_differ=may_differ,
+            )
         )
     return results
 
@@ -132,7 +198,10 @@ class TrainedRun:
     def from_stage(cls, cfg: RunConfig, stage: Path, device: str = "cpu") -> TrainedRun:
         path = stage / "checkpoint.safetensors"
         if cfg.blockwise:
-            return cls(cfg, JKOFlow.from_tensors(ckpt.load(path)[0]), stage)
+            try:
+                return cls(cfg, JKOFlow.from_tensors(ckpt.load(path)[0]), stage)
+            except (KeyError, RuntimeError, TypeError) as e:
+                raise RunFolderError(f"{path} is not a JKO-flow checkpoint ({e})") from e
         model = build.build_network(cfg, seed=0)
         try:
             model.load_state_dict(load_weights(path))
@@ -257,8 +326,8 @@ def load_run(out: str | Path, device: str = "cpu") -> TrainedRun:
             f"{out} is not a wasserflow run folder (no config.json): train one with "
             "'wasserflow train --out DIR'"
         )
-    cfg = read_config(cfg_path.read_text(), str(cfg_path))
-    done = [s for s in _stage_dirs(out, cfg) if (s / "checkpoint.safetensors").exists()]
+    cfg = load_config(cfg_path)
+    done = [s for s in folder.stage_dirs(out, cfg) if (s / folder.CHECKPOINT).exists()]
     if not done:
         raise ValueError(f"{out} has no checkpoint yet: training has not saved one")
     cls = JKOFlowRun if cfg.blockwise else TrainedRun

@@ -10,7 +10,8 @@ Run folder layout::
     runs/<data>/<method> the trained models of ``learned`` (resumable checkpoints)
 
 Ctrl-C (KeyboardInterrupt) inside an experiment leaves the finished ones and a report marking
-the rest as not run; rerunning the same command resumes.
+the rest as not run (:class:`~wasserflow.errors.Interrupted` names it); rerunning the same
+command resumes. The folder is written under its lock (:mod:`wasserflow._lock`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ from __future__ import annotations
 import json
 import platform
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 from .. import _atomic
+from .._lock import folder_lock
+from .._outputs import output_folder
+from ..errors import Interrupted
 from . import denoise_jko, free_energy_exp, learned, paths_exp, report, steps
 from .config import EXPERIMENTS, config_difference
 from .context import Context, ExperimentResult
@@ -57,10 +62,15 @@ def prepare(out: Path, config: dict) -> None:
     if cfg_path.exists():
         try:
             old = json.loads(cfg_path.read_text())
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ValueError(
                 f"{cfg_path} is not valid JSON ({e}): delete the folder or choose another --out"
             ) from e
+        if not isinstance(old, dict) or "profile" not in old:
+            raise ValueError(
+                f"{cfg_path} is not the config of a reproduce run: delete the folder or "
+                "choose another --out"
+            )
         diff = config_difference(old, config)
         if diff:
             raise ValueError(
@@ -72,12 +82,27 @@ def prepare(out: Path, config: dict) -> None:
         _atomic.write_json(cfg_path, config)
 
 
+def _read_json(path: Path) -> dict | None:
+    """A JSON object from ``path``, or None (with a warning) if it is damaged."""
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        warnings.warn(f"{path} is damaged ({e}): it is ignored", RuntimeWarning, stacklevel=2)
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def load_finished(out: Path) -> dict[str, ExperimentResult]:
+    """The experiments finished in ``out`` (a damaged result file counts as not finished)."""
     done = {}
     for name in EXPERIMENTS:
         p = out / "results" / f"{name}.json"
-        if p.exists():
-            done[name] = ExperimentResult.from_dict(json.loads(p.read_text()))
+        data = _read_json(p) if p.exists() else None
+        if data is not None:
+            try:
+                done[name] = ExperimentResult.from_dict(data)
+            except (KeyError, TypeError):
+                warnings.warn(f"{p} is not a result: it is ignored", RuntimeWarning, stacklevel=2)
     return done
 
 
@@ -121,16 +146,33 @@ def reproduce(
     """Run ``experiments`` (default: all) into ``out``; skip those already finished there.
 
     ``progress(experiment, detail, fraction)`` is called as the work advances. Returns every
-    finished experiment's result (including earlier runs'). Raises KeyboardInterrupt after
-    writing a partial report when interrupted.
+    finished experiment's result (including earlier runs'). ``out`` is checked writable before
+    any work and written under its lock (a second reproduce into it is refused, naming the
+    first's pid). When interrupted, raises :class:`~wasserflow.errors.Interrupted` (a
+    KeyboardInterrupt) naming the partial report it wrote.
     """
     out = Path(out)
     names = select(experiments)
-    prepare(out, config)
-    ctx = Context(out=out, config=config, device=device)
-    ctx.results = load_finished(out)
-    env_path = out / "environment.json"
-    walls = json.loads(env_path.read_text()).get("wall_seconds", {}) if env_path.exists() else {}
+    output_folder(out)
+    with folder_lock(out):
+        prepare(out, config)
+        ctx = Context(out=out, config=config, device=device)
+        ctx.results = load_finished(out)
+        try:
+            _run(ctx, names, progress)
+        except KeyboardInterrupt as e:
+            done = sum(n in ctx.results for n in names)
+            raise Interrupted(
+                f"interrupted: {done} of {len(names)} experiments finished; the partial "
+                f"report is {out / 'report.html'}; rerun the same command to resume"
+            ) from e
+    return ctx.results
+
+
+def _run(ctx: Context, names: list[str], progress) -> None:
+    env_path = ctx.out / "environment.json"
+    env = _read_json(env_path) if env_path.exists() else None
+    walls = dict((env or {}).get("wall_seconds", {}))
     status = "complete"
     try:
         for name in names:
@@ -145,7 +187,7 @@ def reproduce(
             res = RUNNERS[name](ctx)
             res.seconds = time.perf_counter() - t0
             walls[name] = res.seconds
-            _atomic.write_json(out / "results" / f"{name}.json", res.to_dict())
+            _atomic.write_json(ctx.out / "results" / f"{name}.json", res.to_dict())
             ctx.results[name] = res
             _write_all(ctx, walls, "partial")
             if progress:
@@ -157,7 +199,6 @@ def reproduce(
         if status == "complete" and any(n not in ctx.results for n in EXPERIMENTS):
             status = "partial"
         _write_all(ctx, walls, status)
-    return ctx.results
 
 
 def _write_all(ctx: Context, walls: dict, status: str) -> None:

@@ -19,17 +19,19 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from ..errors import EnvironmentProblem
 from .energy import PotentialField
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``device`` as a torch.device, refusing one this machine does not have."""
+    """``device`` as a torch.device; ValueError for a name that is not one, EnvironmentProblem
+    for a CUDA device this machine does not have."""
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as e:
         raise ValueError(f"device {device!r} is not a torch device: use cpu or cuda") from e
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: no CUDA device is available here; use cpu")
+        raise EnvironmentProblem(f"device {device!r}: no CUDA device is available here; use cpu")
     if dev.type not in ("cpu", "cuda"):
         raise ValueError(f"device {device!r}: only cpu and cuda are supported")
     return dev
