@@ -37,6 +37,9 @@ the CPU (:mod:`wasserflow.models.device`).
 Seeding: ``build_model(config, seed=s)`` initialises inside ``torch.random.fork_rng`` and never
 changes the caller's global RNG state. Activations: :data:`ACTIVATIONS` (silu default, selu,
 relu, gelu, tanh, softplus, elu).
+
+UNet (:mod:`.unet`, ``--model unet``): :class:`UNet` with :class:`UNetConfig`, a DDPM/ADM UNet
+for (C, H, W) images with presets ``size`` "digits", "mnist", "cifar10" (TorchCFM's nets).
 """
 
 from .device import place, resolve_device
@@ -46,11 +49,15 @@ from .factory import MODEL_KINDS, build_model, model_config
 from .jko_flow import FlowSample, JKOFlow, jko_step_sizes
 from .mlp import TIME_EMBEDDINGS, MLPConfig, PotentialMLP, TimeMLP, VectorFieldMLP
 from .registry import BACKBONES, Backbone, build_backbone, get_backbone, register_model
+from .unet import UNET_SIZES, UNet, UNetConfig
 
 __all__ = [
     "BACKBONES",
     "Backbone",
     "MLPConfig",
+    "UNET_SIZES",
+    "UNet",
+    "UNetConfig",
     "build_backbone",
     "get_backbone",
     "register_model",
