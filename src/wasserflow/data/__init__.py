@@ -28,11 +28,23 @@ Images (:mod:`.images`, needs ``pip install wasserflow[data]``): scikit-learn's 
 ``load_digits_vectors() -> (1797, 64)`` in [-1, 1] (raw v in 0..16 -> v / 8 - 1),
 ``load_digits_images() -> (1797, 1, 8, 8)``, ``vectors_to_images`` / ``images_to_vectors``.
 
+Image files (:mod:`.image_files`, no pickle, no download): specs ``mnist:PATH`` (IDX, raw or
+.gz), ``cifar10:PATH`` (binary batches or their folder), ``images:FOLDER`` (PNG/JPEG, Pillow),
+``array:PATH`` / ``nchw:PATH`` / ``nhwc:PATH`` (.npy/.npz), each with an optional ``,flip``;
+``make_source`` returns an ``ImageSource`` (N, C, H, W) in [-1, 1] (uint8 v -> v / 127.5 - 1).
+
 Files (:mod:`.files`): ``load_points(path) -> (n, d)`` from .npy, .csv, .pt/.pth; every bad
 file raises ``ValueError`` naming the file and the problem.
 """
 
 from .files import load_points
+from .image_files import (
+    IMAGE_KINDS,
+    load_cifar10_binary,
+    load_idx_images,
+    load_image_array,
+    load_image_folder,
+)
 from .images import (
     DIGITS_RANGE,
     DIGITS_SHAPE,
@@ -47,6 +59,7 @@ from .scaling import Standardizer
 from .source import (
     DataSource,
     FiniteSource,
+    ImageSource,
     MixtureSource,
     SamplerSource,
     make_source,
@@ -71,6 +84,8 @@ __all__ = [
     "MIXTURES",
     "DataSource",
     "FiniteSource",
+    "IMAGE_KINDS",
+    "ImageSource",
     "MixtureSource",
     "SamplerSource",
     "Standardizer",
@@ -87,6 +102,10 @@ __all__ = [
     "load_digits_images",
     "load_digits_labels",
     "load_digits_vectors",
+    "load_cifar10_binary",
+    "load_idx_images",
+    "load_image_array",
+    "load_image_folder",
     "load_points",
     "make_source",
     "moons",

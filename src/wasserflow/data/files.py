@@ -187,7 +187,8 @@ def load_points(path: str | Path, dtype: torch.dtype = torch.float32) -> Tensor:
         raise _fail(
             path,
             f"expected a 2-D array (n points, d coordinates), got shape {tuple(x.shape)}: "
-            "reshape to (n, 1) for 1-D data or (n, d) for images flattened per point",
+            "reshape to (n, 1) for 1-D data or (n, d) for images flattened per point, or "
+            f"read (N, C, H, W) / (N, H, W, C) images with the spec array:{path}",
         )
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise _fail(path, f"no points (shape {tuple(x.shape)}): the data set is empty")

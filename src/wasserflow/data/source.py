@@ -25,6 +25,7 @@ from torch import Tensor
 from ..geometry import GaussianMixture
 from . import toy2d
 from .files import SUFFIXES, load_points, range_problem
+from .image_files import IMAGE_KINDS, format_image_spec, load_image_spec, parse_image_spec
 from .images import DIGITS_SHAPE, load_digits_vectors
 from .mixtures import MIXTURES, get_mixture
 from .scaling import Standardizer
@@ -158,8 +159,37 @@ class FiniteSource(DataSource):
         return self._points[idx]
 
 
+class ImageSource(FiniteSource):
+    """A finite set of images (N, C, H, W) in [-1, 1], with optional random horizontal flips.
+
+    With ``flip=True`` each drawn image is mirrored (``torch.flip(x, dims=[-1])``) with
+    probability 1/2; the indices, then the flips, are drawn from ``generator``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        images: Tensor,
+        dtype: torch.dtype = torch.float32,
+        spec: str | None = None,
+        flip: bool = False,
+    ):
+        if images.dim() != 4:
+            raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}")
+        super().__init__(name, images, dtype, spec=spec)
+        self.flip = bool(flip)
+
+    def _draw(self, n: int, generator: torch.Generator | None) -> Tensor:
+        x = super()._draw(n, generator)
+        if not self.flip:
+            return x
+        mask = torch.rand(n, generator=generator) < 0.5
+        return torch.where(mask[:, None, None, None], x.flip(-1), x)
+
+
 def source_names() -> list[str]:
-    """The named sources understood by :func:`make_source` (besides file paths)."""
+    """The named sources understood by :func:`make_source` (besides file paths and the image
+    specs ``KIND:PATH[,flip]`` of :data:`~wasserflow.data.image_files.IMAGE_KINDS`)."""
     return sorted(set(toy2d.DATASETS) | set(MIXTURES) | {"digits", "digits_images"})
 
 
@@ -172,6 +202,15 @@ def make_source(spec: str, dtype: torch.dtype = torch.float32) -> DataSource:
     "digits" (64-vectors in [-1, 1]) and "digits_images" (shape (1, 8, 8)). Anything else ending
     in .npy/.csv/.pt/.pth, holding a path separator or prefixed with "file:" is loaded with
     :func:`~wasserflow.data.files.load_points` (errors are ``ValueError``).
+
+    Image data (no pickle, no download; see :mod:`wasserflow.data.image_files`), as
+    ``KIND:PATH[,flip]`` giving an :class:`ImageSource` of shape (C, H, W) in [-1, 1]:
+    ``mnist:PATH`` (IDX images file, raw or .gz: MNIST, Fashion-MNIST), ``cifar10:PATH``
+    (CIFAR-10 binary ``*.bin`` batch file, or its folder: every ``data_batch_*.bin``),
+    ``images:FOLDER`` (PNG/JPEG files of one size and mode, via Pillow), ``array:PATH``
+    (.npy/.npz uint8 or float images, NCHW or NHWC detected from a channel axis of size 1, 3
+    or 4) and ``nchw:PATH`` / ``nhwc:PATH`` (the same with the layout given). ``,flip`` adds
+    random horizontal flips drawn from the sampling generator. Example: ``mnist:t10k.gz,flip``.
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"a data source spec must be a non-empty string, got {spec!r}")
@@ -188,12 +227,20 @@ def make_source(spec: str, dtype: torch.dtype = torch.float32) -> DataSource:
         if key == "digits_images":
             x = x.reshape(x.shape[0], *DIGITS_SHAPE)
         return FiniteSource(key, x, dtype)
+    image = parse_image_spec(raw)
+    if image is not None:
+        kind, path_str, options = image
+        x = load_image_spec(kind, path_str, dtype)
+        spec_out = format_image_spec(kind, path_str, options)
+        name = f"{kind}:{Path(path_str).stem or path_str}"
+        return ImageSource(name, x, dtype, spec=spec_out, flip="flip" in options)
     path_str = raw[5:] if raw.startswith("file:") else raw
     path = Path(path_str)
     if raw.startswith("file:") or path.suffix.lower() in SUFFIXES or "/" in raw or path.exists():
         # load_points checks the values against dtype, so the error names the file
         return FiniteSource(path.stem or path_str, load_points(path, dtype), dtype, spec=path_str)
     raise ValueError(
-        f"unknown data source {spec!r}: give one of {source_names()} or a path to a "
-        f"{'/'.join(SUFFIXES)} file"
+        f"unknown data source {spec!r}: give one of {source_names()}, a path to a "
+        f"{'/'.join(SUFFIXES)} file or an image spec KIND:PATH[,flip] with KIND in "
+        f"{list(IMAGE_KINDS)}"
     )
