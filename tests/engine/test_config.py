@@ -74,3 +74,12 @@ def test_a_version_1_run_resumes(tmp_path):
     cfg = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
     (res,) = train_run(cfg, run_dir, resume=True)
     assert res.resumed_from == cfg.train.steps  # complete: nothing to redo
+
+
+def test_a_sampler_by_name_starts_from_its_own_defaults():
+    cfg = make_config("ddpm", "moons", overrides={"sampler": "dpm_solver"})
+    assert (cfg.sampler.name, cfg.sampler.options) == ("dpm_solver", {})  # ddim's eta dropped
+    cfg = make_config("ddpm", "moons", overrides={"sampler.name": "unipc"})
+    assert cfg.sampler.options == {}
+    with pytest.raises(ValueError, match="the coupling is independent"):
+        make_config("icfm", "moons", overrides={"ot_batch": 1024})

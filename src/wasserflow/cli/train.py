@@ -12,6 +12,7 @@ from rich.table import Table
 
 from .. import _atomic
 from .._outputs import output_file
+from ..engine.methods import METHODS
 from ..errors import Interrupted, RunFolderError
 from .app import UsageError, app, console
 
@@ -108,13 +109,14 @@ def train_command(
     ctx: typer.Context,
     method: str = typer.Option(
         None,
-        help="ddpm, ncsn, sde-vp, sde-ve, icfm, otcfm, sbcfm, rectified-flow, energy-matching, "
-        "jko-flow (required unless --resume)",
+        help=", ".join(METHODS) + " (required unless --resume)",
     ),
     data: str = typer.Option(
         None,
         help="moons, 8gaussians, checkerboard, spirals, circles, swissroll, gmm2d, gaussian2d, "
-        "gmm8d, digits, or a .npy/.csv/.pt file (required unless --resume)",
+        "gmm8d, digits, digits_images, a .npy/.csv/.pt point file, or images: "
+        "mnist:IDX, cifar10:BIN, images:FOLDER, array:NPY (add ,flip for random horizontal "
+        "flips; required unless --resume)",
     ),
     steps: int = typer.Option(
         None,

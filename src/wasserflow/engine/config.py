@@ -322,10 +322,17 @@ class RunConfig:
 
     def with_overrides(self, overrides: dict[str, Any]) -> RunConfig:
         """A new config with dotted keys set (``"objective.prediction"``, ``"train.lr"``, or the
-        short names of :data:`SHORT_KEYS`); an object value replaces that part whole."""
+        short names of :data:`SHORT_KEYS`); an object value replaces that part whole. A sampler
+        may be given by name alone (``sampler=dpm_solver``); a new sampler name starts from that
+        sampler's own defaults (the old sampler's options do not carry over)."""
         d = self.to_dict()
         for key, value in overrides.items():
-            _set_dotted(d, SHORT_KEYS.get(key, key), value)
+            path = SHORT_KEYS.get(key, key)
+            if path == "sampler" and isinstance(value, str):
+                value = {"name": value, "options": {}}
+            _set_dotted(d, path, value)
+            if path == "sampler.name" and "sampler.options" not in overrides:
+                d["sampler"]["options"] = {}
         return RunConfig.from_dict(d)
 
 
@@ -371,6 +378,12 @@ def check_consistent(cfg: RunConfig) -> None:
                 f"schedule's num_train_timesteps = {T}: give one value (drop "
                 "times.levels)"
             )
+    c = cfg.coupling
+    if c.kind != "ot" and (c.ot_batch is not None or c.ot_reuse != 1):
+        raise ValueError(
+            f"coupling.ot_batch and ot_reuse set the minibatch-OT pair stream, but the coupling "
+            f"is {c.kind}: drop them or use coupling.kind ot (method otcfm)"
+        )
     if cfg.energy and cfg.coupling.kind != "ot":
         raise ValueError(
             "Energy Matching couples noise and data by minibatch OT: coupling.kind must be ot"
