@@ -152,9 +152,7 @@ def _probe_path(cfg: RunConfig) -> RunConfig:
     """``cfg`` with a placeholder VE sigma_max, to build objects before the data are seen."""
     if cfg.path is None or not cfg.path.needs_data:
         return cfg
-    opts = cfg.path.schedule_options()
-    sched = {**cfg.path.schedule, "sigma_max": max(50.0, 10.0 * float(opts["sigma_min"]))}
-    return dataclasses.replace(cfg, path=dataclasses.replace(cfg.path, schedule=sched))
+    return dataclasses.replace(cfg, path=cfg.path.probe())
 
 
 def build_objective(cfg: RunConfig, *, total_steps: int | None = None, stage: int = 0):

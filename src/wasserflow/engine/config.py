@@ -62,13 +62,20 @@ class PathConfig:
                 f"unknown option {', '.join(unknown)} for schedule {name}: valid "
                 f"options are {', '.join(valid)}"
             )
-        if opts.get("sigma_max", 0.0) is None:
-            opts["sigma_max"] = max(VE_SIGMA_MAX_PROBE, 10.0 * float(opts.get("sigma_min", 0.01)))
-        get_schedule(name, **opts)  # validates the values
+        get_schedule(name, **self.probe().schedule_options())  # validates the values
         if self.bridge not in ("constant", "brownian"):
             raise ValueError(f"bridge {self.bridge!r}: choose constant or brownian")
         if not self.bridge_sigma >= 0:
             raise ValueError(f"bridge_sigma must be >= 0, got {self.bridge_sigma}")
+
+    def probe(self) -> PathConfig:
+        """This path with a placeholder for a sigma_max still to be fixed from the data, so the
+        schedule can be built (and checked) before the data are seen."""
+        if not self.needs_data:
+            return self
+        sigma_min = float(self.schedule.get("sigma_min", 0.01))
+        sched = {**self.schedule, "sigma_max": max(VE_SIGMA_MAX_PROBE, 10.0 * sigma_min)}
+        return dataclasses.replace(self, schedule=sched)
 
     def schedule_options(self) -> dict[str, Any]:
         return {k: v for k, v in self.schedule.items() if k != "name"}
