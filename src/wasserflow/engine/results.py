@@ -10,8 +10,9 @@ from torch import Tensor
 @dataclass
 class RunSample:
     """Samples of a trained run: ``x`` in data space unless asked otherwise, ``start`` the
-    noise they came from, the NFE used, and the trajectory (F, n, ...) at ``times`` (F,) when
-    asked for."""
+    noise they came from, the NFE used, the trajectory (F, n, ...) at ``times`` (F,) when
+    asked for, and the kinetic energy (n,) of each sample's path as solved, in the model's
+    space (None for stochastic samplers; :mod:`wasserflow.samplers.kinetic`)."""
 
     x: Tensor
     start: Tensor
@@ -19,3 +20,4 @@ class RunSample:
     trajectory: Tensor | None
     times: Tensor | None
     sampler: str
+    energy: Tensor | None = None

@@ -30,6 +30,7 @@ from ..errors import InputError, Interrupted, RunFolderError, TrainingDiverged
 from ..models import place, resolve_device
 from ..models.jko_flow import JKOFlow
 from ..samplers import Field, SamplingContext, get_sampler
+from ..samplers.kinetic import chord_energy
 from . import build, folder
 from . import checkpoint as ckpt
 from .blockwise import train_jko_flow
@@ -277,9 +278,13 @@ class TrainedRun:
                 **plan.options,
             )
             x, traj, used, times = res.x, res.trajectory, res.nfe, res.times
+            energy = res.energy
             if plan.denoise_at is not None:
+                x_end = x
                 x = field.x1_and_epsilon(x, torch.full((n,), plan.denoise_at, dtype=x.dtype))[0]
                 used += 1
+                if energy is not None:  # the final jump to the posterior mean, as its chord
+                    energy = energy + chord_energy(x_end, x, plan.denoise_at, 1.0).cpu()
                 times = torch.cat([times, torch.ones(1, dtype=times.dtype)])
                 if traj is not None:
                     traj = torch.cat([traj, x[None]])
@@ -294,6 +299,7 @@ class TrainedRun:
             trajectory=None if traj is None else traj.detach(),
             times=times if traj is not None else None,
             sampler=name,
+            energy=energy,
         )
 
 

@@ -181,11 +181,13 @@ def ddim(
     field = _needs_path(as_field(field), "ddim")
     x = check_start(x0)
     t_from, t_to = grid_steps(grid)
-    rec = Recorder(x, float(t_from[0]), return_trajectory)
+    rec = Recorder(
+        x, float(t_from[0]), return_trajectory, energy=field.coefficients if eta == 0 else None
+    )
     for a, b, c_from, c_to in path_steps(field, t_from, t_to):
         x1_hat, eps_hat = field.x1_and_epsilon(x, time_vector(a, x), c_from)
         rec.nfe += 1
         noise = gaussian_noise(x, generator) if eta > 0 else None
         x = ddim_step(x1_hat, eps_hat, c_from, c_to, eta, noise)
-        rec.add(x, b)
+        rec.add(x, b, t_from=a)
     return rec.result(x)

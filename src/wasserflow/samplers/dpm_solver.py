@@ -143,7 +143,7 @@ def dpm_solver(
         )
     n_steps = t_from.shape[0]
     short = lower_order_final and n_steps < LOWER_ORDER_FINAL_BELOW
-    rec = Recorder(x, float(t_from[0]), return_trajectory)
+    rec = Recorder(x, float(t_from[0]), return_trajectory, energy=field.coefficients)
     history: list[tuple[Tensor, float]] = []  # (D, lambda) of the last evaluations, newest first
     for i, (a, b, c_from, c_to) in enumerate(path_steps(field, t_from, t_to)):
         d, _ = field.x1_and_epsilon(x, time_vector(a, x), c_from)

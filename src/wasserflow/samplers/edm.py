@@ -126,7 +126,7 @@ def edm_heun(
     n = len(ts) - 1
     top = field.coefficients(torch.zeros(1, dtype=torch.float64))
     s_top = float(top.sigma[0] / top.alpha[0])  # the path's largest level (inf: alpha_0 = 0)
-    rec = Recorder(x, ts[0], return_trajectory)
+    rec = Recorder(x, ts[0], return_trajectory, energy=field.coefficients if S_churn == 0 else None)
     for i in range(n):
         t, c, s = ts[i], coefs[i], levels[i]
         c_next, s_next = coefs[i + 1], levels[i + 1]

@@ -93,7 +93,7 @@ def ipndm(
     field = _needs_path(as_field(field), "ipndm")
     x = check_start(x0)
     ts, coefs, levels = noise_levels(field, grid, "ipndm")
-    rec = Recorder(x, ts[0], return_trajectory)
+    rec = Recorder(x, ts[0], return_trajectory, energy=field.coefficients)
     history: list[Tensor] = []  # eps_hat of the last evaluations, newest first
     for i in range(len(ts) - 1):
         c, c_next = coefs[i], coefs[i + 1]

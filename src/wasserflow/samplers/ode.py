@@ -17,26 +17,39 @@ from torch import Tensor
 
 from .field import Field, FieldFn, as_field, time_vector
 from .grids import uniform_grid
+from .kinetic import squared_speed
 from .registry import register
 from .result import Recorder, SampleResult, check_start, grid_steps
 
+# explicit Runge-Kutta tableaux: (c, A, b) with stages k_i = f(x + h sum_j A_ij k_j, t + c_i h)
+_TABLEAUX = {
+    "euler": ((0.0,), ((),), (1.0,)),
+    "midpoint": ((0.0, 0.5), ((), (0.5,)), (0.0, 1.0)),
+    "heun": ((0.0, 1.0), ((), (1.0,)), (0.5, 0.5)),
+    "rk4": (
+        (0.0, 0.5, 0.5, 1.0),
+        ((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)),
+        (1 / 6, 1 / 3, 1 / 3, 1 / 6),
+    ),
+}
 
-def _rk_step(f, x: Tensor, t0: float, t1: float, method: str) -> tuple[Tensor, int]:
+
+def _rk_step(f, x: Tensor, t0: float, t1: float, method: str) -> tuple[Tensor, Tensor, int]:
+    """One step of ``method``: (x at t1, the step's kinetic energy per sample, NFE). The energy
+    is the extra state dE/dt = |v|^2 integrated with the same stages and weights (module
+    :mod:`~wasserflow.samplers.kinetic`)."""
+    c, a, b = _TABLEAUX[method]
     h = t1 - t0
-    if method == "euler":
-        return x + h * f(x, t0), 1
-    if method == "midpoint":
-        k1 = f(x, t0)
-        return x + h * f(x + 0.5 * h * k1, t0 + 0.5 * h), 2
-    if method == "heun":
-        k1 = f(x, t0)
-        k2 = f(x + h * k1, t1)
-        return x + 0.5 * h * (k1 + k2), 2
-    k1 = f(x, t0)
-    k2 = f(x + 0.5 * h * k1, t0 + 0.5 * h)
-    k3 = f(x + 0.5 * h * k2, t0 + 0.5 * h)
-    k4 = f(x + h * k3, t1)
-    return x + h / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4), 4
+    ks: list[Tensor] = []
+    for ci, row in zip(c, a, strict=True):
+        y = x
+        for aij, k in zip(row, ks, strict=False):
+            if aij:
+                y = y + (h * aij) * k
+        ks.append(f(y, t0 + ci * h))
+    step = sum((bi * k for bi, k in zip(b, ks, strict=True) if bi), torch.zeros_like(x))
+    energy = sum(bi * squared_speed(k) for bi, k in zip(b, ks, strict=True) if bi) * abs(h)
+    return x + h * step, energy, len(ks)
 
 
 def _fixed(method: str, field, x0: Tensor, grid: Tensor, return_trajectory: bool) -> SampleResult:
@@ -47,11 +60,11 @@ def _fixed(method: str, field, x0: Tensor, grid: Tensor, return_trajectory: bool
     def f(y: Tensor, t: float) -> Tensor:
         return field.velocity(y, time_vector(t, y))
 
-    rec = Recorder(x, float(t_from[0]), return_trajectory)
+    rec = Recorder(x, float(t_from[0]), return_trajectory, energy="increments")
     for a, b in zip(t_from.tolist(), t_to.tolist(), strict=True):
-        x, n = _rk_step(f, x, a, b, method)
+        x, energy, n = _rk_step(f, x, a, b, method)
         rec.nfe += n
-        rec.add(x, b)
+        rec.add(x, b, energy=energy, t_from=a)
     return rec.result(x)
 
 
@@ -140,16 +153,33 @@ def dopri5(
     count = [0]
     lo, hi = float(g.min()), float(g.max())
 
-    def f(t: Tensor, y: Tensor) -> Tensor:
+    def f(t: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         count[0] += 1
         # torchdiffeq's initial step-size heuristic probes f once at t0 + h0, and h0 can leave
         # the interval (t ~ 46 on a VP path whose field vanishes at t = 0); the probe only sizes
         # the first step, so it reads the field at the nearest end instead
-        return field.velocity(y, time_vector(min(max(float(t), lo), hi), y))
+        y = state[0]
+        v = field.velocity(y, time_vector(min(max(float(t), lo), hi), y))
+        return v, v.reshape(v.shape[0], -1).pow(2).sum(-1)
 
     tg = g.to(device=x0.device, dtype=x0.dtype)
-    # step_t clips steps at the grid times, so the field is never evaluated outside [0, 1]
-    sol = odeint(f, x0, tg, method="dopri5", atol=atol, rtol=rtol, options={"step_t": tg})
+    e0 = torch.zeros(x0.shape[0], dtype=x0.dtype, device=x0.device)
+    # step_t clips steps at the grid times, so the field is never evaluated outside [0, 1];
+    # the kinetic energy rides along as an extra state of the same steps, while the error
+    # control (RMS norm) reads x alone, so the steps are those of the ODE for x by itself
+    sol, energy = odeint(
+        f,
+        (x0, e0),
+        tg,
+        method="dopri5",
+        atol=atol,
+        rtol=rtol,
+        options={"step_t": tg, "norm": lambda state: state[0].pow(2).mean().sqrt()},
+    )
     return SampleResult(
-        x=sol[-1], nfe=count[0], trajectory=sol.detach() if return_trajectory else None, times=g
+        x=sol[-1],
+        nfe=count[0],
+        trajectory=sol.detach() if return_trajectory else None,
+        times=g,
+        energy=(energy[-1] - energy[0]).abs().detach().to(torch.float64).cpu(),
     )

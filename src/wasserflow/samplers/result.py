@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .kinetic import path_segment_energy
+
 
 @dataclass(frozen=True)
 class SampleResult:
@@ -18,12 +20,15 @@ class SampleResult:
             velocity-and-score pair from one model call counts once).
         trajectory: (F, n, ...) frames when ``return_trajectory=True``, else None.
         times: (F,) float64 clock times of the frames (of the grid, also without trajectory).
+        energy: (n,) float64 kinetic energy int |dx/dt|^2 dt of each sample's path as solved
+            (:mod:`~wasserflow.samplers.kinetic`), or None (stochastic samplers).
     """
 
     x: Tensor
     nfe: int
     trajectory: Tensor | None
     times: Tensor
+    energy: Tensor | None = None
 
 
 def grid_steps(grid: Tensor, *, allow_decreasing: bool = False) -> tuple[Tensor, Tensor]:
@@ -64,23 +69,48 @@ def check_start(x0: Tensor) -> Tensor:
 
 
 class Recorder:
-    """Collects frames (when asked) and their times, then builds the SampleResult."""
+    """Collects frames (when asked), their times and the path's kinetic energy, then builds the
+    SampleResult.
 
-    def __init__(self, x: Tensor, t: float, keep: bool) -> None:
+    ``energy``: None (not tracked: stochastic samplers), ``"increments"`` (the sampler passes
+    each step's energy to :meth:`add`: Runge-Kutta samplers) or the path's schedule
+    ``coefficients(t)`` (each step's energy is that of the path-shaped curve between its end
+    points, :func:`~wasserflow.samplers.kinetic.path_segment_energy`)."""
+
+    def __init__(self, x: Tensor, t: float, keep: bool, energy=None) -> None:
         self.keep = keep
         self.frames = [x.detach().clone()] if keep else []
         self.times = [float(t)]
         self.nfe = 0
+        self._energy_mode = energy
+        self.energy = None if energy is None else torch.zeros(x.shape[0], dtype=torch.float64)
+        self._last = x
 
-    def add(self, x: Tensor, t: float) -> None:
+    def add(
+        self, x: Tensor, t: float, *, energy: Tensor | None = None, t_from: float | None = None
+    ) -> None:
+        """Record the state x at time t after one step (from ``t_from``, default the last
+        recorded time), with the step's kinetic energy when the sampler integrates it."""
         if self.keep:
             self.frames.append(x.detach().clone())
+        if self.energy is not None:
+            if energy is None and callable(self._energy_mode):
+                s = self.times[-1] if t_from is None else float(t_from)
+                energy = path_segment_energy(self._last, x, s, float(t), self._energy_mode)
+            if energy is None:
+                raise ValueError("this recorder integrates energy increments: pass energy=")
+            self.energy = self.energy + energy.detach().to(torch.float64).cpu()
+        self._last = x
         self.times.append(float(t))
 
     def result(self, x: Tensor) -> SampleResult:
         traj = torch.stack(self.frames) if self.keep else None
         return SampleResult(
-            x=x, nfe=self.nfe, trajectory=traj, times=torch.tensor(self.times, dtype=torch.float64)
+            x=x,
+            nfe=self.nfe,
+            trajectory=traj,
+            times=torch.tensor(self.times, dtype=torch.float64),
+            energy=self.energy,
         )
 
 

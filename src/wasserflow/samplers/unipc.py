@@ -121,7 +121,7 @@ def unipc(
             "needs sigma_t > 0 there: only the last time may be t = 1"
         )
     n = len(steps)
-    rec = Recorder(x, float(t_from[0]), return_trajectory)
+    rec = Recorder(x, float(t_from[0]), return_trajectory, energy=field.coefficients)
     history: list[tuple[Tensor, float]] = []  # (D, lambda) of the last evaluations, newest first
     last = None  # (x, coefficients, h, order) of the previous predictor step
     for i, (a, _, c_from, c_to) in enumerate(steps):
