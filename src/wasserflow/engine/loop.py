@@ -28,7 +28,9 @@ from torch import Tensor, nn
 
 from .._atomic import write_text
 from ..errors import RunFolderError, TrainingDiverged
+from . import acceleration as acc
 from . import checkpoint as ckpt
+from .distributed import Ranks, check_batch
 from .ema import EMA
 
 LossFn = Callable[[nn.Module, Tensor, torch.Generator, int], Tensor]
@@ -63,10 +65,18 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 50
     checkpoint_every: int = 500
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast of the network, :mod:`.acceleration`)
+    channels_last: bool = False  # the network's 4-D weights in channels-last memory format
+    compile: bool = False  # torch.compile the network (pays on GPUs for large networks)
+    fused: bool = False  # Adam's fused kernel (one kernel for every parameter's update)
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be positive")
+        if self.precision not in acc.PRECISIONS:
+            raise ValueError(
+                f"train.precision {self.precision!r}: choose one of {', '.join(acc.PRECISIONS)}"
+            )
         if self.decay not in ("cosine", "none"):
             raise ValueError(f"decay {self.decay!r}: choose cosine or none")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -91,10 +101,6 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
 
 
-def _rng_tensor(g: torch.Generator) -> Tensor:
-    return g.get_state().clone()
-
-
 def train(
     model: nn.Module,
     loss_fn: LossFn,
@@ -105,6 +111,7 @@ def train(
     resume: bool = False,
     progress: Callable[[int, dict], None] | None = None,
     may_differ: frozenset[str] = frozenset(),
+    ranks: Ranks | None = None,
 ) -> TrainResult:
     """Train ``model`` by minimising mean(loss_fn(model, batch, generator)).
 
@@ -120,24 +127,39 @@ def train(
         progress: called as progress(step, metrics) after every step.
         may_differ: settings (``lr``) allowed to differ from the checkpoint's on resume: they
             were changed on purpose (:mod:`wasserflow.engine.folder`).
+        ranks: this process's place in a data-parallel group (:mod:`.distributed`; None: one
+            process). Every rank draws the global batch ``cfg.batch_size`` from the same
+            generator and runs the network on its rows; rank 0 alone writes ``run_dir``;
+            ``progress`` is called on every rank.
 
     A NaN or inf loss raises :class:`TrainingDiverged` (with the step, the last good
     checkpoint and its step) before the step is taken.
     """
     run = Path(run_dir) if run_dir is not None else None
-    gen = torch.Generator().manual_seed(cfg.seed)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    main = ranks is None or ranks.main
+    if ranks is not None:
+        check_batch(cfg.batch_size, ranks.world)
+    rand = acc.Randomness.seeded(cfg.seed, acc.model_device(model))
+    gen = rand.objective
+    opt = acc.optimizer(model, cfg.lr, cfg.weight_decay, cfg.fused)
     ema = EMA(model, cfg.ema_decay)
     start = 0
     ckpt_path = run / "checkpoint.safetensors" if run else None
     if resume and ckpt_path is not None and ckpt_path.exists():
-        start = load_training_state(ckpt_path, model, ema, opt, gen, cfg, may_differ)
+        start = load_training_state(ckpt_path, model, ema, opt, rand, cfg, may_differ)
     saved = start if ckpt_path is not None and ckpt_path.exists() else None
     metrics_path = run / "metrics.jsonl" if run else None
-    if run is not None:
+    if run is not None and main:
         run.mkdir(parents=True, exist_ok=True)
-    if metrics_path is not None:
+    if metrics_path is not None and main:
         truncate_metrics(metrics_path, start)
+    else:
+        metrics_path = None
+    rand.check_ranks(ranks)
+    # after loading: DDP starts from the (equal) weights of every rank
+    net, rows = acc.network(
+        model, ranks, cfg.batch_size, channels_last=cfg.channels_last, compile=cfg.compile
+    )
     losses: list[float] = []
     t0 = time.perf_counter()
     last = float("nan")
@@ -153,12 +175,21 @@ def train(
             # the checkpoint of step k is written in step k once its loss is known finite, so
             # every checkpoint kept is one a lower learning rate can continue from
             due = ckpt_path is not None and step > start and step % cfg.checkpoint_every == 0
-            rng = _rng_tensor(gen) if due else None
-            batch = sample_data(cfg.batch_size, gen)
-            loss = loss_fn(model, batch, gen, step).mean()
-            value = float(loss.detach())
+            rng = rand.state() if due else None
+            batch = sample_data(cfg.batch_size, rand.data)
+            if rand.resident:
+                batch = batch.to(rand.device, non_blocking=True)
+            with acc.step_context(rand, cfg.precision):
+                per = loss_fn(net, batch, gen, step)
+            if rows is None:
+                loss = per.mean()
+                value = float(loss.detach())
+            else:  # this rank's rows; DDP averages the gradients, the value over ranks
+                loss = per[rows].mean()
+                value = ranks.mean(loss)
             if due and math.isfinite(value):
-                save_training_state(ckpt_path, model, ema, opt, rng, step, cfg)
+                if main:
+                    save_training_state(ckpt_path, model, ema, opt, rng, step, cfg)
                 saved = step
             if not math.isfinite(value):
                 where = f"; the last good checkpoint is {ckpt_path}" if saved is not None else ""
@@ -186,13 +217,16 @@ def train(
                 with open(metrics_path, "a") as f:
                     f.write(json.dumps(record) + "\n")
             if ckpt_path is not None and done == cfg.steps:
-                save_training_state(ckpt_path, model, ema, opt, _rng_tensor(gen), done, cfg)
+                if main:
+                    save_training_state(ckpt_path, model, ema, opt, rand.state(), done, cfg)
                 saved = done
             if progress is not None:
                 progress(done, record)
     finally:
         if stream is not None:
             stream.close()
+    if ranks is not None:
+        ranks.barrier()  # rank 0's last checkpoint is on disk before any rank goes on
     return TrainResult(
         steps=cfg.steps,
         final_loss=last,
@@ -202,21 +236,29 @@ def train(
     )
 
 
-def save_training_state(path, model, ema, opt, rng: Tensor, step: int, cfg: TrainConfig) -> None:
-    """Write the state to continue from at ``step``: weights, EMA, Adam, the generator state
-    ``rng`` (as it was when step ``step`` began) and the settings."""
+def save_training_state(
+    path, model, ema, opt, rng: dict[str, Tensor], step: int, cfg: TrainConfig
+) -> None:
+    """Write the state to continue from at ``step``: weights, EMA, Adam, the generators' states
+    ``rng`` (as they were when step ``step`` began, :meth:`Randomness.state`) and the settings."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
     opt_tensors, opt_meta = ckpt.optimizer_tensors(opt)
     tensors.update(opt_tensors)
-    tensors["rng"] = rng
+    tensors.update(rng)
     ckpt.save(path, tensors, {"step": step, "optimizer": opt_meta, "train": asdict(cfg)})
 
 
 def load_training_state(
-    path, model, ema, opt, gen, cfg: TrainConfig, may_differ: frozenset[str] = frozenset()
+    path,
+    model,
+    ema,
+    opt,
+    rand: acc.Randomness,
+    cfg: TrainConfig,
+    may_differ: frozenset[str] = frozenset(),
 ) -> int:
-    """Restore model, EMA, optimiser and generator from ``path``; returns its step. Settings
+    """Restore model, EMA, optimiser and generators from ``path``; returns its step. Settings
     that shape the trajectory must equal the checkpoint's (but those in ``may_differ``); a
     checkpoint that does not fit the model raises :class:`RunFolderError` naming it."""
     tensors, meta = ckpt.load(path)
@@ -231,8 +273,10 @@ def load_training_state(
         model.load_state_dict(ckpt.split(tensors, "model"))
         ema.load_state_dict(ckpt.split(tensors, "ema"))
         ckpt.load_optimizer(opt, tensors, meta["optimizer"])
-        gen.set_state(tensors["rng"])
+        rand.load(tensors, path)
         return int(meta["step"])
+    except RunFolderError:
+        raise
     except (RuntimeError, KeyError, ValueError, TypeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RunFolderError(

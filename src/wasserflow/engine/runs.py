@@ -25,16 +25,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .. import errors
 from ..data import DataSource
 from ..errors import InputError, Interrupted, RunFolderError, TrainingDiverged
 from ..models import place, resolve_device
 from ..models.jko_flow import JKOFlow
 from ..samplers import Field, SamplingContext, get_sampler
 from ..samplers.kinetic import chord_energy
-from . import build, folder
+from . import build, distributed, folder
 from . import checkpoint as ckpt
 from .blockwise import train_jko_flow
 from .config import RunConfig, load_config
+from .distributed import Ranks
 from .loop import TrainResult, load_weights, train
 from .results import RunSample
 
@@ -74,6 +76,7 @@ def train_run(
     changes: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
     device: str = "cpu",
+    ranks: Ranks | None = None,
 ) -> list[TrainResult]:
     """Train the run described by ``cfg`` (see :func:`build.make_config`) into the folder ``out``.
 
@@ -87,41 +90,97 @@ def train_run(
     gets :class:`RunInUse`). ``device`` runs the network there (the JKO flow always fits on
     the CPU in float64). Ctrl-C raises :class:`Interrupted` saying where the last checkpoint
     is; a NaN loss raises :class:`TrainingDiverged` saying how to resume at a lower rate.
+
+    In a process group (``ranks``, by default :func:`distributed.current`: a torchrun launch)
+    the run is trained data-parallel with the one-process objective (:mod:`.distributed`):
+    rank 0 prepares and writes the folder and sends the final config to the other ranks, which
+    read nothing but the checkpoint to resume from (``out`` must be on a filesystem every rank
+    sees). The JKO flow and Energy Matching train in one process only.
     """
     out = Path(out)
     resolve_device(device)  # before anything is written
+    if ranks is None:
+        ranks = distributed.current(device)
     if changes and not resume:
         raise ValueError("changes apply to a resumed run: pass resume=True")
-    prepared = None
-    if not (resume and (out / folder.CONFIG).exists()):
-        prepared = _new_run(cfg, changes)
-    with folder.writing(out):
-        cfg_path = out / folder.CONFIG
-        if not resume and folder.trained(out):
-            raise RunFolderError(
-                f"{out} already holds a run: pass --resume to continue it, or choose "
-                "a new output folder"
-            )
-        if resume and cfg_path.exists():
-            cfg = load_config(cfg_path)
-            cfg, diff = folder.with_changes(out, cfg, changes or {})
-            src = _checked_source(cfg)
-            folder.record(out, cfg, diff)
-        else:
-            cfg, src = prepared or _new_run(cfg, changes)
-            folder.start(out, cfg)
-        try:
-            return _train(cfg, out, src, progress, device, folder.changed_train_settings(out))
-        except KeyboardInterrupt as e:
-            raise Interrupted(folder.interrupted_message(out, cfg)) from e
-        except TrainingDiverged as e:
-            raise TrainingDiverged(
-                folder.diverged_message(out, e),
-                step=e.step,
-                checkpoint=e.checkpoint,
-                checkpoint_step=e.checkpoint_step,
-                lr=e.lr,
-            ) from e
+    if ranks is not None and not ranks.main:
+        return _follow(out, ranks, progress, device)
+    told = False
+
+    def tell(msg: dict) -> None:
+        nonlocal told
+        if ranks is not None and not told:
+            told = True
+            ranks.broadcast_json(msg)
+
+    try:
+        prepared = None
+        if not (resume and (out / folder.CONFIG).exists()):
+            prepared = _new_run(cfg, changes)
+            _check_ranks(prepared[0], ranks)
+        with folder.writing(out):
+            cfg_path = out / folder.CONFIG
+            if not resume and folder.trained(out):
+                raise RunFolderError(
+                    f"{out} already holds a run: pass --resume to continue it, or choose "
+                    "a new output folder"
+                )
+            if resume and cfg_path.exists():
+                cfg = load_config(cfg_path)
+                cfg, diff = folder.with_changes(out, cfg, changes or {})
+                src = _checked_source(cfg)
+                _check_ranks(cfg, ranks)
+                folder.record(out, cfg, diff)
+            else:
+                cfg, src = prepared or _new_run(cfg, changes)
+                folder.start(out, cfg)
+            may_differ = folder.changed_train_settings(out)
+            tell({"config": cfg.to_dict(), "may_differ": sorted(may_differ)})
+            try:
+                return _train(cfg, out, src, progress, device, may_differ, ranks)
+            except KeyboardInterrupt as e:
+                raise Interrupted(folder.interrupted_message(out, cfg)) from e
+            except TrainingDiverged as e:
+                raise TrainingDiverged(
+                    folder.diverged_message(out, e),
+                    step=e.step,
+                    checkpoint=e.checkpoint,
+                    checkpoint_step=e.checkpoint_step,
+                    lr=e.lr,
+                ) from e
+    except BaseException as e:
+        tell(
+            {
+                "error": str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__,
+                "kind": type(e).__name__,
+            }
+        )
+        raise
+
+
+def _check_ranks(cfg: RunConfig, ranks: Ranks | None) -> None:
+    """What a data-parallel run needs: a network trained by one loss, a batch that splits."""
+    if ranks is None:
+        return
+    if cfg.blockwise or cfg.energy:
+        raise InputError(
+            f"method {cfg.method} trains in one process only (no data-parallel version): "
+            "run it without torchrun / --nproc"
+        )
+    distributed.check_batch(cfg.train.batch_size, ranks.world)
+
+
+def _follow(out: Path, ranks: Ranks, progress: Progress | None, device: str) -> list[TrainResult]:
+    """A rank other than 0: train the config rank 0 prepared, writing nothing."""
+    msg = ranks.broadcast_json()
+    if "error" in msg:
+        kind = getattr(errors, msg.get("kind", ""), None)
+        if not (isinstance(kind, type) and issubclass(kind, errors.WasserflowError)):
+            kind = InputError
+        raise kind(f"rank 0 stopped: {msg['error']}")
+    cfg = RunConfig.from_dict(msg["config"])
+    src = _checked_source(cfg)
+    return _train(cfg, out, src, progress, device, frozenset(msg["may_differ"]), ranks)
 
 
 def _train(
@@ -131,6 +190,7 @@ def _train(
     progress: Progress | None,
     device: str,
     may_differ: frozenset[str],
+    ranks: Ranks | None = None,
 ) -> list[TrainResult]:
     if cfg.blockwise:
         sc = build.scaler(cfg)
@@ -164,6 +224,7 @@ def _train(
                 resume=True,
                 progress=cb,
                 may_differ=may_differ,
+                ranks=ranks,
             )
         )
     return results

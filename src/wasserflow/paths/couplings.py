@@ -138,7 +138,7 @@ def entropic_coupling(
     n = x0.shape[0] if n_pairs is None else int(n_pairs)
     if n < 1:
         raise ValueError(f"n_pairs must be >= 1, got {n_pairs}")
-    flat = (P / P.sum()).reshape(-1).cpu()
+    flat = (P / P.sum()).reshape(-1)  # on the device of the inputs and of the generator
     k = torch.multinomial(flat, n, replacement=True, generator=generator).to(x0.device)
     i, j = k // P.shape[1], k % P.shape[1]
     return CoupledBatch(x0=x0[i], x1=x1[j], index0=i, index1=j)
