@@ -16,8 +16,9 @@ pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check -c cons
 "${pip[@]}" "torch==2.13.0"
 "${pip[@]}" -e ".[$extras]"
 if [ "$dev" = 1 ]; then
-  # TorchCFM (the flow-matching reference) without its dependencies: see pyproject.toml.
-  "${pip[@]}" --no-deps "torchcfm==1.0.7" "torchdyn==1.0.6"
+  # TorchCFM (the flow-matching reference) and torch-fidelity (the FID InceptionV3 reference)
+  # without their dependencies: see pyproject.toml.
+  "${pip[@]}" --no-deps "torchcfm==1.0.7" "torchdyn==1.0.6" "torch-fidelity==0.4.0"
 fi
 
 touch "$stamp"

@@ -1,21 +1,49 @@
 """Sample quality and path geometry of trained models, and the diffusion-JKO bridge, built on
 :mod:`wasserflow.geometry`.
 
-* :func:`evaluate_run`: W2 to fresh data, NFE, action and geodesic gap at several budgets.
+* :func:`evaluate_run`: W2 (and FD) to the data, NFE, and the path-energy decomposition of the
+  solved ODE (:func:`path_energy_decomposition`: curvature + coupling gap) at several budgets.
 * :func:`gaussian_jko_bridge`, :func:`jko_bridge`: one denoising step against the JKO step of
   the same size h on the Fokker-Planck curve of the forward diffusion, as W2 numbers.
+* :func:`frechet_distance`, :func:`feature_extractor`: Frechet distances between Gaussians
+  fitted to image features (shipped digit classifiers; FID InceptionV3 from a weights file).
 """
 
+from .features import (
+    FEATURE_NETS,
+    FeatureExtractor,
+    default_feature_extractor,
+    feature_extractor,
+    image_frechet_distance,
+)
+from .frechet import FeatureStats, FrechetResult, feature_stats, frechet_distance
+from .inception import InceptionV3FID, inception_weights_path, load_inception
 from .jko_bridge import JKOBridgeResult, gaussian_jko_bridge, jko_bridge, vp_time_change
-from .quality import ADAPTIVE, Evaluation, evaluate_run, fresh_data
+from .path_energy import PathEnergyDecomposition, path_energy_decomposition
+from .quality import ADAPTIVE, Evaluation, evaluate_run, fresh_data, reference_data
 
 __all__ = [
     "ADAPTIVE",
     "Evaluation",
+    "FEATURE_NETS",
+    "FeatureExtractor",
+    "FeatureStats",
+    "FrechetResult",
+    "InceptionV3FID",
     "JKOBridgeResult",
+    "PathEnergyDecomposition",
+    "default_feature_extractor",
     "evaluate_run",
+    "feature_extractor",
+    "feature_stats",
+    "frechet_distance",
     "fresh_data",
     "gaussian_jko_bridge",
+    "image_frechet_distance",
+    "inception_weights_path",
     "jko_bridge",
+    "load_inception",
+    "path_energy_decomposition",
+    "reference_data",
     "vp_time_change",
 ]

@@ -69,10 +69,11 @@ def fresh_data(run, n: int, seed: int) -> torch.Tensor:
     return src.sample(n, torch.Generator().manual_seed(seed)).to(torch.float64).reshape(n, -1)
 
 
-def reference_data(run, n: int, seed: int) -> Tensor:
-    """What samples are compared with, in data space, float64, (m, *shape): a finite set's
-    points (all of them, or n drawn without replacement when it has more), else n fresh draws."""
-    src = make_source(run.config.data.spec)
+def reference_data(spec: str, n: int, seed: int) -> Tensor:
+    """What samples of the data ``spec`` are compared with, in data space, float64,
+    (m, *shape): a finite set's points (all of them, or n drawn without replacement when it
+    has more), else n fresh draws."""
+    src = make_source(spec)
     g = torch.Generator().manual_seed(seed)
     if src.points is not None:
         pts = src.points
@@ -102,7 +103,11 @@ def evaluate_run(
     ``on_samples(row, x)`` receives each budget's samples in data space (e.g. to save them)."""
     if n < 2:
         raise ValueError("n must be at least 2")
-    ref = reference_data(run, n, seed + 1) if data is None else data.to(torch.float64)
+    ref = (
+        reference_data(run.config.data.spec, n, seed + 1)
+        if data is None
+        else data.to(torch.float64)
+    )
     ref_flat = ref.reshape(ref.shape[0], -1)
     ref_features = None if features is None else features(ref.to(torch.float32))
     rows = []
