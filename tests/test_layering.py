@@ -1,6 +1,7 @@
 """docs/design.md section 4: imports flow one way.
 
-    geometry <- paths, data, models <- objectives, samplers <- engine, metrics <- experiments, cli
+    geometry <- paths, data, models <- objectives, samplers <- engine, metrics
+        <- experiments, interop, cli
 
 A package may import itself and packages of strictly lower layers; same-layer imports are allowed
 only where listed in SAME_LAYER_OK. geometry imports no other wasserflow package.
@@ -22,11 +23,13 @@ LAYER = {
     "engine": 3,
     "metrics": 3,
     "experiments": 4,
+    "interop": 4,
     "cli": 4,
 }
 SAME_LAYER_OK = {
     ("objectives", "samplers"),  # the loss calls the samplers' Field.from_network wrapper
     ("cli", "experiments"),  # the command line is the front of the experiments
+    ("cli", "interop"),  # evaluate --from: models trained elsewhere
 }
 
 

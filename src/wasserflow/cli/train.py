@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -11,7 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from .. import _atomic
-from .._outputs import output_file
+from .._outputs import output_file, output_folder
 from ..engine.methods import METHODS
 from ..errors import Interrupted, RunFolderError
 from .app import UsageError, app, console
@@ -161,13 +162,34 @@ def train_command(
         "recorded in history.jsonl); any other option given must equal the run's",
     ),
     device: str = typer.Option("cpu", help="where the network runs: cpu or cuda"),
+    nproc: int = typer.Option(
+        1,
+        "--nproc",
+        min=1,
+        help="data-parallel processes on this machine: runs this command under "
+        "'torchrun --standalone --nproc-per-node N' (one GPU each with --device cuda); "
+        "--batch-size stays the global batch",
+    ),
 ) -> None:
     """Train one model family on one data set; checkpoints and metrics go to --out.
 
     A run folder is written by one process at a time (a second is refused, naming the first's
-    pid). Ctrl-C keeps the last checkpoint: continue with --resume.
+    pid). Ctrl-C keeps the last checkpoint: continue with --resume. Under torchrun
+    (``torchrun --nproc-per-node N -m wasserflow train ...``) the N processes train one run
+    data-parallel with the one-process objective; rank 0 writes the folder.
     """
-    from ..engine import make_config, train_run
+    import sys
+
+    from ..engine import distributed, make_config, train_run
+
+    if nproc > 1 and not distributed.launched():
+        argv = sys.argv[1:]
+        if not argv or argv[0] != "train":
+            raise UsageError("--nproc works from the command line: launch torchrun yourself")
+        cmd = distributed.torchrun_argv(nproc, argv)
+        os.execv(cmd[0], cmd)
+    ranks, device = distributed.setup(device)
+    main = ranks is None or ranks.main
 
     changes = None
     if resume:
@@ -194,6 +216,12 @@ def train_command(
             overrides=_parse_sets(set_) or None,
         )
     total, stages = (changes or {}).get("train.steps", cfg.train.steps), cfg.stages
+    if not main:  # other ranks train silently; rank 0 reports
+        try:
+            train_run(cfg, out, resume=resume, changes=changes, device=device, ranks=ranks)
+        finally:
+            distributed.shutdown()
+        return
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -220,9 +248,18 @@ def train_command(
             off = offsets.setdefault(stage, len(offsets) * total)
             bar.update(task, completed=off + step, loss=f"{record['loss']:.4g}")
 
-        results = train_run(
-            cfg, out, resume=resume, changes=changes, progress=progress, device=device
-        )
+        try:
+            results = train_run(
+                cfg,
+                out,
+                resume=resume,
+                changes=changes,
+                progress=progress,
+                device=device,
+                ranks=ranks,
+            )
+        finally:
+            distributed.shutdown()
         if not told:
             tell_changes()
     last = results[-1] if results else None
@@ -274,29 +311,83 @@ def sample_command(
     console.print(f"{n} samples ({res.sampler}, {res.nfe} NFE) written to {out}")
 
 
+IMAGE_NFES: list[int | str] = [1, 2, 4, 8, 16, 32, 100, "adaptive"]
+"""Default budgets of an image run (the 2-D default is 1, 2, 4, 8, 16)."""
+
+
+def _features_for(r, features: str | None, device: str):
+    """The feature extractor ``--features`` names (default: the image shape's own; none for
+    point clouds; 'none' switches it off)."""
+    if features == "none" or (features is None and len(r.shape) != 3):
+        return None
+    from ..metrics import default_feature_extractor, feature_extractor
+
+    if features is None:
+        return default_feature_extractor(r.shape, device)
+    return feature_extractor(features, device)
+
+
 @app.command("evaluate")
 def evaluate_command(
-    run: Path = typer.Argument(..., help="run folder"),
+    run: Path = typer.Argument(None, help="run folder (or --from for a model trained elsewhere)"),
     nfe: str = typer.Option(
         None,
-        help="NFE budgets, comma-separated; 'adaptive' samples with "
-        "dopri5 (default 1,2,4,8,16; a JKO flow: its own number of blocks)",
+        help="NFE budgets, comma-separated; 'adaptive' samples with dopri5 (default "
+        "1,2,4,8,16; image runs 1,2,4,8,16,32,100,adaptive; a JKO flow: its own blocks)",
     ),
-    n: int = typer.Option(2000, min=2, help="generated and fresh data points"),
+    n: int = typer.Option(2000, min=2, help="generated and reference data points"),
     sampler: str = typer.Option(None, help="sampler (default: the method's own)"),
     seed: int = typer.Option(0),
+    features: str = typer.Option(
+        None,
+        help="Frechet distance features: digits8, mnist28, inception, a .safetensors feature "
+        "net, or none (default: the image shape's own; none for point clouds)",
+    ),
+    grids: Path = typer.Option(
+        None, help="image runs: write a PNG grid of the samples of each budget into this folder"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     device: str = typer.Option("cpu", help="where the network runs: cpu or cuda"),
+    source: str = typer.Option(
+        None,
+        "--from",
+        help="a model trained elsewhere: diffusers:DIR (save_pretrained folder) or "
+        "torchcfm:CKPT (a state dict, CKPT#KEY one entry of it; with --model, --model-set)",
+    ),
+    model: str = typer.Option(None, help="--from torchcfm: the backbone (unet, mlp)"),
+    model_set: list[str] = typer.Option(
+        [], "--model-set", help="--from torchcfm: a backbone option, KEY=VALUE, repeatable"
+    ),
+    data: str = typer.Option(None, help="--from: the data spec the samples are compared with"),
 ) -> None:
-    """W2 to fresh data, NFE used, and the geometry of the sampling trajectories."""
-    from ..engine import load_run
+    """W2 (and FD for images) to the data, NFE used, and the path-energy decomposition of the
+    ODE each sampler solved (path energy = curvature + coupling gap + W2^2)."""
     from ..metrics import evaluate_run
+    from .external import evaluated_model
 
-    nfes = [1, 2, 4, 8, 16] if nfe is None else _parse_nfes(nfe)
-    r = load_run(run, device=device)
-    if nfe is None:
-        nfes = r.budgets(nfes, sampler)
-    rows = evaluate_run(r, nfes, n=n, seed=seed, sampler=sampler)
+    given = None if nfe is None else _parse_nfes(nfe)
+    r = evaluated_model(source, run, model=model, model_set=model_set, data=data, device=device)
+    image = len(r.shape) == 3
+    nfes = (IMAGE_NFES if image else [1, 2, 4, 8, 16]) if given is None else given
+    if given is None:
+        nfes = r.budgets([k for k in nfes if k != "adaptive"], sampler) + (
+            ["adaptive"] if image and "adaptive" in nfes and r.supports("dopri5") else []
+        )
+    extractor = _features_for(r, features, device)
+    sink = None
+    if grids is not None:
+        if not image:
+            raise UsageError("--grids needs an image run: this run's samples are points")
+        output_folder(grids, "--grids folder")
+        from .._image_grid import save_image_grid
+
+        def sink(row, x):
+            name = f"{row.sampler}-nfe{row.nfe_requested or 'adaptive'}.png"
+            save_image_grid(x[:64], grids / name, scale=4 if r.shape[-1] <= 16 else 2)
+
+    rows = evaluate_run(
+        r, nfes, n=n, seed=seed, sampler=sampler, features=extractor, on_samples=sink
+    )
     if as_json:
         typer.echo(
             json.dumps(
@@ -304,8 +395,11 @@ def evaluate_command(
             )
         )
         return
-    t = Table(title=f"{r.method}: W2 to fresh data ({n} points)")
-    for c in ("sampler", "NFE", "W2", "action", "geodesic gap", "path energy", "seconds"):
+    m = rows[0].n_data if rows else n
+    t = Table(title=f"{r.method}: {n} samples against {m} data points")
+    cols = ["sampler", "NFE", "W2"] + (["FD"] if extractor is not None else [])
+    cols += ["path energy", "curvature", "coupling gap", "W2^2(noise, samples)", "seconds"]
+    for c in cols:
         t.add_column(c)
     f = lambda v: "-" if v is None else f"{v:.4g}"  # noqa: E731
     for row in rows:
@@ -313,9 +407,15 @@ def evaluate_command(
             row.sampler,
             str(row.nfe),
             f(row.w2),
+            *([f(row.fd)] if extractor is not None else []),
             f(row.action),
-            f(row.geodesic_gap),
-            f(row.normalized_path_energy),
+            f(row.curvature),
+            f(row.coupling_gap),
+            f(row.endpoint_w2_squared),
             f"{row.seconds:.2f}",
         )
     console.print(t)
+    console.print(
+        "path energy = E int |v|^2 dt along the solved ODE, in the model's space; "
+        "curvature = path energy - E|x1 - x0|^2, coupling gap = E|x1 - x0|^2 - W2^2"
+    )

@@ -1,0 +1,303 @@
+"""A model trained elsewhere, sampled and evaluated like a wasserflow run.
+
+:class:`ExternalModel` holds a :class:`~wasserflow.samplers.Field` on wasserflow's clock
+(t = 0 noise, t = 1 data), the :class:`~wasserflow.samplers.SamplingContext` the samplers' grid
+policies read, the shape of one sample and, for evaluation, the data it should be compared
+with. It has the sampling interface of :class:`~wasserflow.engine.TrainedRun` (``field()``,
+``context()``, ``shape``, ``sample(n, sampler=, nfe=, generator=, return_trajectory=)``,
+``budgets``, ``supports``, ``method``, ``config.data.spec``), so every registered sampler and
+:func:`~wasserflow.metrics.evaluate_run` work on it; ``sample`` also takes an explicit ``grid``
+(e.g. a diffusers scheduler's, :func:`~wasserflow.interop.scheduler_grid`) and start points
+``x0``; otherwise its sampling is :meth:`TrainedRun.sample`'s, step for step (the noise drawn
+in float64 from the generator, the posterior-mean finish, the kinetic energy of the solved
+path).
+
+:func:`from_callable` wraps any ``fn(x, t) -> prediction`` with a declared parametrisation
+(epsilon, x1, score, velocity, v_prediction) and path; :func:`~wasserflow.interop.from_diffusers`
+and :func:`~wasserflow.interop.from_torchcfm` build the field of a diffusers or TorchCFM model.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..data import Standardizer, make_source
+from ..engine.config import DataConfig
+from ..engine.results import RunSample
+from ..errors import InputError
+from ..paths import AffinePath, DDPMDiscreteSchedule, Schedule, get_schedule
+from ..samplers import Field, SamplingContext, SamplingPlan, get_sampler
+from ..samplers.kinetic import chord_energy
+
+
+@dataclass(frozen=True)
+class ExternalConfig:
+    """What evaluation reads of an external model's "run configuration".
+
+    Attributes:
+        method: a short name of where the model comes from (diffusers, torchcfm, callable).
+        shape: the shape of one sample.
+        data_spec: the data spec (:func:`wasserflow.data.make_source`) to compare samples with.
+    """
+
+    method: str
+    shape: tuple[int, ...]
+    data_spec: str | None = None
+
+    @property
+    def data(self) -> DataConfig:
+        if self.data_spec is None:
+            raise InputError(
+                "this model has no data to compare with: give a data spec "
+                "(model.with_data('digits_images'), or --data SPEC on the command line)"
+            )
+        return DataConfig(spec=self.data_spec)
+
+
+class ExternalModel:
+    """A field trained elsewhere, with what sampling and evaluation need (module doc).
+
+    Args:
+        field: the model as a :class:`Field` on wasserflow's clock.
+        context: what the samplers' grid policies may know of it.
+        shape: the shape of one sample (the field maps (n, *shape) to (n, *shape)).
+        method: a short name (diffusers, torchcfm, callable), used in tables.
+        description: one line saying what the model is.
+        default_sampler: the sampler used when none is named, with ``default_options``.
+        data: a data spec to evaluate against (checked to have ``shape``), or None.
+        scaler: maps data space to the model's space (identity by default).
+        model: the underlying network, if any (for the caller; sampling goes through ``field``).
+    """
+
+    def __init__(
+        self,
+        field: Field,
+        context: SamplingContext,
+        shape: tuple[int, ...],
+        *,
+        method: str,
+        description: str,
+        default_sampler: str = "euler",
+        default_options: Mapping[str, Any] | None = None,
+        data: str | None = None,
+        scaler: Standardizer | None = None,
+        model: Any = None,
+    ):
+        if not isinstance(field, Field):
+            raise ValueError("field must be a wasserflow.samplers.Field")
+        self._field = field
+        self._context = context
+        self.shape = tuple(int(s) for s in shape)
+        self.description = description
+        self.default_sampler = default_sampler
+        self.default_options = dict(default_options or {})
+        self.scaler = scaler or Standardizer.identity()
+        self.model = model
+        self.path = field.path
+        get_sampler(default_sampler).make_plan(1, context, self.default_options)
+        if data is not None:
+            _check_data(data, self.shape)
+        self.config = ExternalConfig(method, self.shape, data)
+
+    def __repr__(self) -> str:
+        return f"ExternalModel({self.description}, shape={list(self.shape)})"
+
+    @property
+    def method(self) -> str:
+        return self.config.method
+
+    @property
+    def ode_sampler(self) -> str:
+        """The deterministic sampler to measure path geometry with."""
+        return "euler"
+
+    def with_data(self, spec: str) -> ExternalModel:
+        """The same model evaluated against the data ``spec`` (its shape must be the model's)."""
+        _check_data(spec, self.shape)
+        out = copy.copy(self)
+        out.config = dataclasses.replace(self.config, data_spec=spec)
+        return out
+
+    def context(self) -> SamplingContext:
+        return self._context
+
+    def field(self) -> Field:
+        """What a sampler drives: the model as a Field on the t clock."""
+        return self._field
+
+    def supports(self, sampler: str) -> bool:
+        """Whether ``sampler`` can drive this model (:meth:`SamplerSpec.check`)."""
+        try:
+            get_sampler(sampler).check(self._context)
+        except ValueError:
+            return False
+        return True
+
+    def budgets(self, nfes: list[int | None], sampler: str | None = None) -> list[int | None]:
+        """The NFE budgets of ``nfes`` that ``sampler`` (default: the model's) can take here."""
+        return get_sampler(sampler or self.default_sampler).budgets(nfes, self._context)
+
+    def sample(
+        self,
+        n: int,
+        *,
+        sampler: str | None = None,
+        nfe: int | None = None,
+        generator: torch.Generator | None = None,
+        return_trajectory: bool = False,
+        data_space: bool = True,
+        options: dict | None = None,
+        grid: Tensor | None = None,
+        x0: Tensor | None = None,
+    ) -> RunSample:
+        """n samples with ``sampler`` (default: the model's) at about ``nfe`` evaluations.
+
+        ``grid`` replaces the sampler's own grid policy (then ``nfe`` must be None); ``x0``
+        (n, *shape) replaces the reference draw (float64 from ``generator``) as start points.
+        """
+        name = sampler or self.default_sampler
+        spec = get_sampler(name)
+        opts = dict(self.default_options) if name == self.default_sampler else {}
+        opts.update(options or {})
+        if grid is None:
+            plan = spec.make_plan(nfe, self._context, opts)
+        else:
+            if nfe is not None:
+                raise ValueError("pass nfe or grid, not both: a grid fixes the steps")
+            spec.check(self._context)
+            unknown = sorted(set(opts) - set(spec.options()))
+            if unknown:
+                raise ValueError(
+                    f"sampler {name} has no option {', '.join(unknown)}: its options are "
+                    f"{', '.join(spec.options()) or 'none'}"
+                )
+            plan = SamplingPlan(torch.as_tensor(grid, dtype=torch.float64), opts, None)
+        if x0 is None:
+            std = 1.0 if self.path is None else self.path.reference_std
+            x0 = std * torch.randn((n, *self.shape), generator=generator, dtype=torch.float64)
+        elif tuple(x0.shape) != (n, *self.shape):
+            raise ValueError(
+                f"x0 has shape {list(x0.shape)}; this model starts from {[n, *self.shape]}"
+            )
+        x0 = x0.to(torch.float64)
+        field = self._field
+        with torch.no_grad():
+            res = spec(
+                field,
+                x0,
+                plan.grid,
+                generator=generator,
+                return_trajectory=return_trajectory,
+                **plan.options,
+            )
+            x, traj, used, times = res.x, res.trajectory, res.nfe, res.times
+            energy = res.energy
+            if plan.denoise_at is not None:
+                x_end = x
+                x = field.x1_and_epsilon(x, torch.full((n,), plan.denoise_at, dtype=x.dtype))[0]
+                used += 1
+                if energy is not None:  # the final jump to the posterior mean, as its chord
+                    energy = energy + chord_energy(x_end, x, plan.denoise_at, 1.0).cpu()
+                times = torch.cat([times, torch.ones(1, dtype=times.dtype)])
+                if traj is not None:
+                    traj = torch.cat([traj, x[None]])
+        if data_space:
+            x = self.scaler.inverse(x)
+            if traj is not None:
+                traj = self.scaler.inverse(traj.reshape(-1, *self.shape)).reshape(traj.shape)
+        return RunSample(
+            x=x.detach(),
+            start=x0,
+            nfe=used,
+            trajectory=None if traj is None else traj.detach(),
+            times=times if traj is not None else None,
+            sampler=name,
+            energy=energy,
+        )
+
+
+def _check_data(spec: str, shape: tuple[int, ...]) -> None:
+    got = tuple(make_source(spec).shape)
+    if got != tuple(shape):
+        raise InputError(
+            f"data {spec!r} has samples of shape {list(got)} but the model generates "
+            f"{list(shape)}: give data of the model's shape"
+        )
+
+
+def as_path(path: AffinePath | Schedule | str | Mapping[str, Any]) -> AffinePath:
+    """An affine path from a path, a schedule, a schedule name ("linear", "vp", "cosine",
+    "ddpm", "ve") or a mapping {"name": ..., **options}."""
+    if isinstance(path, AffinePath):
+        return path
+    if isinstance(path, Schedule):
+        return AffinePath(path)
+    if isinstance(path, str):
+        return AffinePath(get_schedule(path))
+    if isinstance(path, Mapping) and "name" in path:
+        opts = {k: v for k, v in path.items() if k != "name"}
+        return AffinePath(get_schedule(path["name"], **opts))
+    raise ValueError(
+        "path must be an AffinePath, a Schedule, a schedule name or {'name': ..., **options}"
+    )
+
+
+def from_callable(
+    fn: Callable[[Tensor, Tensor], Tensor],
+    prediction: str = "velocity",
+    path: AffinePath | Schedule | str | Mapping[str, Any] = "linear",
+    *,
+    shape: tuple[int, ...],
+    data: str | None = None,
+    sampler: str | None = None,
+    sampler_options: Mapping[str, Any] | None = None,
+    t_end: float = 1.0,
+    t_last_trained: float | None = None,
+    score_valid: bool = True,
+    scaler: Standardizer | None = None,
+    description: str = "a callable model",
+) -> ExternalModel:
+    """Any ``fn(x, t) -> prediction`` on wasserflow's clock as an :class:`ExternalModel`.
+
+    ``fn`` takes x (n, *shape) and t (n,) (x's dtype, t = 0 noise, t = 1 data) and returns a
+    prediction of x's shape of kind ``prediction`` (epsilon, x1, score, velocity or
+    v_prediction) on ``path``. ``t_end``: where samplers that evaluate the field at their last
+    grid time stop (a VP model trained on t <= 1 - 1e-3: 1 - 1e-3; samples are then finished with
+    the posterior mean); ``t_last_trained`` the last time it was trained at (default ``t_end``,
+    1 - 1/T on a discrete DDPM path). ``score_valid=False`` for models whose path is not a
+    Gaussian reference independent of the data (OT-coupled, bridged or reflowed flows): score
+    samplers are then refused. ``sampler`` defaults to euler (ddim on a DDPM path).
+    """
+    p = as_path(path)
+    T = None
+    last = t_end if t_last_trained is None else t_last_trained
+    if isinstance(p.schedule, DDPMDiscreteSchedule):
+        T = p.schedule.num_train_timesteps
+        last = 1.0 - 1.0 / T if t_last_trained is None else t_last_trained
+    ctx = SamplingContext(
+        path=p,
+        t_end=float(t_end),
+        t_last_trained=float(last),
+        num_train_timesteps=T,
+        score_valid=bool(score_valid) and not p.bridge_sigma,
+        description=description,
+    )
+    default = sampler or ("ddim" if T is not None else "euler")
+    return ExternalModel(
+        Field(fn=fn, prediction=prediction, path=p),
+        ctx,
+        tuple(shape),
+        method="callable",
+        description=description,
+        default_sampler=default,
+        default_options=sampler_options,
+        data=data,
+        scaler=scaler,
+    )
