@@ -179,3 +179,21 @@ def test_grid_jko_on_the_mixture_approaches_the_exact_kl_curve():
     assert e[1] < 0.85 * e[0]
     c = r["curves"]["0.2"]
     assert all(b <= a + 1e-12 for a, b in zip(c["free_energy"], c["free_energy"][1:]))
+
+
+def test_images_section_decomposes_the_path_energy(results):
+    """The images experiment (8 x 8 digits): FD against NFE with n stated, and for every
+    method and budget the path energy split into non-negative curvature and coupling gap that
+    add up to PE - W2^2(noise, samples); a one-step Euler path is straight (curvature 0)."""
+    im = results["images"]
+    assert im["numbers"]["n"] == 500 and im["numbers"]["n_data"] == 500
+    assert im["verdict"]["holds"] in (True, False) and im["verdict"]["text"]
+    for m, rec in im["numbers"]["runs"].items():
+        for r in rec["ode"]:
+            assert r["fd"] is not None and r["fd"] > 0, m
+            pe, curv, gap = r["action"], r["straightness"], r["coupling_gap"]
+            assert curv >= -1e-6 * pe and gap >= -1e-6 * pe, (m, r["nfe"])
+            assert curv + gap == pytest.approx(pe - r["endpoint_w2_squared"], rel=1e-9, abs=1e-9)
+            if r["nfe"] == 1:
+                assert abs(curv) <= 1e-9 * pe, m
+    assert any(f["file"].endswith("images-decomposition.png") for f in im["figures"])

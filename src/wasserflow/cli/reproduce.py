@@ -34,6 +34,11 @@ def reproduce_command(
     data: str = typer.Option(
         None, help="comma-separated data sets for 'learned' (default: the profile's)"
     ),
+    image_data: str = typer.Option(
+        None,
+        help="image data for 'images' (default: the 8 x 8 digits): mnist:FILE, "
+        "cifar10:FILE|FOLDER, images:FOLDER, array:FILE (with --profile full on a GPU)",
+    ),
     out: Path = typer.Option(
         Path("wasserflow-out/reproduce"), "--out", "-o", help="run folder (a rerun into it resumes)"
     ),
@@ -49,7 +54,9 @@ def reproduce_command(
         raise UsageError(f"--device {device!r}: choose cpu or cuda")
     if device == "cuda" and not torch.cuda.is_available():
         raise EnvironmentProblem("--device cuda: no CUDA device is available; use --device cpu")
-    cfg = resolve_config(profile, methods=_split(methods), data=_split(data), seed=seed)
+    cfg = resolve_config(
+        profile, methods=_split(methods), data=_split(data), image_data=image_data, seed=seed
+    )
     names = select(_split(experiment))
     weights = {n: (6.0 if n == "learned" else 1.0) for n in EXPERIMENTS}
     total = sum(weights[n] for n in names)

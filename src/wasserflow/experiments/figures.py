@@ -116,3 +116,55 @@ def heatmap(
     if title:
         ax.set_title(title, fontsize=9)
     return save(fig, folder, name, caption)
+
+
+def image_tiles(
+    folder: Path,
+    name: str,
+    caption: str,
+    row_labels: list[str],
+    col_labels: list[str],
+    tiles: list[list[Any]],
+) -> dict[str, str]:
+    """A table of image tiles (e.g. methods x NFE): ``tiles[i][j]`` an (H, W, C) uint8 array or
+    None (an empty cell)."""
+    p = plt()
+    rows, cols = len(row_labels), len(col_labels)
+    fig, axes = p.subplots(rows, cols, figsize=(1.5 * cols + 0.8, 1.5 * rows), squeeze=False)
+    for i in range(rows):
+        for j in range(cols):
+            ax = axes[i][j]
+            tile = tiles[i][j]
+            if tile is not None:
+                ax.imshow(tile if tile.shape[-1] == 3 else tile[..., 0], cmap="gray", vmin=0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(col_labels[j], fontsize=8)
+            if j == 0:
+                ax.set_ylabel(row_labels[i], fontsize=7)
+    return save(fig, folder, name, caption)
+
+
+def stacked_bars(
+    folder: Path,
+    name: str,
+    caption: str,
+    labels: list[str],
+    parts: dict[str, list[float | None]],
+    *,
+    ylabel: str,
+) -> dict[str, str]:
+    """One stacked bar per label, one segment per entry of ``parts`` (None counts as 0)."""
+    p = plt()
+    fig, ax = p.subplots(figsize=(0.7 * len(labels) + 2.5, 4.0))
+    bottom = [0.0] * len(labels)
+    for part, values in parts.items():
+        vals = [0.0 if v is None else float(v) for v in values]
+        ax.bar(range(len(labels)), vals, bottom=bottom, label=part)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7)
+    return save(fig, folder, name, caption)

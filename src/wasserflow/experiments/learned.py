@@ -18,13 +18,14 @@ import time
 import torch
 
 from .. import _atomic
-from ..engine import RunConfig, load_run, make_config, train_run
+from ..engine import RunConfig, load_run, make_config
 from ..engine.build import with_block_steps
 from ..geometry import exact_ot
 from ..metrics import ADAPTIVE, evaluate_run, fresh_data
 from ..samplers import adaptive_sampler
 from . import figures
 from .context import Context, ExperimentResult, Verdict, table
+from .training import train_and_load
 
 CLAIM = (
     "Every model family, however trained, reaches the data measure: at its best NFE its "
@@ -82,24 +83,7 @@ def _one(ctx: Context, data: str, method: str, cfg: dict, frac: tuple[float, flo
     rc = with_block_steps(
         rc.with_overrides({k: v for k, v in _overrides(cfg).items() if rc.has(k)})
     )
-    lo, hi = frac
-    total = rc.train.steps * rc.stages
-    every = max(1, min(25, total // 40))  # progress lines, also for a few JKO blocks
-    done = {"n": 0}
-
-    def progress(stage: str, step: int, record: dict) -> None:
-        done["n"] += 1
-        if done["n"] % every == 0:
-            ctx.report(
-                f"{data}: training {method} ({stage}, step {step})",
-                lo + 0.7 * (hi - lo) * min(1.0, done["n"] / total),
-            )
-
-    t0 = time.perf_counter()
-    train_run(rc, run_dir, resume=True, progress=progress, device=ctx.device)
-    train_seconds = time.perf_counter() - t0
-    ctx.report(f"{data}: sampling {method}", lo + 0.75 * (hi - lo))
-    run = load_run(run_dir, device=ctx.device)
+    run, train_seconds = train_and_load(ctx, rc, run_dir, f"{data}: training {method}", frac)
     n = cfg["n_eval"]
     own, ode = run.default_sampler, run.ode_sampler
     nfes = run.budgets(list(cfg["nfes"]), ode)  # a JKO flow: its own number of blocks

@@ -20,6 +20,7 @@ TITLES = {
     "steps": "Steps needed",
     "free-energy": "Free-energy descent",
     "denoise-jko": "A denoising step is a JKO step",
+    "images": "Images: straightness and steps",
 }
 
 

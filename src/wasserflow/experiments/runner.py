@@ -27,7 +27,7 @@ from .. import _atomic
 from .._lock import folder_lock
 from .._outputs import output_folder
 from ..errors import Interrupted
-from . import denoise_jko, free_energy_exp, learned, paths_exp, report, steps
+from . import denoise_jko, free_energy_exp, images_exp, learned, paths_exp, report, steps
 from .config import EXPERIMENTS, config_difference
 from .context import Context, ExperimentResult
 
@@ -37,6 +37,7 @@ RUNNERS: dict[str, Callable[[Context], ExperimentResult]] = {
     "steps": steps.run,
     "free-energy": free_energy_exp.run,
     "denoise-jko": denoise_jko.run,
+    "images": images_exp.run,
 }
 REQUIRES = {"steps": ("learned",)}
 

@@ -17,6 +17,8 @@ libraries that do not import each other, and this module re-exports both:
   * Geodesics and paths: :func:`displacement_interpolation`, :func:`trajectory_action`,
     :func:`trajectory_geometry`; results :class:`OTResult`, :class:`AffineMap`,
     :class:`PathGeometry`.
+  * Dynamic OT on grids: :func:`benamou_brenier` (the Benamou-Brenier geodesic between two
+    densities by proximal splitting), :class:`BenamouBrenierResult`.
 
 :mod:`wasserflow.geometry.flows`, the W2 gradient flow of F = KL(. || pi), pi ∝ exp(-V)
   * Targets and free energy: :class:`Potential` (:func:`gaussian_potential`,
@@ -80,8 +82,10 @@ from .flows import (
 from .measures import Gaussian, GaussianMixture, WeightedCloud
 from .ot import (
     AffineMap,
+    BenamouBrenierResult,
     OTResult,
     PathGeometry,
+    benamou_brenier,
     bures_squared,
     displacement_interpolation,
     empirical_gaussian,
@@ -110,8 +114,10 @@ __all__ = [
     "WeightedCloud",
     # ot
     "AffineMap",
+    "BenamouBrenierResult",
     "OTResult",
     "PathGeometry",
+    "benamou_brenier",
     "bures_squared",
     "displacement_interpolation",
     "empirical_gaussian",

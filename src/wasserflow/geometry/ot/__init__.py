@@ -15,6 +15,9 @@ clouds (and weights) or Gaussian parameters and returns one typed result (:class
 * :mod:`.interpolation`: :func:`displacement_interpolation` (McCann) of a coupling.
 * :mod:`.trajectory`: :func:`trajectory_action`, :func:`trajectory_geometry` (action,
   geodesic gap, path energy, straightness).
+* :mod:`.dynamic`: :func:`benamou_brenier`, the W2 geodesic between two densities on a 1-D or
+  2-D grid (dynamic OT by proximal splitting, Papadakis, Peyre & Oudet 2014), a
+  :class:`BenamouBrenierResult`.
 
 Imports only :mod:`wasserflow.geometry._checks` and :mod:`wasserflow.geometry.measures` besides
 itself (never :mod:`wasserflow.geometry.flows`).
@@ -22,6 +25,7 @@ itself (never :mod:`wasserflow.geometry.flows`).
 
 from ..measures import Gaussian, WeightedCloud
 from .costs import squared_distances
+from .dynamic import BenamouBrenierResult, benamou_brenier
 from .entropic import sinkhorn, sinkhorn_divergence
 from .exact import exact_ot
 from .gaussian import (
@@ -42,10 +46,12 @@ from .trajectory import trajectory_action, trajectory_geometry
 
 __all__ = [
     "AffineMap",
+    "BenamouBrenierResult",
     "Gaussian",
     "OTResult",
     "PathGeometry",
     "WeightedCloud",
+    "benamou_brenier",
     "bures_squared",
     "displacement_interpolation",
     "empirical_gaussian",

@@ -1,0 +1,36 @@
+"""Training a report's model with progress lines, resumably (shared by ``learned`` and
+``images``)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..engine import RunConfig, load_run, train_run
+from .context import Context
+
+
+def train_and_load(
+    ctx: Context, rc: RunConfig, run_dir: Path, label: str, frac: tuple[float, float]
+):
+    """Train ``rc`` into ``run_dir`` (resuming what is there) while reporting progress within
+    the experiment's fraction ``frac`` (training takes its first 70 %), then load it.
+    Returns (the run, training seconds)."""
+    lo, hi = frac
+    total = rc.train.steps * rc.stages
+    every = max(1, min(25, total // 40))  # progress lines, also for a few JKO blocks
+    done = {"n": 0}
+
+    def progress(stage: str, step: int, record: dict) -> None:
+        done["n"] += 1
+        if done["n"] % every == 0:
+            ctx.report(
+                f"{label} ({stage}, step {step})",
+                lo + 0.7 * (hi - lo) * min(1.0, done["n"] / total),
+            )
+
+    t0 = time.perf_counter()
+    train_run(rc, run_dir, resume=True, progress=progress, device=ctx.device)
+    seconds = time.perf_counter() - t0
+    ctx.report(f"{label}: sampling", lo + 0.75 * (hi - lo))
+    return load_run(run_dir, device=ctx.device), seconds
