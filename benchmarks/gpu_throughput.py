@@ -24,6 +24,9 @@ moons) and ``unet-small`` (the same UNet code at 1 x 16 x 16 with 32 channels, b
     .venv/bin/python benchmarks/gpu_throughput.py                         # GPU: < 8 minutes
     .venv/bin/python benchmarks/gpu_throughput.py --precision bf16 --compile --fused
     .venv/bin/python benchmarks/gpu_throughput.py --device cpu --steps 300  # the CPU ratios
+
+The ratios are the medians over repeats of each repeat's own ratio (its loops run back to back),
+so a shared machine's drift between repeats moves them less than the steps/s it prints.
 """
 
 from __future__ import annotations
@@ -263,7 +266,7 @@ def run(config, args, device):
     }
     rows = {}
     for _ in range(args.repeats):
-        for name in ("plain", "torchcfm", "wasserflow"):  # the same weights for every loop
+        for name in args.loops:  # the same weights for every loop
             net = make_net(config, seed=0).to(device)
             reset_peak(device)
             if name == "plain":
@@ -279,19 +282,27 @@ def run(config, args, device):
             rows.setdefault(name, []).append((sps, peak_mb(device)))
             del net
     med = {k: statistics.median(s for s, _ in v) for k, v in rows.items()}
+    # ratios pair by pair (the loops of one repeat ran back to back): a drift of a shared
+    # machine's speed between repeats moves them less than it moves the medians of steps/s
+    paired = {
+        k: statistics.median(p[0] / s[0] for p, s in zip(rows["plain"], v)) for k, v in rows.items()
+    }
     n_params = sum(p.numel() for p in make_net(config, 0).parameters())
     print(
         f"\n{config}: {n_params / 1e6:.2f} M parameters, batch {batch}, {args.steps} steps "
         f"after {args.warmup} warm-up, median of {args.repeats}; device {device}; "
         f"options {options}"
     )
-    print("| loop | steps/s | time vs plain | wasserflow's speed-up | peak memory (MB) |")
+    print(
+        "| loop | steps/s (median) | time vs plain (median of paired ratios) "
+        "| wasserflow's speed-up | peak memory (MB) |"
+    )
     print("|---|---|---|---|---|")
-    for name in ("plain", "torchcfm", "wasserflow"):
+    for name in args.loops:
         mem = max(m for _, m in rows[name])
         print(
-            f"| {name} | {med[name]:.2f} | {med['plain'] / med[name]:.2f}x | "
-            f"{med['wasserflow'] / med[name]:.2f}x | {mem:.0f} |"
+            f"| {name} | {med[name]:.2f} | {paired[name]:.2f}x | "
+            f"{paired[name] / paired['wasserflow']:.2f}x | {mem:.0f} |"
         )
     net = make_net(config, seed=0).to(device).eval()
     n = 1024 if device.type == "cuda" or config == "mlp2d" else 64
@@ -315,7 +326,19 @@ def main():
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--fused", action="store_true")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument(
+        "--loops",
+        default="plain,torchcfm,wasserflow",
+        help="the loops to time, comma-separated (plain and wasserflow always run)",
+    )
     args = p.parse_args()
+    wanted = {x.strip() for x in args.loops.split(",")} | {"plain", "wasserflow"}
+    unknown = wanted - {"plain", "torchcfm", "wasserflow"}
+    if unknown:
+        p.error(
+            f"--loops: unknown {', '.join(sorted(unknown))}; choose plain, torchcfm, wasserflow"
+        )
+    args.loops = [k for k in ("plain", "torchcfm", "wasserflow") if k in wanted]
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     if device.type == "cuda":

@@ -284,17 +284,28 @@ def sample_command(
     seed: int = typer.Option(0),
     device: str = typer.Option("cpu", help="where the network runs: cpu or cuda"),
 ) -> None:
-    """Draw samples from a trained run with the sampler its checkpoint config prescribes."""
-    from ..engine import load_run
+    """Draw samples from a trained run with the sampler its checkpoint config prescribes.
+
+    Under torchrun (``torchrun --nproc-per-node N -m wasserflow sample ...``) the N processes
+    share the network's evaluations and draw the one-process samples; rank 0 writes them."""
+    from ..engine import distributed, load_run
 
     if out.suffix not in (".npy", ".pt", ".csv"):
         raise UsageError(f"{out}: the output must end in .npy, .pt or .csv")
     output_file(out)
-    r = load_run(run, device=device)
+    ranks, device = distributed.setup(device)
     try:
-        res = r.sample(n, sampler=sampler, nfe=nfe, generator=torch.Generator().manual_seed(seed))
-    except KeyboardInterrupt as e:
-        raise Interrupted(f"interrupted while sampling: nothing was written to {out}") from e
+        r = load_run(run, device=device, ranks=ranks)
+        try:
+            res = r.sample(
+                n, sampler=sampler, nfe=nfe, generator=torch.Generator().manual_seed(seed)
+            )
+        except KeyboardInterrupt as e:
+            raise Interrupted(f"interrupted while sampling: nothing was written to {out}") from e
+    finally:
+        distributed.shutdown()
+    if ranks is not None and not ranks.main:
+        return  # every rank holds the samples; rank 0 writes them
     x = res.x.to(torch.float32)
     with _atomic.atomic_path(out) as tmp:
         if out.suffix == ".npy":
@@ -361,37 +372,58 @@ def evaluate_command(
     data: str = typer.Option(None, help="--from: the data spec the samples are compared with"),
 ) -> None:
     """W2 (and FD for images) to the data, NFE used, and the path-energy decomposition of the
-    ODE each sampler solved (path energy = curvature + coupling gap + W2^2)."""
+    ODE each sampler solved (path energy = curvature + coupling gap + W2^2).
+
+    Under torchrun the N processes share the network's evaluations of a run folder's sampling
+    (every rank measures the same samples); rank 0 alone prints and writes the grids."""
+    from ..engine import distributed
     from ..metrics import evaluate_run
     from .external import evaluated_model
 
     given = None if nfe is None else _parse_nfes(nfe)
-    r = evaluated_model(source, run, model=model, model_set=model_set, data=data, device=device)
-    image = len(r.shape) == 3
-    nfes = (IMAGE_NFES if image else [1, 2, 4, 8, 16]) if given is None else given
-    if given is None:
-        nfes = r.budgets([k for k in nfes if k != "adaptive"], sampler) + (
-            ["adaptive"] if image and "adaptive" in nfes and r.supports("dopri5") else []
+    ranks, device = distributed.setup(device)
+    main = ranks is None or ranks.main
+    try:
+        r = evaluated_model(source, run, model=model, model_set=model_set, data=data, device=device)
+        image = len(r.shape) == 3
+        nfes = (IMAGE_NFES if image else [1, 2, 4, 8, 16]) if given is None else given
+        if given is None:
+            nfes = r.budgets([k for k in nfes if k != "adaptive"], sampler) + (
+                ["adaptive"] if image and "adaptive" in nfes and r.supports("dopri5") else []
+            )
+        extractor = _features_for(r, features, device)
+        sink = None
+        if grids is not None:
+            if not image:
+                raise UsageError("--grids needs an image run: this run's samples are points")
+            output_folder(grids, "--grids folder")
+            from .._image_grid import save_image_grid
+
+            def sink(row, x):
+                name = f"{row.sampler}-nfe{row.nfe_requested or 'adaptive'}.png"
+                save_image_grid(x[:64], grids / name, scale=4 if r.shape[-1] <= 16 else 2)
+
+        rows = evaluate_run(
+            r,
+            nfes,
+            n=n,
+            seed=seed,
+            sampler=sampler,
+            features=extractor,
+            on_samples=sink if main else None,
         )
-    extractor = _features_for(r, features, device)
-    sink = None
-    if grids is not None:
-        if not image:
-            raise UsageError("--grids needs an image run: this run's samples are points")
-        output_folder(grids, "--grids folder")
-        from .._image_grid import save_image_grid
-
-        def sink(row, x):
-            name = f"{row.sampler}-nfe{row.nfe_requested or 'adaptive'}.png"
-            save_image_grid(x[:64], grids / name, scale=4 if r.shape[-1] <= 16 else 2)
-
-    rows = evaluate_run(
-        r, nfes, n=n, seed=seed, sampler=sampler, features=extractor, on_samples=sink
-    )
+    finally:
+        distributed.shutdown()
+    if not main:
+        return  # every rank measured the same samples; rank 0 reports
     if as_json:
         typer.echo(
             json.dumps(
-                {"run": str(run), "method": r.method, "results": [row.to_dict() for row in rows]}
+                {
+                    "run": str(run) if run is not None else source,
+                    "method": r.method,
+                    "results": [row.to_dict() for row in rows],
+                }
             )
         )
         return

@@ -105,10 +105,27 @@ def step_context(rand: Randomness, precision: str) -> contextlib.ExitStack:
 
 
 def optimizer(model: nn.Module, lr: float, weight_decay: float, fused: bool) -> torch.optim.Adam:
-    """Adam; ``fused`` runs its update as one fused kernel over all parameters (torch's
-    multi-tensor ``foreach`` update otherwise, its default)."""
-    kw = {"fused": True} if fused else {}
+    """Adam; ``fused`` runs its update as one fused kernel over all parameters, otherwise torch's
+    multi-tensor ``foreach`` update (torch's default on GPUs only; on the CPU it is asked for:
+    the same operations per element, hence the same numbers, as the per-tensor loop torch falls
+    back to there, in fewer calls)."""
+    kw = {"fused": True} if fused else {"foreach": True}
     return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, **kw)
+
+
+IMPLEMENTATION = ("foreach", "fused")
+"""Adam options that choose how, not what, it computes: a resumed run keeps its own, not those
+its checkpoint's param groups were saved with."""
+
+
+def implementation(opt: torch.optim.Optimizer) -> list[dict]:
+    """The :data:`IMPLEMENTATION` options of each param group (to restore after a load)."""
+    return [{k: g[k] for k in IMPLEMENTATION if k in g} for g in opt.param_groups]
+
+
+def restore_implementation(opt: torch.optim.Optimizer, saved: list[dict]) -> None:
+    for group, keys in zip(opt.param_groups, saved):
+        group.update(keys)
 
 
 def network(

@@ -167,7 +167,7 @@ def build_objective(cfg: RunConfig, *, total_steps: int | None = None, stage: in
             f"method {cfg.method} is trained block by block, not with an "
             "objective: use engine.train_run"
         )
-    pairs = stage > 0 or ot_stream_config(cfg) is not None
+    pairs = stage > 0 or bool(cfg.reflow.teacher) or ot_stream_config(cfg) is not None
     return PathRegression(
         path=build_path(_probe_path(cfg)),
         prediction=obj.prediction,
@@ -238,6 +238,7 @@ def sampling_context(cfg: RunConfig, model_steps: Tensor | None = None) -> Sampl
         cfg.coupling.kind == "independent"
         and not cfg.path.bridge_sigma
         and not cfg.reflow.rounds
+        and not cfg.reflow.teacher
         and not cfg.energy
     )
     return SamplingContext(

@@ -209,15 +209,25 @@ class CouplingConfig:
 @dataclass(frozen=True)
 class ReflowConfig:
     """Rectified flow's reflow: ``rounds`` stages, each trained on ``pairs`` (noise, sample)
-    pairs of the previous stage drawn with Euler at ``nfe`` steps."""
+    pairs of the previous stage drawn with Euler at ``nfe`` steps.
+
+    ``teacher``: a trained run folder (a diffusion model, any path) whose probability-flow
+    couplings (x0, ODE(x0)), drawn with ``teacher_sampler`` at ``nfe`` evaluations, replace the
+    data of the first stage: the run then learns a straight (linear-path) flow from the
+    teacher's own pairs (rectified flow from a diffusion teacher; ``--set
+    reflow.teacher=RUN_DIR``), and ``rounds`` further reflows follow on its own pairs."""
 
     rounds: int = 0
     pairs: int = 8192
     nfe: int = 100
+    teacher: str | None = None
+    teacher_sampler: str = "dpm_solver"
 
     def __post_init__(self) -> None:
         if self.rounds < 0 or self.pairs < 1 or self.nfe < 1:
             raise ValueError("reflow needs rounds >= 0, pairs >= 1 and nfe >= 1")
+        if self.teacher is not None and not (isinstance(self.teacher, str) and self.teacher):
+            raise ValueError("reflow.teacher must be a run folder (a path), or null for none")
 
 
 @dataclass(frozen=True)
@@ -395,7 +405,7 @@ def check_consistent(cfg: RunConfig) -> None:
         raise ValueError(
             "Energy Matching couples noise and data by minibatch OT: coupling.kind must be ot"
         )
-    if cfg.reflow.rounds and cfg.coupling.kind != "independent":
+    if (cfg.reflow.rounds or cfg.reflow.teacher) and cfg.coupling.kind != "independent":
         raise ValueError(
             "reflow retrains on the flow's own pairs: start from an independent coupling"
         )

@@ -27,6 +27,17 @@ split. TorchCFM's multi-GPU recipe instead lets each rank solve OT on its own B 
 changes the objective with N (a coarser plan); ``tests/engine/test_distributed.py`` measures the
 difference.
 
+**Sampling** (``TrainedRun.sample``, ``wasserflow sample`` and ``evaluate`` under torchrun)
+splits the same way: every rank draws the whole noise tensor x0 (n, ...) from the one generator
+and runs the sampler's arithmetic on all n rows, and every network evaluation is split
+(:class:`RowGather`): rank r evaluates its rows ``[r n / N, (r + 1) n / N)`` and an all-gather
+gives every rank the n outputs. Every rank thus follows the one-process trajectory, with the
+same adaptive steps (dopri5's error norm is taken over all n rows) and the same noise
+(stochastic samplers draw (n, ...) tensors from the one generator), and ends with the gathered
+samples; rank 0 alone writes or prints them. The result is the one-process result bit for bit
+wherever the network computes a row the same in a smaller batch (the CPU backbones here do:
+``tests/engine/test_distributed_sampling.py``).
+
 Collectives here exchange tensors only (text as UTF-8 bytes): nothing is pickled.
 """
 
@@ -92,6 +103,26 @@ class Ranks:
             buf.copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
         dist.broadcast(buf, 0)
         return json.loads(bytes(buf.cpu().tolist()).decode())
+
+    def bounds(self, n: int) -> list[int]:
+        """Row boundaries of n rows split over the ranks as evenly as they go: rank r holds
+        ``[b[r], b[r + 1])``, b[r] = r n // N (sizes differ by one at most)."""
+        return [r * n // self.world for r in range(self.world + 1)]
+
+    def gather_rows(self, part: Tensor, n: int) -> Tensor:
+        """Every rank's ``part`` (its rows of :meth:`bounds` (n)), concatenated in rank order
+        on every rank, on ``part``'s device."""
+        b = self.bounds(n)
+        size = b[self.rank + 1] - b[self.rank]
+        if part.shape[0] != size:
+            raise ValueError(f"rank {self.rank} holds {size} of {n} rows, got {part.shape[0]}")
+        k = -(-n // self.world)  # the largest share; all_gather needs equal shapes
+        buf = part.new_zeros((k, *part.shape[1:]), device=self.device)
+        buf[:size] = part
+        parts = [torch.empty_like(buf) for _ in range(self.world)]
+        dist.all_gather(parts, buf)
+        out = torch.cat([p[: hi - lo] for p, lo, hi in zip(parts, b, b[1:])])
+        return out.to(part.device)
 
     def equal_everywhere(self, t: Tensor) -> bool:
         """Whether ``t`` (same shape on every rank) is bit for bit rank 0's on every rank."""
@@ -201,6 +232,28 @@ class RowShard(nn.Module):
         return torch.cat([before, y, after])
 
 
+class RowGather(nn.Module):
+    """``net(x, t)`` with the rows split over the ranks and the outputs gathered on every rank
+    (sampling; every rank calls it with the same x and t): rank r evaluates its rows of
+    :meth:`Ranks.bounds` and all ranks get the n output rows. Fewer rows than ranks are
+    evaluated whole on every rank. ``parameters()`` are ``net``'s (callers read its dtype)."""
+
+    def __init__(self, net: nn.Module, ranks: Ranks):
+        super().__init__()
+        self.net = net
+        self.ranks = ranks
+
+    def forward(self, x: Tensor, t: Tensor | None = None, *args: Any) -> Tensor:
+        n = x.shape[0]
+        if n < self.ranks.world:
+            return self.net(x, t, *args)
+        b = self.ranks.bounds(n)
+        r = slice(b[self.ranks.rank], b[self.ranks.rank + 1])
+        if isinstance(t, Tensor) and t.dim() > 0 and t.shape[0] == n:
+            t = t[r]
+        return self.ranks.gather_rows(self.net(x[r], t, *args), n)
+
+
 def data_parallel(model: nn.Module, ranks: Ranks) -> nn.Module:
     """``model`` wrapped in DistributedDataParallel on ``ranks.device`` (its parameters must be
     there already: :func:`wasserflow.models.place`)."""
@@ -213,6 +266,7 @@ def data_parallel(model: nn.Module, ranks: Ranks) -> nn.Module:
 
 __all__ = [
     "Ranks",
+    "RowGather",
     "RowShard",
     "check_batch",
     "current",

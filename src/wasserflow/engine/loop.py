@@ -160,6 +160,7 @@ def train(
     net, rows = acc.network(
         model, ranks, cfg.batch_size, channels_last=cfg.channels_last, compile=cfg.compile
     )
+    params = list(model.parameters())  # the objects the optimiser and the EMA hold
     losses: list[float] = []
     t0 = time.perf_counter()
     last = float("nan")
@@ -203,11 +204,13 @@ def train(
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            gnorm = float("nan")
+            norm = None
             if cfg.grad_clip is not None:
-                gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+                norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
             ema.update(model, step)
+            # read once the update is queued: on an accelerator the host does not wait for it
+            gnorm = float("nan") if norm is None else float(norm)
             last = value
             losses.append(value)
             done = step + 1
@@ -272,7 +275,9 @@ def load_training_state(
     try:
         model.load_state_dict(ckpt.split(tensors, "model"))
         ema.load_state_dict(ckpt.split(tensors, "ema"))
+        own = acc.implementation(opt)
         ckpt.load_optimizer(opt, tensors, meta["optimizer"])
+        acc.restore_implementation(opt, own)
         rand.load(tensors, path)
         return int(meta["step"])
     except RunFolderError:

@@ -13,7 +13,9 @@ changes) is :mod:`.folder`'s.
 Every trained run, network-trained or fitted block by block (the JKO flow), is a
 :class:`TrainedRun`: its model is driven by registered samplers through the same
 ``sample`` call, with the grid its sampler's policy makes from the run's
-:class:`~wasserflow.samplers.SamplingContext`.
+:class:`~wasserflow.samplers.SamplingContext`. In a process group (torchrun) every rank
+samples the one-process trajectory with the network's evaluations split over the ranks
+(:class:`~wasserflow.engine.distributed.RowGather`): every rank gets the same samples.
 """
 
 from __future__ import annotations
@@ -203,10 +205,15 @@ def _train(
         if k > 0 and _complete(stage, cfg.train.steps):
             continue
         objective = build.build_objective(cfg, stage=k)
-        if k == 0:
+        if k == 0 and cfg.reflow.teacher:
+            pairs = _teacher_pairs(cfg, cfg.train.seed, device)
+
+            def sample_data(n, g, pairs=pairs):
+                return pairs[torch.randint(0, len(pairs), (n,), generator=g)]
+        elif k == 0:
             sample_data = build.data_stream(cfg, src)
         else:
-            pairs = _reflow_pairs(cfg, stages[k - 1], cfg.train.seed + k, device)
+            pairs = _reflow_pairs(cfg, stages[k - 1], cfg.train.seed + k, device, ranks)
 
             def sample_data(n, g, pairs=pairs):
                 return pairs[torch.randint(0, len(pairs), (n,), generator=g)]
@@ -230,9 +237,12 @@ def _train(
     return results
 
 
-def _reflow_pairs(cfg: RunConfig, prev: Path, seed: int, device: str = "cpu") -> Tensor:
-    """(N, 2, ...) pairs (noise, flow(noise)) of the previous stage, in training coordinates."""
-    run = TrainedRun.from_stage(cfg, prev, device)
+def _reflow_pairs(
+    cfg: RunConfig, prev: Path, seed: int, device: str = "cpu", ranks: Ranks | None = None
+) -> Tensor:
+    """(N, 2, ...) pairs (noise, flow(noise)) of the previous stage, in training coordinates
+    (the same on every rank, which share the flow's evaluations)."""
+    run = TrainedRun.from_stage(cfg, prev, device, ranks)
     g = torch.Generator().manual_seed(seed)
     res = run.sample(
         cfg.reflow.pairs, sampler="euler", nfe=cfg.reflow.nfe, generator=g, data_space=False
@@ -240,16 +250,49 @@ def _reflow_pairs(cfg: RunConfig, prev: Path, seed: int, device: str = "cpu") ->
     return torch.stack([res.start, res.x], dim=1).detach().to(torch.float32)
 
 
+def _teacher_pairs(cfg: RunConfig, seed: int, device: str = "cpu") -> Tensor:
+    """(N, 2, ...) pairs (x0, ODE(x0)) of the teacher run ``cfg.reflow.teacher`` (its
+    probability-flow ODE by ``reflow.teacher_sampler`` at ``reflow.nfe`` evaluations), in this
+    run's training coordinates: the teacher's noise over its reference std, its samples
+    through the data scalings (teacher's out, this run's in)."""
+    teacher = load_run(cfg.reflow.teacher, device, ranks=None)
+    tc = teacher.config
+    if tc.data.spec != cfg.data.spec or teacher.shape != tuple(cfg.model.shape):
+        raise InputError(
+            f"reflow.teacher {cfg.reflow.teacher} was trained on {tc.data.spec!r} "
+            f"{list(teacher.shape)}, this run on {cfg.data.spec!r} {list(cfg.model.shape)}: "
+            "train the student on the teacher's data"
+        )
+    spec = get_sampler(cfg.reflow.teacher_sampler)
+    if spec.stochastic:
+        raise InputError(
+            f"reflow.teacher_sampler {spec.name} is stochastic: the pairs must be the "
+            "probability-flow ODE's (use dpm_solver, unipc, heun or euler)"
+        )
+    g = torch.Generator().manual_seed(seed)
+    res = teacher.sample(
+        cfg.reflow.pairs, sampler=spec.name, nfe=cfg.reflow.nfe, generator=g, data_space=True
+    )
+    std = 1.0 if teacher.path is None else teacher.path.reference_std
+    own = build.build_path(cfg).reference_std
+    x0 = res.start * (own / std)
+    x1 = build.scaler(cfg).transform(res.x.to(torch.float64))
+    return torch.stack([x0.reshape(res.x.shape), x1.reshape(res.x.shape)], 1).to(torch.float32)
+
+
 class TrainedRun:
     """A trained model with its configuration, sampler defaults and data scaling.
 
     ``model`` is the network (sampled through :meth:`field`) or, for a run fitted block by
     block, the :class:`~wasserflow.models.JKOFlow` itself (its own registered sampler ``jko``
-    inverts the blocks).
+    inverts the blocks). ``ranks``: the process group whose ranks share the network's
+    evaluations (module doc; every rank must then sample alike); None: one process. A JKO
+    flow is inverted whole on every rank.
     """
 
-    def __init__(self, cfg: RunConfig, model, run_dir: Path):
+    def __init__(self, cfg: RunConfig, model, run_dir: Path, ranks: Ranks | None = None):
         self.config = cfg
+        self.ranks = ranks
         self.model = model.eval() if hasattr(model, "eval") else model
         self.run_dir = run_dir
         self.scaler = build.scaler(cfg)
@@ -257,11 +300,13 @@ class TrainedRun:
         self.path = None if cfg.blockwise else build.build_path(cfg)
 
     @classmethod
-    def from_stage(cls, cfg: RunConfig, stage: Path, device: str = "cpu") -> TrainedRun:
+    def from_stage(
+        cls, cfg: RunConfig, stage: Path, device: str = "cpu", ranks: Ranks | None = None
+    ) -> TrainedRun:
         path = stage / "checkpoint.safetensors"
         if cfg.blockwise:
             try:
-                return cls(cfg, JKOFlow.from_tensors(ckpt.load(path)[0]), stage)
+                return cls(cfg, JKOFlow.from_tensors(ckpt.load(path)[0]), stage, ranks)
             except (KeyError, RuntimeError, TypeError) as e:
                 raise RunFolderError(f"{path} is not a JKO-flow checkpoint ({e})") from e
         model = build.build_network(cfg, seed=0)
@@ -271,7 +316,7 @@ class TrainedRun:
             raise ValueError(
                 f"{path} does not match its config.json's model ({str(e).splitlines()[0]})"
             ) from e
-        return cls(cfg, place(model, device), stage)
+        return cls(cfg, place(model, device), stage, ranks)
 
     @property
     def method(self) -> str:
@@ -296,7 +341,8 @@ class TrainedRun:
         clock, or the block flow itself."""
         if self.config.blockwise:
             return self.model
-        return build.build_field(self.config, self.model)
+        net = self.model if self.ranks is None else distributed.RowGather(self.model, self.ranks)
+        return build.build_field(self.config, net)
 
     def supports(self, sampler: str) -> bool:
         """Whether ``sampler`` can drive this run (:meth:`SamplerSpec.check`)."""
@@ -382,11 +428,15 @@ class JKOFlowRun(TrainedRun):
         return self.model.log_prob(y) + self.scaler.log_abs_det(x.shape[1:])
 
 
-def load_run(out: str | Path, device: str = "cpu") -> TrainedRun:
+def load_run(out: str | Path, device: str = "cpu", ranks: Ranks | None = None) -> TrainedRun:
     """The trained model of a run folder (its last completed stage, EMA weights); ``device``
-    runs the network there, samples come back on the CPU."""
+    runs the network there, samples come back on the CPU. In a process group (``ranks``, by
+    default :func:`distributed.current`: a torchrun launch) the ranks share its sampling
+    (:class:`TrainedRun`): call ``sample`` on every rank alike."""
     out = Path(out)
     resolve_device(device)
+    if ranks is None:
+        ranks = distributed.current(device)
     cfg_path = out / "config.json"
     if not cfg_path.is_file():
         raise ValueError(
@@ -398,4 +448,4 @@ def load_run(out: str | Path, device: str = "cpu") -> TrainedRun:
     if not done:
         raise ValueError(f"{out} has no checkpoint yet: training has not saved one")
     cls = JKOFlowRun if cfg.blockwise else TrainedRun
-    return cls.from_stage(cfg, done[-1], device)
+    return cls.from_stage(cfg, done[-1], device, ranks)

@@ -94,7 +94,9 @@ class PathRegression:
         noise = None
         if self.path.bridge_sigma > 0:
             noise = torch.randn(x1.shape, generator=generator, dtype=x1.dtype)
-        c = self.path.coefficients(t)
+        # the times were drawn inside [t_min, t_max], a part of [0, 1] checked when the time
+        # distribution was made, so the schedule is evaluated without the clock check
+        c = self.path.schedule.at(t)
         s = self.path.sample(x0, x1, t, noise=noise, coefficients=c)
         # the conditional velocity includes a bridge's noise term; every other target is the
         # (x1, eps) pair in the network's parametrisation

@@ -52,6 +52,12 @@ class Schedule:
     def __call__(self, t: Tensor | float) -> ScheduleOutput:
         return self._coefficients(as_time(t))
 
+    def at(self, t: Tensor) -> ScheduleOutput:
+        """The schedule at a float tensor of times already known to lie in [0, 1], without the
+        clock check of ``__call__`` (its reductions cost more than a linear schedule itself):
+        for hot paths whose times come from a checked distribution (the training loss)."""
+        return self._coefficients(t)
+
     def _coefficients(self, t: Tensor) -> ScheduleOutput:  # pragma: no cover - abstract
         raise NotImplementedError
 
