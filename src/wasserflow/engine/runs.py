@@ -33,7 +33,6 @@ from ..errors import InputError, Interrupted, RunFolderError, TrainingDiverged
 from ..models import place, resolve_device
 from ..models.jko_flow import JKOFlow
 from ..samplers import Field, SamplingContext, get_sampler
-from ..samplers.kinetic import chord_energy
 from . import build, distributed, folder
 from . import checkpoint as ckpt
 from .blockwise import train_jko_flow
@@ -41,6 +40,7 @@ from .config import RunConfig, load_config
 from .distributed import Ranks
 from .loop import TrainResult, load_weights, train
 from .results import RunSample
+from .sampling import run_plan
 
 Progress = Callable[[str, int, dict], None]
 
@@ -374,39 +374,14 @@ class TrainedRun:
         plan = spec.make_plan(nfe, self.context(), {**opts, **(options or {})})
         std = 1.0 if self.path is None else self.path.reference_std
         x0 = std * torch.randn((n, *self.shape), generator=generator, dtype=torch.float64)
-        field = self.field()
-        with torch.no_grad():  # an energy model takes its gradient under enable_grad itself
-            res = spec(
-                field,
-                x0,
-                plan.grid,
-                generator=generator,
-                return_trajectory=return_trajectory,
-                **plan.options,
-            )
-            x, traj, used, times = res.x, res.trajectory, res.nfe, res.times
-            energy = res.energy
-            if plan.denoise_at is not None:
-                x_end = x
-                x = field.x1_and_epsilon(x, torch.full((n,), plan.denoise_at, dtype=x.dtype))[0]
-                used += 1
-                if energy is not None:  # the final jump to the posterior mean, as its chord
-                    energy = energy + chord_energy(x_end, x, plan.denoise_at, 1.0).cpu()
-                times = torch.cat([times, torch.ones(1, dtype=times.dtype)])
-                if traj is not None:
-                    traj = torch.cat([traj, x[None]])
-        if data_space:
-            x = self.scaler.inverse(x)
-            if traj is not None:
-                traj = self.scaler.inverse(traj.reshape(-1, *self.shape)).reshape(traj.shape)
-        return RunSample(
-            x=x.detach(),
-            start=x0,
-            nfe=used,
-            trajectory=None if traj is None else traj.detach(),
-            times=times if traj is not None else None,
-            sampler=name,
-            energy=energy,
+        return run_plan(
+            spec,
+            self.field(),
+            x0,
+            plan,
+            generator=generator,
+            return_trajectory=return_trajectory,
+            scaler=self.scaler if data_space else None,
         )
 
 

@@ -31,10 +31,10 @@ from torch import Tensor
 from ..data import Standardizer, make_source
 from ..engine.config import DataConfig
 from ..engine.results import RunSample
+from ..engine.sampling import run_plan
 from ..errors import InputError
 from ..paths import AffinePath, DDPMDiscreteSchedule, Schedule, get_schedule
 from ..samplers import Field, SamplingContext, SamplingPlan, get_sampler
-from ..samplers.kinetic import chord_energy
 
 
 @dataclass(frozen=True)
@@ -187,39 +187,14 @@ class ExternalModel:
                 f"x0 has shape {list(x0.shape)}; this model starts from {[n, *self.shape]}"
             )
         x0 = x0.to(torch.float64)
-        field = self._field
-        with torch.no_grad():
-            res = spec(
-                field,
-                x0,
-                plan.grid,
-                generator=generator,
-                return_trajectory=return_trajectory,
-                **plan.options,
-            )
-            x, traj, used, times = res.x, res.trajectory, res.nfe, res.times
-            energy = res.energy
-            if plan.denoise_at is not None:
-                x_end = x
-                x = field.x1_and_epsilon(x, torch.full((n,), plan.denoise_at, dtype=x.dtype))[0]
-                used += 1
-                if energy is not None:  # the final jump to the posterior mean, as its chord
-                    energy = energy + chord_energy(x_end, x, plan.denoise_at, 1.0).cpu()
-                times = torch.cat([times, torch.ones(1, dtype=times.dtype)])
-                if traj is not None:
-                    traj = torch.cat([traj, x[None]])
-        if data_space:
-            x = self.scaler.inverse(x)
-            if traj is not None:
-                traj = self.scaler.inverse(traj.reshape(-1, *self.shape)).reshape(traj.shape)
-        return RunSample(
-            x=x.detach(),
-            start=x0,
-            nfe=used,
-            trajectory=None if traj is None else traj.detach(),
-            times=times if traj is not None else None,
-            sampler=name,
-            energy=energy,
+        return run_plan(
+            spec,
+            self._field,
+            x0,
+            plan,
+            generator=generator,
+            return_trajectory=return_trajectory,
+            scaler=self.scaler if data_space else None,
         )
 
 
