@@ -41,16 +41,18 @@ def _cost(x0: Tensor, x1: Tensor) -> np.ndarray:
             f"x0 has {x0.shape[0]} points and x1 has {x1.shape[0]}: a permutation pairing needs "
             "equal batch sizes (use exact_ot for unequal clouds)"
         )
-    a = x0.detach().to("cpu", torch.float64).numpy()
-    b = x1.detach().to("cpu", torch.float64).numpy()
-    C = np.empty((a.shape[0], b.shape[0]))
+    a = x0.detach().to("cpu", torch.float64)
+    b = x1.detach().to("cpu", torch.float64)
     if a.shape[1] <= 16:  # differences: no cancellation
-        C[:] = 0.0
-        for k in range(a.shape[1]):
-            C += np.subtract.outer(a[:, k], b[:, k]) ** 2
-    else:
-        np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T, 0.0, out=C)
-    return C
+        an, bn = a.numpy(), b.numpy()
+        C = np.zeros((an.shape[0], bn.shape[0]))
+        for k in range(an.shape[1]):
+            C += np.subtract.outer(an[:, k], bn[:, k]) ** 2
+        return C
+    # torch's matmul follows torch's thread setting; numpy's BLAS may start its own threads,
+    # which on a loaded machine made this product 100x slower than one thread (images, d = 64)
+    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+    return sq.clamp_min_(0.0).numpy()
 
 
 def _solve(C: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:

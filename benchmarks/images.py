@@ -1,0 +1,645 @@
+"""wasserflow beside TorchCFM and diffusers on images: FD and exact W2 versus NFE, ms per step.
+
+Protocol: the images of a data spec (default scikit-learn's 1,797 8 x 8 digits,
+``digits_images``, pixels in [-1, 1], shape (1, 8, 8)); ONE backbone class for every library,
+wasserflow's registered ``unet`` (``build_backbone("unet", shape, NET, seed=seed)``, called as
+net(x, t) with t on wasserflow's clock: t = 0 noise, t = 1 data; sinusoidal embedding of
+1000 t); the SAME training wall-clock for a wasserflow row and its peers (below).
+
+* ``torchcfm-otcfm``: TorchCFM's ``ExactOptimalTransportConditionalFlowMatcher(sigma=0)`` in
+  its usual loop (Adam 1e-3, batch B, no EMA; the TorchCFM net(t, x) convention becomes
+  net(x, t) here), sampled with Euler (k equal steps = k NFE) and torchdiffeq's dopri5.
+* ``diffusers-ddpm-ddim``: diffusers' DDPM training loop (DDPMScheduler, 1,000 linear betas
+  1e-4..0.02, epsilon, clip_sample False, Adam 1e-3, batch B), the network given diffusers'
+  integer step k as wasserflow's clock t = 1 - (k + 1) / 1000; sampled with DDIMScheduler
+  (eta 0) at its default "leading" spacing and, on the same net, ``-trailing`` spacing
+  (Lin et al. 2023; the better choice at few steps).
+* ``wasserflow-otcfm``: the engine's ``otcfm`` recipe (exact minibatch OT coupling, EMA,
+  warm-up, cosine decay, clipping) with times t = u^3 (denser near the noise) and lr 2e-3,
+  Euler and dopri5 (the engine's ``dopri5`` sampler at the tolerance of TorchCFM's row).
+* ``wasserflow-ddpm-fast-dpm``: the engine's ``ddpm`` recipe (the very VP path of diffusers'
+  row: DDPM's discrete linear betas) with velocity prediction, the log-SNR as the network's time
+  input and lr 2e-3 (benchmarks/README.md's "-fast" settings), sampled with the deterministic
+  DPM-Solver++ 2M (``dpm_solver``).
+
+Budget (equal training wall-clock): for each seed every wasserflow row trains first and its
+whole wall time W is measured (engine start-up, EMA, clipping, checkpoints included); each peer
+then trains for exactly W seconds (its loop stops at the first step ending after W):
+TorchCFM's OT-CFM beside ``wasserflow-otcfm``, diffusers' DDPM beside
+``wasserflow-ddpm-fast-dpm``. wasserflow's engine needs its step count up front (its cosine
+schedule), so a 40-step probe run measures its ms / step and the row trains about
+``--seconds`` worth of steps (the probe is noisy on a loaded machine; W, not ``--seconds``, is
+what both sides of a pair get). Every row's training seconds, steps and ms / step are printed
+(the engine's ms / step from its own loop clock, its fixed start-up cost apart).
+
+Metrics for every row and NFE, from the same starting noise for every library (seed s: the
+noise of ``torch.randn(n, *shape, generator=manual_seed(s), float64)``): FD in the feature
+space of the shipped digit classifier (``feature_extractor("digits8")``; ``mnist28`` for 28 x 28)
+between n samples and the n data images (n = 1,797 for the digits: the whole set), exact W2
+(POT's network simplex, float64, flattened images), and the path-energy decomposition of the
+sampling curves (``wasserflow.metrics.path_energy_decomposition``): PE = E int |v|^2 dt,
+curvature PE - E|x1 - x0|^2 and coupling gap E|x1 - x0|^2 - W2^2(noise, samples). The peers'
+PE is computed here along the curves their samplers solve: Euler's polyline (sum h |v|^2),
+dopri5 with dE/dt = |v|^2 as an extra state, and DDIM's steps along the path's own curve with
+the step's (x0, eps) predictions frozen (``wasserflow.samplers.kinetic.path_segment_energy``,
+DDIM's exact dense output), the solved time interval mapped affinely onto [0, 1]. wasserflow's
+rows use ``evaluate_run``, which does the same inside the engine's samplers.
+
+    .venv/bin/python benchmarks/images.py --seeds 0,1,2 --seconds 40 --per-seed   # CPU protocol
+    .venv/bin/python benchmarks/images.py --quick                                 # smoke run
+    .venv/bin/python benchmarks/images.py --tables out.json --per-seed   # reprint a --json file
+    .venv/bin/python benchmarks/images.py --data mnist:PATH/t10k-images-idx3-ubyte.gz \
+        --net mnist --device cuda --seconds 60 --n 2000 --seeds 0                   # GPU run
+"""
+
+# ruff: noqa: E402  (the thread variables below must be set before numpy is imported)
+from __future__ import annotations
+
+import os
+
+# numpy's BLAS (wasserflow's minibatch OT cost matrix for d > 16 is a numpy matmul) runs one
+# thread, like torch here: with its default threads a 128 x 64 x 128 product took 24 ms instead
+# of 0.05 ms on the shared 2-core machine. Set before numpy is imported; the shell's value wins.
+for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse
+import functools
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchdiffeq import odeint
+
+from wasserflow.data import make_source
+from wasserflow.engine import load_run, make_config, train_run
+from wasserflow.geometry import exact_ot
+from wasserflow.metrics import (
+    evaluate_run,
+    feature_extractor,
+    frechet_distance,
+    path_energy_decomposition,
+)
+from wasserflow.models.registry import build_backbone
+from wasserflow.paths.schedules import get_schedule
+from wasserflow.samplers.kinetic import path_segment_energy, squared_speed
+
+NFES = [1, 2, 4, 8, 16, 32, 100]
+NETS = {
+    # 2 shared CPU cores, 8 x 8 digits: the CPU protocol (evaluation at n = 1,797 costs ~0.3 s
+    # per network call with 8 channels, ~0.6 s with 16, on this machine)
+    "cpu": {
+        "channels": 8,
+        "channel_mult": [1, 2],
+        "num_res_blocks": 1,
+        "attention_resolutions": [],
+        "num_heads": 1,
+        "groups": 4,
+    },
+    "cpu16": {
+        "channels": 16,
+        "channel_mult": [1, 2],
+        "num_res_blocks": 1,
+        "attention_resolutions": [],
+        "num_heads": 1,
+        "groups": 8,
+    },
+    "digits": {"size": "digits"},
+    "mnist": {"size": "mnist"},
+}
+"""The ``unet`` options of ``--net``: "cpu" (8 channels, levels 8 and 4, one residual block,
+attention only in the middle block; the CPU protocol), "cpu16" (16 channels), or the
+registered sizes "digits" and "mnist"."""
+T = 1000
+DDPM = {"beta_start": 1e-4, "beta_end": 0.02}
+OTCFM_OPTIONS = {"times": {"kind": "power", "power": 3.0}}
+DIFFUSION_FAST = {"prediction": "velocity", "time_input": "logsnr"}
+WF_LR = 2e-3
+PEER_LR = 1e-3
+
+
+class Setup:
+    """What every row shares: data, net options, budget, metrics."""
+
+    def __init__(self, spec, net, seconds, batch, n, device, dopri_tol):
+        self.spec, self.net, self.seconds, self.batch = spec, net, seconds, batch
+        self.device, self.dopri_tol = torch.device(device), dopri_tol
+        src = make_source(spec)
+        self.source = src
+        self.shape = tuple(src.shape)
+        pts = src.points.to(torch.float64)
+        g = torch.Generator().manual_seed(12345)
+        if pts.shape[0] > n:
+            pts = pts[torch.randperm(pts.shape[0], generator=g)[:n]]
+        self.ref = pts
+        self.n = pts.shape[0]
+        fname = {(1, 8, 8): "digits8", (1, 28, 28): "mnist28"}.get(self.shape, "inception")
+        self.features = feature_extractor(fname, device)
+        self.ref_stats = self.features.stats(pts.float())
+        self.w2_max_n = 4000
+
+    def noise(self, seed):
+        g = torch.Generator().manual_seed(seed)
+        return torch.randn((self.n, *self.shape), generator=g, dtype=torch.float64)
+
+    def build(self, seed):
+        return build_backbone("unet", self.shape, self.net, seed=seed).to(self.device)
+
+    def data(self, g):
+        return self.source.sample(self.batch, g).to(self.device)
+
+    def call(self, net, x, t):
+        """net(x, t) on the device in float32, back as float64 on the CPU."""
+        t = torch.as_tensor(t, dtype=torch.float32).reshape(-1).expand(x.shape[0])
+        out = net(x.to(self.device, torch.float32), t.to(self.device))
+        return out.to("cpu", torch.float64)
+
+    def measure(self, x0, x, energy, nfe):
+        """One cell: FD, W2, the decomposition (module doc)."""
+        if not torch.isfinite(x).all():
+            return {"fd": float("inf"), "w2": float("inf"), "nfe": nfe}
+        fd = frechet_distance(self.features.stats(x.float()), self.ref_stats).value
+        w2 = (
+            exact_ot(x.reshape(self.n, -1), self.ref.reshape(self.n, -1)).w2
+            if self.n <= self.w2_max_n
+            else None
+        )
+        cell = {"fd": fd, "w2": w2, "nfe": nfe}
+        if energy is not None:
+            dec = path_energy_decomposition(x0, x, energy)
+            cell.update(
+                pe=dec.path_energy,
+                curvature=dec.curvature,
+                coupling_gap=dec.coupling_gap,
+                w2sq_noise=dec.w2_squared,
+            )
+        return cell
+
+
+def _timed_loop(seconds, step_fn):
+    """Run ``step_fn()`` until ``seconds`` have passed: (steps, seconds)."""
+    steps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        step_fn()
+        steps += 1
+    return steps, time.perf_counter() - t0
+
+
+def torchcfm_otcfm(setup, seed, seconds):
+    from torchcfm.conditional_flow_matching import ExactOptimalTransportConditionalFlowMatcher
+
+    torch.manual_seed(seed)  # TorchCFM draws t from torch's global RNG,
+    np.random.seed(seed)  # and its pairs from numpy's (np.random.choice on the plan)
+    net = setup.build(seed)
+    fm = ExactOptimalTransportConditionalFlowMatcher(sigma=0.0)
+    opt = torch.optim.Adam(net.parameters(), PEER_LR)
+    g = torch.Generator().manual_seed(seed)
+
+    def step():
+        x1 = setup.data(g)
+        x0 = torch.randn(x1.shape, generator=g).to(setup.device)
+        t, xt, ut = fm.sample_location_and_conditional_flow(x0, x1)
+        loss = ((net(xt, t) - ut) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    net.train()
+    steps, secs = _timed_loop(seconds, step)
+    net.eval()
+    z = setup.noise(seed + 1)
+    row = {}
+    with torch.no_grad():
+        for k in NFES:
+            x, e = z.clone(), torch.zeros(setup.n, dtype=torch.float64)
+            for i in range(k):
+                v = setup.call(net, x, i / k)
+                x, e = x + v / k, e + squared_speed(v) / k
+            row[k] = setup.measure(z, x, e, k)
+        count = [0]
+
+        def f(t, state):
+            count[0] += 1
+            v = setup.call(net, state[0], float(t))
+            return v, squared_speed(v)
+
+        tol = setup.dopri_tol
+        x, e = odeint(
+            f,
+            (z, torch.zeros(setup.n, dtype=torch.float64)),
+            torch.tensor([0.0, 1.0], dtype=torch.float64),
+            atol=tol,
+            rtol=tol,
+            method="dopri5",
+        )
+        row["dopri5"] = setup.measure(z, x[-1], e[-1], count[0])
+    return row, {"steps": steps, "seconds": secs}
+
+
+@functools.cache
+def _diffusers_trained(setup, seed, seconds):
+    """diffusers' DDPM training loop: (net, scheduler config, budget), shared by its rows."""
+    from diffusers import DDPMScheduler
+
+    torch.manual_seed(seed)
+    net = setup.build(seed)
+    sched = DDPMScheduler(
+        T, beta_schedule="linear", prediction_type="epsilon", clip_sample=False, **DDPM
+    )
+    opt = torch.optim.Adam(net.parameters(), PEER_LR)
+    g = torch.Generator().manual_seed(seed)
+
+    def step():
+        x1 = setup.source.sample(setup.batch, g)
+        noise = torch.randn(x1.shape, generator=g)
+        k = torch.randint(0, T, (x1.shape[0],), generator=g)
+        xt = sched.add_noise(x1, noise, k).to(setup.device)
+        t = (1.0 - (k + 1) / T).to(setup.device, torch.float32)  # wasserflow's clock
+        loss = ((net(xt, t) - noise.to(setup.device)) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    net.train()
+    steps, secs = _timed_loop(seconds, step)
+    net.eval()
+    return net, sched.config, {"steps": steps, "seconds": secs}
+
+
+def diffusers_ddim(setup, seed, seconds, spacing="leading"):
+    """DDIMScheduler (eta 0) with the given timestep spacing on diffusers' trained net."""
+    from diffusers import DDIMScheduler
+
+    net, config, budget = _diffusers_trained(setup, seed, seconds)
+    sched_wf = get_schedule("ddpm", num_train_timesteps=T, kind="linear", **DDPM)
+
+    def clock(k):  # diffusers' step k on wasserflow's clock; k < 0 is the data (t = 1)
+        return 1.0 if k < 0 else 1.0 - (k + 1) / T
+
+    z = setup.noise(seed + 1)
+    row = {}
+    with torch.no_grad():
+        for n in NFES:
+            sch = DDIMScheduler.from_config(config, timestep_spacing=spacing)
+            sch.set_timesteps(n)
+            x, e, length = z.clone(), torch.zeros(setup.n, dtype=torch.float64), 0.0
+            for k in sch.timesteps:
+                k = int(k)
+                eps = setup.call(net, x, clock(k))
+                x_new = sch.step(eps, k, x).prev_sample
+                s, t = clock(k), clock(k - T // n)
+                e = e + path_segment_energy(x, x_new, s, t, sched_wf)
+                length += t - s
+                x = x_new
+            # the solved interval mapped onto [0, 1]: int |dx/du|^2 du = L int |dx/dt|^2 dt
+            row[n] = setup.measure(z, x, e * length, n)
+    return row, budget
+
+
+_RUNS = tempfile.TemporaryDirectory()
+
+
+def _wf_config(setup, method, seed, steps, overrides):
+    return make_config(
+        method,
+        setup.spec,
+        steps=steps,
+        batch_size=setup.batch,
+        lr=WF_LR,
+        seed=seed,
+        model="unet",
+        model_options=setup.net,
+        overrides=overrides,
+    )
+
+
+def _engine_seconds(folder):
+    """(step, seconds since the loop started) of a run's metrics.jsonl records."""
+    (path,) = Path(folder).rglob("metrics.jsonl")
+    recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [(r["step"], r["seconds"]) for r in recs if "seconds" in r]
+
+
+def wasserflow_row(setup, method, seed, sampler=None, overrides=None, adaptive=False):
+    """Train the engine's ``method`` for setup.seconds (probe-calibrated steps), then
+    ``evaluate_run`` at NFES (and dopri5).
+
+    The probe (40 steps) gives the loop's ms / step (its records' clock, steps 10 to 40) and
+    the fixed cost around it (config checks, model build, checkpoint); the run then takes
+    (seconds - fixed) / ms steps, so its whole wall time (fixed cost included) is the budget."""
+    dev = str(setup.device)
+    over = {**(overrides or {}), "train.log_every": 10}
+    # a 5-step warm-up first: one-time costs of the process (lazy imports) are no run's cost
+    train_run(
+        _wf_config(setup, method, seed, 5, over), tempfile.mkdtemp(dir=_RUNS.name), device=dev
+    )
+    probe = tempfile.mkdtemp(dir=_RUNS.name)
+    t0 = time.perf_counter()
+    train_run(_wf_config(setup, method, seed, 40, over), probe, device=dev)
+    wall = time.perf_counter() - t0
+    rec = dict(_engine_seconds(probe))
+    ms = (rec[40] - rec[10]) / 30 * 1000
+    fixed = wall - rec[40] + rec[10] - 10 * ms / 1000
+    steps = max(1, int((setup.seconds - fixed) * 1000 / ms))
+    d = tempfile.mkdtemp(dir=_RUNS.name)
+    t0 = time.perf_counter()
+    train_run(_wf_config(setup, method, seed, steps, over), d, device=dev)
+    secs = time.perf_counter() - t0
+    rec = _engine_seconds(d)
+    (s_a, t_a), (s_b, t_b) = rec[0], rec[-1]
+    loop_ms = (t_b - t_a) / max(1, s_b - s_a) * 1000
+    run = load_run(d, device=dev)
+    evals = evaluate_run(
+        run,
+        list(NFES),
+        n=setup.n,
+        seed=seed + 1,
+        sampler=sampler,
+        features=setup.features,
+        data=setup.ref,
+    )
+    row = {}
+    for b, ev in zip(NFES, evals):
+        cell = {"fd": ev.fd, "w2": ev.w2, "nfe": ev.nfe}
+        if ev.action is not None:
+            cell.update(
+                pe=ev.action,
+                curvature=ev.straightness,
+                coupling_gap=ev.coupling_gap,
+                w2sq_noise=ev.endpoint_w2_squared,
+            )
+        row[b] = cell
+    if adaptive:  # evaluate_run's adaptive budget at TorchCFM's dopri5 tolerance
+        tol = setup.dopri_tol
+        out = run.sample(
+            setup.n,
+            sampler="dopri5",
+            data_space=False,
+            generator=torch.Generator().manual_seed(seed + 1),
+            options={"atol": tol, "rtol": tol},
+        )
+        x = run.scaler.inverse(out.x.reshape(setup.n, -1)).reshape(out.x.shape).double()
+        row["dopri5"] = setup.measure(out.start, x, out.energy, out.nfe)
+    return row, {
+        "steps": steps,
+        "seconds": secs,
+        "probe_ms": ms,
+        "loop_ms": loop_ms,
+        "fixed_s": fixed,
+    }
+
+
+ROWS = {
+    "wasserflow-otcfm": lambda su, s, sec: wasserflow_row(
+        su, "otcfm", s, overrides=OTCFM_OPTIONS, adaptive=True
+    ),
+    "torchcfm-otcfm": torchcfm_otcfm,
+    "wasserflow-ddpm-fast-dpm": lambda su, s, sec: wasserflow_row(
+        su, "ddpm", s, "dpm_solver", overrides=DIFFUSION_FAST
+    ),
+    "diffusers-ddpm-ddim": lambda su, s, sec: diffusers_ddim(su, s, sec, "leading"),
+    "diffusers-ddpm-ddim-trailing": lambda su, s, sec: diffusers_ddim(su, s, sec, "trailing"),
+}
+"""Rows in the order they run for each seed: each wasserflow row before its peers."""
+PAIRS = {
+    "torchcfm-otcfm": "wasserflow-otcfm",
+    "diffusers-ddpm-ddim": "wasserflow-ddpm-fast-dpm",
+    "diffusers-ddpm-ddim-trailing": "wasserflow-ddpm-fast-dpm",
+}
+"""A peer trains for exactly the wall seconds its wasserflow row took (engine start-up and
+checkpoints included) when that row ran for the seed, else for --seconds."""
+
+
+def _med(vals):
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def _fmt(v, digits=3):
+    if v is None:
+        return "-"
+    return f"{v:.{digits}f}" if abs(v) < 1e4 else f"{v:.3g}"
+
+
+def _ms(budget):
+    """ms per training step: the engine's loop clock (its fixed start-up cost apart, which the
+    budget includes), else wall seconds / steps."""
+    return budget.get("loop_ms") or budget["seconds"] / budget["steps"] * 1000
+
+
+def print_tables(results, per_seed, n, seeds):
+    cols = list(NFES) + ["dopri5"]
+    for metric, title in (("fd", f"FD (digits8 features, n = {n})"), ("w2", f"exact W2 (n = {n})")):
+        print(f"\n## {title}, medians over seeds {seeds}\n")
+        print("| row | " + " | ".join(map(str, cols)) + " (NFE) | train s | steps | ms / step |")
+        print("|---" * (len(cols) + 4) + "|")
+        for name, per in results.items():
+            groups = [(name, list(per.values()))]
+            if per_seed and len(per) > 1:
+                groups += [(f"{name} (seed {s})", [r]) for s, r in per.items()]
+            for label, rs in groups:
+                cells = []
+                for c in cols:
+                    vals = [r["row"].get(c, {}).get(metric) for r in rs]
+                    if all(v is None for v in vals):
+                        cells.append("-")
+                        continue
+                    cell = _fmt(_med(vals))
+                    if c == "dopri5":
+                        cell += f" ({_med([r['row'][c]['nfe'] for r in rs]):.0f})"
+                    cells.append(cell)
+                secs = _med([r["budget"]["seconds"] for r in rs])
+                steps = _med([r["budget"]["steps"] for r in rs])
+                ms = _med([_ms(r["budget"]) for r in rs])
+                print(
+                    f"| {label} | "
+                    + " | ".join(cells)
+                    + f" | {secs:.0f} | {steps:.0f} | {ms:.1f} |",
+                    flush=True,
+                )
+    print(f"\n## path-energy decomposition (model space, n = {n}), medians over seeds\n")
+    print("| row | sampler, NFE | PE | curvature | coupling gap | W2^2(noise, samples) |")
+    print("|---|---|---|---|---|---|")
+    for name, per in results.items():
+        for c in cols:
+            rs = [r["row"][c] for r in per.values() if c in r["row"]]
+            if not rs or "pe" not in rs[0]:
+                continue
+            nfe = _med([r["nfe"] for r in rs])
+            print(
+                f"| {name} | {'dopri5 ' if c == 'dopri5' else ''}{nfe:.0f} | "
+                + " | ".join(
+                    _fmt(_med([r[k] for r in rs]), 2)
+                    for k in ("pe", "curvature", "coupling_gap", "w2sq_noise")
+                )
+                + " |"
+            )
+
+
+def print_targets(results):
+    def fd(name, col, seed):
+        return results.get(name, {}).get(seed, {}).get("row", {}).get(col, {}).get("fd")
+
+    seeds = sorted(set().union(*(set(p) for p in results.values()))) if results else []
+    print("\n## targets (FD; ratio = peer / wasserflow, > 1 means wasserflow is closer)\n")
+    if "wasserflow-otcfm" in results and "torchcfm-otcfm" in results:
+        print("OT-CFM: wasserflow at 2 NFE vs TorchCFM's best NFE (Euler or dopri5)")
+        for s in seeds:
+            ours = fd("wasserflow-otcfm", 2, s)
+            cols = list(NFES) + ["dopri5"]
+            if ours is None or all(fd("torchcfm-otcfm", c, s) is None for c in cols):
+                continue
+            best = min(
+                (fd("torchcfm-otcfm", c, s), c)
+                for c in cols
+                if fd("torchcfm-otcfm", c, s) is not None
+            )
+            print(
+                f"  seed {s}: {ours:.3f} vs {best[0]:.3f} (NFE {best[1]}): "
+                f"ratio {best[0] / ours:.2f}, {'met' if ours < best[0] else 'NOT met'}"
+            )
+    for peer in ("diffusers-ddpm-ddim", "diffusers-ddpm-ddim-trailing"):
+        if "wasserflow-ddpm-fast-dpm" in results and peer in results:
+            print(f"VP diffusion at 8 NFE: wasserflow-ddpm-fast-dpm vs {peer} (target 2x)")
+            for s in seeds:
+                ours, theirs = fd("wasserflow-ddpm-fast-dpm", 8, s), fd(peer, 8, s)
+                if ours is None or theirs is None:
+                    continue
+                r = theirs / ours
+                print(
+                    f"  seed {s}: {ours:.3f} vs {theirs:.3f}: ratio {r:.2f}, "
+                    f"{'met' if r >= 2 else 'NOT met'}"
+                )
+
+
+def _jsonable(results):
+    return {
+        name: {
+            str(s): {
+                "budget": r["budget"],
+                "n": r["n"],
+                "row": {str(c): v for c, v in r["row"].items()},
+            }
+            for s, r in per.items()
+        }
+        for name, per in results.items()
+    }
+
+
+def _from_json(d):
+    """The inverse of :func:`_jsonable` (seeds and NFE columns back to ints)."""
+    return {
+        name: {
+            int(s): {
+                "budget": r["budget"],
+                "n": r.get("n"),
+                "row": {(c if c == "dopri5" else int(c)): v for c, v in r["row"].items()},
+            }
+            for s, r in per.items()
+        }
+        for name, per in d.items()
+    }
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--data",
+        default="digits_images",
+        help="data spec: digits_images, or mnist:PATH (IDX, e.g. the MNIST test set)",
+    )
+    p.add_argument("--net", default="cpu", choices=sorted(NETS))
+    p.add_argument("--seconds", type=float, default=60.0, help="training seconds per row")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument(
+        "--n",
+        type=int,
+        default=1797,
+        help="samples and data images per metric (at most the set's size)",
+    )
+    p.add_argument("--nfes", default=",".join(map(str, NFES)))
+    p.add_argument(
+        "--dopri-tol",
+        type=float,
+        default=1e-4,
+        help="dopri5's atol = rtol (TorchCFM's and wasserflow's rows)",
+    )
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 5 s per row, one seed, 300 samples, NFE 1, 2, 8",
+    )
+    p.add_argument("--only", default="", help="comma-separated subset of: " + ", ".join(ROWS))
+    p.add_argument("--per-seed", action="store_true", help="also print each seed's row")
+    p.add_argument("--json", default=None, help="write every cell to this JSON file")
+    p.add_argument(
+        "--tables",
+        default=None,
+        help="only print the tables of a JSON file written by --json (e.g. of a "
+        "stopped run) and exit",
+    )
+    a = p.parse_args()
+    if a.tables:
+        results = _from_json(json.loads(Path(a.tables).read_text()))
+        seeds = sorted(set().union(*(set(per) for per in results.values())))
+        cols = {c for per in results.values() for r in per.values() for c in r["row"]}
+        NFES[:] = sorted(c for c in cols if isinstance(c, int))
+        n = next(iter(next(iter(results.values())).values()))["n"] or "?"
+        print_tables(results, a.per_seed, n, seeds)
+        print_targets(results)
+        return
+    torch.set_num_threads(a.threads)
+    NFES[:] = [int(k) for k in a.nfes.split(",")]
+    seeds = [int(s) for s in a.seeds.split(",")]
+    seconds, n = a.seconds, a.n
+    if a.quick:
+        seeds, seconds, n, NFES[:] = [0], 5.0, 300, [1, 2, 8]
+    only = [k for k in a.only.split(",") if k]
+    unknown = sorted(set(only) - set(ROWS))
+    if unknown:
+        p.error(f"unknown rows {unknown}: choose among {', '.join(ROWS)}")
+    setup = Setup(a.data, NETS[a.net], seconds, a.batch, n, a.device, a.dopri_tol)
+    nparams = sum(q.numel() for q in setup.build(0).parameters())
+    print(
+        f"# {a.data}: {setup.n} images {setup.shape}; unet {NETS[a.net]} ({nparams:,} "
+        f"parameters); {seconds:g} s of training per row, batch {a.batch}; seeds {seeds}; "
+        f"FD in {setup.features.name} features and W2 at n = {setup.n}; torch threads "
+        f"{a.threads}",
+        flush=True,
+    )
+    results: dict[str, dict[int, dict]] = {}
+    for s in seeds:  # seed by seed, so a stopped run holds whole seeds
+        for name, job in ROWS.items():
+            if only and name not in only:
+                continue
+            t0 = time.perf_counter()
+            pair = results.get(PAIRS.get(name, ""), {}).get(s)
+            row, budget = job(setup, s, pair["budget"]["seconds"] if pair else setup.seconds)
+            results.setdefault(name, {})[s] = {"row": row, "budget": budget, "n": setup.n}
+            results[name] = dict(sorted(results[name].items()))
+            print(
+                f"  {name} seed {s}: {budget['steps']} steps in {budget['seconds']:.1f} s; "
+                f"FD / W2 "
+                + ", ".join(
+                    f"{c}: {_fmt(v.get('fd'))} / {_fmt(v.get('w2'))}" for c, v in row.items()
+                )
+                + f"; row took {time.perf_counter() - t0:.0f} s",
+                flush=True,
+            )
+            if a.json:  # after every row, so a stopped run keeps what it measured
+                from wasserflow._atomic import write_json
+
+                write_json(a.json, _jsonable(results))
+    print_tables(results, a.per_seed, setup.n, seeds)
+    print_targets(results)
+
+
+if __name__ == "__main__":
+    main()
