@@ -7,7 +7,7 @@ models are trained with the engine, then sampled side by side from the same star
   time input, lr 2e-3: benchmarks/README.md's "-fast" settings). Pure samplers: dpm_solver
   (DPM-Solver++ 2M), dpm_solver_3m, unipc, ddim. Hybrid: ``geodesic`` (dpm_solver on a grid
   of equal W2 length estimated from the model's own field on a pilot batch of 256 points,
-  32 pilot steps; the pilot is not counted in the NFE, see wasserflow/samplers/geodesic.py).
+  32 pilot steps; the pilot is not counted in the NFE, see benchmarks/hybrid_geodesic.py).
 * ``icfm``: independent-coupling flow matching on the linear path (whose score is a conversion
   of the velocity). Pure: euler, midpoint, heun. Hybrid: ``flow_pc`` (Euler with a Langevin
   corrector toward p_t, snr 0.1 and 0.05).
@@ -36,6 +36,9 @@ import tempfile
 import time
 
 import torch
+
+import hybrid_flow_pc  # noqa: F401  (registers flow_pc: the sibling module, see the README)
+import hybrid_geodesic  # noqa: F401  (registers geodesic)
 
 from wasserflow.data import make_source
 from wasserflow.engine import load_run, make_config, train_run

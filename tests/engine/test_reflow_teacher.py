@@ -52,7 +52,7 @@ def test_pairs_are_the_teachers_ode_in_the_students_coordinates(teacher, tmp_pat
     assert not torch.allclose(x1, ref.x)  # the scaling was applied
     run = load_run(tmp_path / "s")
     assert not run.context().score_valid  # a reflow model: score samplers are refused
-    assert not run.supports("flow_pc") and run.supports("euler")
+    assert not run.supports("dpm_solver") and run.supports("euler")
 
 
 def test_teacher_on_other_data_or_a_stochastic_sampler_is_refused(teacher, tmp_path):

@@ -32,10 +32,7 @@ in EDM's variables, 1 NFE per step),
 ``euler_maruyama(diffusion, denoise)``, ``predictor_corrector(diffusion, snr, n_corrector,
 denoise)``, ``annealed_langevin(n_steps_each, step_lr, denoise)``, ``energy_langevin(
 n_langevin, step_size, temperature)``, ``jko`` (a JKO flow's blocks inverted; the model's own
-grid), ``flow_pc(n_corrector, snr, step)`` (Euler on a flow with a Langevin / JKO corrector
-toward p_t, the score converted from the velocity), ``geodesic(inner, pilot_size, pilot_steps)``
-(an ODE solver on a grid of equal W2 length estimated on a pilot batch, :func:`geodesic_grid`).
-Single steps: ``ddpm_step``, ``ddim_step``,
+grid). Single steps: ``ddpm_step``, ``ddim_step``,
 ``posterior_coefficients``, ``langevin_step``; ``natural_diffusion_squared(field, t)``.
 
 Grids (pure functions): ``uniform_grid(n_steps, start=0, end=1)``,
@@ -52,8 +49,6 @@ from .dpm_solver import dpm_solver, dpm_solver_3m
 from .edm import edm_heun
 from .energy import energy_field, energy_langevin
 from .field import Field, as_field, time_vector
-from .flow_pc import flow_pc, langevin_corrector
-from .geodesic import GeodesicGrid, geodesic, geodesic_grid
 from .grids import (
     SOLVER_SPACINGS,
     SPACINGS,
@@ -132,9 +127,4 @@ __all__ = [
     "karras_grid",
     "time_at_log_snr",
     "unipc",
-    "flow_pc",
-    "langevin_corrector",
-    "GeodesicGrid",
-    "geodesic",
-    "geodesic_grid",
 ]

@@ -1,4 +1,7 @@
-"""A geodesic time grid: steps of equal W2 length along the model's own probability-flow curve.
+"""Measured and not kept in the library (benchmarks/README.md, hybrid samplers: it loses to the
+best pure sampler at every NFE); registered only when benchmarks/hybrids.py imports it.
+
+A geodesic time grid: steps of equal W2 length along the model's own probability-flow curve.
 
 A W2 geodesic moves at constant speed: |rho'|_{W2}(t) = W2(rho_t, rho_{t+dt}) / dt is constant
 (Benamou & Brenier 2000; Ambrosio, Gigli & Savare 2008, Theorem 8.3.1: the metric derivative
@@ -48,10 +51,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .field import Field, FieldFn, as_field
-from .grids import uniform_grid
-from .registry import get_sampler, register
-from .result import SampleResult, check_start, grid_steps
+from wasserflow.samplers.field import Field, FieldFn, as_field
+from wasserflow.samplers.grids import uniform_grid
+from wasserflow.samplers.registry import get_sampler, register
+from wasserflow.samplers.result import SampleResult, check_start, grid_steps
 
 INNER = ("dpm_solver", "unipc", "euler", "heun")
 """The solvers a geodesic grid can drive (chained 1-D grids)."""

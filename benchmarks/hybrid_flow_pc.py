@@ -1,4 +1,7 @@
-"""A predictor-corrector for flow-matching models: Euler on the flow, a Langevin (JKO) step of
+"""Measured and not kept in the library (benchmarks/README.md, hybrid samplers: it loses to the
+best pure sampler at every NFE); registered only when benchmarks/hybrids.py imports it.
+
+A predictor-corrector for flow-matching models: Euler on the flow, a Langevin (JKO) step of
 the free energy toward the current marginal as the corrector.
 
 The predictor integrates the model's probability-flow ODE dx = v_t(x) dt (Euler,
@@ -44,10 +47,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .field import Field, FieldFn, as_field, time_vector
-from .grids import uniform_grid
-from .registry import budget, register
-from .result import Recorder, SampleResult, check_start, gaussian_noise, grid_steps
+from wasserflow.samplers.field import Field, FieldFn, as_field, time_vector
+from wasserflow.samplers.grids import uniform_grid
+from wasserflow.samplers.registry import budget, register
+from wasserflow.samplers.result import Recorder, SampleResult, check_start, gaussian_noise, grid_steps
 
 
 def _flow_pc_plan(spec, nfe, ctx, options):
