@@ -211,7 +211,7 @@ def faults(base, tmp_path_factory):
     at_step = lambda run, k: lambda f: lines(d / run / "metrics.jsonl") >= k  # noqa: E731
     now = lambda f: True  # noqa: E731
     started = lambda f: (d / "rep" / "config.json").exists()  # noqa: E731
-    sample = ["sample", base, "--n", "60000", "--nfe", "100"]
+    sample = ["sample", base, "--n", "200000", "--nfe", "100"]
     fs = [
         Fault(
             "train-int",
@@ -233,7 +233,7 @@ def faults(base, tmp_path_factory):
             [*sample, "--out", d / "s-int.npy"],
             signal.SIGINT,
             now,
-            POINTS.uniform(0.05, 0.5),
+            POINTS.uniform(3.5, 4.5),  # past the start-up (imports: about 3 s), while it samples
             folder=d,
         ),
         Fault(
@@ -328,7 +328,7 @@ def test_sigint_and_sigkill_in_sampling_leave_no_partial_file(faults):
     out = d / "s-kill.npy"
     assert k.returncode in (0, -signal.SIGKILL), k.err
     if out.exists():  # killed after the rename: the file is whole
-        assert np.load(out).shape == (60000, 2)
+        assert np.load(out).shape == (200000, 2)
     assert not [p for p in d.glob(".s-int.npy.*")]
 
 
