@@ -56,6 +56,18 @@ def test_geodesic_gap_zero_and_others_positive(results):
     assert results["paths"]["verdict"]["holds"] is True
 
 
+def test_learned_flows_meet_the_grid_geodesic(results):
+    """Models trained on gmm2d are compared with the grid Benamou-Brenier geodesic like the
+    oracle paths: OT-CFM's ODE marginals nearer to it than I-CFM's and DDPM's at every time."""
+    gg = results["paths"]["numbers"]["gmm2d"]["grid_geodesic"]
+    fam = {r["method"]: r["family"] for r in gg["learned"].values()}
+    assert fam == {"icfm": "independent-flow", "otcfm": "ot-flow", "ddpm": "diffusion"}
+    w2 = gg["w2"]
+    for i, floor in enumerate(gg["floor_w2"]):
+        assert w2["otcfm (learned)"][i] < min(w2["icfm (learned)"][i], w2["ddpm (learned)"][i])
+        assert all(0.5 * floor < w2[p][i] < 5.0 for p in gg["learned"])
+
+
 def test_closed_forms_match_particles(results):
     g = results["paths"]["numbers"]["gaussian2d"]
     cf = g["closed_form"]

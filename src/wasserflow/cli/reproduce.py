@@ -21,7 +21,7 @@ def _split(text: str | None) -> list[str] | None:
 def reproduce_command(
     experiment: str = typer.Argument(
         None,
-        help="paths, learned, steps, free-energy or denoise-jko (comma-separated; default: all)",
+        help="paths, learned, steps, free-energy, denoise-jko or images (comma-separated; default: all)",
     ),
     profile: str = typer.Option(
         "default",

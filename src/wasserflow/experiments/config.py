@@ -39,6 +39,19 @@ _PROFILES: dict[str, dict[str, Any]] = {
             "n_steps": 40,
             "n_times": 6,
             "grid": {"n": 24, "n_times": 8, "max_iter": 200, "n_w2": 300},
+            # trained on gmm2d, their ODE marginals against the grid geodesic
+            "learned": {
+                "methods": ["icfm", "otcfm", "ddpm"],
+                "steps": 200,
+                "warmup": 20,
+                "width": 48,
+                "depth": 3,
+                "batch_size": 256,
+                "lr": 2e-3,
+                "nfe": 20,
+                "reflow_pairs": 1024,
+                "reflow_nfe": 20,
+            },
         },
         "learned": {
             "data": ["moons"],
@@ -95,6 +108,19 @@ _PROFILES: dict[str, dict[str, Any]] = {
             "n_steps": 50,
             "n_times": 11,
             "grid": {"n": 24, "n_times": 8, "max_iter": 300, "n_w2": 400},
+            # trained on gmm2d, their ODE marginals against the grid geodesic
+            "learned": {
+                "methods": ["icfm", "otcfm", "ddpm"],
+                "steps": 800,
+                "warmup": 50,
+                "width": 64,
+                "depth": 3,
+                "batch_size": 256,
+                "lr": 2e-3,
+                "nfe": 50,
+                "reflow_pairs": 2048,
+                "reflow_nfe": 50,
+            },
         },
         "learned": {
             "data": ["moons"],
@@ -151,6 +177,19 @@ _PROFILES: dict[str, dict[str, Any]] = {
             "n_steps": 100,
             "n_times": 21,
             "grid": {"n": 32, "n_times": 16, "max_iter": 500, "n_w2": 500},
+            # trained on gmm2d, their ODE marginals against the grid geodesic
+            "learned": {
+                "methods": ["icfm", "otcfm", "rectified-flow", "ddpm"],
+                "steps": 1000,
+                "warmup": 100,
+                "width": 128,
+                "depth": 3,
+                "batch_size": 256,
+                "lr": 2e-3,
+                "nfe": 100,
+                "reflow_pairs": 4096,
+                "reflow_nfe": 100,
+            },
         },
         "learned": {
             "data": ["moons"],
@@ -207,6 +246,19 @@ _PROFILES: dict[str, dict[str, Any]] = {
             "n_steps": 400,
             "n_times": 41,
             "grid": {"n": 64, "n_times": 32, "max_iter": 2000, "n_w2": 1000},
+            # trained on gmm2d, their ODE marginals against the grid geodesic
+            "learned": {
+                "methods": ["icfm", "otcfm", "sbcfm", "rectified-flow", "ddpm", "sde-vp"],
+                "steps": 10000,
+                "warmup": 500,
+                "width": 256,
+                "depth": 4,
+                "batch_size": 512,
+                "lr": 2e-3,
+                "nfe": 200,
+                "reflow_pairs": 16384,
+                "reflow_nfe": 100,
+            },
         },
         "learned": {
             "data": ["moons", "8gaussians", "checkerboard"],

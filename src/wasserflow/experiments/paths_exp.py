@@ -24,7 +24,10 @@ At t = 1/4, 1/2, 3/4 each path's particles are compared with the grid geodesic's
 exact W2 (the particles against the cell centres weighted by the density), beside the floor of
 that measure (as many samples of the grid density itself), and the paths whose marginal density
 is closed form (VP, VE, I-CFM: :meth:`MixtureOracle.marginal`) also by L1 on the grid. The
-OT geodesic's particles should be the closest, at the floor.
+OT geodesic's particles should be the closest, at the floor. Trained models meet the same
+reference (:mod:`.paths_learned`): I-CFM, OT-CFM, rectified flow and DDPM trained on ``gmm2d``,
+sampled with their probability-flow ODE from N(0, I), their frames at the same times compared
+by the same W2; the OT-coupled ones should be the closest.
 """
 
 from __future__ import annotations
@@ -57,12 +60,15 @@ from ..paths import (
 from ..samplers import Field, rk4, uniform_grid
 from . import figures
 from .context import Context, ExperimentResult, Verdict, table
+from .paths_learned import learned_trajectories, learned_verdict
 
 CLAIM = (
     "Between the same endpoints the OT geodesic has the least action: its geodesic gap "
     "A - W2^2 is zero, while the diffusion (VP, VE) and independent-coupling (I-CFM) paths "
     "have a strictly positive gap; and to the mixture, the OT geodesic's marginals are the "
-    "ones closest to the exact Benamou-Brenier geodesic computed on a grid."
+    "ones closest to the exact Benamou-Brenier geodesic computed on a grid, and of models "
+    "trained on it the OT-coupled flows' ODE marginals stay closer to that geodesic than the "
+    "independent-coupling flow's and the diffusion model's."
 )
 GEO_TOL = 1e-3  # |gap| / W2^2 below this: zero to discretisation error
 POS_TOL = 1e-2  # gap / W2^2 above this: clearly positive
@@ -195,10 +201,16 @@ def run(ctx: Context) -> ExperimentResult:
         if target == "gaussian2d":
             res["closed_form"] = _closed_forms(mix, _paths(data), nt)
         else:
+            learned = learned_trajectories(ctx, cfg["learned"], cfg["grid"]["n_w2"], (7 / 9, 8 / 9))
+            trajs.update({p: (r["traj"], r["times"]) for p, r in learned.items()})
             ctx.report(f"{target}: grid geodesic (Benamou-Brenier)", 8 / 9)
             res["grid_geodesic"], grid_plot = grid_geodesic_comparison(
                 mix, _paths(data), trajs, cfg["grid"], ctx.generator(300)
             )
+            res["grid_geodesic"]["learned"] = {
+                p: {k: v for k, v in r.items() if k not in ("traj", "times")}
+                for p, r in learned.items()
+            }
         out[target] = res
     return _result(ctx, out, time.perf_counter() - t_start, grid_plot)
 
@@ -316,13 +328,14 @@ def _closed_forms(mix, paths: dict[str, AffinePath], nt: int) -> dict:
 def _grid_verdict(gg: dict) -> tuple[bool, str]:
     """The OT geodesic's particles are the closest to the grid geodesic at every GRID_TIMES."""
     ot = gg["w2"]["OT geodesic"]
-    rivals = [min(gg["w2"][p][i] for p in gg["w2"] if p != "OT geodesic") for i in range(len(ot))]
+    oracle = [p for p in gg["w2"] if p in NAMES and p != "OT geodesic"]
+    rivals = [min(gg["w2"][p][i] for p in oracle) for i in range(len(ot))]
     holds = all(a < b for a, b in zip(ot, rivals))
     fmt = ", ".join
     return holds, (
         f"at t = {fmt(f'{t:g}' for t in gg['times'])} the OT geodesic's particles are "
         f"{'' if holds else 'not always '}the closest to the grid Benamou-Brenier geodesic "
-        f"(W2 {fmt(f'{v:.3f}' for v in ot)}; the next closest path {fmt(f'{v:.3f}' for v in rivals)}; "
+        f"(W2 {fmt(f'{v:.3f}' for v in ot)}; the next closest oracle path {fmt(f'{v:.3f}' for v in rivals)}; "
         f"samples of the grid density itself {fmt(f'{v:.3f}' for v in gg['floor_w2'])})"
     )
 
@@ -338,9 +351,11 @@ def _verdict(out: dict) -> Verdict:
     )
     for t in targets:
         if "grid_geodesic" in out[t]:
-            grid_holds, grid_text = _grid_verdict(out[t]["grid_geodesic"])
-            holds = holds and grid_holds
-            text += f"; to {t}, {grid_text}"
+            gg = out[t]["grid_geodesic"]
+            grid_holds, grid_text = _grid_verdict(gg)
+            learned_holds, learned_text = learned_verdict(gg, gg["learned"])
+            holds = holds and grid_holds and learned_holds
+            text += f"; to {t}, {grid_text}; {learned_text}"
     return Verdict(holds, f"{'holds' if holds else 'does not hold'}: {text}")
 
 
@@ -348,9 +363,11 @@ def _grid_tables_and_figures(ctx: Context, target: str, res: dict, plot: dict | 
     gg = res["grid_geodesic"]
     ts = gg["times"]
     rows = []
-    for p in NAMES:
+    learned = gg["learned"]
+    for p in gg["w2"]:
         l1 = gg["l1"].get(p)
-        rows.append([p, *gg["w2"][p], *(l1 if l1 is not None else ["-"] * len(ts))])
+        label = f"{p}: {learned[p]['sampler']}, {learned[p]['nfe']} NFE" if p in learned else p
+        rows.append([label, *gg["w2"][p], *(l1 if l1 is not None else ["-"] * len(ts))])
     rows.append(["samples of the grid density (floor)", *gg["floor_w2"], *["-"] * len(ts)])
     cols = ["path", *(f"W2 at t = {t:g}" for t in ts), *(f"L1 at t = {t:g}" for t in ts)]
     tables = [
@@ -381,7 +398,10 @@ def _grid_tables_and_figures(ctx: Context, target: str, res: dict, plot: dict | 
             ],
         ),
     ]
-    series = [{"x": ts, "y": gg["w2"][p], "label": p} for p in NAMES]
+    series = [
+        {"x": ts, "y": gg["w2"][p], "label": p, **({"style": "--o"} if p in learned else {})}
+        for p in gg["w2"]
+    ]
     series.append({"x": ts, "y": gg["floor_w2"], "label": "floor (grid samples)", "style": "k--"})
     figs = [
         figures.curves(
@@ -546,5 +566,8 @@ def _result(
             "(Papadakis, Peyre & Oudet 2014) between the two densities on [-5, 5]^2; W2 compares "
             "the first particles of each path with the cell centres weighted by the grid "
             "density (exact OT), L1 the grid density with the closed-form marginal density.",
+            "Learned rows (dashed in the figure): the method trained on gmm2d with the profile's "
+            "paths.learned budget, its ODE sampler's frame nearest each t; the same W2 and floor "
+            "as the oracle paths'.",
         ],
     )
