@@ -8,7 +8,8 @@ net(x, t) with t on wasserflow's clock: t = 0 noise, t = 1 data; sinusoidal embe
 
 * ``torchcfm-otcfm``: TorchCFM's ``ExactOptimalTransportConditionalFlowMatcher(sigma=0)`` in
   its usual loop (Adam 1e-3, batch B, no EMA; the TorchCFM net(t, x) convention becomes
-  net(x, t) here), sampled with Euler (k equal steps = k NFE) and torchdiffeq's dopri5.
+  net(x, t) here), sampled with Euler (k equal steps = k NFE), torchdiffeq's dopri5 and
+  torchdiffeq's fixed-grid midpoint rule (k / 2 steps = k NFE, k = 2, 4, 8).
 * ``diffusers-ddpm-ddim``: diffusers' DDPM training loop (DDPMScheduler, 1,000 linear betas
   1e-4..0.02, epsilon, clip_sample False, Adam 1e-3, batch B), the network given diffusers'
   integer step k as wasserflow's clock t = 1 - (k + 1) / 1000; sampled with DDIMScheduler
@@ -16,7 +17,10 @@ net(x, t) with t on wasserflow's clock: t = 0 noise, t = 1 data; sinusoidal embe
   (Lin et al. 2023; the better choice at few steps).
 * ``wasserflow-otcfm``: the engine's ``otcfm`` recipe (exact minibatch OT coupling, EMA,
   warm-up, cosine decay, clipping) with times t = u^3 (denser near the noise) and lr 2e-3,
-  Euler and dopri5 (the engine's ``dopri5`` sampler at the tolerance of TorchCFM's row).
+  Euler, dopri5 (the engine's ``dopri5`` sampler at the tolerance of TorchCFM's row) and the
+  engine's ``midpoint`` sampler at 2, 4, 8 NFE (the same rule as TorchCFM's midpoint column).
+* ``wasserflow-otcfm-block``: the same with exact OT on blocks of 1,024 pairs served for 8
+  epochs (``coupling.ot_batch``, ``coupling.ot_reuse``), TorchCFM's pair in the OT-CFM target.
 * ``wasserflow-ddpm-fast-dpm``: the engine's ``ddpm`` recipe (the very VP path of diffusers'
   row: DDPM's discrete linear betas) with velocity prediction, the log-SNR as the network's time
   input and lr 2e-3 (benchmarks/README.md's "-fast" settings), sampled with the deterministic
@@ -89,6 +93,16 @@ from wasserflow.paths.schedules import get_schedule
 from wasserflow.samplers.kinetic import path_segment_energy, squared_speed
 
 NFES = [1, 2, 4, 8, 16, 32, 100]
+MIDPOINT = [2, 4, 8]
+"""Budgets of the explicit midpoint rule (2 NFE per step) for the OT-CFM rows of both libraries
+(the engine's ``midpoint`` sampler; torchdiffeq's ``method="midpoint"`` for TorchCFM's net)."""
+
+
+def mid(k):
+    """The column of the midpoint rule at k NFE."""
+    return f"midpoint {k}"
+
+
 NETS = {
     # 2 shared CPU cores, 8 x 8 digits: the CPU protocol (evaluation at n = 1,797 costs ~0.3 s
     # per network call with 8 channels, ~0.6 s with 16, on this machine)
@@ -240,6 +254,15 @@ def torchcfm_otcfm(setup, seed, seconds):
             method="dopri5",
         )
         row["dopri5"] = setup.measure(z, x[-1], e[-1], count[0])
+        for k in MIDPOINT:  # torchdiffeq's fixed-grid midpoint rule, k / 2 steps
+            count[0] = 0
+            x, e = odeint(
+                f,
+                (z, torch.zeros(setup.n, dtype=torch.float64)),
+                torch.linspace(0.0, 1.0, k // 2 + 1, dtype=torch.float64),
+                method="midpoint",
+            )
+            row[mid(k)] = setup.measure(z, x[-1], e[-1], count[0])
     return row, {"steps": steps, "seconds": secs}
 
 
@@ -327,9 +350,11 @@ def _engine_seconds(folder):
     return [(r["step"], r["seconds"]) for r in recs if "seconds" in r]
 
 
-def wasserflow_row(setup, method, seed, sampler=None, overrides=None, adaptive=False):
+def wasserflow_row(
+    setup, method, seed, sampler=None, overrides=None, adaptive=False, midpoint=False
+):
     """Train the engine's ``method`` for setup.seconds (probe-calibrated steps), then
-    ``evaluate_run`` at NFES (and dopri5).
+    ``evaluate_run`` at NFES (and dopri5; and the ``midpoint`` sampler at MIDPOINT).
 
     The probe (40 steps) gives the loop's ms / step (its records' clock, steps 10 to 40) and
     the fixed cost around it (config checks, model build, checkpoint); the run then takes
@@ -365,8 +390,20 @@ def wasserflow_row(setup, method, seed, sampler=None, overrides=None, adaptive=F
         features=setup.features,
         data=setup.ref,
     )
+    cols = list(NFES)
+    if midpoint:
+        cols += [mid(k) for k in MIDPOINT]
+        evals += evaluate_run(
+            run,
+            list(MIDPOINT),
+            n=setup.n,
+            seed=seed + 1,
+            sampler="midpoint",
+            features=setup.features,
+            data=setup.ref,
+        )
     row = {}
-    for b, ev in zip(NFES, evals):
+    for b, ev in zip(cols, evals):
         cell = {"fd": ev.fd, "w2": ev.w2, "nfe": ev.nfe}
         if ev.action is not None:
             cell.update(
@@ -398,10 +435,10 @@ def wasserflow_row(setup, method, seed, sampler=None, overrides=None, adaptive=F
 
 ROWS = {
     "wasserflow-otcfm": lambda su, s, sec: wasserflow_row(
-        su, "otcfm", s, overrides=OTCFM_OPTIONS, adaptive=True
+        su, "otcfm", s, overrides=OTCFM_OPTIONS, adaptive=True, midpoint=True
     ),
     "wasserflow-otcfm-block": lambda su, s, sec: wasserflow_row(
-        su, "otcfm", s, overrides=OTCFM_BLOCK, adaptive=True
+        su, "otcfm", s, overrides=OTCFM_BLOCK, adaptive=True, midpoint=True
     ),
     "torchcfm-otcfm": torchcfm_otcfm,
     "wasserflow-ddpm-fast-dpm": lambda su, s, sec: wasserflow_row(
@@ -437,8 +474,14 @@ def _ms(budget):
     return budget.get("loop_ms") or budget["seconds"] / budget["steps"] * 1000
 
 
+def _columns(results):
+    """NFES, dopri5, then the midpoint columns where some row has them."""
+    have = {c for per in results.values() for r in per.values() for c in r["row"]}
+    return list(NFES) + ["dopri5"] + [mid(k) for k in MIDPOINT if mid(k) in have]
+
+
 def print_tables(results, per_seed, n, seeds):
-    cols = list(NFES) + ["dopri5"]
+    cols = _columns(results)
     for metric, title in (("fd", f"FD (digits8 features, n = {n})"), ("w2", f"exact W2 (n = {n})")):
         print(f"\n## {title}, medians over seeds {seeds}\n")
         print("| row | " + " | ".join(map(str, cols)) + " (NFE) | train s | steps | ms / step |")
@@ -467,6 +510,7 @@ def print_tables(results, per_seed, n, seeds):
                     + f" | {secs:.0f} | {steps:.0f} | {ms:.1f} |",
                     flush=True,
                 )
+    mids = {mid(k) for k in MIDPOINT}
     print(f"\n## path-energy decomposition (model space, n = {n}), medians over seeds\n")
     print("| row | sampler, NFE | PE | curvature | coupling gap | W2^2(noise, samples) |")
     print("|---|---|---|---|---|---|")
@@ -477,7 +521,8 @@ def print_tables(results, per_seed, n, seeds):
                 continue
             nfe = _med([r["nfe"] for r in rs])
             print(
-                f"| {name} | {'dopri5 ' if c == 'dopri5' else ''}{nfe:.0f} | "
+                f"| {name} | {'dopri5 ' if c == 'dopri5' else 'midpoint ' if c in mids else ''}"
+                f"{nfe:.0f} | "
                 + " | ".join(
                     _fmt(_med([r[k] for r in rs]), 2)
                     for k in ("pe", "curvature", "coupling_gap", "w2sq_noise")
@@ -494,20 +539,21 @@ def print_targets(results):
     print("\n## targets (FD; ratio = peer / wasserflow, > 1 means wasserflow is closer)\n")
     ot_row = "wasserflow-otcfm-block" if "wasserflow-otcfm-block" in results else "wasserflow-otcfm"
     if ot_row in results and "torchcfm-otcfm" in results:
-        print(f"OT-CFM: {ot_row} at 2 NFE vs TorchCFM's best NFE (Euler or dopri5)")
+        print(
+            f"OT-CFM: {ot_row} at 2 NFE (Euler or midpoint) vs TorchCFM's best at any NFE "
+            "(Euler, midpoint or dopri5)"
+        )
+        cols = _columns(results)
         for s in seeds:
-            ours = fd(ot_row, 2, s)
-            cols = list(NFES) + ["dopri5"]
-            if ours is None or all(fd("torchcfm-otcfm", c, s) is None for c in cols):
+            two = [(fd(ot_row, c, s), c) for c in (2, mid(2)) if fd(ot_row, c, s) is not None]
+            theirs = [(fd("torchcfm-otcfm", c, s), c) for c in cols]
+            theirs = [x for x in theirs if x[0] is not None]
+            if not two or not theirs:
                 continue
-            best = min(
-                (fd("torchcfm-otcfm", c, s), c)
-                for c in cols
-                if fd("torchcfm-otcfm", c, s) is not None
-            )
+            ours, best = min(two), min(theirs)
             print(
-                f"  seed {s}: {ours:.3f} vs {best[0]:.3f} (NFE {best[1]}): "
-                f"ratio {best[0] / ours:.2f}, {'met' if ours < best[0] else 'NOT met'}"
+                f"  seed {s}: {ours[0]:.3f} ({ours[1]}) vs {best[0]:.3f} ({best[1]}): "
+                f"ratio {best[0] / ours[0]:.2f}, {'met' if ours[0] < best[0] else 'NOT met'}"
             )
     for peer in ("diffusers-ddpm-ddim", "diffusers-ddpm-ddim-trailing"):
         if "wasserflow-ddpm-fast-dpm" in results and peer in results:
@@ -544,7 +590,7 @@ def _from_json(d):
             int(s): {
                 "budget": r["budget"],
                 "n": r.get("n"),
-                "row": {(c if c == "dopri5" else int(c)): v for c, v in r["row"].items()},
+                "row": {(int(c) if c.isdigit() else c): v for c, v in r["row"].items()},
             }
             for s, r in per.items()
         }
@@ -607,7 +653,7 @@ def main():
     seeds = [int(s) for s in a.seeds.split(",")]
     seconds, n = a.seconds, a.n
     if a.quick:
-        seeds, seconds, n, NFES[:] = [0], 5.0, 300, [1, 2, 8]
+        seeds, seconds, n, NFES[:], MIDPOINT[:] = [0], 5.0, 300, [1, 2, 8], [2]
     only = [k for k in a.only.split(",") if k]
     unknown = sorted(set(only) - set(ROWS))
     if unknown:
