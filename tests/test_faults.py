@@ -205,7 +205,19 @@ def _fork_main(argv: list[str], err_fd: int) -> int:
 
 @pytest.fixture(scope="module")
 def faults(base, tmp_path_factory):
-    """Start every signalled process at once, signal each at its seeded point, collect them."""
+    """Start every signalled process at once, signal each at its seeded point, collect them.
+
+    Python's own SIGINT handler is installed here first: a test run started in the background
+    by a non-interactive shell inherits SIGINT ignored, and a spawned child would keep ignoring
+    it (an exec resets handled signals to their default, not ignored ones)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield _signalled(base, tmp_path_factory)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _signalled(base, tmp_path_factory):
     d = tmp_path_factory.mktemp("signals")
     k_int, k_kill = POINTS.randint(40, 200), POINTS.randint(40, 150)
     at_step = lambda run, k: lambda f: lines(d / run / "metrics.jsonl") >= k  # noqa: E731
