@@ -18,14 +18,13 @@ import time
 import torch
 
 from .. import _atomic
-from ..engine import RunConfig, load_run, make_config
-from ..engine.build import with_block_steps
+from ..engine import RunConfig, load_run
 from ..geometry import exact_ot
 from ..metrics import ADAPTIVE, evaluate_run, fresh_data
 from ..samplers import adaptive_sampler
 from . import figures
 from .context import Context, ExperimentResult, Verdict, table
-from .training import train_and_load
+from .training import profile_config, train_and_load
 
 CLAIM = (
     "Every model family, however trained, reaches the data measure: at its best NFE its "
@@ -69,20 +68,7 @@ def _one(ctx: Context, data: str, method: str, cfg: dict, frac: tuple[float, flo
     cache = run_dir / "reproduce.json"
     if cache.exists():
         return json.loads(cache.read_text())
-    rc = make_config(
-        method,
-        data,
-        steps=cfg["steps"],
-        batch_size=cfg["batch_size"],
-        lr=cfg["lr"],
-        warmup=cfg["warmup"],
-        seed=ctx.seed,
-        width=cfg["width"],
-        depth=cfg["depth"],
-    )
-    rc = with_block_steps(
-        rc.with_overrides({k: v for k, v in _overrides(cfg).items() if rc.has(k)})
-    )
+    rc = profile_config(method, data, cfg, ctx.seed, _overrides(cfg))
     run, train_seconds = train_and_load(ctx, rc, run_dir, f"{data}: training {method}", frac)
     n = cfg["n_eval"]
     own, ode = run.default_sampler, run.ode_sampler

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import torch
 
-from ..engine import make_config
-from ..engine.build import with_block_steps
 from .context import Context
 from .learned import family
-from .training import train_and_load
+from .training import profile_config, train_and_load
 
 DATA = "gmm2d"
 
@@ -34,19 +32,8 @@ def learned_trajectories(ctx: Context, cfg: dict, n: int, frac: tuple[float, flo
     methods = list(cfg["methods"])
     out: dict = {}
     for i, m in enumerate(methods):
-        rc = make_config(
-            m,
-            DATA,
-            steps=cfg["steps"],
-            batch_size=cfg["batch_size"],
-            lr=cfg["lr"],
-            warmup=cfg["warmup"],
-            seed=ctx.seed,
-            width=cfg["width"],
-            depth=cfg["depth"],
-        )
         over = {"reflow.pairs": cfg["reflow_pairs"], "reflow.nfe": cfg["reflow_nfe"]}
-        rc = with_block_steps(rc.with_overrides({k: v for k, v in over.items() if rc.has(k)}))
+        rc = profile_config(m, DATA, cfg, ctx.seed, over)
         step = (hi - lo) / len(methods)
         run, seconds = train_and_load(
             ctx,

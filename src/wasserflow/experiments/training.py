@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..engine import RunConfig, load_run, train_run
+from ..engine import RunConfig, load_run, make_config, train_run
+from ..engine.build import with_block_steps
 from .context import Context
 
 
@@ -34,3 +35,21 @@ def train_and_load(
     seconds = time.perf_counter() - t0
     ctx.report(f"{label}: sampling", lo + 0.75 * (hi - lo))
     return load_run(run_dir, device=ctx.device), seconds
+
+
+def profile_config(method: str, data: str, cfg: dict, seed: int, overrides: dict) -> RunConfig:
+    """The run configuration of ``method`` on ``data`` at a profile's MLP budget (``cfg``:
+    steps, batch_size, lr, warmup, width, depth), with the ``overrides`` the run has (dotted
+    keys; others skipped) and the JKO flow's block steps."""
+    rc = make_config(
+        method,
+        data,
+        steps=cfg["steps"],
+        batch_size=cfg["batch_size"],
+        lr=cfg["lr"],
+        warmup=cfg["warmup"],
+        seed=seed,
+        width=cfg["width"],
+        depth=cfg["depth"],
+    )
+    return with_block_steps(rc.with_overrides({k: v for k, v in overrides.items() if rc.has(k)}))
