@@ -209,3 +209,7 @@ def test_images_section_decomposes_the_path_energy(results):
             if r["nfe"] == 1:
                 assert abs(curv) <= 1e-9 * pe, m
     assert any(f["file"].endswith("images-decomposition.png") for f in im["figures"])
+    for m, rec in im["numbers"]["runs"].items():  # the midpoint rule beside Euler at 2 and 4 NFE
+        assert [r["nfe_requested"] for r in rec["midpoint"]] == [2, 4], m
+        assert all(r["sampler"] == "midpoint" and r["fd"] > 0 for r in rec["midpoint"]), m
+    assert any("midpoint" in t["title"] for t in im["tables"])

@@ -16,6 +16,12 @@ samples). Two claims are checked, each with a computed verdict:
 * steps: the NFE at which FD comes within 10 % of its converged value (the largest NFE) is
   smaller, in median, for the OT-coupled flows than for the diffusion models.
 
+Beside Euler, every method is also sampled with the explicit midpoint rule at the profile's
+budgets of 2 and 4 NFE (one and two steps), reported in a table, not in a verdict: one midpoint
+step on the linear path returns 2 D_1/2(x_1/2) - D_0(x0), D_t the denoiser E[x1 | x_t], where
+2 Euler steps return D_1/2(x_1/2), so it sharpens; benchmarks/README.md measures it on the
+digits UNet (FD below the converged ODE's, W2 above).
+
 FD is biased upward at finite n and comparable only at equal n: every table states n.
 """
 
@@ -42,6 +48,7 @@ CLAIM = (
     "fewest NFE."
 )
 WITHIN = 0.10
+MIDPOINT = (2, 4)  # the budgets (where the profile has them) compared with Euler's
 OT = ("ot-flow",)
 OTHERS = ("diffusion", "independent-flow")
 
@@ -85,11 +92,16 @@ def _one(ctx: Context, method: str, cfg: dict, extractor, ref, frac) -> dict:
     rows = evaluate_run(
         run, nfes, n=n, seed=ctx.seed, sampler=ode, features=extractor, data=ref, on_samples=keep
     )
+    mids = [k for k in cfg["nfes"] if k in MIDPOINT] if run.supports("midpoint") else []
+    mid = evaluate_run(
+        run, mids, n=n, seed=ctx.seed, sampler="midpoint", features=extractor, data=ref
+    )
     rec = {
         "method": method,
         "family": family(run.config),
         "train_seconds": train_seconds,
         "ode": [r.to_dict() for r in rows],
+        "midpoint": [r.to_dict() for r in mid],
         "tiles": tiles,
     }
     _atomic.write_json(cache, rec)
@@ -181,6 +193,36 @@ def _verdicts(out: dict) -> tuple[Verdict, dict]:
     return Verdict(holds, f"{'holds' if holds else 'does not hold'}: {text}"), summary
 
 
+def _midpoint_table(out: dict, n: int) -> list[dict]:
+    """Euler against the midpoint rule at equal NFE (FD and W2), for the runs that have both."""
+    # runs cached before the midpoint rows existed have none
+    mid = {m: {r["nfe_requested"]: r for r in rec.get("midpoint", [])} for m, rec in out.items()}
+    ks = sorted({k for rows in mid.values() for k in rows})
+    if not ks:
+        return []
+    euler = {m: {r["nfe_requested"]: r for r in rec["ode"]} for m, rec in out.items()}
+    cols = ["method", "family"]
+    for k in ks:
+        cols += [f"FD Euler {k}", f"FD midpoint {k}", f"W2 Euler {k}", f"W2 midpoint {k}"]
+    rows = []
+    for m, rec in out.items():
+        if not mid[m]:
+            continue
+        row = [m, rec["family"]]
+        for k in ks:
+            e, q = euler[m].get(k), mid[m].get(k)
+            row += [e and e["fd"], q and q["fd"], e and e["w2"], q and q["w2"]]
+        rows.append(row)
+    return [
+        table(
+            f"Euler against the midpoint rule at equal NFE (FD and exact W2, n = {n}); on the "
+            "linear path one midpoint step is 2 D_1/2 - D_0, an extrapolation that sharpens",
+            cols,
+            rows,
+        )
+    ]
+
+
 def _result(
     ctx: Context, cfg: dict, out: dict, n_data: int, extractor_name: str, seconds: float
 ) -> ExperimentResult:
@@ -216,6 +258,7 @@ def _result(
             ["method", "family"] + nfes,
             fd_rows,
         ),
+        *_midpoint_table(out, n),
         table(
             f"Path-energy decomposition of the solved ODE (model space, n = {n}): "
             "path energy = curvature + coupling gap + W2^2(noise, samples)",
