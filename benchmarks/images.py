@@ -480,9 +480,12 @@ def _columns(results):
     return list(NFES) + ["dopri5"] + [mid(k) for k in MIDPOINT if mid(k) in have]
 
 
-def print_tables(results, per_seed, n, seeds):
+def print_tables(results, per_seed, n, seeds, features="digits8"):
     cols = _columns(results)
-    for metric, title in (("fd", f"FD (digits8 features, n = {n})"), ("w2", f"exact W2 (n = {n})")):
+    for metric, title in (
+        ("fd", f"FD ({features} features, n = {n})"),
+        ("w2", f"exact W2 (n = {n})"),
+    ):
         print(f"\n## {title}, medians over seeds {seeds}\n")
         print("| row | " + " | ".join(map(str, cols)) + " (NFE) | train s | steps | ms / step |")
         print("|---" * (len(cols) + 4) + "|")
@@ -575,6 +578,7 @@ def _jsonable(results):
             str(s): {
                 "budget": r["budget"],
                 "n": r["n"],
+                "features": r["features"],
                 "row": {str(c): v for c, v in r["row"].items()},
             }
             for s, r in per.items()
@@ -590,6 +594,7 @@ def _from_json(d):
             int(s): {
                 "budget": r["budget"],
                 "n": r.get("n"),
+                "features": r.get("features", "digits8"),  # files written before it was kept
                 "row": {(int(c) if c.isdigit() else c): v for c, v in r["row"].items()},
             }
             for s, r in per.items()
@@ -644,8 +649,9 @@ def main():
         seeds = sorted(set().union(*(set(per) for per in results.values())))
         cols = {c for per in results.values() for r in per.values() for c in r["row"]}
         NFES[:] = sorted(c for c in cols if isinstance(c, int))
-        n = next(iter(next(iter(results.values())).values()))["n"] or "?"
-        print_tables(results, a.per_seed, n, seeds)
+        first = next(iter(next(iter(results.values())).values()))
+        n = first["n"] or "?"
+        print_tables(results, a.per_seed, n, seeds, first["features"])
         print_targets(results)
         return
     torch.set_num_threads(a.threads)
@@ -675,7 +681,12 @@ def main():
             t0 = time.perf_counter()
             pair = results.get(PAIRS.get(name, ""), {}).get(s)
             row, budget = job(setup, s, pair["budget"]["seconds"] if pair else setup.seconds)
-            results.setdefault(name, {})[s] = {"row": row, "budget": budget, "n": setup.n}
+            results.setdefault(name, {})[s] = {
+                "row": row,
+                "budget": budget,
+                "n": setup.n,
+                "features": setup.features.name,
+            }
             results[name] = dict(sorted(results[name].items()))
             print(
                 f"  {name} seed {s}: {budget['steps']} steps in {budget['seconds']:.1f} s; "
@@ -690,7 +701,7 @@ def main():
                 from wasserflow._atomic import write_json
 
                 write_json(a.json, _jsonable(results))
-    print_tables(results, a.per_seed, setup.n, seeds)
+    print_tables(results, a.per_seed, setup.n, seeds, setup.features.name)
     print_targets(results)
 
 
