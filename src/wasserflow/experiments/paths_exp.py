@@ -60,7 +60,7 @@ from ..paths import (
 from ..samplers import Field, rk4, uniform_grid
 from . import figures
 from .context import Context, ExperimentResult, Verdict, table
-from .paths_learned import learned_trajectories, learned_verdict
+from .paths_learned import learned_panels, learned_trajectories, learned_verdict
 
 CLAIM = (
     "Between the same endpoints the OT geodesic has the least action: its geodesic gap "
@@ -207,6 +207,13 @@ def run(ctx: Context) -> ExperimentResult:
             res["grid_geodesic"], grid_plot = grid_geodesic_comparison(
                 mix, _paths(data), trajs, cfg["grid"], ctx.generator(300)
             )
+            grid_plot["learned"] = {
+                p: [
+                    r["traj"][int(torch.argmin((r["times"] - t).abs())), :200].numpy()
+                    for t in GRID_TIMES
+                ]
+                for p, r in learned.items()
+            }
             res["grid_geodesic"]["learned"] = {
                 p: {k: v for k, v in r.items() if k not in ("traj", "times")}
                 for p, r in learned.items()
@@ -415,6 +422,8 @@ def _grid_tables_and_figures(ctx: Context, target: str, res: dict, plot: dict | 
     ]
     if plot is not None:
         figs.append(_density_panels(ctx, target, plot, ts))
+        if plot["learned"]:
+            figs.append(learned_panels(ctx, target, plot, ts))
     return tables, figs
 
 
