@@ -17,17 +17,11 @@ c = alpha^2 s^2 + sigma^2 moves with the linear field v = (c' / 2c) x, so
 which for the linear path is |m|^2 + sum int (t s^2 - (1 - t))^2 / ((1 - t)^2 + t^2 s^2) dt;
 W2^2 of the ends is the Bures formula; the geodesic's action is W2^2 (gap 0).
 
-The exact reference path to the mixture: the Benamou-Brenier geodesic between the densities of
-N(0, I) and ``gmm2d`` on a grid over [-5, 5]^2, solved by proximal splitting
-(:func:`~wasserflow.geometry.benamou_brenier`; its action is W2^2 of the two grid densities).
-At t = 1/4, 1/2, 3/4 each path's particles are compared with the grid geodesic's density by
-exact W2 (the particles against the cell centres weighted by the density), beside the floor of
-that measure (as many samples of the grid density itself), and the paths whose marginal density
-is closed form (VP, VE, I-CFM: :meth:`MixtureOracle.marginal`) also by L1 on the grid. The
-OT geodesic's particles should be the closest, at the floor. Trained models meet the same
-reference (:mod:`.paths_learned`): I-CFM, OT-CFM, rectified flow and DDPM trained on ``gmm2d``,
-sampled with their probability-flow ODE from N(0, I), their frames at the same times compared
-by the same W2; the OT-coupled ones should be the closest.
+The exact reference path to the mixture is the Benamou-Brenier geodesic between the densities
+of N(0, I) and ``gmm2d``, solved on a grid (:mod:`.paths_grid`), which every path's marginals
+at t = 1/4, 1/2, 3/4 meet: the OT geodesic's particles should be the closest, at the floor. So
+do trained models (:mod:`.paths_learned`: I-CFM, OT-CFM, rectified flow and DDPM trained on
+``gmm2d``, sampled with their probability-flow ODE); the OT-coupled ones should be the closest.
 """
 
 from __future__ import annotations
@@ -38,14 +32,11 @@ import time
 import torch
 from scipy.integrate import quad
 
-from .._plot import pyplot
 from ..data import get_mixture
 from ..geometry import (
-    benamou_brenier,
     exact_ot,
     gaussian_geodesic,
     gaussian_w2_squared,
-    regular_grid,
     trajectory_geometry,
 )
 from ..paths import (
@@ -60,7 +51,8 @@ from ..paths import (
 from ..samplers import Field, rk4, uniform_grid
 from . import figures
 from .context import Context, ExperimentResult, Verdict, table
-from .paths_learned import learned_panels, learned_trajectories, learned_verdict
+from .paths_grid import GRID_TIMES, grid_geodesic_comparison, grid_tables_and_figures, grid_verdict
+from .paths_learned import learned_trajectories, learned_verdict
 
 CLAIM = (
     "Between the same endpoints the OT geodesic has the least action: its geodesic gap "
@@ -75,8 +67,6 @@ POS_TOL = 1e-2  # gap / W2^2 above this: clearly positive
 
 
 T_END = {"VP": 1.0 - 1e-4}  # the VP field has d sigma / dt -> inf at t = 1 (sigma = 0)
-GRID_TIMES = (0.25, 0.5, 0.75)  # where the paths' marginals meet the grid geodesic
-GRID_HALF_WIDTH = 5.0  # the grid covers [-5, 5]^2: N(0, I) and gmm2d to 1e-6 of their mass
 NAMES = ("VP", "VE", "I-CFM", "OT geodesic")
 
 
@@ -222,77 +212,6 @@ def run(ctx: Context) -> ExperimentResult:
     return _result(ctx, out, time.perf_counter() - t_start, grid_plot)
 
 
-def _grid_atoms_w2(x: torch.Tensor, points: torch.Tensor, density) -> float:
-    """Exact W2 between particles x and the cell centres weighted by a grid density (cells
-    below 1e-9 of the largest weight dropped)."""
-    w = torch.as_tensor(density, dtype=torch.float64).reshape(-1).clamp_min(0.0)
-    keep = w > 1e-9 * w.max()
-    return exact_ot(x.to(torch.float64), points[keep], None, w[keep] / w[keep].sum()).w2
-
-
-def _sample_grid(points, spacing, density, m: int, g: torch.Generator) -> torch.Tensor:
-    """m samples of a grid density, constant on each cell."""
-    w = torch.as_tensor(density, dtype=torch.float64).reshape(-1).clamp_min(0.0)
-    idx = torch.multinomial(w / w.sum(), m, replacement=True, generator=g)
-    jitter = torch.rand(m, points.shape[1], generator=g, dtype=torch.float64) - 0.5
-    return points[idx] + jitter * torch.tensor(spacing, dtype=torch.float64)
-
-
-def grid_geodesic_comparison(
-    mix, paths: dict[str, AffinePath], trajs: dict, gcfg: dict, g: torch.Generator
-) -> tuple[dict, dict]:
-    """The Benamou-Brenier geodesic from N(0, I) to ``mix`` on a grid, and each path's marginal
-    at GRID_TIMES against it: W2 of the particles (``trajs``: name -> (trajectory, times)) to
-    the grid density, the floor of that W2 (samples of the grid density itself), and L1 on the
-    grid for the paths with a closed-form marginal density. Returns the numbers (JSON) and the
-    figure's arrays (the density frames at t = 0, GRID_TIMES, 1 and OT geodesic particles)."""
-    n, P = int(gcfg["n"]), int(gcfg["n_times"])
-    grid = regular_grid(-GRID_HALF_WIDTH, GRID_HALF_WIDTH, (n, n))
-    pts = grid.points()
-    rho0 = torch.exp(-0.5 * (pts**2).sum(1)).reshape(n, n).numpy()
-    rho1 = mix.log_prob(pts).exp().reshape(n, n).numpy()
-    t0 = time.perf_counter()
-    bb = benamou_brenier(rho0, rho1, grid, n_times=P, max_iter=int(gcfg["max_iter"]))
-    seconds = time.perf_counter() - t0
-    m = int(gcfg["n_w2"])
-    frames, w2, l1, floor = [], {p: [] for p in trajs}, {p: [] for p in paths}, []
-    for t in GRID_TIMES:
-        k = int(round(t * P))
-        f = bb.density[k]
-        frames.append(f)
-        for p, (traj, times) in trajs.items():
-            j = int(torch.argmin((times - t).abs()))
-            w2[p].append(_grid_atoms_w2(traj[j, :m], pts, f))
-        for p, path in paths.items():
-            exact = MixtureOracle(mix, path).marginal(float(bb.times[k])).log_prob(pts).exp()
-            diff = (torch.as_tensor(f).reshape(-1) - exact).abs().sum()
-            l1[p].append(float(diff * grid.cell_volume))
-        floor.append(_grid_atoms_w2(_sample_grid(pts, grid.spacing, f, m, g), pts, f))
-    return {
-        "grid": {"lower": grid.lower, "upper": grid.upper, "shape": grid.shape},
-        "n_times": P,
-        "times": [float(bb.times[int(round(t * P))]) for t in GRID_TIMES],
-        "action": bb.action,
-        "residual": bb.residual,
-        "iterations": bb.iterations,
-        "converged": bb.converged,
-        "max_mass_error": float(abs(bb.mass - 1.0).max()),
-        "seconds": seconds,
-        "n_w2": m,
-        "w2": w2,
-        "l1": l1,
-        "floor_w2": floor,
-    }, {
-        "extent": [grid.lower[0], grid.upper[0], grid.lower[1], grid.upper[1]],
-        "frames": [bb.density[0], *frames, bb.density[-1]],
-        "particles": [
-            traj[int(torch.argmin((times - t).abs())), :200].numpy()
-            for t in GRID_TIMES
-            for traj, times in [trajs["OT geodesic"]]
-        ],
-    }
-
-
 def _closed_forms(mix, paths: dict[str, AffinePath], nt: int) -> dict:
     m, S = mix.means[0], mix.covs[0]
     eye, zero = torch.eye(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)
@@ -332,21 +251,6 @@ def _closed_forms(mix, paths: dict[str, AffinePath], nt: int) -> dict:
     return cf
 
 
-def _grid_verdict(gg: dict) -> tuple[bool, str]:
-    """The OT geodesic's particles are the closest to the grid geodesic at every GRID_TIMES."""
-    ot = gg["w2"]["OT geodesic"]
-    oracle = [p for p in gg["w2"] if p in NAMES and p != "OT geodesic"]
-    rivals = [min(gg["w2"][p][i] for p in oracle) for i in range(len(ot))]
-    holds = all(a < b for a, b in zip(ot, rivals))
-    fmt = ", ".join
-    return holds, (
-        f"at t = {fmt(f'{t:g}' for t in gg['times'])} the OT geodesic's particles are "
-        f"{'' if holds else 'not always '}the closest to the grid Benamou-Brenier geodesic "
-        f"(W2 {fmt(f'{v:.3f}' for v in ot)}; the next closest oracle path {fmt(f'{v:.3f}' for v in rivals)}; "
-        f"samples of the grid density itself {fmt(f'{v:.3f}' for v in gg['floor_w2'])})"
-    )
-
-
 def _verdict(out: dict) -> Verdict:
     targets = [t for t in out if "OT geodesic" in out[t]]
     geo = max(abs(out[t]["OT geodesic"]["relative_gap"]) for t in targets)
@@ -359,93 +263,11 @@ def _verdict(out: dict) -> Verdict:
     for t in targets:
         if "grid_geodesic" in out[t]:
             gg = out[t]["grid_geodesic"]
-            grid_holds, grid_text = _grid_verdict(gg)
+            grid_holds, grid_text = grid_verdict(gg)
             learned_holds, learned_text = learned_verdict(gg, gg["learned"])
             holds = holds and grid_holds and learned_holds
             text += f"; to {t}, {grid_text}; {learned_text}"
     return Verdict(holds, f"{'holds' if holds else 'does not hold'}: {text}")
-
-
-def _grid_tables_and_figures(ctx: Context, target: str, res: dict, plot: dict | None):
-    gg = res["grid_geodesic"]
-    ts = gg["times"]
-    rows = []
-    learned = gg["learned"]
-    for p in gg["w2"]:
-        l1 = gg["l1"].get(p)
-        label = f"{p}: {learned[p]['sampler']}, {learned[p]['nfe']} NFE" if p in learned else p
-        rows.append([label, *gg["w2"][p], *(l1 if l1 is not None else ["-"] * len(ts))])
-    rows.append(["samples of the grid density (floor)", *gg["floor_w2"], *["-"] * len(ts)])
-    cols = ["path", *(f"W2 at t = {t:g}" for t in ts), *(f"L1 at t = {t:g}" for t in ts)]
-    tables = [
-        table(f"N(0, I) to {target}: each path's marginal against the grid geodesic", cols, rows),
-        table(
-            f"The grid Benamou-Brenier geodesic N(0, I) to {target} (reference path)",
-            [
-                "grid",
-                "time steps",
-                "iterations",
-                "residual",
-                "action (grid W2^2)",
-                "W2^2 ends (exact OT, particles)",
-                "mass error",
-                "seconds",
-            ],
-            [
-                [
-                    " x ".join(str(v) for v in gg["grid"]["shape"]),
-                    gg["n_times"],
-                    gg["iterations"],
-                    gg["residual"],
-                    gg["action"],
-                    res["OT geodesic"]["endpoint_w2_squared"],
-                    gg["max_mass_error"],
-                    gg["seconds"],
-                ]
-            ],
-        ),
-    ]
-    series = [
-        {"x": ts, "y": gg["w2"][p], "label": p, **({"style": "--o"} if p in learned else {})}
-        for p in gg["w2"]
-    ]
-    series.append({"x": ts, "y": gg["floor_w2"], "label": "floor (grid samples)", "style": "k--"})
-    figs = [
-        figures.curves(
-            ctx.figures,
-            f"paths-{target}-grid-w2",
-            f"W2 between each path's marginal and the grid Benamou-Brenier geodesic to {target}",
-            series,
-            xlabel="t",
-            ylabel="W2 to the grid geodesic",
-        )
-    ]
-    if plot is not None:
-        figs.append(_density_panels(ctx, target, plot, ts))
-        if plot["learned"]:
-            figs.append(learned_panels(ctx, target, plot, ts))
-    return tables, figs
-
-
-def _density_panels(ctx: Context, target: str, plot: dict, ts: list[float]) -> dict[str, str]:
-    plt = pyplot()
-    times = [0.0, *ts, 1.0]
-    fig, axes = plt.subplots(1, len(times), figsize=(2.4 * len(times), 2.6))
-    for i, (ax, f, t) in enumerate(zip(axes, plot["frames"], times)):
-        ax.imshow(f.T, origin="lower", extent=plot["extent"], cmap="viridis")
-        if 0 < i < len(times) - 1:
-            q = plot["particles"][i - 1]
-            ax.plot(q[:, 0], q[:, 1], ".", color="w", markersize=1.5, alpha=0.8)
-        ax.set_title(f"t = {t:g}", fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    return figures.save(
-        fig,
-        ctx.figures,
-        f"paths-{target}-grid-geodesic",
-        f"The grid Benamou-Brenier geodesic from N(0, I) to {target} (density), with the OT "
-        "geodesic's particles (white) at the same times",
-    )
 
 
 def _result(
@@ -528,7 +350,7 @@ def _result(
             )
         )
         if "grid_geodesic" in res:
-            more_tables, more_figs = _grid_tables_and_figures(ctx, target, res, grid_plot)
+            more_tables, more_figs = grid_tables_and_figures(ctx, target, res, grid_plot)
             tables += more_tables
             figs += more_figs
     if "gaussian2d" in out:

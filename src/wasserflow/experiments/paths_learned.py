@@ -7,7 +7,7 @@ marginals rho_t stay to the Benamou-Brenier geodesic between the same densities?
 the profile's ``paths.learned.methods`` trains on ``gmm2d`` (resumably, under
 ``<out>/runs/paths-gmm2d/<method>``), then samples from N(0, I) with its deterministic ODE
 sampler, and the frames at t = 1/4, 1/2, 3/4 are compared with the grid geodesic by
-:func:`.paths_exp.grid_geodesic_comparison`, like the oracle paths' particles. Minibatch-OT
+:func:`.paths_grid.grid_geodesic_comparison`, like the oracle paths' particles. Minibatch-OT
 training (OT-CFM, Tong et al. 2023) and reflow (rectified flow, Liu et al. 2023) couple noise
 and data nearly as the Brenier map does, so their marginals should sit near the McCann
 interpolant; independent pairs (I-CFM) and the VP diffusion path pass elsewhere.
