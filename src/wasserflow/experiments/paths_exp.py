@@ -51,8 +51,14 @@ from ..paths import (
 from ..samplers import Field, rk4, uniform_grid
 from . import figures
 from .context import Context, ExperimentResult, Verdict, table
-from .paths_grid import GRID_TIMES, grid_geodesic_comparison, grid_tables_and_figures, grid_verdict
-from .paths_learned import learned_trajectories, learned_verdict
+from .paths_grid import (
+    GRID_TIMES,
+    grid_geodesic_comparison,
+    grid_tables_and_figures,
+    grid_verdict,
+    learned_verdict,
+)
+from .paths_learned import learned_trajectories
 
 CLAIM = (
     "Between the same endpoints the OT geodesic has the least action: its geodesic gap "
@@ -264,7 +270,7 @@ def _verdict(out: dict) -> Verdict:
         if "grid_geodesic" in out[t]:
             gg = out[t]["grid_geodesic"]
             grid_holds, grid_text = grid_verdict(gg)
-            learned_holds, learned_text = learned_verdict(gg, gg["learned"])
+            learned_holds, learned_text = learned_verdict(gg)
             holds = holds and grid_holds and learned_holds
             text += f"; to {t}, {grid_text}; {learned_text}"
     return Verdict(holds, f"{'holds' if holds else 'does not hold'}: {text}")

@@ -21,7 +21,6 @@ from ..geometry import benamou_brenier, exact_ot, regular_grid
 from ..paths import AffinePath, MixtureOracle
 from . import figures
 from .context import Context, table
-from .paths_learned import learned_panels
 
 GRID_TIMES = (0.25, 0.5, 0.75)  # where the paths' marginals meet the grid geodesic
 GRID_HALF_WIDTH = 5.0  # the grid covers [-5, 5]^2: N(0, I) and gmm2d to 1e-6 of their mass
@@ -98,11 +97,16 @@ def grid_geodesic_comparison(
     }
 
 
+def _nearest(w2: dict, names: list[str], n: int) -> list[float]:
+    """At each of the n compared times, the smallest W2 to the grid geodesic among ``names``."""
+    return [min(w2[p][i] for p in names) for i in range(n)]
+
+
 def grid_verdict(gg: dict) -> tuple[bool, str]:
     """The OT geodesic's particles are the closest to the grid geodesic at every GRID_TIMES."""
     ot = gg["w2"]["OT geodesic"]
     oracle = [p for p in gg["w2"] if p not in gg["learned"] and p != "OT geodesic"]
-    rivals = [min(gg["w2"][p][i] for p in oracle) for i in range(len(ot))]
+    rivals = _nearest(gg["w2"], oracle, len(ot))
     holds = all(a < b for a, b in zip(ot, rivals))
     fmt = ", ".join
     return holds, (
@@ -110,6 +114,26 @@ def grid_verdict(gg: dict) -> tuple[bool, str]:
         f"{'' if holds else 'not always '}the closest to the grid Benamou-Brenier geodesic "
         f"(W2 {fmt(f'{v:.3f}' for v in ot)}; the next closest oracle path {fmt(f'{v:.3f}' for v in rivals)}; "
         f"samples of the grid density itself {fmt(f'{v:.3f}' for v in gg['floor_w2'])})"
+    )
+
+
+def learned_verdict(gg: dict) -> tuple[bool, str]:
+    """At every compared time, the closest learned OT-coupled flow ("ot-flow" family) is nearer
+    the grid geodesic than every learned independent-coupling flow and diffusion model."""
+    learned = gg["learned"]
+    ot = [p for p, r in learned.items() if r["family"] == "ot-flow"]
+    rest = [p for p, r in learned.items() if r["family"] in ("independent-flow", "diffusion")]
+    if not ot or not rest:
+        return True, "too few learned families to compare"
+    best = _nearest(gg["w2"], ot, len(gg["times"]))
+    rival = _nearest(gg["w2"], rest, len(gg["times"]))
+    holds = all(a < b for a, b in zip(best, rival))
+    fmt = ", ".join
+    methods = fmt(learned[p]["method"] for p in ot)
+    return holds, (
+        f"the learned OT-coupled flows ({methods}) are {'' if holds else 'not always '}closer "
+        "to it than the learned independent-coupling and diffusion models (W2 "
+        f"{fmt(f'{v:.3f}' for v in best)} against {fmt(f'{v:.3f}' for v in rival)})"
     )
 
 
@@ -174,22 +198,50 @@ def grid_tables_and_figures(ctx: Context, target: str, res: dict, plot: dict | N
     return tables, figs
 
 
+def _panel(ax, frame, extent: list[float], particles, title: str) -> None:
+    """One density frame of the grid geodesic, with particles (white) when given."""
+    ax.imshow(frame.T, origin="lower", extent=extent, cmap="viridis")
+    if particles is not None:
+        ax.plot(particles[:, 0], particles[:, 1], ".", color="w", markersize=1.5, alpha=0.8)
+    ax.set_xlim(extent[:2])  # particles outside the grid stay out of view
+    ax.set_ylim(extent[2:])
+    ax.set_title(title, fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 def _density_panels(ctx: Context, target: str, plot: dict, ts: list[float]) -> dict[str, str]:
     plt = pyplot()
     times = [0.0, *ts, 1.0]
     fig, axes = plt.subplots(1, len(times), figsize=(2.4 * len(times), 2.6))
     for i, (ax, f, t) in enumerate(zip(axes, plot["frames"], times)):
-        ax.imshow(f.T, origin="lower", extent=plot["extent"], cmap="viridis")
-        if 0 < i < len(times) - 1:
-            q = plot["particles"][i - 1]
-            ax.plot(q[:, 0], q[:, 1], ".", color="w", markersize=1.5, alpha=0.8)
-        ax.set_title(f"t = {t:g}", fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        q = plot["particles"][i - 1] if 0 < i < len(times) - 1 else None
+        _panel(ax, f, plot["extent"], q, f"t = {t:g}")
     return figures.save(
         fig,
         ctx.figures,
         f"paths-{target}-grid-geodesic",
         f"The grid Benamou-Brenier geodesic from N(0, I) to {target} (density), with the OT "
         "geodesic's particles (white) at the same times",
+    )
+
+
+def learned_panels(ctx: Context, target: str, plot: dict, ts: list[float]) -> dict[str, str]:
+    """One row per learned model: the grid geodesic's density at ``ts`` with the model's ODE
+    particles at the same times (``plot["learned"]``: name -> particles per time)."""
+    plt = pyplot()
+    names = list(plot["learned"])
+    fig, axes = plt.subplots(
+        len(names), len(ts), figsize=(2.4 * len(ts), 2.4 * len(names)), squeeze=False
+    )
+    for r, name in enumerate(names):
+        for c, t in enumerate(ts):
+            q = plot["learned"][name][c]
+            _panel(axes[r][c], plot["frames"][c + 1], plot["extent"], q, f"{name}, t = {t:g}")
+    return figures.save(
+        fig,
+        ctx.figures,
+        f"paths-{target}-grid-geodesic-learned",
+        f"The grid Benamou-Brenier geodesic to {target} (density) with each trained model's "
+        "ODE particles (white) at the same times",
     )

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import torch
 
-from .._plot import pyplot
-from . import figures
 from .context import Context
 from .learned import family
 from .training import profile_config, train_and_load
@@ -68,53 +66,3 @@ def learned_trajectories(ctx: Context, cfg: dict, n: int, frac: tuple[float, flo
             "train_seconds": seconds,
         }
     return out
-
-
-def learned_verdict(gg: dict, learned: dict) -> tuple[bool, str]:
-    """At every compared time, the closest learned OT-coupled flow ("ot-flow" family) is nearer
-    the grid geodesic than every learned independent-coupling flow and diffusion model."""
-    w2 = gg["w2"]
-    ot = [p for p, r in learned.items() if r["family"] == "ot-flow"]
-    rest = [p for p, r in learned.items() if r["family"] in ("independent-flow", "diffusion")]
-    if not ot or not rest:
-        return True, "too few learned families to compare"
-    best = [min(w2[p][i] for p in ot) for i in range(len(gg["times"]))]
-    rival = [min(w2[p][i] for p in rest) for i in range(len(gg["times"]))]
-    holds = all(a < b for a, b in zip(best, rival))
-    fmt = ", ".join
-    return holds, (
-        f"the learned OT-coupled flows ({fmt(r['method'] for r in learned.values() if r['family'] == 'ot-flow')}) "
-        f"are {'' if holds else 'not always '}closer to it than the learned independent-coupling "
-        f"and diffusion models (W2 {fmt(f'{v:.3f}' for v in best)} against "
-        f"{fmt(f'{v:.3f}' for v in rival)})"
-    )
-
-
-def learned_panels(ctx: Context, target: str, plot: dict, ts: list[float]) -> dict[str, str]:
-    """One row per learned model: the grid geodesic's density at ``ts`` with the model's ODE
-    particles at the same times (``plot["learned"]``: name -> particles per time)."""
-    plt = pyplot()
-    names = list(plot["learned"])
-    fig, axes = plt.subplots(
-        len(names), len(ts), figsize=(2.4 * len(ts), 2.4 * len(names)), squeeze=False
-    )
-    for r, name in enumerate(names):
-        for c, t in enumerate(ts):
-            ax = axes[r][c]
-            ax.imshow(
-                plot["frames"][c + 1].T, origin="lower", extent=plot["extent"], cmap="viridis"
-            )
-            q = plot["learned"][name][c]
-            ax.plot(q[:, 0], q[:, 1], ".", color="w", markersize=1.5, alpha=0.8)
-            ax.set_xlim(plot["extent"][:2])  # particles outside the grid stay out of view
-            ax.set_ylim(plot["extent"][2:])
-            ax.set_title(f"{name}, t = {t:g}", fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
-    return figures.save(
-        fig,
-        ctx.figures,
-        f"paths-{target}-grid-geodesic-learned",
-        f"The grid Benamou-Brenier geodesic to {target} (density) with each trained model's "
-        "ODE particles (white) at the same times",
-    )
