@@ -344,7 +344,11 @@ def benamou_brenier(
         n_times: P, the number of time steps (the density path has P + 1 frames).
         max_iter: the iteration budget.
         tol: stop once the constraint residual |I(U) - V| / |V| and the relative change of the
-            iterate (U, V) are both below it.
+            iterate (U, V) are both below it. Where the densities nearly vanish on part of the
+            box the residual decays only about like 1 / iterations: N(0, I) to the ``gmm2d``
+            mixture on 32 x 32 cells x 16 steps gave 3.2e-5, 1.5e-5, 7.2e-6 and 3.6e-6 after
+            500, 1,000, 2,000 and 4,000 iterations while the action moved by 3e-4 (relative),
+            so ``converged`` stays False at such budgets; read ``residual_history``.
         gamma: the Douglas-Rachford step for the first ``polish_from`` of ``max_iter``, relative
             to the largest endpoint density (J is 1-homogeneous, so this makes it scale-free).
             A large step moves the path quickly towards the geodesic but leaves the constraint
