@@ -101,6 +101,57 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
 
 
+@dataclass
+class _RunFiles:
+    """What one training call writes: the checkpoint (None: nothing on disk), the metrics log
+    (None: nothing on disk, or not the main rank, which alone writes), and the step of the last
+    good checkpoint (``saved``), named when training diverges."""
+
+    checkpoint: Path | None
+    metrics: Path | None
+    main: bool
+    saved: int | None = None
+
+    @classmethod
+    def open(cls, run_dir: str | Path | None, main: bool) -> _RunFiles:
+        if run_dir is None:
+            return cls(None, None, main)
+        run = Path(run_dir)
+        if main:
+            run.mkdir(parents=True, exist_ok=True)
+        return cls(run / "checkpoint.safetensors", run / "metrics.jsonl" if main else None, main)
+
+    def has_checkpoint(self) -> bool:
+        return self.checkpoint is not None and self.checkpoint.exists()
+
+    def start(self, step: int) -> None:
+        """Training (re)starts at ``step``: metrics records past it are dropped."""
+        self.saved = step if self.has_checkpoint() else None
+        if self.metrics is not None:
+            truncate_metrics(self.metrics, step)
+
+    def save(self, step: int, model, ema, opt, rng: dict[str, Tensor], cfg: TrainConfig) -> None:
+        if self.main:
+            save_training_state(self.checkpoint, model, ema, opt, rng, step, cfg)
+        self.saved = step
+
+    def log(self, record: dict) -> None:
+        with open(self.metrics, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def diverged(self, value: float, step: int, lr: float) -> TrainingDiverged:
+        kept = self.saved is not None
+        where = f"; the last good checkpoint is {self.checkpoint}" if kept else ""
+        return TrainingDiverged(
+            f"loss became {value} at step {step}{where}: lower the learning rate "
+            f"(now {lr:g}) or clip gradients",
+            step=step,
+            checkpoint=self.checkpoint if kept else None,
+            checkpoint_step=self.saved,
+            lr=lr,
+        )
+
+
 def train(
     model: nn.Module,
     loss_fn: LossFn,
@@ -135,7 +186,6 @@ def train(
     A NaN or inf loss raises :class:`TrainingDiverged` (with the step, the last good
     checkpoint and its step) before the step is taken.
     """
-    run = Path(run_dir) if run_dir is not None else None
     main = ranks is None or ranks.main
     if ranks is not None:
         check_batch(cfg.batch_size, ranks.world)
@@ -143,18 +193,11 @@ def train(
     gen = rand.objective
     opt = acc.optimizer(model, cfg.lr, cfg.weight_decay, cfg.fused)
     ema = EMA(model, cfg.ema_decay)
+    files = _RunFiles.open(run_dir, main)
     start = 0
-    ckpt_path = run / "checkpoint.safetensors" if run else None
-    if resume and ckpt_path is not None and ckpt_path.exists():
-        start = load_training_state(ckpt_path, model, ema, opt, rand, cfg, may_differ)
-    saved = start if ckpt_path is not None and ckpt_path.exists() else None
-    metrics_path = run / "metrics.jsonl" if run else None
-    if run is not None and main:
-        run.mkdir(parents=True, exist_ok=True)
-    if metrics_path is not None and main:
-        truncate_metrics(metrics_path, start)
-    else:
-        metrics_path = None
+    if resume and files.has_checkpoint():
+        start = load_training_state(files.checkpoint, model, ema, opt, rand, cfg, may_differ)
+    files.start(start)
     rand.check_ranks(ranks)
     # after loading: DDP starts from the (equal) weights of every rank
     net, rows = acc.network(
@@ -175,7 +218,7 @@ def train(
                 group["lr"] = lr
             # the checkpoint of step k is written in step k once its loss is known finite, so
             # every checkpoint kept is one a lower learning rate can continue from
-            due = ckpt_path is not None and step > start and step % cfg.checkpoint_every == 0
+            due = files.checkpoint is not None and step > start and step % cfg.checkpoint_every == 0
             rng = rand.state() if due else None
             batch = sample_data(cfg.batch_size, rand.data)
             if rand.resident:
@@ -188,20 +231,10 @@ def train(
             else:  # this rank's rows; DDP averages the gradients, the value over ranks
                 loss = per[rows].mean()
                 value = ranks.mean(loss)
-            if due and math.isfinite(value):
-                if main:
-                    save_training_state(ckpt_path, model, ema, opt, rng, step, cfg)
-                saved = step
             if not math.isfinite(value):
-                where = f"; the last good checkpoint is {ckpt_path}" if saved is not None else ""
-                raise TrainingDiverged(
-                    f"loss became {value} at step {step}{where}: lower the learning rate "
-                    f"(now {cfg.lr:g}) or clip gradients",
-                    step=step,
-                    checkpoint=ckpt_path if saved is not None else None,
-                    checkpoint_step=saved,
-                    lr=cfg.lr,
-                )
+                raise files.diverged(value, step, cfg.lr)
+            if due:
+                files.save(step, model, ema, opt, rng, cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             norm = None
@@ -215,14 +248,11 @@ def train(
             losses.append(value)
             done = step + 1
             record = {"step": done, "loss": value, "lr": lr, "grad_norm": gnorm}
-            if metrics_path is not None and (done % cfg.log_every == 0 or done == cfg.steps):
+            if files.metrics is not None and (done % cfg.log_every == 0 or done == cfg.steps):
                 record["seconds"] = time.perf_counter() - t0
-                with open(metrics_path, "a") as f:
-                    f.write(json.dumps(record) + "\n")
-            if ckpt_path is not None and done == cfg.steps:
-                if main:
-                    save_training_state(ckpt_path, model, ema, opt, rand.state(), done, cfg)
-                saved = done
+                files.log(record)
+            if done == cfg.steps and files.checkpoint is not None:
+                files.save(done, model, ema, opt, rand.state(), cfg)
             if progress is not None:
                 progress(done, record)
     finally:
