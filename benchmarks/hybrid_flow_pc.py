@@ -50,7 +50,13 @@ from torch import Tensor
 from wasserflow.samplers.field import Field, FieldFn, as_field, time_vector
 from wasserflow.samplers.grids import uniform_grid
 from wasserflow.samplers.registry import budget, register
-from wasserflow.samplers.result import Recorder, SampleResult, check_start, gaussian_noise, grid_steps
+from wasserflow.samplers.result import (
+    Recorder,
+    SampleResult,
+    check_start,
+    grid_steps,
+)
+from wasserflow.samplers.sde import langevin_corrector
 
 
 def _flow_pc_plan(spec, nfe, ctx, options):
@@ -58,28 +64,6 @@ def _flow_pc_plan(spec, nfe, ctx, options):
     nc = int(spec.option(options, "n_corrector"))
     steps = max(1, (budget(nfe) + nc) // (1 + nc))
     return uniform_grid(steps, 0.0, ctx.t_end), options
-
-
-def langevin_corrector(
-    field: Field,
-    x: Tensor,
-    t: float,
-    generator: torch.Generator | None,
-    *,
-    snr: float = 0.1,
-    step: float | None = None,
-) -> Tensor:
-    """One Langevin (JKO) step toward p_t: x + eps s_t(x) + sqrt(2 eps) z (module doc), with
-    eps = ``step`` or 2 (snr |z| / |s|)^2 from batch-mean norms. One field evaluation."""
-    s = field.score(x, time_vector(t, x))
-    z = gaussian_noise(x, generator)
-    if step is None:
-        s_norm = s.reshape(s.shape[0], -1).norm(dim=1).mean()
-        z_norm = z.reshape(z.shape[0], -1).norm(dim=1).mean()
-        eps = 2.0 * (snr * z_norm / s_norm) ** 2
-    else:
-        eps = torch.as_tensor(float(step), dtype=x.dtype)
-    return x + eps * s + (2.0 * eps).sqrt() * z
 
 
 @register(

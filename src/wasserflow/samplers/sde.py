@@ -99,6 +99,29 @@ def langevin_step(x: Tensor, score: Tensor, step: Tensor | float, noise: Tensor)
     return x + step * score + (2.0 * step) ** 0.5 * noise
 
 
+def langevin_corrector(
+    field: Field,
+    x: Tensor,
+    t: float,
+    generator: torch.Generator | None,
+    *,
+    snr: float,
+    step: float | None = None,
+) -> Tensor:
+    """One Langevin corrector step toward p_t (Song et al. 2021, Algorithm 5): x + eps s_t(x)
+    + sqrt(2 eps) z, with eps = ``step``, or 2 (snr |z| / |s|)^2 from the batch-mean norms of
+    the score s and the noise z. One field evaluation."""
+    s = field.score(x, time_vector(t, x))
+    z = gaussian_noise(x, generator)
+    if step is None:
+        s_norm = s.reshape(s.shape[0], -1).norm(dim=1).mean()
+        z_norm = z.reshape(z.shape[0], -1).norm(dim=1).mean()
+        eps = 2.0 * (snr * z_norm / s_norm) ** 2
+    else:
+        eps = torch.as_tensor(float(step), dtype=x.dtype)
+    return langevin_step(x, s, eps, z)
+
+
 def _pc_plan(spec, nfe, ctx, options):
     """n_corrector + 1 evaluations per step, uniform steps to ``t_end``."""
     per = 1 + int(spec.option(options, "n_corrector"))
@@ -139,12 +162,7 @@ def predictor_corrector(
     K = t_from.shape[0]
     for k, (a, b) in enumerate(zip(t_from.tolist(), t_to.tolist(), strict=True)):
         for _ in range(n_corrector):
-            s = field.score(x, time_vector(a, x))
-            z = gaussian_noise(x, generator)
-            s_norm = s.reshape(s.shape[0], -1).norm(dim=1).mean()
-            z_norm = z.reshape(z.shape[0], -1).norm(dim=1).mean()
-            step = 2.0 * (snr * z_norm / s_norm) ** 2
-            x = langevin_step(x, s, step, z)
+            x = langevin_corrector(field, x, a, generator, snr=snr)
             rec.nfe += 1
         x = _em_step(field, x, a, b, diffusion, generator, not (denoise and k == K - 1))
         rec.nfe += 1
