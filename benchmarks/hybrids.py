@@ -35,10 +35,10 @@ import statistics
 import tempfile
 import time
 
-import torch
-
 import hybrid_flow_pc  # noqa: F401  (registers flow_pc: the sibling module, see the README)
 import hybrid_geodesic  # noqa: F401  (registers geodesic)
+import torch
+from images import NETS
 
 from wasserflow.data import make_source
 from wasserflow.engine import load_run, make_config, train_run
@@ -47,14 +47,7 @@ from wasserflow.metrics import feature_extractor, frechet_distance, path_energy_
 
 NFES = [2, 4, 8]
 FAST = {"prediction": "velocity", "time_input": "logsnr"}
-UNET_CPU = {
-    "channels": 8,
-    "channel_mult": [1, 2],
-    "num_res_blocks": 1,
-    "attention_resolutions": [],
-    "num_heads": 1,
-    "groups": 4,
-}
+UNET_CPU = NETS["cpu"]
 """benchmarks/images.py's CPU UNet (8 channels, levels 8 and 4)."""
 
 ROWS = {

@@ -237,32 +237,24 @@ def torchcfm_otcfm(setup, seed, seconds):
                 v = setup.call(net, x, i / k)
                 x, e = x + v / k, e + squared_speed(v) / k
             row[k] = setup.measure(z, x, e, k)
-        count = [0]
 
-        def f(t, state):
-            count[0] += 1
-            v = setup.call(net, state[0], float(t))
-            return v, squared_speed(v)
+        def solve(times, **kw):
+            """torchdiffeq on (x, kinetic energy) from z: the cell of its end."""
+            count = [0]
+
+            def f(t, state):
+                count[0] += 1
+                v = setup.call(net, state[0], float(t))
+                return v, squared_speed(v)
+
+            start = (z, torch.zeros(setup.n, dtype=torch.float64))
+            x, e = odeint(f, start, times.to(torch.float64), **kw)
+            return setup.measure(z, x[-1], e[-1], count[0])
 
         tol = setup.dopri_tol
-        x, e = odeint(
-            f,
-            (z, torch.zeros(setup.n, dtype=torch.float64)),
-            torch.tensor([0.0, 1.0], dtype=torch.float64),
-            atol=tol,
-            rtol=tol,
-            method="dopri5",
-        )
-        row["dopri5"] = setup.measure(z, x[-1], e[-1], count[0])
+        row["dopri5"] = solve(torch.tensor([0.0, 1.0]), atol=tol, rtol=tol, method="dopri5")
         for k in MIDPOINT:  # torchdiffeq's fixed-grid midpoint rule, k / 2 steps
-            count[0] = 0
-            x, e = odeint(
-                f,
-                (z, torch.zeros(setup.n, dtype=torch.float64)),
-                torch.linspace(0.0, 1.0, k // 2 + 1, dtype=torch.float64),
-                method="midpoint",
-            )
-            row[mid(k)] = setup.measure(z, x[-1], e[-1], count[0])
+            row[mid(k)] = solve(torch.linspace(0.0, 1.0, k // 2 + 1), method="midpoint")
     return row, {"steps": steps, "seconds": secs}
 
 
