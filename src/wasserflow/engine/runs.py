@@ -346,11 +346,7 @@ class TrainedRun:
 
     def supports(self, sampler: str) -> bool:
         """Whether ``sampler`` can drive this run (:meth:`SamplerSpec.check`)."""
-        try:
-            get_sampler(sampler).check(self.context())
-        except ValueError:
-            return False
-        return True
+        return get_sampler(sampler).supports(self.context())
 
     def budgets(self, nfes: list[int | None], sampler: str | None = None) -> list[int | None]:
         """The NFE budgets of ``nfes`` that ``sampler`` (default: the run's) can take here."""

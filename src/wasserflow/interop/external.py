@@ -134,11 +134,7 @@ class ExternalModel:
 
     def supports(self, sampler: str) -> bool:
         """Whether ``sampler`` can drive this model (:meth:`SamplerSpec.check`)."""
-        try:
-            get_sampler(sampler).check(self._context)
-        except ValueError:
-            return False
-        return True
+        return get_sampler(sampler).supports(self._context)
 
     def budgets(self, nfes: list[int | None], sampler: str | None = None) -> list[int | None]:
         """The NFE budgets of ``nfes`` that ``sampler`` (default: the model's) can take here."""

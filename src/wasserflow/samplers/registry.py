@@ -164,6 +164,14 @@ class SamplerSpec:
                 f"sampler ({alt})"
             )
 
+    def supports(self, ctx: SamplingContext) -> bool:
+        """Whether this sampler can drive the model ``ctx`` describes (:meth:`check` passes)."""
+        try:
+            self.check(ctx)
+        except ValueError:
+            return False
+        return True
+
     def make_plan(
         self, nfe: int | None, ctx: SamplingContext, options: Mapping[str, Any] | None = None
     ) -> SamplingPlan:
