@@ -13,16 +13,21 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as serialize
 
-from .._atomic import atomic_path
+from .._atomic import write_bytes
 
 
 def save(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict) -> None:
-    """Write tensors and JSON-serialisable metadata atomically (temporary file, then rename)."""
+    """Write tensors and JSON-serialisable metadata atomically (temporary file, then rename).
+
+    The file is serialised in memory and written through :func:`~wasserflow._atomic.write_bytes`
+    (our one temporary file, ``.<name>.*``, which a resumed run sweeps): safetensors'
+    ``save_file`` writes through a temporary file of its own (``.tmpXXXXXX``, safetensors
+    0.8), which a process killed mid-write would leave in the run folder."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"wasserflow": json.dumps(metadata)})
+    write_bytes(path, serialize(tensors, metadata={"wasserflow": json.dumps(metadata)}))
 
 
 def load(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:

@@ -128,14 +128,13 @@ class SmallCNN(nn.Module):
 def save_feature_net(path: str | os.PathLike, net: SmallCNN, info: dict) -> None:
     """Write ``net``'s weights and ``info`` (JSON-serialisable: name, data split, accuracy ...)
     as one safetensors file, atomically; the architecture is stored beside ``info``."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save as serialize
 
-    from .._atomic import atomic_path
+    from .._atomic import write_bytes
 
     meta = {**info, "architecture": net.spec.to_dict(), "format": 1}
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta, sort_keys=True)})
+    write_bytes(path, serialize(tensors, metadata={META_KEY: json.dumps(meta, sort_keys=True)}))
 
 
 def load_feature_net(path: str | os.PathLike) -> tuple[SmallCNN, dict]:
