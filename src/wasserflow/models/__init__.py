@@ -43,7 +43,7 @@ for (C, H, W) images with presets ``size`` "digits", "mnist", "cifar10" (TorchCF
 """
 
 from .device import place, resolve_device
-from .embedding import ACTIVATIONS, LinearTime, SinusoidalTimeEmbedding, as_time, make_activation
+from .embedding import ACTIVATIONS, LinearTime, SinusoidalTimeEmbedding, make_activation
 from .energy import PotentialField
 from .factory import MODEL_KINDS, build_model, model_config
 from .jko_flow import FlowSample, JKOFlow, jko_step_sizes
@@ -72,7 +72,6 @@ __all__ = [
     "SinusoidalTimeEmbedding",
     "TimeMLP",
     "VectorFieldMLP",
-    "as_time",
     "build_model",
     "jko_step_sizes",
     "place",
