@@ -161,29 +161,8 @@ def _fold(node: ast.AST, text: str, in_index: bool = False):
     return _NOT_CONST
 
 
-def compile_expression(text: str):
-    """V(x) from a restricted expression in x; a ValueError names the offending construct.
-
-    The checks bound the work of one evaluation (see the module docstring); each refusal is a
-    :class:`UsageError` (a ``ValueError``) naming the part of the expression and the limit.
-    """
-    if len(text) > MAX_EXPRESSION_CHARS:
-        raise UsageError(
-            f"potential {_show(text, 40)} has {len(text)} characters, above the limit "
-            f"{MAX_EXPRESSION_CHARS}: simplify it"
-        )
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as e:
-        raise UsageError(f"potential {_show(text)} is not a valid expression: {e.msg}") from None
-    except (RecursionError, MemoryError):
-        raise UsageError(f"potential {_show(text, 40)} is nested too deeply: simplify it") from None
-    nodes = list(ast.walk(tree))
-    if len(nodes) > MAX_NODES:
-        raise UsageError(
-            f"potential {_show(text, 40)} has {len(nodes)} syntax nodes, above the limit "
-            f"{MAX_NODES}: simplify it"
-        )
+def _check_nodes(nodes: list[ast.AST], text: str) -> None:
+    """Refuse every node outside the whitelist: node types, names, calls, constants, tuples."""
     index_tuples = {
         id(n.slice)
         for n in nodes
@@ -215,6 +194,32 @@ def compile_expression(text: str):
                 f"potential {_show(text)}: the tuple {_part(node)} is not allowed; tuples are only "
                 "for indices such as x[:, 0]"
             )
+
+
+def compile_expression(text: str):
+    """V(x) from a restricted expression in x; a ValueError names the offending construct.
+
+    The checks bound the work of one evaluation (see the module docstring); each refusal is a
+    :class:`UsageError` (a ``ValueError``) naming the part of the expression and the limit.
+    """
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise UsageError(
+            f"potential {_show(text, 40)} has {len(text)} characters, above the limit "
+            f"{MAX_EXPRESSION_CHARS}: simplify it"
+        )
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as e:
+        raise UsageError(f"potential {_show(text)} is not a valid expression: {e.msg}") from None
+    except (RecursionError, MemoryError):
+        raise UsageError(f"potential {_show(text, 40)} is nested too deeply: simplify it") from None
+    nodes = list(ast.walk(tree))
+    if len(nodes) > MAX_NODES:
+        raise UsageError(
+            f"potential {_show(text, 40)} has {len(nodes)} syntax nodes, above the limit "
+            f"{MAX_NODES}: simplify it"
+        )
+    _check_nodes(nodes, text)
     try:
         _fold(tree, text)
     except RecursionError:

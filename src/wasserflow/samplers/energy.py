@@ -26,6 +26,7 @@ from .field import Field, FieldFn, as_field
 from .grids import uniform_grid
 from .registry import budget, register
 from .result import Recorder, SampleResult, check_start, gaussian_noise, grid_steps
+from .sde import langevin_step
 
 
 def energy_field(energy: Callable[[Tensor], Tensor]) -> Field:
@@ -83,8 +84,8 @@ def energy_langevin(
         rec.add(x, b)
     t = float(t_to[-1])
     for j in range(n_langevin):
-        x = x + eta * field.velocity(x, broadcast_time(t, x))
-        x = x + (2.0 * eta * temperature) ** 0.5 * gaussian_noise(x, generator)
+        v = field.velocity(x, broadcast_time(t, x))  # -grad E: the score of exp(-E / T) times T
+        x = langevin_step(x, v, eta, gaussian_noise(x, generator), temperature)
         rec.nfe += 1
         rec.add(x, t + (j + 1) * eta)
     return rec.result(x)

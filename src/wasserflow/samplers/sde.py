@@ -94,10 +94,14 @@ def euler_maruyama(
     return rec.result(x)
 
 
-def langevin_step(x: Tensor, score: Tensor, step: Tensor | float, noise: Tensor) -> Tensor:
-    """Unadjusted Langevin: x + step s(x) + sqrt(2 step) z, targeting p with s = grad log p."""
+def langevin_step(
+    x: Tensor, score: Tensor, step: Tensor | float, noise: Tensor, temperature: float = 1.0
+) -> Tensor:
+    """Unadjusted Langevin: x + step s(x) + sqrt(2 step T) z, targeting p^(1/T) with
+    s = grad log p (T = 1: p itself; s = -grad E: exp(-E / T)). The one Langevin update of the
+    samplers (the corrector, annealed Langevin, energy_langevin)."""
     step = expand_like(step, x) if isinstance(step, Tensor) and step.dim() == 1 else step
-    return x + step * score + (2.0 * step) ** 0.5 * noise
+    return x + step * score + (2.0 * step * temperature) ** 0.5 * noise
 
 
 def langevin_corrector(
@@ -232,7 +236,7 @@ def annealed_langevin(
         a_i = step_lr * float(sig[i] / sig[-1]) ** 2
         for _ in range(n_steps_each):
             s = field.score(x, broadcast_time(t, x))
-            x = x + 0.5 * a_i * s + a_i**0.5 * gaussian_noise(x, generator)
+            x = langevin_step(x, s, 0.5 * a_i, gaussian_noise(x, generator))
             rec.nfe += 1
         if denoise and i == g.shape[0] - 1:
             x, _ = field.x1_and_epsilon(x, broadcast_time(t, x))
