@@ -31,8 +31,11 @@ Build from a JSON-serialisable config (stored in checkpoints)::
   :class:`~wasserflow.geometry.RidgeMap`; exact log-likelihood; fitted by
   :mod:`wasserflow.engine.blockwise`, not built by :func:`build_model`.
 
-Devices: :func:`place` runs a network on cuda while paths, samplers and random draws stay on
-the CPU (:mod:`wasserflow.models.device`).
+Devices: :func:`place` runs a network on cuda behind forward hooks that move its inputs there
+and its output back (:mod:`wasserflow.models.device`); sampling then stays on the CPU. Training
+on a GPU is device-resident (:mod:`wasserflow.engine.acceleration`): data drawn on the CPU,
+noise and times drawn on the device from a generator seeded by the run, so a CPU run and a GPU
+run of one seed agree in law, not sample by sample.
 
 Seeding: ``build_model(config, seed=s)`` initialises inside ``torch.random.fork_rng`` and never
 changes the caller's global RNG state. Activations: :data:`ACTIVATIONS` (silu default, selu,
