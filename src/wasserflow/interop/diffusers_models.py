@@ -136,9 +136,9 @@ def _sample_shape(model: nn.Module) -> tuple[int, int, int]:
     return int(cfg.in_channels), int(h), int(w)
 
 
-def _field_shape(model: nn.Module, cfg: Mapping[str, Any], where: str) -> tuple[int, int, int]:
-    """The (C, H, W) of an unconditional model that maps its input to a field of the same shape
-    (twice the channels with a learned variance); anything else is an ``InputError``."""
+def _checked_shape(model: nn.Module, cfg: Mapping[str, Any], where: str) -> tuple[int, ...]:
+    """The sample shape of an unconditional model whose output keeps the data's channels
+    (twice them with a learned variance); anything else is refused in one line."""
     if getattr(model.config, "num_class_embeds", None) or getattr(
         model.config, "class_embed_type", None
     ):
@@ -191,7 +191,7 @@ def from_diffusers(
         )
     cfg = read_config(config)
     clock = DiffusersClock.from_config(cfg)
-    shape = _field_shape(model, cfg, where)
+    shape = _checked_shape(model, cfg, where)
     with _quiet():
         model.to(resolve_device(device))
         if dtype is not None:
