@@ -13,6 +13,7 @@ from rich.table import Table
 
 from .. import _atomic
 from .._outputs import output_file, output_folder
+from ..data import data_help
 from ..engine.methods import METHODS
 from ..errors import Interrupted, RunFolderError
 from .app import UsageError, app, console
@@ -114,10 +115,7 @@ def train_command(
     ),
     data: str = typer.Option(
         None,
-        help="moons, 8gaussians, checkerboard, spirals, circles, swissroll, gmm2d, gaussian2d, "
-        "gmm8d, digits, digits_images, a .npy/.csv/.pt point file, or images: "
-        "mnist:IDX, cifar10:BIN, images:FOLDER, array:NPY (add ,flip for random horizontal "
-        "flips; required unless --resume)",
+        help=data_help() + " (,flip: random horizontal flips; required unless --resume)",
     ),
     steps: int = typer.Option(
         None,
