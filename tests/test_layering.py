@@ -30,6 +30,7 @@ SAME_LAYER_OK = {
     ("objectives", "samplers"),  # the loss calls the samplers' Field.from_network wrapper
     ("cli", "experiments"),  # the command line is the front of the experiments
     ("cli", "interop"),  # evaluate --from: models trained elsewhere
+    ("metrics", "engine"),  # evaluate_run takes the engine's GenerativeModel protocol
 }
 
 

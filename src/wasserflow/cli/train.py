@@ -16,6 +16,7 @@ from .._outputs import output_file, output_folder
 from ..data import data_help
 from ..engine.methods import METHODS
 from ..errors import Interrupted, RunFolderError
+from ..objectives import objective_spec
 from .app import UsageError, app, console
 
 
@@ -76,7 +77,7 @@ def _resume_settings(ctx: typer.Context, stored, p: dict) -> dict:
         "scale": "data.scale",
         "data": "data.spec",
         "model": "model.name",
-        "steps": "objective.blocks" if stored.blockwise else "train.steps",
+        "steps": objective_spec(stored.objective).steps_key,
         **{k: f"model.{k}" for k in _MODEL_OPTIONS},
     }
     given = {key: p[name] for name, key in keys.items() if _given(ctx, name)}

@@ -1,0 +1,167 @@
+"""One interface for everything that samples and is evaluated: a trained run, a model trained
+elsewhere (diffusers, TorchCFM, a callable), sampled by the registered samplers alike.
+
+:class:`GenerativeModel` is the protocol that :func:`~wasserflow.metrics.evaluate_run`, the
+command line and the experiments take. :class:`Sampleable` is its one implementation of
+sampling, shared by :class:`~wasserflow.engine.TrainedRun` and
+:class:`~wasserflow.interop.ExternalModel`, which supply what a sampler drives (``field()``),
+what its grid policy may know (``context()``), the shape of one sample, the reference the noise
+is drawn from (``path``), the data scaling and the default sampler with its options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from ..data import Standardizer
+from ..paths import AffinePath
+from ..samplers import Field, SamplerSpec, SamplingContext, SamplingPlan, get_sampler
+from .results import RunSample
+from .sampling import run_plan
+
+
+@runtime_checkable
+class GenerativeModel(Protocol):
+    """A model that samples: a trained run or a model trained elsewhere.
+
+    Attributes:
+        method: a short name of the model (its method, or where it comes from).
+        shape: the shape of one sample.
+        scaler: maps data space to the model's space.
+        default_sampler: the sampler used when none is named.
+        ode_sampler: the deterministic sampler its path geometry is measured with.
+        data_spec: the data its samples are compared with
+            (:func:`wasserflow.data.make_source`), or None when none is known.
+    """
+
+    method: str
+    shape: tuple[int, ...]
+    scaler: Standardizer
+    default_sampler: str
+    ode_sampler: str
+    data_spec: str | None
+
+    def context(self) -> SamplingContext: ...
+
+    def field(self) -> Field | Any: ...
+
+    def supports(self, sampler: str) -> bool: ...
+
+    def budgets(self, nfes: list[int | None], sampler: str | None = None) -> list[int | None]: ...
+
+    def sample(
+        self,
+        n: int,
+        *,
+        sampler: str | None = None,
+        nfe: int | None = None,
+        generator: torch.Generator | None = None,
+        return_trajectory: bool = False,
+        data_space: bool = True,
+        options: dict | None = None,
+    ) -> RunSample: ...
+
+
+class Sampleable:
+    """The sampling of a :class:`GenerativeModel`, from what a subclass supplies: ``field()``,
+    ``context()``, ``shape``, ``path`` (its reference std scales the noise; None: 1),
+    ``scaler``, ``default_sampler`` and ``default_options``."""
+
+    shape: tuple[int, ...]
+    path: AffinePath | None
+    scaler: Standardizer
+    default_sampler: str
+
+    @property
+    def default_options(self) -> Mapping[str, Any]:
+        """The options of the default sampler."""
+        return {}
+
+    @property
+    def ode_sampler(self) -> str:
+        """The deterministic sampler to measure path geometry with (Euler on the
+        probability-flow ODE)."""
+        return "euler"
+
+    def context(self) -> SamplingContext:
+        raise NotImplementedError
+
+    def field(self) -> Field | Any:
+        raise NotImplementedError
+
+    def supports(self, sampler: str) -> bool:
+        """Whether ``sampler`` can drive this model (:meth:`SamplerSpec.check`)."""
+        return get_sampler(sampler).supports(self.context())
+
+    def budgets(self, nfes: list[int | None], sampler: str | None = None) -> list[int | None]:
+        """The NFE budgets of ``nfes`` that ``sampler`` (default: the model's) can take here."""
+        return get_sampler(sampler or self.default_sampler).budgets(nfes, self.context())
+
+    def sample(
+        self,
+        n: int,
+        *,
+        sampler: str | None = None,
+        nfe: int | None = None,
+        generator: torch.Generator | None = None,
+        return_trajectory: bool = False,
+        data_space: bool = True,
+        options: dict | None = None,
+        grid: Tensor | None = None,
+        x0: Tensor | None = None,
+    ) -> RunSample:
+        """n samples with ``sampler`` (default: the model's, with its options) at about ``nfe``
+        evaluations, in data space unless ``data_space`` is False.
+
+        ``grid`` replaces the sampler's own grid policy (then ``nfe`` must be None; e.g. a
+        diffusers scheduler's, :func:`~wasserflow.interop.scheduler_grid`); ``x0`` (n, *shape)
+        replaces the reference draw (float64 from ``generator``) as start points.
+        """
+        name = sampler or self.default_sampler
+        spec = get_sampler(name)
+        opts = dict(self.default_options) if name == self.default_sampler else {}
+        opts.update(options or {})
+        if grid is None:
+            plan = spec.make_plan(nfe, self.context(), opts)
+        else:
+            if nfe is not None:
+                raise ValueError("pass nfe or grid, not both: a grid fixes the steps")
+            plan = _grid_plan(spec, self.context(), opts, grid)
+        return run_plan(
+            spec,
+            self.field(),
+            self._start(n, generator, x0),
+            plan,
+            generator=generator,
+            return_trajectory=return_trajectory,
+            scaler=self.scaler if data_space else None,
+        )
+
+    def _start(self, n: int, generator: torch.Generator | None, x0: Tensor | None) -> Tensor:
+        """The start points: ``x0`` (checked), or n draws of the reference N(0, std^2 I)."""
+        if x0 is None:
+            std = 1.0 if self.path is None else self.path.reference_std
+            return std * torch.randn((n, *self.shape), generator=generator, dtype=torch.float64)
+        if tuple(x0.shape) != (n, *self.shape):
+            raise ValueError(
+                f"x0 has shape {list(x0.shape)}; this model starts from {[n, *self.shape]}"
+            )
+        return x0.to(torch.float64)
+
+
+def _grid_plan(
+    spec: SamplerSpec, ctx: SamplingContext, opts: dict[str, Any], grid: Tensor
+) -> SamplingPlan:
+    """A plan on a given grid, the sampler's checks and options checked as its policy would."""
+    spec.check(ctx)
+    unknown = sorted(set(opts) - set(spec.options()))
+    if unknown:
+        raise ValueError(
+            f"sampler {spec.name} has no option {', '.join(unknown)}: its options are "
+            f"{', '.join(spec.options()) or 'none'}"
+        )
+    return SamplingPlan(torch.as_tensor(grid, dtype=torch.float64), opts, None)
