@@ -175,15 +175,24 @@ def set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
 
 
 def _objective_override(old: Any, value: Any) -> Any:
+    """An objective set whole: options of the same kind merged into the old ones; a new kind,
+    or a kind's name alone, starts from that objective's own defaults."""
     if isinstance(value, str):
-        return {"kind": value}
-    if (
-        isinstance(value, dict)
-        and isinstance(old, dict)
-        and value.get("kind", old["kind"]) == old["kind"]
-    ):
+        return {**_defaults(value), "kind": value}
+    if not isinstance(value, dict) or not isinstance(old, dict):
+        return value
+    if value.get("kind", old.get("kind")) == old.get("kind"):
         return {**old, **value}  # partial objective options keep the other values
-    return value
+    return {**_defaults(value["kind"]), **value}
+
+
+def _defaults(kind: Any) -> dict[str, Any]:
+    """The JSON of objective ``kind``'s config with every default (empty if it has none)."""
+    spec = OBJECTIVES.get(kind) if isinstance(kind, str) else None
+    try:
+        return to_json(spec.config()) if spec is not None else {}
+    except (TypeError, ValueError):
+        return {}
 
 
 def read_json(text: str, where: str) -> Any:
