@@ -47,7 +47,7 @@ from .build import (  # noqa: E402
 )
 from .config import CONFIG_VERSION, RunConfig, load_config, read_config  # noqa: E402
 from .methods import METHODS, recipe  # noqa: E402
-from .model import GenerativeModel, Sampleable  # noqa: E402
+from .model import GenerativeModel  # noqa: E402
 from .results import RunSample  # noqa: E402
 from .runs import TrainedRun, load_run, train_run  # noqa: E402
 from .sampling import check_compatible, sampling_plan  # noqa: E402
@@ -59,7 +59,6 @@ __all__ += [
     "METHODS",
     "RunConfig",
     "RunSample",
-    "Sampleable",
     "TrainedRun",
     "build_field",
     "build_network",

@@ -2,11 +2,13 @@
 elsewhere (diffusers, TorchCFM, a callable), sampled by the registered samplers alike.
 
 :class:`GenerativeModel` is the protocol that :func:`~wasserflow.metrics.evaluate_run`, the
-command line and the experiments take. :class:`Sampleable` is its one implementation of
-sampling, shared by :class:`~wasserflow.engine.TrainedRun` and
-:class:`~wasserflow.interop.ExternalModel`, which supply what a sampler drives (``field()``),
-what its grid policy may know (``context()``), the shape of one sample, the reference the noise
-is drawn from (``path``), the data scaling and the default sampler with its options.
+command line and the experiments take. It also carries the one implementation of sampling
+(PEP 544: a protocol's methods are inherited by the classes that subclass it explicitly):
+:class:`~wasserflow.engine.TrainedRun` and :class:`~wasserflow.interop.ExternalModel` subclass
+it and supply what a sampler drives (``field()``), what its grid policy may know
+(``context()``), the shape of one sample, the reference the noise is drawn from (``path``), the
+data scaling and the default sampler with its options; anything else with these members (a
+duck-typed model) is a ``GenerativeModel`` too (``isinstance`` checks the members).
 """
 
 from __future__ import annotations
@@ -28,53 +30,27 @@ from .sampling import run_plan
 class GenerativeModel(Protocol):
     """A model that samples: a trained run or a model trained elsewhere.
 
+    A class that subclasses it explicitly supplies ``context()``, ``field()``, ``shape``,
+    ``path``, ``scaler``, ``default_sampler`` and the attributes below, and inherits the one
+    implementation of sampling (``sample``, ``supports``, ``budgets``).
+
     Attributes:
         method: a short name of the model (its method, or where it comes from).
         shape: the shape of one sample.
+        path: the affine path whose reference N(0, std^2 I) the noise is drawn from (None:
+            std 1).
         scaler: maps data space to the model's space.
-        default_sampler: the sampler used when none is named.
-        ode_sampler: the deterministic sampler its path geometry is measured with.
+        default_sampler: the sampler used when none is named (with ``default_options``).
         data_spec: the data its samples are compared with
             (:func:`wasserflow.data.make_source`), or None when none is known.
     """
 
     method: str
     shape: tuple[int, ...]
-    scaler: Standardizer
-    default_sampler: str
-    ode_sampler: str
-    data_spec: str | None
-
-    def context(self) -> SamplingContext: ...
-
-    def field(self) -> Field | Any: ...
-
-    def supports(self, sampler: str) -> bool: ...
-
-    def budgets(self, nfes: list[int | None], sampler: str | None = None) -> list[int | None]: ...
-
-    def sample(
-        self,
-        n: int,
-        *,
-        sampler: str | None = None,
-        nfe: int | None = None,
-        generator: torch.Generator | None = None,
-        return_trajectory: bool = False,
-        data_space: bool = True,
-        options: dict | None = None,
-    ) -> RunSample: ...
-
-
-class Sampleable:
-    """The sampling of a :class:`GenerativeModel`, from what a subclass supplies: ``field()``,
-    ``context()``, ``shape``, ``path`` (its reference std scales the noise; None: 1),
-    ``scaler``, ``default_sampler`` and ``default_options``."""
-
-    shape: tuple[int, ...]
     path: AffinePath | None
     scaler: Standardizer
     default_sampler: str
+    data_spec: str | None
 
     @property
     def default_options(self) -> Mapping[str, Any]:
@@ -88,10 +64,13 @@ class Sampleable:
         return "euler"
 
     def context(self) -> SamplingContext:
-        raise NotImplementedError
+        """What a sampler's grid policy may know of the model."""
+        ...
 
     def field(self) -> Field | Any:
-        raise NotImplementedError
+        """What a sampler drives: a :class:`~wasserflow.samplers.Field` on the t clock, or a
+        model a registered sampler runs itself."""
+        ...
 
     def supports(self, sampler: str) -> bool:
         """Whether ``sampler`` can drive this model (:meth:`SamplerSpec.check`)."""
@@ -134,23 +113,26 @@ class Sampleable:
         return run_plan(
             spec,
             self.field(),
-            self._start(n, generator, x0),
+            _start(self, n, generator, x0),
             plan,
             generator=generator,
             return_trajectory=return_trajectory,
             scaler=self.scaler if data_space else None,
         )
 
-    def _start(self, n: int, generator: torch.Generator | None, x0: Tensor | None) -> Tensor:
-        """The start points: ``x0`` (checked), or n draws of the reference N(0, std^2 I)."""
-        if x0 is None:
-            std = 1.0 if self.path is None else self.path.reference_std
-            return std * torch.randn((n, *self.shape), generator=generator, dtype=torch.float64)
-        if tuple(x0.shape) != (n, *self.shape):
-            raise ValueError(
-                f"x0 has shape {list(x0.shape)}; this model starts from {[n, *self.shape]}"
-            )
-        return x0.to(torch.float64)
+
+def _start(
+    model: GenerativeModel, n: int, generator: torch.Generator | None, x0: Tensor | None
+) -> Tensor:
+    """The start points: ``x0`` (checked), or n draws of the reference N(0, std^2 I)."""
+    if x0 is None:
+        std = 1.0 if model.path is None else model.path.reference_std
+        return std * torch.randn((n, *model.shape), generator=generator, dtype=torch.float64)
+    if tuple(x0.shape) != (n, *model.shape):
+        raise ValueError(
+            f"x0 has shape {list(x0.shape)}; this model starts from {[n, *model.shape]}"
+        )
+    return x0.to(torch.float64)
 
 
 def _grid_plan(

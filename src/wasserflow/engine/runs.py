@@ -41,7 +41,7 @@ from .build import DataFn
 from .config import RunConfig, load_config
 from .distributed import Ranks
 from .loop import load_weights, train, truncate_metrics
-from .model import Sampleable
+from .model import GenerativeModel
 
 Progress = Callable[[str, int, dict], None]
 
@@ -119,7 +119,7 @@ def train_run(
             cfg, src = _open_folder(out, cfg, resume, changes, prepared, ranks)
             may_differ = folder.changed_train_settings(out)
             tell({"config": cfg.to_dict(), "may_differ": sorted(may_differ)})
-            return _train_in_folder(cfg, out, src, progress, device, may_differ, ranks)
+            return _train_in_folder(_Job(cfg, out, src, progress, device, may_differ, ranks))
     except BaseException as e:
         tell(
             {
@@ -171,18 +171,11 @@ def _open_folder(
     return cfg, src
 
 
-def _train_in_folder(
-    cfg: RunConfig,
-    out: Path,
-    src: DataSource,
-    progress: Progress | None,
-    device: str,
-    may_differ: frozenset[str],
-    ranks: Ranks | None,
-) -> list[TrainResult]:
+def _train_in_folder(job: _Job) -> list[TrainResult]:
     """Train, turning Ctrl-C and a divergence into errors that say how to continue."""
+    out, cfg = job.out, job.cfg
     try:
-        return _train(cfg, out, src, progress, device, may_differ, ranks)
+        return _train(job)
     except KeyboardInterrupt as e:
         raise Interrupted(folder.interrupted_message(out, cfg)) from e
     except TrainingDiverged as e:
@@ -218,21 +211,12 @@ def _follow(out: Path, ranks: Ranks, progress: Progress | None, device: str) -> 
         raise kind(f"rank 0 stopped: {msg['error']}")
     cfg = RunConfig.from_dict(msg["config"])
     src = _checked_source(cfg)
-    return _train(cfg, out, src, progress, device, frozenset(msg["may_differ"]), ranks)
+    return _train(_Job(cfg, out, src, progress, device, frozenset(msg["may_differ"]), ranks))
 
 
-def _train(
-    cfg: RunConfig,
-    out: Path,
-    src: DataSource,
-    progress: Progress | None,
-    device: str,
-    may_differ: frozenset[str],
-    ranks: Ranks | None = None,
-) -> list[TrainResult]:
-    """Train by the objective's trainer (:meth:`ObjectiveSpec.train`), through a job."""
-    job = _Job(cfg, out, src, progress, device, may_differ, ranks)
-    return objective_spec(cfg.objective).train(cfg.objective, job)
+def _train(job: _Job) -> list[TrainResult]:
+    """Train by the objective's trainer (:meth:`ObjectiveSpec.train`), through the job."""
+    return objective_spec(job.cfg.objective).train(job.cfg.objective, job)
 
 
 class _Job:
@@ -364,7 +348,7 @@ def _teacher_pairs(cfg: RunConfig, seed: int, device: str = "cpu") -> Tensor:
     return torch.stack([x0.reshape(res.x.shape), x1.reshape(res.x.shape)], 1).to(torch.float32)
 
 
-class TrainedRun(Sampleable):
+class TrainedRun(GenerativeModel):
     """A trained model with its configuration, sampler defaults and data scaling: a
     :class:`~wasserflow.engine.model.GenerativeModel`.
 

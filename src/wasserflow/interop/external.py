@@ -5,7 +5,7 @@ wasserflow's clock (t = 0 noise, t = 1 data), the :class:`~wasserflow.samplers.S
 the samplers' grid policies read, the shape of one sample and, for evaluation, the data spec it
 should be compared with (``data_spec``). It is a
 :class:`~wasserflow.engine.GenerativeModel` and samples through the same implementation as a
-:class:`~wasserflow.engine.TrainedRun` (:class:`~wasserflow.engine.Sampleable`: the noise drawn
+:class:`~wasserflow.engine.TrainedRun` (:class:`~wasserflow.engine.GenerativeModel`: the noise drawn
 in float64 from the generator, the posterior-mean finish, the kinetic energy of the solved path),
 so every registered sampler and :func:`~wasserflow.metrics.evaluate_run` work on it; ``sample``
 also takes an explicit ``grid`` (e.g. a diffusers scheduler's,
@@ -25,13 +25,13 @@ from typing import Any
 from torch import Tensor
 
 from ..data import Standardizer, make_source
-from ..engine import Sampleable
+from ..engine import GenerativeModel
 from ..errors import InputError
 from ..paths import AffinePath, DDPMDiscreteSchedule, Schedule, get_schedule
 from ..samplers import Field, SamplingContext, get_sampler
 
 
-class ExternalModel(Sampleable):
+class ExternalModel(GenerativeModel):
     """A field trained elsewhere, with what sampling and evaluation need (module doc).
 
     Args:
