@@ -15,7 +15,7 @@ from rich.table import Table
 from .. import _atomic
 from .._outputs import output_file, output_folder
 from ..data import data_help
-from ..engine import GenerativeModel
+from ..engine import GenerativeModel, RunConfig, TrainResult
 from ..engine.methods import METHODS
 from ..errors import Interrupted, RunFolderError
 from ..objectives import objective_spec
@@ -246,7 +246,7 @@ def _relaunch_under_torchrun(nproc: int) -> None:
     os.execv(cmd[0], cmd)
 
 
-def _train_config(ctx: typer.Context, out: Path, resume: bool):
+def _train_config(ctx: typer.Context, out: Path, resume: bool) -> tuple[RunConfig, dict | None]:
     """The run to train, from the command line's options, and the changes asked of a resumed
     run (None for a new run)."""
     from ..engine import make_config
@@ -274,7 +274,9 @@ def _train_config(ctx: typer.Context, out: Path, resume: bool):
     return cfg, None
 
 
-def _train_with_progress(cfg, out: Path, resume: bool, changes: dict | None, device, ranks):
+def _train_with_progress(
+    cfg: RunConfig, out: Path, resume: bool, changes: dict | None, device: str, ranks
+) -> list[TrainResult]:
     """Train on rank 0 (or alone) with a progress bar; the changes of a resumed run are
     printed once training has taken them."""
     from ..engine import distributed, train_run

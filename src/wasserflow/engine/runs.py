@@ -367,9 +367,9 @@ class TrainedRun(GenerativeModel):
         self.model = model.eval() if hasattr(model, "eval") else model
         self.run_dir = run_dir
         self.scaler = build.scaler(cfg)
-        self.objective = objective_spec(cfg.objective)
+        self.objective_spec = objective_spec(cfg.objective)
         shape = None if cfg.model is None else cfg.model.shape
-        self.shape = self.objective.sample_shape(cfg.objective, model, shape)
+        self.shape = self.objective_spec.sample_shape(cfg.objective, model, shape)
         self.path = None if cfg.path is None else build.build_path(cfg)
 
     @classmethod
@@ -402,7 +402,7 @@ class TrainedRun(GenerativeModel):
     def ode_sampler(self) -> str:
         """The deterministic sampler to measure path geometry with (Euler on the
         probability-flow ODE; the objective's own, a JKO flow's inversion)."""
-        return self.objective.ode_sampler or self.default_sampler
+        return self.objective_spec.ode_sampler or self.default_sampler
 
     def context(self) -> SamplingContext:
         return build.sampling_context(self.config, self.model)

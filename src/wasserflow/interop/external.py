@@ -3,13 +3,13 @@
 :class:`ExternalModel` is a model without training: a :class:`~wasserflow.samplers.Field` on
 wasserflow's clock (t = 0 noise, t = 1 data), the :class:`~wasserflow.samplers.SamplingContext`
 the samplers' grid policies read, the shape of one sample and, for evaluation, the data spec it
-should be compared with (``data_spec``). It is a
-:class:`~wasserflow.engine.GenerativeModel` and samples through the same implementation as a
-:class:`~wasserflow.engine.TrainedRun` (:class:`~wasserflow.engine.GenerativeModel`: the noise drawn
-in float64 from the generator, the posterior-mean finish, the kinetic energy of the solved path),
-so every registered sampler and :func:`~wasserflow.metrics.evaluate_run` work on it; ``sample``
-also takes an explicit ``grid`` (e.g. a diffusers scheduler's,
-:func:`~wasserflow.interop.scheduler_grid`) and start points ``x0``.
+should be compared with (``data_spec``). It is a :class:`~wasserflow.engine.GenerativeModel`
+and samples through that protocol's one implementation, as a
+:class:`~wasserflow.engine.TrainedRun` does (the noise drawn in float64 from the generator, the
+posterior-mean finish, the kinetic energy of the solved path), so every registered sampler and
+:func:`~wasserflow.metrics.evaluate_run` work on it; ``sample`` also takes an explicit ``grid``
+(e.g. a diffusers scheduler's, :func:`~wasserflow.interop.scheduler_grid`) and start points
+``x0``.
 
 :func:`from_callable` wraps any ``fn(x, t) -> prediction`` with a declared parametrisation
 (epsilon, x1, score, velocity, v_prediction) and path; :func:`~wasserflow.interop.from_diffusers`
