@@ -29,7 +29,7 @@ Build from a JSON-serialisable config (stored in checkpoints)::
 
 * :class:`JKOFlow` (method ``jko-flow``): blocks of JKO steps toward N(0, I), each a
   :class:`~wasserflow.geometry.RidgeMap`; exact log-likelihood; fitted by
-  :mod:`wasserflow.engine.blockwise`, not built by :func:`build_model`.
+  :mod:`wasserflow.objectives.jko_flow`, not built by :func:`build_model`.
 
 Devices: :func:`place` runs a network on cuda behind forward hooks that move its inputs there
 and its output back (:mod:`wasserflow.models.device`); sampling then stays on the CPU. Training
