@@ -24,8 +24,8 @@ import copy
 import json
 from typing import Any
 
-from ..engine.config import is_blockwise
 from ..engine.methods import METHODS, recipe
+from ..objectives import objective_spec
 
 EXPERIMENTS = ("paths", "learned", "steps", "free-energy", "denoise-jko", "images")
 """Experiment names in run order (``steps`` reads ``learned``'s numbers)."""
@@ -340,7 +340,7 @@ def resolve_config(
         cfg["learned"]["methods"] = list(dict.fromkeys(methods))
     else:
         cfg["learned"]["methods"] = list(METHODS)
-    network = [m for m in METHODS if not is_blockwise(recipe(m).objective)]
+    network = [m for m in METHODS if objective_spec(recipe(m).objective).has_network]
     im = cfg["images"]
     im["methods"] = [m for m in (im["methods"] or network) if m in network]
     if methods:
