@@ -68,13 +68,12 @@ import torch
 from torch import Tensor
 
 from ..geometry import exact_ot
-
 from .jacobian import JacobianSymmetry, jacobian_symmetry
 
 Side = Literal["lower", "upper"]
 SOURCES = ("normal",)
-_SHRINK = (1e-6, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
-_PROCRUSTES_LAMBDA = (0.0, 0.1, 1.0, 10.0, math.inf)  # inf: R = I, a gain of exactly 0
+_SHRINK = (1e-6, 1e-3, 1e-2, 0.1, 0.5, 1.0)
+_PROCRUSTES_LAMBDA = (0.0, 0.3, 3.0, math.inf)  # inf: R = I, a gain of exactly 0
 _BOOTSTRAP = 10
 
 
@@ -417,9 +416,13 @@ def coupling_gap(
     names = _default_methods(source, a.shape[0]) if method is None else method.split("+")
     for name in names:
         if name not in GAP_BOUNDS:
-            raise ValueError(f"unknown coupling-gap method {name!r}; choose from {list(GAP_BOUNDS)}")
+            raise ValueError(
+                f"unknown coupling-gap method {name!r}; choose from {list(GAP_BOUNDS)}"
+            )
         if GAP_BOUNDS[name].needs_source and source is None:
-            raise ValueError(f"the {name!r} bound needs source='normal' (x0 drawn from N(0, s^2 I))")
+            raise ValueError(
+                f"the {name!r} bound needs source='normal' (x0 drawn from N(0, s^2 I))"
+            )
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     pairs = _Pairs(a, b, g)
     each = 1 - (1 - level) / len(names)
