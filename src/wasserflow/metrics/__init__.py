@@ -29,6 +29,7 @@ from .features import (
 )
 from .frechet import FeatureStats, FrechetResult, feature_stats, frechet_distance
 from .inception import InceptionV3FID, inception_weights_path, load_inception
+from .interval import Interval, bootstrap_interval, mean_interval
 from .jacobian import JacobianSymmetry, jacobian_symmetry
 from .jko_bridge import JKOBridgeResult, gaussian_jko_bridge, jko_bridge, vp_time_change
 from .path_energy import PathEnergyDecomposition, path_energy_decomposition
@@ -39,6 +40,9 @@ __all__ = [
     "CouplingGap",
     "GAP_BOUNDS",
     "GapBound",
+    "Interval",
+    "bootstrap_interval",
+    "mean_interval",
     "JacobianSymmetry",
     "coupling_gap",
     "jacobian_symmetry",

@@ -22,8 +22,10 @@ sign and whose noise is an ordinary mean's:
     expectation is a valid lower bound. Exact for rotations (R = R_theta) and, in the
     population, for every linear map A = Q S (polar factorisation; R = Q gives cost W).
   - ``plugin``: C_n - OT_n over all n pairs (exact assignment, POT's network simplex), whose
-    expectation is <= G; its standard error from a bootstrap over pairs. Strong in d <= 3,
-    0 in high dimension (above).
+    expectation is <= G, with the standard error of its n per-pair terms given the assignment
+    (measured conservative: 0.011 against the 0.0044 spread over 40 replications of a 2-D map
+    at n = 1,000, because the assignment adapts to each sample). Strong in d <= 3, 0 in high
+    dimension (above).
 * **upper bounds: dual potentials** (a lower bound on W). For every convex f, Fenchel-Young gives
   W >= E|X|^2 + E|Y|^2 - 2 (E f(X) + E f*(Y)), so
 
@@ -63,7 +65,6 @@ from dataclasses import asdict, dataclass, field
 from statistics import NormalDist
 from typing import Literal
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -72,9 +73,10 @@ from .jacobian import JacobianSymmetry, jacobian_symmetry
 
 Side = Literal["lower", "upper"]
 SOURCES = ("normal",)
+MIN_PAIRS = 20
+"""The fewest pairs a bracket is computed from (five folds of four)."""
 _SHRINK = (1e-6, 1e-3, 1e-2, 0.1, 0.5, 1.0)
 _PROCRUSTES_LAMBDA = (0.0, 0.3, 3.0, math.inf)  # inf: R = I, a gain of exactly 0
-_BOOTSTRAP = 10
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,11 @@ class CouplingGap:
     estimate: float | None = None
     bounds: tuple[GapBound, ...] = ()
     jacobian: JacobianSymmetry | None = None
+
+    @classmethod
+    def unresolved(cls, n: int, chord: float, level: float = 0.95) -> CouplingGap:
+        """The bracket [0, inf] of too few pairs (fewer than :data:`MIN_PAIRS`)."""
+        return cls(0.0, math.inf, n, f"unresolved (n < {MIN_PAIRS})", level, chord)
 
     def contains(self, value: float) -> bool:
         return self.lower <= value <= self.upper
@@ -304,27 +311,30 @@ def _gaussian_dual(pairs: _Pairs, folds: int) -> _Estimate:
     return _cross_fit(pairs, folds, fit_eval)
 
 
-def plugin_gap(x0: Tensor, x1: Tensor) -> float:
-    """C_n - OT_n: the pairs' mean cost minus the exact assignment's (>= 0; its mean <= G),
-    by POT's network simplex (:func:`~wasserflow.geometry.exact_ot`)."""
+def _plugin_terms(x0: Tensor, x1: Tensor) -> Tensor:
+    """|x1_i - x0_i|^2 - |x1_s(i) - x0_i|^2 per pair, s the exact optimal assignment of the
+    2n points (POT's network simplex, :func:`~wasserflow.geometry.exact_ot`): their mean is
+    C_n - OT_n."""
     res = exact_ot(x0, x1)
     if not res.converged:
         raise ValueError(f"the exact assignment of {x0.shape[0]} pairs did not converge")
-    return float((x1 - x0).pow(2).sum(1).mean()) - float(res.cost)
+    s = res.plan.argmax(1)
+    return (x1 - x0).pow(2).sum(1) - (x1[s] - x0).pow(2).sum(1)
+
+
+def plugin_gap(x0: Tensor, x1: Tensor) -> float:
+    """C_n - OT_n: the pairs' mean cost minus the exact assignment's (>= 0; its mean <= G)."""
+    return float(_plugin_terms(x0.to(torch.float64), x1.to(torch.float64)).mean())
 
 
 @register_gap_bound("plugin", "lower")
 def _plugin(pairs: _Pairs, folds: int) -> _Estimate:
-    """The plug-in gap of all n pairs and its bootstrap standard error (module doc)."""
-    n = pairs.x0.shape[0]
-    g0 = plugin_gap(pairs.x0, pairs.x1)
-    if g0 <= _round_off(pairs):  # the sample's own pairing is optimal: nothing to resample
+    """The plug-in gap of all n pairs with the standard error of its per-pair terms given the
+    assignment (module doc)."""
+    terms = _plugin_terms(pairs.x0, pairs.x1)
+    if float(terms.mean()) <= _round_off(pairs):  # the sample's own pairing is optimal
         return _Estimate(0.0, 0.0)
-    boots = []
-    for _ in range(_BOOTSTRAP):
-        i = torch.randint(n, (n,), generator=pairs.generator)
-        boots.append(plugin_gap(pairs.x0[i], pairs.x1[i]))
-    return _Estimate(g0, float(np.std(boots, ddof=1)))
+    return _Estimate.of(terms)
 
 
 def _round_off(pairs: _Pairs) -> float:
@@ -341,8 +351,8 @@ def _checked_pairs(x0: Tensor, x1: Tensor, source: str | None) -> tuple[Tensor, 
             f"{tuple(x1.shape)}"
         )
     n = x0.shape[0]
-    if n < 20:
-        raise ValueError(f"the coupling gap needs at least 20 pairs, got {n}")
+    if n < MIN_PAIRS:
+        raise ValueError(f"the coupling gap needs at least {MIN_PAIRS} pairs, got {n}")
     a = x0.reshape(n, -1).detach().to("cpu", torch.float64)
     b = x1.reshape(n, -1).detach().to("cpu", torch.float64)
     if not (torch.isfinite(a).all() and torch.isfinite(b).all()):

@@ -118,6 +118,12 @@ def jacobian_symmetry(
     ujw, wju, uju = (u * jw).sum(1), (w * ju).sum(1), (u * ju).sum(1)
     if not (torch.isfinite(ujw).all() and torch.isfinite(wju).all()):
         raise ValueError("the map's Jacobian-vector products hold NaN or inf values")
+    if not (ju.abs().amax() > 0 or jw.abs().amax() > 0):
+        raise ValueError(
+            "the map's Jacobian-vector products are all zero: it detaches its output (forward-"
+            "mode tangents are dropped by .detach()); pass a map that keeps them, e.g. "
+            "GenerativeModel.transport"
+        )
     a = (ujw - wju).pow(2)
     b = 2 * (ujw.pow(2) + wju.pow(2))  # E b = 4 |J|_F^2
     z = NormalDist().inv_cdf(0.5 + level / 2)

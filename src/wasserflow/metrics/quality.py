@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
@@ -26,7 +26,9 @@ from ..engine.model import GenerativeModel
 from ..errors import InputError
 from ..geometry import exact_ot
 from ..samplers import adaptive_sampler
-from .path_energy import path_energy_decomposition
+from .coupling import CouplingGap
+from .interval import Interval, bootstrap_interval
+from .path_energy import PathEnergyDecomposition, path_energy_decomposition
 
 ADAPTIVE = "adaptive"
 Budget = int | str | None
@@ -34,35 +36,68 @@ Budget = int | str | None
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One budget's numbers. ``action`` is the path energy PE along the solved ODE (model
-    space), ``straightness`` its curvature part (Liu et al. 2022), ``geodesic_gap`` PE - W2^2
-    and ``coupling_gap`` E|x1 - x0|^2 - W2^2; all None for stochastic samplers. ``fd`` is the
-    Frechet distance to the data in ``features``' space (None when not asked)."""
+    """One budget's numbers: W2 (and ``fd``, the Frechet distance in ``features``' space, when
+    asked) between ``n`` samples and ``n_data`` reference points, with their bootstrap intervals
+    when asked; ``geometry``, the path-energy decomposition of the solved ODE (model space;
+    None for stochastic samplers or when not asked), whose means ``action`` (PE),
+    ``straightness`` (its curvature part, Liu et al. 2022) and ``chord_energy`` are also read
+    off directly."""
 
     sampler: str
     nfe_requested: int | None
     nfe: int
     w2: float
-    action: float | None
-    geodesic_gap: float | None
-    normalized_path_energy: float | None
-    straightness: float | None
     seconds: float
-    coupling_gap: float | None = None
-    chord_energy: float | None = None
-    endpoint_w2_squared: float | None = None
     fd: float | None = None
     features: str | None = None
     n: int = 0
     n_data: int = 0
+    geometry: PathEnergyDecomposition | None = None
+    w2_interval: Interval | None = None
+    fd_interval: Interval | None = None
 
     @property
-    def curvature(self) -> float | None:
-        """PE - E|x1 - x0|^2 (= ``straightness``)."""
-        return self.straightness
+    def action(self) -> float | None:
+        """PE = E int |v|^2 dt along the solved ODE."""
+        return None if self.geometry is None else self.geometry.path_energy.value
+
+    @property
+    def straightness(self) -> float | None:
+        """PE - E|x1 - x0|^2, the curvature part of the geodesic gap."""
+        return None if self.geometry is None else self.geometry.curvature.value
+
+    curvature = straightness
+
+    @property
+    def chord_energy(self) -> float | None:
+        """E|x1 - x0|^2."""
+        return None if self.geometry is None else self.geometry.chord_energy.value
+
+    @property
+    def coupling_gap(self) -> CouplingGap | None:
+        """E|x1 - x0|^2 - W2^2, bracketed."""
+        return None if self.geometry is None else self.geometry.coupling_gap
+
+    @property
+    def geodesic_gap(self) -> Interval | None:
+        """PE - W2^2, bracketed."""
+        return None if self.geometry is None else self.geometry.geodesic_gap
+
+    @property
+    def normalized_path_energy(self) -> Interval | None:
+        """(PE - W2^2) / W2^2, bracketed."""
+        return None if self.geometry is None else self.geometry.normalized_path_energy
+
+    @property
+    def endpoint_w2_squared(self) -> Interval | None:
+        """W2^2 between the starting noise and the samples, bracketed."""
+        return None if self.geometry is None else self.geometry.w2_squared
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        for key in ("geometry", "w2_interval", "fd_interval"):
+            d[key] = None if d[key] is None else d[key].to_dict()
+        return {**d, "action": self.action, "straightness": self.straightness}
 
 
 def data_of(run: GenerativeModel) -> str:
@@ -107,14 +142,18 @@ def evaluate_run(
     features: Callable[[Tensor], Tensor] | None = None,
     data: Tensor | None = None,
     on_samples: Callable[[Evaluation, Tensor], None] | None = None,
+    resamples: int = 0,
+    jacobian: bool = False,
 ) -> list[Evaluation]:
     """Evaluate ``run`` (a trained run, or a model trained elsewhere:
     :class:`~wasserflow.engine.GenerativeModel`) at each NFE budget (module doc).
 
     ``features``: a feature extractor (``wasserflow.metrics.feature_extractor``) for the Frechet
     distance; ``data``: the reference set in data space (default :func:`reference_data` of the
-    model's ``data_spec``);
-    ``on_samples(row, x)`` receives each budget's samples in data space (e.g. to save them)."""
+    model's ``data_spec``); ``on_samples(row, x)`` receives each budget's samples in data space
+    (e.g. to save them); ``resamples``: bootstrap resamples for the intervals of W2 and FD (0:
+    none); ``jacobian``: also test the Brenier criterion of each deterministic sampler's map
+    (:func:`~wasserflow.metrics.jacobian_symmetry`, two JVPs through the solve per point)."""
     if n < 2:
         raise ValueError("n must be at least 2")
     ref = reference_data(data_of(run), n, seed + 1) if data is None else data.to(torch.float64)
@@ -133,34 +172,75 @@ def evaluate_run(
             raise ValueError(
                 f"the sampler {out.sampler} diverged at nfe={nfe} (NaN or inf samples)"
             )
-        w2 = exact_ot(x.reshape(n, -1), ref_flat).w2
         dec = None
         if geometry and out.energy is not None:
-            dec = path_energy_decomposition(out.start, x_model, out.energy)
-        fd = None
-        if features is not None:
-            from .frechet import frechet_distance
-
-            fd = frechet_distance(features(x.to(torch.float32)), ref_features).value
+            mapping = _map_of(run, out.sampler, k) if jacobian else None
+            dec = path_energy_decomposition(
+                out.start,
+                x_model,
+                out.energy,
+                map=mapping,
+                generator=torch.Generator().manual_seed(seed),
+            )
+        w2, w2_iv = _w2(x.reshape(n, -1), ref_flat, resamples, seed)
+        fd, fd_iv = _fd(features, x, ref_features, resamples, seed)
         row = Evaluation(
             sampler=out.sampler,
             nfe_requested=k,
             nfe=out.nfe,
             w2=w2,
-            action=dec.path_energy if dec else None,
-            geodesic_gap=dec.geodesic_gap if dec else None,
-            normalized_path_energy=dec.normalized_path_energy if dec else None,
-            straightness=dec.curvature if dec else None,
             seconds=seconds,
-            coupling_gap=dec.coupling_gap if dec else None,
-            chord_energy=dec.chord_energy if dec else None,
-            endpoint_w2_squared=dec.w2_squared if dec else None,
             fd=fd,
             features=getattr(features, "name", None) if features is not None else None,
             n=n,
             n_data=int(ref.shape[0]),
+            geometry=dec,
+            w2_interval=w2_iv,
+            fd_interval=fd_iv,
         )
         rows.append(row)
         if on_samples is not None:
             on_samples(row, x)
     return rows
+
+
+def _map_of(run: GenerativeModel, sampler: str, nfe: int | None) -> Callable[[Tensor], Tensor]:
+    return lambda z: run.transport(z, sampler=sampler, nfe=nfe)
+
+
+def _w2(x: Tensor, ref: Tensor, resamples: int, seed: int) -> tuple[float, Interval | None]:
+    """W2 by exact OT, and its bootstrap interval over resampled samples (the reference set
+    fixed) when ``resamples`` > 0."""
+    w2 = exact_ot(x, ref).w2
+    if resamples <= 0:
+        return w2, None
+    iv = bootstrap_interval(
+        lambda i: exact_ot(x[i], ref).w2,
+        x.shape[0],
+        resamples=resamples,
+        generator=torch.Generator().manual_seed(seed + 2),
+        value=w2,
+    )
+    return w2, iv
+
+
+def _fd(features, x: Tensor, ref_features, resamples: int, seed: int):
+    """The Frechet distance in ``features``' space and its bootstrap interval (the reference
+    statistics fixed) when ``resamples`` > 0."""
+    if features is None:
+        return None, None
+    from .frechet import feature_stats, frechet_distance
+
+    feats = features(x.to(torch.float32))
+    ref_stats = feature_stats(ref_features)
+    fd = frechet_distance(feats, ref_stats).value
+    if resamples <= 0:
+        return fd, None
+    iv = bootstrap_interval(
+        lambda i: frechet_distance(feats[i], ref_stats).value,
+        feats.shape[0],
+        resamples=resamples,
+        generator=torch.Generator().manual_seed(seed + 3),
+        value=fd,
+    )
+    return fd, iv
