@@ -1,6 +1,7 @@
-"""The coupling-gap bracket against constructions whose gap is known in closed form or by the
-definition itself (the Brenier map known, G = E|Phi(X) - X|^2 - E|T(X) - X|^2 by Monte Carlo),
-in d = 2, 64 and 784; the plug-in gap against scipy's assignment solver."""
+"""The coupling-gap bracket against maps whose gap is known in closed form or by the definition
+itself (wasserflow.metrics.gap_cases: the Brenier map known, G = E|Phi(X) - X|^2 -
+E|T(X) - X|^2 by Monte Carlo), in d = 2, 64 and 784; the plug-in gap against scipy's
+assignment solver."""
 
 import math
 
@@ -10,6 +11,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from wasserflow.metrics import GAP_BOUNDS, coupling_gap, plugin_gap
+from wasserflow.metrics.gap_cases import gap_case, plane_rotation
 
 N = 2000
 
@@ -18,61 +20,9 @@ def _normal(n, d, seed):
     return torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
-def _block_rotation(d, theta):
-    """The rotation by theta in each coordinate plane (2k, 2k + 1): R # N(0, I) = N(0, I), so
-    W2^2 = 0 and the gap is the chord, 2 (d - d mod 2) (1 - cos theta)."""
-    r = torch.eye(d, dtype=torch.float64)
-    c, s = math.cos(theta), math.sin(theta)
-    for i in range(0, d - 1, 2):
-        r[i, i], r[i, i + 1], r[i + 1, i], r[i + 1, i + 1] = c, -s, s, c
-    return r, 2 * (d - d % 2) * (1 - c)
-
-
-def _linear(d, seed):
-    """x -> A x with A = I + noise / sqrt(d): gap 2 tr((A A^T)^1/2) - 2 tr(A) (the Bures
-    distance between the coupling's cross term and the optimal one: the nuclear norm of A)."""
-    g = torch.Generator().manual_seed(seed)
-    a = torch.eye(d, dtype=torch.float64) + torch.randn(
-        d, d, generator=g, dtype=torch.float64
-    ) / math.sqrt(d)
-    return a, 2 * (float(torch.linalg.svdvals(a).sum()) - float(torch.trace(a)))
-
-
-def _convex_gradient(d, seed, k=8):
-    """grad u for u(x) = |x|^2 / 2 + sum_k c_k softplus(w_k . x), c_k > 0 (convex): the Brenier
-    map of N(0, I) to its image law."""
-    g = torch.Generator().manual_seed(seed)
-    w = torch.randn(k, d, generator=g, dtype=torch.float64) / math.sqrt(d) * 2
-    c = torch.rand(k, generator=g, dtype=torch.float64) * 2 + 0.5
-    return lambda x: x + torch.sigmoid(x @ w.T) @ (c[:, None] * w)
-
-
-def _brenier_gap(phi_of_x, t_map, d, n_mc=400_000, seed=99):
-    """G = E|Phi(X) - X|^2 - E|T(X) - X|^2 with T the Brenier map of N(0, I) to Phi # N(0, I),
-    by Monte Carlo (standard error ~1e-3 relative at this n)."""
-    x = _normal(n_mc, d, seed)
-    return float((phi_of_x(x) - x).pow(2).sum(1).mean() - (t_map(x) - x).pow(2).sum(1).mean())
-
-
 def _case(d, name):
-    """(map, true gap) of the construction ``name`` in dimension d."""
-    rot, rot_gap = _block_rotation(d, 1.0)
-    a, a_gap = _linear(d, 1)
-    if name == "rotation":
-        return (lambda x: x @ rot.T), rot_gap
-    if name == "linear":
-        return (lambda x: x @ a.T), a_gap
-    if name == "spd-linear":
-        spd = a @ a.T / 2 + 0.1 * torch.eye(d, dtype=torch.float64)
-        return (lambda x: x @ spd.T), 0.0
-    grad = _convex_gradient(d, 2)
-    if name == "convex-gradient":
-        return grad, 0.0
-
-    def turned(x):  # a measure-preserving R, then grad u
-        return grad(x @ rot.T)
-
-    return turned, _brenier_gap(turned, grad, d, n_mc=400_000 if d <= 64 else 50_000)
+    case = gap_case(name, d, n_mc=400_000 if d <= 64 else 50_000)
+    return case.map, case.gap
 
 
 def _check_bracket(x, y, truth, source="normal", folds=5):
@@ -115,9 +65,9 @@ def test_the_bracket_holds_in_784_dimensions_slow(case):
 
 def test_a_rotation_in_64_dimensions_is_detected_from_the_samples_alone():
     """The issue's case: the plug-in gap reads 0, the rotation bound sees the whole gap."""
-    rot, truth = _block_rotation(64, 1.0)
+    phi, truth = _case(64, "rotation")
     x = _normal(N, 64, 3)
-    y = x @ rot.T
+    y = phi(x)
     assert plugin_gap(x, y) < 1e-9 * truth  # blind
     res = coupling_gap(x, y, source="normal")
     assert res.lower > 0.98 * truth and res.contains(truth)
@@ -141,9 +91,9 @@ def test_the_gaussian_dual_is_near_the_gelbrich_equality_for_a_linear_map():
 
 
 def test_without_the_source_only_the_source_free_bounds_run():
-    rot, truth = _block_rotation(64, 1.0)
+    phi, truth = _case(64, "rotation")
     x = _normal(N, 64, 7)
-    res = coupling_gap(x, x @ rot.T)
+    res = coupling_gap(x, phi(x))
     assert res.method == "gaussian-dual+plugin" and res.lower == 0.0 and res.upper >= truth
 
 
@@ -161,7 +111,7 @@ def test_the_plugin_gap_is_the_pairs_cost_minus_scipys_optimal_assignment():
 
 
 def test_the_bracket_is_a_typed_record():
-    rot, truth = _block_rotation(2, 0.5)
+    rot = plane_rotation(2, 0.5)
     x = _normal(500, 2, 9)
     res = coupling_gap(x, x @ rot.T, source="normal", level=0.9)
     d = res.to_dict()

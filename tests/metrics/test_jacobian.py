@@ -8,15 +8,8 @@ import pytest
 import torch
 
 from wasserflow.metrics import coupling_gap, jacobian_symmetry
+from wasserflow.metrics.gap_cases import plane_rotation
 from wasserflow.samplers import get_sampler
-
-
-def _rotation(d, theta):
-    r = torch.eye(d, dtype=torch.float64)
-    c, s = math.cos(theta), math.sin(theta)
-    for i in range(0, d - 1, 2):
-        r[i, i], r[i, i + 1], r[i + 1, i], r[i + 1, i + 1] = c, -s, s, c
-    return r
 
 
 def _x(n, d, seed=0):
@@ -26,7 +19,7 @@ def _x(n, d, seed=0):
 @pytest.mark.parametrize("d, theta", [(2, 0.4), (64, 1.0), (784, 0.3)])
 def test_a_rotation_has_asymmetry_sin_squared_theta(d, theta):
     """|R - R^T|_F^2 / (4 |R|_F^2) = (d/2) 8 sin^2 / (4 d) = sin^2 theta for plane rotations."""
-    r = _rotation(d, theta)
+    r = plane_rotation(d, theta)
     res = jacobian_symmetry(lambda x: x @ r.T, _x(300, d))
     assert res.asymmetry_lower <= math.sin(theta) ** 2 <= res.asymmetry_upper
     assert res.negative_curvature == 0.0 and res.rejects_optimality
@@ -68,7 +61,7 @@ def test_an_ode_rotation_through_the_euler_sampler():
 
 
 def test_the_coupling_gap_carries_the_test_when_given_the_map():
-    r = _rotation(8, 0.5)
+    r = plane_rotation(8, 0.5)
     x = _x(400, 8, 3)
     res = coupling_gap(x, x @ r.T, source="normal", map=lambda z: z @ r.T)
     assert res.jacobian is not None and res.jacobian.n == 256
