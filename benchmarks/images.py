@@ -42,7 +42,10 @@ space of the shipped digit classifier (``feature_extractor("digits8")``; ``mnist
 between n samples and the n data images (n = 1,797 for the digits: the whole set), exact W2
 (POT's network simplex, float64, flattened images), and the path-energy decomposition of the
 sampling curves (``wasserflow.metrics.path_energy_decomposition``): PE = E int |v|^2 dt,
-curvature PE - E|x1 - x0|^2 and coupling gap E|x1 - x0|^2 - W2^2(noise, samples). The peers'
+curvature PE - E|x1 - x0|^2 and the coupling gap E|x1 - x0|^2 - W2^2(noise, samples) as a 95 %
+bracket (``wasserflow.metrics.coupling_gap``: in d = 64 the exact assignment of the n noises to
+the n samples is their own pairing whatever the map, so no sample resolves the gap to a point),
+and for wasserflow's Euler maps the Brenier criterion's Jacobian asymmetry. The peers'
 PE is computed here along the curves their samplers solve: Euler's polyline (sum h |v|^2),
 dopri5 with dE/dt = |v|^2 as an extra state, and DDIM's steps along the path's own curve with
 the step's (x0, eps) predictions frozen (``wasserflow.samplers.kinetic.path_segment_energy``,
@@ -70,6 +73,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
 import argparse
 import functools
 import json
+import math
 import statistics
 import tempfile
 import time
@@ -187,14 +191,25 @@ class Setup:
         )
         cell = {"fd": fd, "w2": w2, "nfe": nfe}
         if energy is not None:
-            dec = path_energy_decomposition(x0, x, energy)
-            cell.update(
-                pe=dec.path_energy,
-                curvature=dec.curvature,
-                coupling_gap=dec.coupling_gap,
-                w2sq_noise=dec.w2_squared,
-            )
+            cell.update(geometry_cell(path_energy_decomposition(x0, x, energy)))
         return cell
+
+
+def geometry_cell(dec) -> dict:
+    """A table cell's share of a path-energy decomposition: PE, curvature, the chord, the
+    coupling gap's bracket (wasserflow.metrics.coupling_gap; None for an infinite upper end)
+    and, where the map was tested, its Jacobian asymmetry (the Brenier criterion)."""
+    gap = dec.coupling_gap
+    cell = {
+        "pe": dec.path_energy.value,
+        "curvature": dec.curvature.value,
+        "chord": dec.chord_energy.value,
+        "gap_lower": gap.lower,
+        "gap_upper": None if math.isinf(gap.upper) else gap.upper,
+    }
+    if gap.jacobian is not None:
+        cell["asymmetry"] = gap.jacobian.asymmetry
+    return cell
 
 
 def _timed_loop(seconds, step_fn):
@@ -381,6 +396,7 @@ def wasserflow_row(
         sampler=sampler,
         features=setup.features,
         data=setup.ref,
+        jacobian=True,
     )
     cols = list(NFES)
     if midpoint:
@@ -397,13 +413,8 @@ def wasserflow_row(
     row = {}
     for b, ev in zip(cols, evals):
         cell = {"fd": ev.fd, "w2": ev.w2, "nfe": ev.nfe}
-        if ev.action is not None:
-            cell.update(
-                pe=ev.action,
-                curvature=ev.straightness,
-                coupling_gap=ev.coupling_gap,
-                w2sq_noise=ev.endpoint_w2_squared,
-            )
+        if ev.geometry is not None:
+            cell.update(geometry_cell(ev.geometry))
         row[b] = cell
     if adaptive:  # evaluate_run's adaptive budget at TorchCFM's dopri5 tolerance
         tol = setup.dopri_tol
@@ -507,8 +518,13 @@ def print_tables(results, per_seed, n, seeds, features="digits8"):
                 )
     mids = {mid(k) for k in MIDPOINT}
     print(f"\n## path-energy decomposition (model space, n = {n}), medians over seeds\n")
-    print("| row | sampler, NFE | PE | curvature | coupling gap | W2^2(noise, samples) |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "coupling gap: the 95 % bracket of wasserflow.metrics.coupling_gap (rotation re-coupling "
+        "below, Gaussian dual above); asymmetry: the Brenier criterion of the Euler map "
+        "(0 for an optimal map)\n"
+    )
+    print("| row | sampler, NFE | PE | curvature | chord | coupling gap | asymmetry |")
+    print("|---|---|---|---|---|---|---|")
     for name, per in results.items():
         for c in cols:
             rs = [r["row"][c] for r in per.values() if c in r["row"]]
@@ -519,9 +535,11 @@ def print_tables(results, per_seed, n, seeds, features="digits8"):
                 f"| {name} | {'dopri5 ' if c == 'dopri5' else 'midpoint ' if c in mids else ''}"
                 f"{nfe:.0f} | "
                 + " | ".join(
-                    _fmt(_med([r[k] for r in rs]), 2)
-                    for k in ("pe", "curvature", "coupling_gap", "w2sq_noise")
+                    _fmt(_med([r[k] for r in rs]), 2) for k in ("pe", "curvature", "chord")
                 )
+                + f" | [{_fmt(_med([r['gap_lower'] for r in rs]), 2)}, "
+                + f"{_fmt(_med([r['gap_upper'] for r in rs]), 2)}] | "
+                + (_fmt(_med([r["asymmetry"] for r in rs]), 3) if "asymmetry" in rs[0] else "-")
                 + " |"
             )
 

@@ -109,7 +109,8 @@ def path_energy_decomposition(
     if n < MIN_PAIRS:
         gap = CouplingGap.unresolved(n, float(chord.mean()), level)
     else:
-        gap = coupling_gap(a, b, source=source, map=map, level=level, generator=generator)
+        flat = None if map is None else _flattened(map, tuple(x0.shape[1:]))
+        gap = coupling_gap(a, b, source=source, map=flat, level=level, generator=generator)
     return PathEnergyDecomposition(
         path_energy=mean_interval(e, level),
         chord_energy=mean_interval(chord, level),
@@ -117,3 +118,8 @@ def path_energy_decomposition(
         coupling_gap=gap,
         n=n,
     )
+
+
+def _flattened(map: Callable[[Tensor], Tensor], shape: tuple[int, ...]):
+    """``map`` on flattened points: (m, prod(shape)) -> (m, prod(shape))."""
+    return lambda z: map(z.reshape(z.shape[0], *shape)).reshape(z.shape[0], -1)
