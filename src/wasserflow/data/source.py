@@ -47,7 +47,7 @@ from .toy2d import LabelledSampler2D, Sampler2D
 LABELLED_SETS = (
     "digits, digits_images, gmm2d, gmm8d, 8gaussians, moons, circles, spirals, checkerboard, "
     "mnist:IMAGES with its labels IDX file, cifar10:, images:ROOT with one folder per class, "
-    "array:NPZ holding x and y"
+    "array:NPZ (images) or file:NPZ (points) holding x and y"
 )
 """The labelled data sets, as the error of an unlabelled ``sample_labelled`` lists them."""
 
