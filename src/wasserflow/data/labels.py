@@ -140,16 +140,10 @@ def names_from(values: Sequence, where: str) -> LabelInfo:
 def sample_mixture_labelled(
     mixture: GaussianMixture, n: int, generator: torch.Generator | None = None
 ) -> tuple[Tensor, Tensor]:
-    """n i.i.d. draws of ``mixture`` (float64 (n, d)) and the component k of each (int64 (n,)).
-
-    k ~ Categorical(weights), then x = m_k + L_k z with L_k L_k^T = S_k and z ~ N(0, I): the
-    draws of :meth:`GaussianMixture.sample` in the same order from the same generator, so ``x``
-    is bit for bit what ``mixture.sample(n, generator)`` returns.
-    """
-    k = torch.multinomial(mixture.weights, n, replacement=True, generator=generator)
-    z = torch.randn(n, mixture.dim, generator=generator, dtype=torch.float64)
-    chol = torch.linalg.cholesky(mixture.covs)
-    return mixture.means[k] + (chol[k] @ z[..., None])[..., 0], k
+    """n i.i.d. draws of ``mixture`` (float64 (n, d)) and the component k of each (int64 (n,)):
+    :meth:`GaussianMixture.sample_with_components`, whose draws are bit for bit those of
+    ``mixture.sample(n, generator)``."""
+    return mixture.sample_with_components(n, generator)
 
 
 LABEL_KEYS: tuple[str, ...] = ("y", "labels")
