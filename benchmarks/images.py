@@ -21,6 +21,9 @@ net(x, t) with t on wasserflow's clock: t = 0 noise, t = 1 data; sinusoidal embe
   engine's ``midpoint`` sampler at 2, 4, 8 NFE (the same rule as TorchCFM's midpoint column).
 * ``wasserflow-otcfm-block``: the same with exact OT on blocks of 1,024 pairs served for 8
   epochs (``coupling.ot_batch``, ``coupling.ot_reuse``), TorchCFM's pair in the OT-CFM target.
+* ``wasserflow-icfm``: the engine's ``icfm`` recipe (the independent coupling) with the OT
+  rows' times and lr: the map whose coupling the OT rows should improve (the coupling gap's
+  bracket and the Jacobian asymmetry of the three side by side; no peer of its own).
 * ``wasserflow-ddpm-fast-dpm``: the engine's ``ddpm`` recipe (the very VP path of diffusers'
   row: DDPM's discrete linear betas) with velocity prediction, the log-SNR as the network's time
   input and lr 2e-3 (benchmarks/README.md's "-fast" settings), sampled with the deterministic
@@ -444,6 +447,9 @@ ROWS = {
         su, "otcfm", s, overrides=OTCFM_BLOCK, adaptive=True, midpoint=True
     ),
     "torchcfm-otcfm": torchcfm_otcfm,
+    "wasserflow-icfm": lambda su, s, sec: wasserflow_row(
+        su, "icfm", s, overrides=OTCFM_OPTIONS, adaptive=True
+    ),
     "wasserflow-ddpm-fast-dpm": lambda su, s, sec: wasserflow_row(
         su, "ddpm", s, "dpm_solver", overrides=DIFFUSION_FAST
     ),

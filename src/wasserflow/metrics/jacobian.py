@@ -33,6 +33,7 @@ from statistics import NormalDist
 import torch
 from torch import Tensor
 from torch.func import jvp
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 _ROUND_OFF = 1e-8  # (1e-7 relative float32 error)^2 of a symmetric Jacobian's two products
 
@@ -69,8 +70,11 @@ def _wilson(k: int, n: int, z: float) -> tuple[float, float]:
 
 
 def _jvp(map: Callable[[Tensor], Tensor], x: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    """(map(x), D map(x) v) in forward mode; attention in its composite (math) kernel, the one
+    with a forward-mode rule (the fused CPU kernel has none, pytorch#165530)."""
     try:
-        return jvp(map, (x,), (v,))
+        with sdpa_kernel([SDPBackend.MATH]):
+            return jvp(map, (x,), (v,))
     except RuntimeError as e:
         raise ValueError(
             f"the map must be differentiable by torch.func.jvp (forward mode): {e}"
