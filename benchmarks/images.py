@@ -149,8 +149,9 @@ PEER_LR = 1e-3
 class Setup:
     """What every row shares: data, net options, budget, metrics."""
 
-    def __init__(self, spec, net, seconds, batch, n, device, dopri_tol):
+    def __init__(self, spec, net, seconds, batch, n, device, dopri_tol, jacobian_points=256):
         self.spec, self.net, self.seconds, self.batch = spec, net, seconds, batch
+        self.jacobian_points = jacobian_points
         self.device, self.dopri_tol = torch.device(device), dopri_tol
         src = make_source(spec)
         self.source = src
@@ -399,7 +400,7 @@ def wasserflow_row(
         sampler=sampler,
         features=setup.features,
         data=setup.ref,
-        jacobian=True,
+        jacobian=setup.jacobian_points,
     )
     cols = list(NFES)
     if midpoint:
@@ -650,6 +651,12 @@ def main():
         action="store_true",
         help="smoke run: 5 s per row, one seed, 300 samples, NFE 1, 2, 8",
     )
+    p.add_argument(
+        "--jacobian",
+        type=int,
+        default=256,
+        help="points of the Brenier-criterion test of wasserflow's Euler maps (0: off)",
+    )
     p.add_argument("--only", default="", help="comma-separated subset of: " + ", ".join(ROWS))
     p.add_argument("--per-seed", action="store_true", help="also print each seed's row")
     p.add_argument("--json", default=None, help="write every cell to this JSON file")
@@ -680,7 +687,7 @@ def main():
     unknown = sorted(set(only) - set(ROWS))
     if unknown:
         p.error(f"unknown rows {unknown}: choose among {', '.join(ROWS)}")
-    setup = Setup(a.data, NETS[a.net], seconds, a.batch, n, a.device, a.dopri_tol)
+    setup = Setup(a.data, NETS[a.net], seconds, a.batch, n, a.device, a.dopri_tol, a.jacobian)
     nparams = sum(q.numel() for q in setup.build(0).parameters())
     print(
         f"# {a.data}: {setup.n} images {setup.shape}; unet {NETS[a.net]} ({nparams:,} "

@@ -401,6 +401,7 @@ def coupling_gap(
     level: float = 0.95,
     folds: int = 5,
     generator: torch.Generator | None = None,
+    jacobian_points: int = 256,
 ) -> CouplingGap:
     """Bracket G = E|x1 - x0|^2 - W2^2(law x0, law x1) for the pairs (x0_i, x1_i) (module doc).
 
@@ -409,7 +410,7 @@ def coupling_gap(
         source: "normal" when x0 are draws of N(0, s^2 I) (any s): enables the ``rotation``
             bound; checked against the sample.
         map: the differentiable map with x1 = map(x0) (a model's ODE); adds the Brenier-criterion
-            test (:attr:`CouplingGap.jacobian`) on up to 256 of the points.
+            test (:attr:`CouplingGap.jacobian`) on the first ``jacobian_points`` points.
         method: one registered bound (:data:`GAP_BOUNDS`: "rotation", "gaussian-dual",
             "plugin"), a "+"-joined list, or None for every one that applies (``plugin`` only
             up to n = 5,000, where its exact assignment is affordable).
@@ -439,7 +440,9 @@ def coupling_gap(
     bounds = tuple(_one_sided(nm, pairs, folds, each) for nm in names)
     lows = [bd.bound for bd in bounds if bd.side == "lower" and bd.bound > _round_off(pairs)]
     ups = [bd.bound for bd in bounds if bd.side == "upper"]
-    jac = None if map is None else jacobian_symmetry(map, x0, x1=x1, level=level, generator=g)
+    jac = None
+    if map is not None:
+        jac = jacobian_symmetry(map, x0, x1=x1, n=jacobian_points, level=level, generator=g)
     return CouplingGap(
         lower=max([0.0, *lows]),
         upper=min(ups, default=math.inf),

@@ -89,10 +89,12 @@ def path_energy_decomposition(
     map: Callable[[Tensor], Tensor] | None = None,
     level: float = 0.95,
     generator: torch.Generator | None = None,
+    jacobian_points: int = 256,
 ) -> PathEnergyDecomposition:
     """Decompose the path energy of the curves x0_i -> x1_i whose kinetic energies are
     ``energy`` (n,) (module doc). ``source``, ``map``: as in :func:`coupling_gap` (x0 drawn from
-    N(0, s^2 I), the sampler's differentiable map for the Brenier-criterion test)."""
+    N(0, s^2 I), the sampler's differentiable map for the Brenier-criterion test on
+    ``jacobian_points`` of the curves)."""
     if x0.shape != x1.shape or x0.dim() < 2:
         raise ValueError(
             f"x0 and x1 must be (n, ...) of one shape, got {tuple(x0.shape)} and {tuple(x1.shape)}"
@@ -110,7 +112,15 @@ def path_energy_decomposition(
         gap = CouplingGap.unresolved(n, float(chord.mean()), level)
     else:
         flat = None if map is None else _flattened(map, tuple(x0.shape[1:]))
-        gap = coupling_gap(a, b, source=source, map=flat, level=level, generator=generator)
+        gap = coupling_gap(
+            a,
+            b,
+            source=source,
+            map=flat,
+            level=level,
+            generator=generator,
+            jacobian_points=jacobian_points,
+        )
     return PathEnergyDecomposition(
         path_energy=mean_interval(e, level),
         chord_energy=mean_interval(chord, level),

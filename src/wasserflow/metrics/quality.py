@@ -143,7 +143,7 @@ def evaluate_run(
     data: Tensor | None = None,
     on_samples: Callable[[Evaluation, Tensor], None] | None = None,
     resamples: int = 0,
-    jacobian: bool = False,
+    jacobian: int = 0,
 ) -> list[Evaluation]:
     """Evaluate ``run`` (a trained run, or a model trained elsewhere:
     :class:`~wasserflow.engine.GenerativeModel`) at each NFE budget (module doc).
@@ -152,8 +152,9 @@ def evaluate_run(
     distance; ``data``: the reference set in data space (default :func:`reference_data` of the
     model's ``data_spec``); ``on_samples(row, x)`` receives each budget's samples in data space
     (e.g. to save them); ``resamples``: bootstrap resamples for the intervals of W2 and FD (0:
-    none); ``jacobian``: also test the Brenier criterion of each deterministic sampler's map
-    (:func:`~wasserflow.metrics.jacobian_symmetry`, two JVPs through the solve per point)."""
+    none); ``jacobian``: test the Brenier criterion of each deterministic sampler's map on this
+    many points (:func:`~wasserflow.metrics.jacobian_symmetry`, two JVPs through the solve per
+    point; 0: not tested)."""
     if n < 2:
         raise ValueError("n must be at least 2")
     ref = reference_data(data_of(run), n, seed + 1) if data is None else data.to(torch.float64)
@@ -174,13 +175,14 @@ def evaluate_run(
             )
         dec = None
         if geometry and out.energy is not None:
-            mapping = _map_of(run, out.sampler, k) if jacobian else None
+            mapping = _map_of(run, out.sampler, k) if jacobian > 0 else None
             dec = path_energy_decomposition(
                 out.start,
                 x_model,
                 out.energy,
                 map=mapping,
                 generator=torch.Generator().manual_seed(seed),
+                jacobian_points=max(jacobian, 10),
             )
         w2, w2_iv = _w2(x.reshape(n, -1), ref_flat, resamples, seed)
         fd, fd_iv = _fd(features, x, ref_features, resamples, seed)
