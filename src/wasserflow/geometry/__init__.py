@@ -18,7 +18,8 @@ libraries that do not import each other, and this module re-exports both:
     :func:`trajectory_geometry`; results :class:`OTResult`, :class:`AffineMap`,
     :class:`PathGeometry`.
   * Dynamic OT on grids: :func:`benamou_brenier` (the Benamou-Brenier geodesic between two
-    densities by proximal splitting), :class:`BenamouBrenierResult`.
+    densities by proximal splitting), :func:`benamou_brenier_reference` (the same, certified
+    against a longer solve), :class:`BenamouBrenierResult`.
 
 :mod:`wasserflow.geometry.flows`, the W2 gradient flow of F = KL(. || pi), pi ∝ exp(-V)
   * Targets and free energy: :class:`Potential` (:func:`gaussian_potential`,
@@ -86,6 +87,7 @@ from .ot import (
     OTResult,
     PathGeometry,
     benamou_brenier,
+    benamou_brenier_reference,
     bures_squared,
     displacement_interpolation,
     empirical_gaussian,
@@ -118,6 +120,7 @@ __all__ = [
     "OTResult",
     "PathGeometry",
     "benamou_brenier",
+    "benamou_brenier_reference",
     "bures_squared",
     "displacement_interpolation",
     "empirical_gaussian",
