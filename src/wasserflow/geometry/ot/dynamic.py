@@ -37,8 +37,8 @@ eps |X|^2 + |V|^2 with the momentum components weighted by kappa against the den
 
 * prox of J, per centred point: m = f m~ / (f + g_m) and f the largest real root of the cubic
   (f - f~)(f + g_m)^2 = g_f |m~|^2 / 2 if positive, else (0, 0) (PPO 2014, proposition 1,
-  there with g_f = g_m), g_f = gamma / v^2 and g_m = g_f / kappa the steps; Newton from the
-  left of the root converges monotonically (the cubic is (f + g_m)^2 g(f), g concave);
+  there with g_f = g_m), in closed form (Cardano, or the trigonometric form when the cubic has
+  three real roots) and one Newton step;
 * projection on K: per component c, N_c X~_c = eps X_c + A_c^T V_c (N_c = eps + A_c^T A_c,
   A_c the averaging along the component's own axis), then X_c = X~_c + N_c^-1 D_c^T q /
   (h_c w_c) with q solving the space-time equation L q = div U(X~). The difference D_c maps
@@ -46,52 +46,67 @@ eps |X|^2 + |V|^2 with the momentum components weighted by kappa against the den
   N_c is diagonal in the former, so L = sum_c D_c N_c^-1 D_c^T / (h_c^2 w_c) is diagonal in
   the DCT-II basis of the space-time cells: one exact solve per iteration, O(N log N).
 
-Steps. Lengths are measured in units of the box's longest side. With v the speed of the
-transport in these units (the W2 distance between the Gaussians with the moments of rho_0 and
-rho_1, at least one cell width), kappa = kappa_rel / v^2 and g_f = gamma / v^2 (kappa_rel = 1,
-gamma = 6, eps = 0.01, alpha = 1.98 by default). Measured (iterations to a frame error of
-5e-3 in L1 at t = 1/4, 1/2, 3/4 against a 6,000-iteration solve) on seven problems, N(0, I)
-to gmm2d on 32 x 32 x 16 cells, a two-bump translation in 1-D (three boxes and widths), 1-D
-and 2-D Gaussians and a 1-D split into two bumps: gamma = 4 or 8 was within 1.5x of the best
-of gamma in {1, 2, 4, 8, 16} x kappa_rel in {0.3, 1} on every one (150 to 375 iterations).
+Steps. Lengths are measured in units of the box's longest side; v is the speed of the
+transport in these units, the W2 distance between the Gaussians with the moments of rho_0 and
+rho_1 (at least one cell width). The momentum weight is kappa / v^2, the steps g_f = gamma /
+v^2 and g_m = gamma / kappa; by default kappa = 1, gamma = 6 (0.3 over the last quarter of the
+budget, ``gamma_polish``), eps = 0.01, alpha = 1.98. Iterations to a frame error of 5e-3 (L1
+at t = 1/4, 1/2, 3/4 against a 6,000-iteration solve) at gamma = 6, without the last quarter's
+step, on seven problems: N(0, I) to gmm2d on 32 x 32 x 16 cells 275, 2-D Gaussians on
+24 x 24 x 12 175, a 1-D split into two bumps 125, a 1-D two-bump translation 150 (275 with
+bumps half as wide, 225 in a box twice as long), 1-D Gaussians 150; the best of gamma in
+{1, 2, 4, 8, 16} x kappa in {0.3, 1} was 100 to 275, at most 1.5x fewer on each.
 
-What made the solver faster (N(0, I) to gmm2d on 32 x 32 x 16, frame error 5e-3 against a
-32,000-iteration solve: the earlier solver, steps 1 then 0.03 relative to the largest density,
-needed about 2,300 iterations; the two-bump translation of benchmarks/benamou_brenier.py,
-against the exact translate: 4,500):
+How the solver got faster, measured on the two problems of benchmarks/benamou_brenier.py
+(iterations to a frame error of 5e-3; gmm2d against a 32,000-iteration solve, the translation
+against the exact translate, at t = 1/2 only in these development runs):
 
-* the momentum weight kappa (G_2 was then the interpolation constraint alone, G_1 also held
-  the continuity equation): 600 to 725 iterations on gmm2d, 275 on the translation;
-* projecting on the continuity equation and the interpolation together (K above) with a small
-  weight eps on the staggered unknowns: 275 on gmm2d, 150 on the translation (eps = 1: 475);
-* dense matrices for the short transforms along one axis instead of scipy.fft's DCT of the
-  odd lengths 17 and 33: 2.0 against 2.9 ms of CPU per iteration on gmm2d.
+* the earlier solver (the splitting above but with the continuity equation in G_1 and
+  the interpolation alone in G_2, Euclidean metric, steps 1 then 0.03 relative to the largest
+  density from half the budget): 2,552 on gmm2d, 5,136 on the translation (the benchmark);
+* the momentum weight (kappa = 30, box units, steps 10 and 30 relative to the largest
+  density): 725 and 275;
+* the continuity equation and the interpolation projected together (K above), eps = 1: 475
+  and 250; eps = 0.01: 275 and 150 (scaled by v as above: 275 and 150 at all three times);
+* the last quarter at gamma = 0.3: 196 and 147 (the benchmark). On five of the seven
+  problems it lowered the error after 300 iterations 1.8x to 3.6x, on the two slowest it
+  raised it 1.3x and 1.9x (after 600 it lowered it on both), and it makes the action
+  accurate: -5.5e-5 against -4.8e-4 relative to W2^2 after 4,000 iterations on 1-D Gaussians
+  (128 cells x 64 steps; the grid error);
+* per iteration, dense products for the transforms along one axis (scipy.fft's DCT of the odd
+  lengths 17 and 33 took most of the time) and the closed-form prox (Newton took 6 or 7
+  steps): 2.0 against 2.9 ms of CPU on gmm2d (32 x 32 x 16).
 
-What did not help (same problems and targets unless said):
+What did not help (gmm2d and the translation unless said):
 
-* over-relaxation: alpha = 1.98 is the best of 1, 1.5, 1.98 (725 against 925 and > 1,000);
+* over-relaxation: alpha = 1.98 is the best of 1, 1.5, 1.98 (gmm2d, kappa = 30: > 1,000,
+  925 and 725 iterations);
 * type-II Anderson acceleration of the fixed-point map (memory 5 and 10): slower, 7.5e-3 and
-  1.3e-2 against 5.7e-3 after 600 iterations; inertial extrapolation (0.3, 0.5) diverged;
-* adaptive steps by residual balancing (x2 every 10 iterations): within 10 % of the best fixed
-  step at best (600 against 600 to 725; 350 against 275 on the translation), oscillating and
-  diverging with a tight band;
-* Chambolle-Pock primal-dual (PPO 2014, section 4.2): 2.2e-2 after 800 iterations against
-  1.7e-2 for Douglas-Rachford with the same step;
-* coarse-to-fine warm starts (the primal and dual point prolonged from 16 x 16 x 8, or from
-  8 time steps): 725 to 450-500 fine iterations, at most 1.25x counting the coarse solve;
-  the coarse geodesics differ from the fine one by 0.3 (space) and 0.12 (time) in L1;
-* a metric that undoes the interpolation (A^T A + eps on the staggered unknowns), pointwise
-  steps proportional to the density (9.1e-2 against 1.7e-2 after 800), weighting V against U
-  (same or 3x slower), and step schedules (two or geometric phases: at most 2x at a fixed
-  budget before the changes above; a second phase at gamma = 2 from half the budget lowers
-  the error at a fixed budget by 25 to 30 % now, ``gamma_polish``).
+  1.3e-2 against 5.7e-3 after 600 iterations on gmm2d; inertial extrapolation (0.3 and 0.5)
+  diverged;
+* adaptive steps by residual balancing (x2 or /2 every 10 iterations): no better than the
+  best fixed step (gmm2d 600 against 600 to 725, the translation 350 against 275), and it
+  oscillated and diverged with a tight band;
+* Chambolle-Pock's primal-dual iteration (PPO 2014, section 4.2): 2.2e-2 after 800
+  iterations on gmm2d against 1.7e-2 for Douglas-Rachford with the same step;
+* coarse-to-fine warm starts (the primal and the dual point prolonged from 16 x 16 x 8, or
+  from 8 time steps; kappa = 30): 725 became 450 to 500 fine iterations, at most 1.25x once
+  the coarse solve is counted. The coarse geodesics differ from the fine one by 0.3 (space)
+  and 0.12 (time) in L1 at t = 1/4: at 32 x 32 x 16 the grid error is large;
+* a metric that undoes the interpolation (A^T A + eps on the staggered unknowns: no change),
+  pointwise steps proportional to the density (9.1e-2 against 1.7e-2 after 800 iterations),
+  weighting V against U (no change, or 3x slower), geometric step schedules (at most 2x at a
+  fixed budget, before the changes above).
 
 Stopping. ``tol`` stops on the constraint residual |I(U) - V| / |V| and the change of the
-iterate; ``frame_tol`` on the estimated L1 error of the density frames (see
-:meth:`~wasserflow.geometry.ot._dynamic_ops.DouglasRachford.frame_error`: measured 0.1 to 0.6
-of the true error). :func:`benamou_brenier_reference` certifies a path: it solves to
-``frame_tol``, continues to ``factor`` times the iterations and returns the L1 distance of the
-two paths at the compared times.
+iterate; ``frame_tol`` on the estimated L1 error of the density frames, e_k = max_t |F_k(t) -
+F_s(t)| / (sqrt(k / s) - 1) with s the last of 25 * 2^j iterations <= k / 2 (it bounds the
+error if the error decays like k^-p, p >= 1/2; measured on the seven problems, iterations 50
+to 1,500: the true error against a 6,000-iteration solve was 0.02 to 0.58 of the estimate,
+medians 0.09 to 0.35 per problem, while the change over a fixed 25 iterations scaled by k / 25
+was up to 1.9x too small where the error stalled). :func:`benamou_brenier_reference` certifies a path: it solves to ``frame_tol``,
+continues to ``factor`` times the iterations and returns the L1 distance of the two paths at
+the compared times.
 
 As a discretisation of the continuous problem the action converges to W2^2 at second order in
 the grid size for smooth densities well inside the box (measured in
@@ -157,7 +172,8 @@ class BenamouBrenierResult:
             below ``tol`` (``stop == "tol"``).
         gamma, gamma_polish, alpha, kappa: the parameters used (:func:`benamou_brenier`).
         lower, upper, shape: the grid.
-        speed: v, the transport speed that scales the steps, in units of the box's longest side.
+        speed: v, the transport speed that scales the steps (grid units): the W2 distance
+            between the Gaussians with the endpoints' moments, at least one cell width.
         stop: why the iteration stopped: "tol", "frame" (``frame_tol``) or "budget".
         frame_error: the last estimate of the L1 error of the density frames (nan if never
             estimated); ``frame_error_history`` at iterations ``checked_at``.
@@ -331,7 +347,7 @@ def _result(solver: DouglasRachford, units: _Units, stop: str, options: dict, **
         lower=units.lower,
         upper=units.upper,
         shape=units.shape,
-        speed=units.speed,
+        speed=units.speed * length,
         stop=stop,
         frame_error=errors[-1] if errors else math.nan,
         frame_error_history=np.asarray(errors),
@@ -387,10 +403,13 @@ def benamou_brenier(
             iterate are both below it (where the densities nearly vanish on part of the box
             the residual decays slowly: stop on ``frame_tol`` instead).
         frame_tol: stop once the estimated L1 error of every density frame is at most this
-            (checked every ``check_every`` iterations; the estimate is conservative, 0.1 to 0.6
-            of the measured error, see the module docstring); None: no such stop.
+            (checked every ``check_every`` iterations; the estimate is conservative: the
+            measured error was 0.02 to 0.58 of it, see the module docstring); None: no such
+            stop.
         gamma, kappa: the proximal step on the density and the weight of the momentum in the
-            metric, in units of 1 / v^2 (v the transport speed, ``speed`` of the result).
+            metric, both in units of 1 / v^2 (v the transport speed in units of the box's
+            longest side; the result's ``speed`` is v in the grid's units); the step on the
+            momentum is gamma / kappa.
         gamma_polish, polish_from: from ``polish_from * max_iter`` on, the step ``gamma_polish``
             (None: no switch); the primal and the dual point are kept at the switch.
         alpha: the relaxation, 0 < alpha < 2.
@@ -399,9 +418,10 @@ def benamou_brenier(
         :class:`BenamouBrenierResult` (density path, momentum, action ~ W2^2, history).
 
     Cost: O(P N log(P N)) per iteration for N cells (one space-time DCT pair, dense products
-    along one axis per component, a few Newton steps per centred point for the cubic).
-    N(0, I) to gmm2d on 32 x 32 x 16 cells: 2 ms of CPU per iteration, 275 iterations to a
-    frame error of 5e-3 (benchmarks/benamou_brenier.py).
+    along one axis per component, a closed-form cubic per centred point). N(0, I) to gmm2d on
+    32 x 32 x 16 cells: 2 ms of CPU per iteration; a budget of 196 iterations gives frames
+    within 5e-3 of a 16,000-iteration solve, where the earlier solver needed 2,552
+    (benchmarks/benamou_brenier.py).
     """
     _check_options(
         n_times,
