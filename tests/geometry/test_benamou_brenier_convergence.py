@@ -225,12 +225,18 @@ def test_reference_is_within_tol_of_a_four_times_longer_solve():
     assert np.allclose(l1_at(r.density, frames, 16, grid.cell_volume), r.reference_l1, rtol=1e-6)
     exact = two_bumps(x) / (two_bumps(x).sum() * grid.cell_volume)
     assert np.abs(r.density[8] - exact).sum() * grid.cell_volume < 1e-2
+    given = benamou_brenier_reference(rho0, rho1, grid, n_times=16, tol=5e-3, iterations=300)
+    assert (given.reference_iterations, given.iterations) == (300, 1200)
+    again = benamou_brenier(rho0, rho1, grid, max_iter=300, **plain)
+    frames = {t: again.density[round(t * 16)] for t in TIMES}
+    assert np.allclose(l1_at(given.density, frames, 16, grid.cell_volume), given.reference_l1)
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
         ({"factor": 1}, "factor"),
+        ({"iterations": 0}, "iterations"),
         ({"times": (0.5, 1.5)}, "times"),
         ({"times": ()}, "times"),
         ({"tol": 0.0}, "frame_tol"),

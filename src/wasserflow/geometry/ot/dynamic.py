@@ -39,8 +39,8 @@ eps |X|^2 + |V|^2 with the momentum components weighted by kappa against the den
   (f - f~)(f + g_m)^2 = g_f |m~|^2 / 2 if positive, else (0, 0) (PPO 2014, proposition 1,
   there with g_f = g_m), in closed form (Cardano, or the trigonometric form when the cubic has
   three real roots) and one Newton step;
-* projection on K: per component c, N_c X~_c = eps X_c + A_c^T V_c (N_c = eps + A_c^T A_c,
-  A_c the averaging along the component's own axis), then X_c = X~_c + N_c^-1 D_c^T q /
+* projection on K: per component c, N_c X~_c = eps X_c + A_c^T (V_c - the boundary values'
+  share) (N_c = eps + A_c^T A_c, A_c the averaging along the component's own axis), then X_c = X~_c + N_c^-1 D_c^T q /
   (h_c w_c) with q solving the space-time equation L q = div U(X~). The difference D_c maps
   the sine (DST-I) basis of the interior nodes to the cosine (DCT-II) basis of the cells and
   N_c is diagonal in the former, so L = sum_c D_c N_c^-1 D_c^T / (h_c^2 w_c) is diagonal in
@@ -55,7 +55,8 @@ at t = 1/4, 1/2, 3/4 against a 6,000-iteration solve) at gamma = 6, without the 
 step, on seven problems: N(0, I) to gmm2d on 32 x 32 x 16 cells 275, 2-D Gaussians on
 24 x 24 x 12 175, a 1-D split into two bumps 125, a 1-D two-bump translation 150 (275 with
 bumps half as wide, 225 in a box twice as long), 1-D Gaussians 150; the best of gamma in
-{1, 2, 4, 8, 16} x kappa in {0.3, 1} was 100 to 275, at most 1.5x fewer on each.
+{1, 2, 4, 8} x kappa in {0.3, 1} and of gamma = 16, kappa = 1 was 100 to 275, at most 1.5x
+fewer on each.
 
 How the solver got faster, measured on the two problems of benchmarks/benamou_brenier.py
 (iterations to a frame error of 5e-3; gmm2d against a 32,000-iteration solve, the translation
@@ -70,12 +71,12 @@ against the exact translate, at t = 1/2 only in these development runs):
   and 250; eps = 0.01: 275 and 150 (scaled by v as above: 275 and 150 at all three times);
 * the last quarter at gamma = 0.3: 196 and 147 (the benchmark). On five of the seven
   problems it lowered the error after 300 iterations 1.8x to 3.6x, on the two slowest it
-  raised it 1.3x and 1.9x (after 600 it lowered it on both), and it makes the action
-  accurate: -5.5e-5 against -4.8e-4 relative to W2^2 after 4,000 iterations on 1-D Gaussians
-  (128 cells x 64 steps; the grid error);
+  raised it 1.3x and 1.9x (after 600 it lowered it on both), and it brings the action
+  closer to the minimum: -2.0e-5 against -7.5e-5 relative to W2^2 after 4,000 iterations on
+  1-D Gaussians, 128 cells x 64 steps, whose converged grid error is -8.6e-6;
 * per iteration, dense products for the transforms along one axis (scipy.fft's DCT of the odd
   lengths 17 and 33 took most of the time) and the closed-form prox (Newton took 6 or 7
-  steps): 2.0 against 2.9 ms of CPU on gmm2d (32 x 32 x 16).
+  steps): 1.9-2.3 against 2.4-2.7 ms of CPU on gmm2d (32 x 32 x 16, the benchmark).
 
 What did not help (gmm2d and the translation unless said):
 
@@ -455,6 +456,7 @@ def benamou_brenier_reference(
     tol: float = 5e-3,
     times: tuple[float, ...] = (0.25, 0.5, 0.75),
     factor: int = 4,
+    iterations: int | None = None,
     max_iter: int = 50_000,
     check_every: int = 25,
     gamma: float = 6.0,
@@ -464,26 +466,34 @@ def benamou_brenier_reference(
     """A grid geodesic certified against a longer solve: within ``tol`` in L1, at the frames
     nearest ``times``, of the same solve run ``factor`` times longer.
 
-    Solves to ``frame_tol = tol`` (n iterations), keeps those frames, continues the same
-    iteration to factor * n and measures the L1 distances; while one exceeds ``tol`` it
-    continues to factor times as many again (n <- factor * n), up to ``max_iter`` in all.
-    Returns the longest solve, with ``reference_l1`` (the distances, one per time; the
+    Solves for ``iterations`` (None: until the frame error estimate of :func:`benamou_brenier`
+    is at most ``tol``), n iterations, keeps those frames, continues the same iteration (the
+    step ``gamma`` throughout) to factor * n and measures the L1 distances; while one exceeds
+    ``tol`` it continues to factor times as many again (n <- factor * n), up to ``max_iter``
+    in all. Returns the longest solve, with ``reference_l1`` (the distances, one per time; the
     report's ``grid_reference_l1`` is their maximum), ``reference_times`` (the frames' times)
     and ``reference_iterations`` (n); ``stop`` is "budget" if the distance was not reached.
-    Other arguments as in :func:`benamou_brenier`.
+    Other arguments as in :func:`benamou_brenier`. N(0, I) to gmm2d on 32 x 32 x 16 cells,
+    tol = 5e-3: n = 1,025 by the estimate, 4,100 iterations in all, grid_reference_l1 1.7e-3
+    (benchmarks/benamou_brenier.py has the seconds).
     """
     _check_options(n_times, max_iter, 1e-300, gamma, kappa, None, 0.5, alpha, tol, check_every)
     if isinstance(factor, bool) or int(factor) != factor or factor < 2:
         raise ValueError(
             f"factor must be an integer >= 2 (the longer solve's multiple), got {factor!r}"
         )
+    if iterations is not None and (isinstance(iterations, bool) or int(iterations) < 1):
+        raise ValueError(f"iterations must be a positive integer or None, got {iterations!r}")
     if not times or any(not 0.0 <= t <= 1.0 for t in times):
         raise ValueError(f"times must be a non-empty sequence in [0, 1], got {times!r}")
     solver, units = _solver(rho0, rho1, grid, n_times, gamma, kappa, alpha)
     frames = sorted({int(round(t * n_times)) for t in times})
     cell = math.prod(solver.ops.h)
     factor, max_iter, every = int(factor), int(max_iter), int(check_every)
-    solver.run(max_iter // factor, 1e-300, tol, every)
+    if iterations is None:
+        solver.run(max_iter // factor, 1e-300, tol, every)
+    else:
+        solver.run(min(int(iterations), max_iter // factor), 1e-300, None, every)
     while True:
         n, kept = solver.iterations, [solver.U[0][k] for k in frames]
         solver.run(min(factor * n, max_iter), 1e-300, None, every)
