@@ -40,11 +40,12 @@ eps |X|^2 + |V|^2 with the momentum components weighted by kappa against the den
   there with g_f = g_m), in closed form (Cardano, or the trigonometric form when the cubic has
   three real roots) and one Newton step;
 * projection on K: per component c, N_c X~_c = eps X_c + A_c^T (V_c - the boundary values'
-  share) (N_c = eps + A_c^T A_c, A_c the averaging along the component's own axis), then X_c = X~_c + N_c^-1 D_c^T q /
-  (h_c w_c) with q solving the space-time equation L q = div U(X~). The difference D_c maps
-  the sine (DST-I) basis of the interior nodes to the cosine (DCT-II) basis of the cells and
-  N_c is diagonal in the former, so L = sum_c D_c N_c^-1 D_c^T / (h_c^2 w_c) is diagonal in
-  the DCT-II basis of the space-time cells: one exact solve per iteration, O(N log N).
+  share), N_c = eps + A_c^T A_c and A_c the averaging along the component's own axis; then
+  X_c = X~_c + N_c^-1 D_c^T q / (h_c w_c) with q solving the space-time equation
+  L q = div U(X~). The difference D_c maps the sine (DST-I) basis of the interior nodes to the
+  cosine (DCT-II) basis of the cells and N_c is diagonal in the former, so L = sum_c D_c
+  N_c^-1 D_c^T / (h_c^2 w_c) is diagonal in the DCT-II basis of the space-time cells: one
+  exact solve per iteration, O(N log N).
 
 Steps. Lengths are measured in units of the box's longest side; v is the speed of the
 transport in these units, the W2 distance between the Gaussians with the moments of rho_0 and
@@ -105,9 +106,9 @@ F_s(t)| / (sqrt(k / s) - 1) with s the last of 25 * 2^j iterations <= k / 2 (it 
 error if the error decays like k^-p, p >= 1/2; measured on the seven problems, iterations 50
 to 1,500: the true error against a 6,000-iteration solve was 0.02 to 0.58 of the estimate,
 medians 0.09 to 0.35 per problem, while the change over a fixed 25 iterations scaled by k / 25
-was up to 1.9x too small where the error stalled). :func:`benamou_brenier_reference` certifies a path: it solves to ``frame_tol``,
-continues to ``factor`` times the iterations and returns the L1 distance of the two paths at
-the compared times.
+was up to 1.9x too small where the error stalled). :func:`benamou_brenier_reference`
+certifies a path: it solves to ``frame_tol``, continues to ``factor`` times the iterations and
+returns the L1 distance of the two paths at the compared times.
 
 As a discretisation of the continuous problem the action converges to W2^2 at second order in
 the grid size for smooth densities well inside the box (measured in
