@@ -28,7 +28,7 @@ from . import figures
 from .context import Check, Context, ExperimentResult, Figure, Table, Verdict, table
 from .records import OMIT_NONE, from_json, to_json
 from .registry import Profile, Request, register_experiment
-from .training import profile_config, train_and_load
+from .training import MLPBudget, profile_config, train_and_load
 
 CLAIM = (
     "Every model family, however trained, reaches the data measure: at its best NFE its "
@@ -68,19 +68,13 @@ class JKOBlocks:
 
 
 @dataclass(frozen=True)
-class LearnedProfile(Profile):
+class LearnedProfile(Profile, MLPBudget):
     """The data sets, the MLP budget every method trains with, the evaluation (n_eval points,
     the NFE grid, dopri5 or not, n_traj trajectories drawn), the reflow pairs, Energy
     Matching's Langevin steps per negative batch, the JKO flow's size, and the methods
     (``--methods``; every method of ``wasserflow train`` when not given)."""
 
     data: tuple[str, ...]
-    steps: int
-    warmup: int
-    width: int
-    depth: int
-    batch_size: int
-    lr: float
     n_eval: int
     nfes: tuple[int, ...]
     adaptive: bool

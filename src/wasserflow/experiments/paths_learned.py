@@ -21,22 +21,16 @@ import torch
 
 from .context import Context
 from .learned import family
-from .training import profile_config, train_and_load
+from .training import MLPBudget, profile_config, train_and_load
 
 DATA = "gmm2d"
 
 
 @dataclass(frozen=True)
-class PathsLearnedProfile:
+class PathsLearnedProfile(MLPBudget):
     """The methods trained on gmm2d, their MLP budget, the ODE's NFE, and the reflow pairs."""
 
     methods: tuple[str, ...]
-    steps: int
-    warmup: int
-    width: int
-    depth: int
-    batch_size: int
-    lr: float
     nfe: int
     reflow_pairs: int
     reflow_nfe: int

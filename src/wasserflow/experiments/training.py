@@ -4,15 +4,16 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from ..engine import RunConfig, load_run, make_config, train_run
 from ..engine.build import with_block_steps
 from .context import Context
 
 
-class MLPBudget(Protocol):
+@dataclass(frozen=True)
+class MLPBudget:
     """The training budget of a profile that trains MLPs (``learned``, ``paths.learned``)."""
 
     steps: int
