@@ -8,12 +8,39 @@ from __future__ import annotations
 
 import base64
 import html
+from dataclasses import dataclass
 from pathlib import Path
 
 from .._atomic import write_text
 from .config import ReproduceConfig
 from .context import ExperimentResult, Table
+from .records import to_json
 from .registry import EXPERIMENTS
+
+
+@dataclass(frozen=True)
+class Environment:
+    """environment.json: versions, platform, device, seed, profile, wall seconds by
+    experiment and the run's status (complete, partial or interrupted)."""
+
+    wasserflow: str
+    python: str
+    platform: str
+    torch: str
+    numpy: str
+    scipy: str
+    pot: str
+    matplotlib: str
+    device: str
+    network_device: str
+    torch_threads: int
+    seed: int
+    profile: str
+    wall_seconds: dict[str, float]
+    status: str
+
+    def lines(self) -> list[str]:
+        return [f"{k}: {v}" for k, v in to_json(self).items()]
 
 
 def fmt(v) -> str:
@@ -48,12 +75,14 @@ def _summary(results: dict[str, ExperimentResult]) -> list[tuple[str, str, str]]
     return rows
 
 
-def markdown(config: ReproduceConfig, results: dict[str, ExperimentResult], env: dict) -> str:
+def markdown(
+    config: ReproduceConfig, results: dict[str, ExperimentResult], env: Environment
+) -> str:
     lines = [
         "# wasserflow reproduce: the paper's claims, measured",
         "",
-        f"Profile `{config.profile}`, seed {config.seed}, device {env['device']}, "
-        f"status **{env['status']}**.",
+        f"Profile `{config.profile}`, seed {config.seed}, device {env.device}, "
+        f"status **{env.status}**.",
         "",
         "| experiment | verdict | by how much |",
         "|---|---|---|",
@@ -84,7 +113,7 @@ def markdown(config: ReproduceConfig, results: dict[str, ExperimentResult], env:
             "",
             f"**Verdict ({_label(r.verdict.holds)}).** {r.verdict.text} ({r.seconds:.1f} s)",
         ]
-    lines += ["", "## Environment", "", "```", *(f"{k}: {v}" for k, v in env.items()), "```", ""]
+    lines += ["", "## Environment", "", "```", *env.lines(), "```", ""]
     return "\n".join(lines)
 
 
@@ -115,7 +144,7 @@ def _table(t: Table) -> str:
 
 
 def html_report(
-    out: Path, config: ReproduceConfig, results: dict[str, ExperimentResult], env: dict
+    out: Path, config: ReproduceConfig, results: dict[str, ExperimentResult], env: Environment
 ) -> str:
     e = html.escape
     parts = [
@@ -124,7 +153,7 @@ def html_report(
         f"<style>{_CSS}</style></head><body>",
         "<h1>wasserflow reproduce: the paper's claims, measured</h1>",
         f"<p>Profile <code>{e(config.profile)}</code>, seed {config.seed}, device "
-        f"{e(str(env['device']))}, status <strong>{e(env['status'])}</strong>.</p>",
+        f"{e(str(env.device))}, status <strong>{e(env.status)}</strong>.</p>",
         "<table><tr><th>experiment</th><th>verdict</th><th>by how much</th></tr>",
     ]
     parts += [
@@ -154,16 +183,12 @@ def html_report(
             f"<p class='v {cls}'><strong>Verdict ({_label(r.verdict.holds)}).</strong> "
             f"{e(r.verdict.text)} ({r.seconds:.1f} s)</p>"
         )
-    parts.append(
-        "<h2>Environment</h2><pre>"
-        + e("\n".join(f"{k}: {v}" for k, v in env.items()))
-        + "</pre></body></html>"
-    )
+    parts.append("<h2>Environment</h2><pre>" + e("\n".join(env.lines())) + "</pre></body></html>")
     return "\n".join(parts)
 
 
 def write_report(
-    out: Path, config: ReproduceConfig, results: dict[str, ExperimentResult], env: dict
+    out: Path, config: ReproduceConfig, results: dict[str, ExperimentResult], env: Environment
 ) -> None:
     """Write report.md and report.html into ``out`` (atomically)."""
     write_text(out / "report.md", markdown(config, results, env))

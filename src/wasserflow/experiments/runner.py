@@ -30,6 +30,7 @@ from ..errors import Interrupted
 from . import report
 from .config import ReproduceConfig, config_difference
 from .context import Context, ExperimentResult
+from .records import to_json
 from .registry import EXPERIMENTS, select
 
 
@@ -90,7 +91,7 @@ def load_finished(out: Path) -> dict[str, ExperimentResult]:
     return done
 
 
-def _environment(ctx: Context, walls: dict[str, float], status: str) -> dict:
+def _environment(ctx: Context, walls: dict[str, float], status: str) -> report.Environment:
     import matplotlib
     import numpy
     import ot
@@ -99,24 +100,24 @@ def _environment(ctx: Context, walls: dict[str, float], status: str) -> dict:
 
     from .. import __version__
 
-    return {
-        "wasserflow": __version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "scipy": scipy.__version__,
-        "pot": ot.__version__,
-        "matplotlib": matplotlib.__version__,
-        "device": ctx.device,
+    return report.Environment(
+        wasserflow=__version__,
+        python=platform.python_version(),
+        platform=platform.platform(),
+        torch=torch.__version__,
+        numpy=numpy.__version__,
+        scipy=scipy.__version__,
+        pot=ot.__version__,
+        matplotlib=matplotlib.__version__,
+        device=ctx.device,
         # the learned models' networks run on ctx.device; everything else on the CPU
-        "network_device": ctx.device,
-        "torch_threads": torch.get_num_threads(),
-        "seed": ctx.seed,
-        "profile": ctx.config.profile,
-        "wall_seconds": walls,
-        "status": status,
-    }
+        network_device=ctx.device,
+        torch_threads=torch.get_num_threads(),
+        seed=ctx.seed,
+        profile=ctx.config.profile,
+        wall_seconds=walls,
+        status=status,
+    )
 
 
 def reproduce(
@@ -192,5 +193,5 @@ def _write_all(ctx: Context, walls: dict, status: str) -> None:
         {"config": ctx.config.to_json(), "status": status, "experiments": results},
     )
     env = _environment(ctx, walls, status)
-    _atomic.write_json(ctx.out / "environment.json", env)
+    _atomic.write_json(ctx.out / "environment.json", to_json(env))
     report.write_report(ctx.out, ctx.config, ctx.results, env)
