@@ -47,7 +47,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from wasserflow.samplers.field import Field, FieldFn, as_field, time_vector
+from wasserflow.paths import broadcast_time
+from wasserflow.samplers.field import Field, FieldFn, as_field
 from wasserflow.samplers.grids import uniform_grid
 from wasserflow.samplers.registry import budget, register
 from wasserflow.samplers.result import (
@@ -102,7 +103,7 @@ def flow_pc(
     rec = Recorder(x, float(t_from[0]), return_trajectory)
     K = t_from.shape[0]
     for k, (a, b) in enumerate(zip(t_from.tolist(), t_to.tolist(), strict=True)):
-        x = x + (b - a) * field.velocity(x, time_vector(a, x))
+        x = x + (b - a) * field.velocity(x, broadcast_time(a, x))
         rec.nfe += 1
         if k < K - 1 and float(field.coefficients(torch.tensor(b, dtype=torch.float64)).sigma) > 0:
             for _ in range(n_corrector):

@@ -30,6 +30,7 @@ SAME_LAYER_OK = {
     ("objectives", "samplers"),  # the loss calls the samplers' Field.from_network wrapper
     ("cli", "experiments"),  # the command line is the front of the experiments
     ("cli", "interop"),  # evaluate --from: models trained elsewhere
+    ("metrics", "engine"),  # evaluate_run takes the engine's GenerativeModel protocol
 }
 
 
@@ -182,3 +183,90 @@ def test_geometry_umbrella_reexports_both_subpackages():
     for sub in (ot, flows):
         for name in sub.__all__:
             assert getattr(geometry, name) is getattr(sub, name), name
+
+
+# ------------------------------------------------------------------ objectives are plugins
+# Only wasserflow/objectives/ knows the kinds of objective: everything else asks a run's
+# registered ObjectiveSpec (objectives/registry.py). No isinstance on an objective's config or
+# spec class, no blockwise / energy flags on a run configuration, no comparison with a kind's
+# name (but in the migration of version-1 files, whose recipes are a frozen format).
+
+OBJECTIVES_DIR = SRC / "objectives"
+CONFIG_NAMES = {"cfg", "config", "rc", "stored", "run_config", "recipe"}
+KIND_COMPARE_OK = {("engine/config_io.py", "_v1_objective")}
+
+
+def _objective_class_names() -> set[str]:
+    from wasserflow.objectives import OBJECTIVES
+
+    return {c.__name__ for spec in OBJECTIVES.values() for c in (spec.config, type(spec))}
+
+
+def _kind_branches(path: Path, classes: set[str], kinds: set[str], root: Path = SRC) -> list[str]:
+    """Where the module ``path`` tests the kind of an objective (line: what)."""
+    tree = ast.parse(path.read_text())
+    rel = str(path.relative_to(root))
+    found = []
+    funcs = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    owner = {id(c): f.name for f in funcs for c in ast.walk(f)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in ("blockwise", "is_blockwise"):
+            found.append(f"{node.lineno}: .{node.attr}")
+        elif isinstance(node, ast.Name) and node.id == "is_blockwise":
+            found.append(f"{node.lineno}: is_blockwise")
+        elif isinstance(node, ast.Attribute) and node.attr == "energy":
+            base = node.value
+            name = base.id if isinstance(base, ast.Name) else getattr(base, "attr", None)
+            if name in CONFIG_NAMES:
+                found.append(f"{node.lineno}: {name}.energy")
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance":
+            named = {n.id for n in ast.walk(node.args[1]) if isinstance(n, ast.Name)}
+            named |= {n.attr for n in ast.walk(node.args[1]) if isinstance(n, ast.Attribute)}
+            if named & classes:
+                found.append(f"{node.lineno}: isinstance on {sorted(named & classes)}")
+        elif isinstance(node, ast.Compare) and (rel, owner.get(id(node))) not in KIND_COMPARE_OK:
+            consts = {
+                c.value
+                for c in [node.left, *node.comparators]
+                if isinstance(c, ast.Constant) and isinstance(c.value, str)
+            }
+            if consts & kinds:
+                found.append(f"{node.lineno}: compares with the kind {sorted(consts & kinds)}")
+    return found
+
+
+OUTSIDE_OBJECTIVES = [p for p in MODULES if OBJECTIVES_DIR not in p.parents]
+
+
+@pytest.mark.parametrize("path", OUTSIDE_OBJECTIVES, ids=lambda p: str(p.relative_to(SRC)))
+def test_only_objectives_know_the_kinds_of_objective(path):
+    from wasserflow.objectives import OBJECTIVES
+
+    found = _kind_branches(path, _objective_class_names(), set(OBJECTIVES))
+    assert not found, (
+        f"{path.relative_to(SRC)} branches on the kind of objective ({'; '.join(found)}): ask "
+        "its ObjectiveSpec (wasserflow.objectives.objective_spec) instead"
+    )
+
+
+def test_a_run_configuration_has_no_kind_flags():
+    from wasserflow.engine import RunConfig
+
+    for flag in ("blockwise", "energy", "is_blockwise"):
+        assert not hasattr(RunConfig, flag), f"RunConfig.{flag} is back: ask the ObjectiveSpec"
+
+
+def test_the_kind_scan_catches_each_pattern(tmp_path):
+    probe = tmp_path / "engine" / "probe.py"
+    probe.parent.mkdir()
+    probe.write_text(
+        "def f(cfg, run, obj):\n"
+        "    a = cfg.blockwise\n"
+        "    b = run.config.energy\n"
+        "    c = isinstance(obj, (JKOFlowObjective, int))\n"
+        "    d = obj.kind == 'jko_flow'\n"
+        "    e = ctx.energy and out.energy  # sampling facts and kinetic energies are fine\n"
+    )
+    kinds = {"jko_flow", "regression"}
+    found = _kind_branches(probe, _objective_class_names(), kinds, root=tmp_path)
+    assert [f.split(":")[0] for f in found] == ["2", "3", "4", "5"], found

@@ -61,10 +61,12 @@ def test_version_1_run_folders_sample_the_same_numbers(name, tmp_path):
     for key, sampler, nfe in (("default", None, 4), ("euler", "euler", 3)):
         if key not in want:
             continue
-        if run.config.blockwise:
+        if run.context().model_steps is not None:  # a model with its own steps
             nfe = None
         s = run.sample(64, sampler=sampler, nfe=nfe, generator=torch.Generator().manual_seed(5))
-        np.testing.assert_allclose(s.x.numpy(), want[key], rtol=0, atol=1e-12)
+        # float32 networks: another CPU's kernels (AVX2 against AVX-512) round differently, by
+        # up to ~1.4e-6 relative on this project's machines; a migration error moves samples by O(1)
+        np.testing.assert_allclose(s.x.numpy(), want[key], rtol=1e-5, atol=1e-6)
         assert s.nfe == int(want[f"{key}_nfe"])
 
 

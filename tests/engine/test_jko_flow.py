@@ -8,17 +8,45 @@ import pytest
 import torch
 
 from wasserflow.data import moons
-from wasserflow.engine import checkpoint, load_run, make_config, train_run
-from wasserflow.engine.blockwise import train_jko_flow
+from wasserflow.engine import load_run, make_config, train_run
 from wasserflow.geometry import Gaussian, exact_ot, gaussian_jko, standard_gaussian_potential
 from wasserflow.metrics import evaluate_run
 from wasserflow.models.jko_flow import JKOFlow, jko_step_sizes
+from wasserflow.objectives.jko_flow import fit_jko_flow
 
 SMALL = {"blocks": 4, "units": 8, "particles": 600, "max_iter": 30}
 
 
 def _cfg(data="moons", **jko):
     return make_config("jko-flow", data, method_overrides={"jko": {**SMALL, **jko}})
+
+
+class _MemoryJob:
+    """A trainer's job (wasserflow.objectives.TrainJob) on fixed particles, kept in memory."""
+
+    seed = 0
+    checkpoint_path = "memory"
+
+    def __init__(self, x):
+        self.x, self.saved = x, None
+
+    def data(self, n, generator):
+        return self.x[:n]
+
+    def train_network(self):
+        raise AssertionError("the JKO flow trains no network")
+
+    def load_checkpoint(self):
+        return None
+
+    def save_checkpoint(self, tensors, metadata):
+        self.saved = tensors
+
+    def restart(self, step):
+        pass
+
+    def log(self, step, record):
+        pass
 
 
 def test_step_sizes_are_geometric_and_sum_to_tau():
@@ -44,8 +72,9 @@ def test_affine_blocks_on_gaussian_data_follow_the_closed_form_jko(tmp_path):
             "jko": {"blocks": 5, "tau": 1.5, "ratio": 1.0, "units": 0, "max_iter": 200}
         },
     )
-    train_jko_flow(cfg, tmp_path, lambda n, g: x0[:n])
-    flow = JKOFlow.from_tensors(checkpoint.load(tmp_path / "checkpoint.safetensors")[0])
+    job = _MemoryJob(x0)
+    fit_jko_flow(cfg.objective, job)
+    flow = JKOFlow.from_tensors(job.saved)
     exact = gaussian_jko(
         Gaussian(x0.mean(0), torch.cov(x0.T, correction=0)), standard_gaussian_potential(2), 0.3, 5
     )

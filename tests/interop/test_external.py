@@ -93,9 +93,9 @@ def test_grid_x0_options_and_refusals():
     assert model.budgets([1, 2]) == [1, 2] and model.budgets([1], "dopri5") == [None]
     with pytest.raises(InputError, match=r"shape \[1, 8, 8\] but the model generates \[2\]"):
         model.with_data("digits_images")
-    assert model.with_data("moons").config.data.spec == "moons"
+    assert model.with_data("moons").data_spec == "moons" and model.data_spec is None
     with pytest.raises(InputError, match="no data to compare with"):
-        _ = model.config.data
+        evaluate_run(model, [2], n=8)
     with pytest.raises(ValueError, match="path must be"):
         from_callable(linear_velocity, path=3, shape=(2,))
     with pytest.raises(ValueError, match="unknown prediction"):

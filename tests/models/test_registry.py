@@ -9,6 +9,7 @@ from torch import nn
 
 from wasserflow.engine import load_run, make_config, train_run
 from wasserflow.models import BACKBONES, build_backbone, get_backbone, register_model
+from wasserflow.objectives import objective_spec
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,9 @@ def test_a_registered_backbone_trains_with_any_method(affine, method, tmp_path):
     assert cfg.model.options == {"bias": False}
     train_run(cfg, tmp_path / "r")
     run = load_run(tmp_path / "r")
-    net = run.model.potential if cfg.energy else run.model  # energy: wrapped scalar head
-    assert isinstance(net, _Affine) and net.scalar == cfg.energy and net.lin.bias is None
+    scalar = objective_spec(cfg.objective).head == "scalar"
+    net = run.model.potential if scalar else run.model  # energy: wrapped scalar head
+    assert isinstance(net, _Affine) and net.scalar == scalar and net.lin.bias is None
     out = run.sample(8, nfe=2, generator=torch.Generator().manual_seed(0))
     assert out.x.shape == (8, 2) and torch.isfinite(out.x).all()
 

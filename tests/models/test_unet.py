@@ -6,6 +6,7 @@ import torch
 
 from wasserflow.engine import load_run, make_config, train_run
 from wasserflow.models import UNET_SIZES, UNet, UNetConfig, build_backbone, get_backbone
+from wasserflow.objectives import objective_spec
 
 
 def n_params(module: torch.nn.Module) -> int:
@@ -172,8 +173,9 @@ def test_digits_trains_and_samples(method, tmp_path):
     )
     train_run(cfg, tmp_path / "r")
     run = load_run(tmp_path / "r")
-    net = run.model.potential if cfg.energy else run.model
-    assert isinstance(net, UNet) and net.scalar == cfg.energy
+    scalar = objective_spec(cfg.objective).head == "scalar"
+    net = run.model.potential if scalar else run.model
+    assert isinstance(net, UNet) and net.scalar == scalar
     out = run.sample(4, nfe=2, generator=torch.Generator().manual_seed(0))
     assert out.x.shape == (4, 1, 8, 8) and torch.isfinite(out.x).all()
 

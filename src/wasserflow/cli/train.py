@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Annotated
 
 import torch
 import typer
@@ -13,8 +14,11 @@ from rich.table import Table
 
 from .. import _atomic
 from .._outputs import output_file, output_folder
+from ..data import data_help
+from ..engine import GenerativeModel, RunConfig, TrainResult
 from ..engine.methods import METHODS
 from ..errors import Interrupted, RunFolderError
+from ..objectives import objective_spec
 from .app import UsageError, app, console
 
 
@@ -75,7 +79,7 @@ def _resume_settings(ctx: typer.Context, stored, p: dict) -> dict:
         "scale": "data.scale",
         "data": "data.spec",
         "model": "model.name",
-        "steps": "objective.blocks" if stored.blockwise else "train.steps",
+        "steps": objective_spec(stored.objective).steps_key,
         **{k: f"model.{k}" for k in _MODEL_OPTIONS},
     }
     given = {key: p[name] for name, key in keys.items() if _given(ctx, name)}
@@ -105,46 +109,45 @@ def _resumed_config(ctx: typer.Context, out: Path, p: dict):
     return stored, changes
 
 
-@app.command("train")
-def train_command(
-    ctx: typer.Context,
-    method: str = typer.Option(
-        None,
-        help=", ".join(METHODS) + " (required unless --resume)",
+MethodOption = Annotated[str, typer.Option(help=", ".join(METHODS) + " (required unless --resume)")]
+DataOption = Annotated[
+    str,
+    typer.Option(
+        help=data_help() + " (,flip: random horizontal flips; required unless --resume)",
     ),
-    data: str = typer.Option(
-        None,
-        help="moons, 8gaussians, checkerboard, spirals, circles, swissroll, gmm2d, gaussian2d, "
-        "gmm8d, digits, digits_images, a .npy/.csv/.pt point file, or images: "
-        "mnist:IDX, cifar10:BIN, images:FOLDER, array:NPY (add ,flip for random horizontal "
-        "flips; required unless --resume)",
-    ),
-    steps: int = typer.Option(
-        None,
+]
+StepsOption = Annotated[
+    int,
+    typer.Option(
         min=1,
         help="optimiser steps (default 2000); for jko-flow "
         "the number of blocks (JKO steps, default 24)",
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="run folder"),
-    batch_size: int = typer.Option(256, min=1),
-    lr: float = typer.Option(1e-3),
-    seed: int = typer.Option(0),
-    model: str = typer.Option("mlp", "--model", help="the backbone (a registered model name)"),
-    model_set: list[str] = typer.Option(
-        [],
+]
+RunOutOption = Annotated[Path, typer.Option("--out", "-o", help="run folder")]
+BackboneOption = Annotated[
+    str, typer.Option("--model", help="the backbone (a registered model name)")
+]
+ModelSetOption = Annotated[
+    list[str],
+    typer.Option(
         "--model-set",
         help="a backbone option, KEY=VALUE, repeatable: e.g. --model-set width=64",
     ),
-    width: int = typer.Option(None, min=1, help="the MLP's width (= --model-set width=...)"),
-    depth: int = typer.Option(None, min=1, help="the MLP's hidden layers"),
-    activation: str = typer.Option(None, help="the MLP's activation (default silu)"),
-    time_embedding: str = typer.Option(
-        None,
+]
+WidthOption = Annotated[int, typer.Option(min=1, help="the MLP's width (= --model-set width=...)")]
+DepthOption = Annotated[int, typer.Option(min=1, help="the MLP's hidden layers")]
+ActivationOption = Annotated[str, typer.Option(help="the MLP's activation (default silu)")]
+TimeEmbeddingOption = Annotated[
+    str,
+    typer.Option(
         help="the MLP's time features: sinusoidal "
         "(default) or linear (t as an input, TorchCFM's net)",
     ),
-    set_: list[str] = typer.Option(
-        [],
+]
+SetOption = Annotated[
+    list[str],
+    typer.Option(
         "--set",
         help="override a key of the run configuration, "
         "KEY=VALUE (JSON or a string), repeatable: dotted keys "
@@ -152,24 +155,53 @@ def train_command(
         "or short ones (prediction, time_input, times, schedule, "
         "sampler, ot_batch, ...)",
     ),
-    scale: str = typer.Option("none", help="data scaling: none or standard"),
-    grad_clip: float = typer.Option(1.0, help="gradient-norm clipping (0: off)"),
-    resume: bool = typer.Option(
-        False,
+]
+ScaleOption = Annotated[str, typer.Option(help="data scaling: none or standard")]
+GradClipOption = Annotated[float, typer.Option(help="gradient-norm clipping (0: off)")]
+ResumeOption = Annotated[
+    bool,
+    typer.Option(
         "--resume",
         help="continue the run in --out (which must exist and hold one) from its last "
         "checkpoint, with its own config.json. --steps and --lr may change it (each change is "
         "recorded in history.jsonl); any other option given must equal the run's",
     ),
-    device: str = typer.Option("cpu", help="where the network runs: cpu or cuda"),
-    nproc: int = typer.Option(
-        1,
+]
+DeviceOption = Annotated[str, typer.Option(help="where the network runs: cpu or cuda")]
+NprocOption = Annotated[
+    int,
+    typer.Option(
         "--nproc",
         min=1,
         help="data-parallel processes on this machine: runs this command under "
         "'torchrun --standalone --nproc-per-node N' (one GPU each with --device cuda); "
         "--batch-size stays the global batch",
     ),
+]
+
+
+@app.command("train")
+def train_command(
+    ctx: typer.Context,
+    method: MethodOption = None,
+    data: DataOption = None,
+    steps: StepsOption = None,
+    out: RunOutOption = ...,
+    batch_size: Annotated[int, typer.Option(min=1)] = 256,
+    lr: Annotated[float, typer.Option()] = 1e-3,
+    seed: Annotated[int, typer.Option()] = 0,
+    model: BackboneOption = "mlp",
+    model_set: ModelSetOption = [],  # noqa: B006 (typer reads the default, never mutates it)
+    width: WidthOption = None,
+    depth: DepthOption = None,
+    activation: ActivationOption = None,
+    time_embedding: TimeEmbeddingOption = None,
+    set_: SetOption = [],  # noqa: B006
+    scale: ScaleOption = "none",
+    grad_clip: GradClipOption = 1.0,
+    resume: ResumeOption = False,
+    device: DeviceOption = "cpu",
+    nproc: NprocOption = 1,
 ) -> None:
     """Train one model family on one data set; checkpoints and metrics go to --out.
 
@@ -178,50 +210,78 @@ def train_command(
     (``torchrun --nproc-per-node N -m wasserflow train ...``) the N processes train one run
     data-parallel with the one-process objective; rank 0 writes the folder.
     """
-    import sys
-
-    from ..engine import distributed, make_config, train_run
+    from ..engine import distributed, train_run
 
     if nproc > 1 and not distributed.launched():
-        argv = sys.argv[1:]
-        if not argv or argv[0] != "train":
-            raise UsageError("--nproc works from the command line: launch torchrun yourself")
-        cmd = distributed.torchrun_argv(nproc, argv)
-        os.execv(cmd[0], cmd)
+        _relaunch_under_torchrun(nproc)
     ranks, device = distributed.setup(device)
-    main = ranks is None or ranks.main
-
-    changes = None
-    if resume:
-        cfg, changes = _resumed_config(ctx, out, dict(ctx.params))
-    else:
-        for name, flag in (("method", "--method"), ("data", "--data")):
-            if ctx.params[name] is None:
-                raise UsageError(f"{flag} is required to start a run (or pass --resume)")
-        cfg = make_config(
-            method,
-            data,
-            steps=steps,
-            batch_size=batch_size,
-            lr=lr,
-            seed=seed,
-            model=model,
-            model_options=_parse_sets(model_set, "--model-set"),
-            width=width,
-            depth=depth,
-            activation=activation,
-            time_embedding=time_embedding,
-            scale=scale,
-            grad_clip=grad_clip or None,
-            overrides=_parse_sets(set_) or None,
-        )
-    total, stages = (changes or {}).get("train.steps", cfg.train.steps), cfg.stages
-    if not main:  # other ranks train silently; rank 0 reports
+    cfg, changes = _train_config(ctx, out, resume)
+    if ranks is not None and not ranks.main:  # other ranks train silently; rank 0 reports
         try:
             train_run(cfg, out, resume=resume, changes=changes, device=device, ranks=ranks)
         finally:
             distributed.shutdown()
         return
+    results = _train_with_progress(cfg, out, resume, changes, device, ranks)
+    last = results[-1] if results else None
+    if last is not None and last.resumed_from < last.steps:
+        console.print(
+            f"trained {last.steps} steps, final loss {last.final_loss:.4g}, "
+            f"{last.seconds:.1f} s; run folder {out}"
+        )
+    else:
+        console.print(f"{out} was already complete")
+
+
+def _relaunch_under_torchrun(nproc: int) -> None:
+    """Replace this process by ``torchrun`` running the same command on ``nproc`` ranks."""
+    import sys
+
+    from ..engine import distributed
+
+    argv = sys.argv[1:]
+    if not argv or argv[0] != "train":
+        raise UsageError("--nproc works from the command line: launch torchrun yourself")
+    cmd = distributed.torchrun_argv(nproc, argv)
+    os.execv(cmd[0], cmd)
+
+
+def _train_config(ctx: typer.Context, out: Path, resume: bool) -> tuple[RunConfig, dict | None]:
+    """The run to train, from the command line's options, and the changes asked of a resumed
+    run (None for a new run)."""
+    from ..engine import make_config
+
+    p = dict(ctx.params)
+    if resume:
+        return _resumed_config(ctx, out, p)
+    for name, flag in (("method", "--method"), ("data", "--data")):
+        if p[name] is None:
+            raise UsageError(f"{flag} is required to start a run (or pass --resume)")
+    cfg = make_config(
+        p["method"],
+        p["data"],
+        steps=p["steps"],
+        batch_size=p["batch_size"],
+        lr=p["lr"],
+        seed=p["seed"],
+        model=p["model"],
+        model_options=_parse_sets(p["model_set"], "--model-set"),
+        **{k: p[k] for k in _MODEL_OPTIONS},
+        scale=p["scale"],
+        grad_clip=p["grad_clip"] or None,
+        overrides=_parse_sets(p["set_"]) or None,
+    )
+    return cfg, None
+
+
+def _train_with_progress(
+    cfg: RunConfig, out: Path, resume: bool, changes: dict | None, device: str, ranks
+) -> list[TrainResult]:
+    """Train on rank 0 (or alone) with a progress bar; the changes of a resumed run are
+    printed once training has taken them."""
+    from ..engine import distributed, train_run
+
+    total = (changes or {}).get("train.steps", cfg.train.steps)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -231,7 +291,7 @@ def train_command(
         console=console,
         transient=False,
     ) as bar:
-        task = bar.add_task(f"{cfg.method} on {cfg.data.spec}", total=total * stages, loss="-")
+        task = bar.add_task(f"{cfg.method} on {cfg.data.spec}", total=total * cfg.stages, loss="-")
         offsets: dict[str, int] = {}
         told = []
 
@@ -262,14 +322,7 @@ def train_command(
             distributed.shutdown()
         if not told:
             tell_changes()
-    last = results[-1] if results else None
-    if last is not None and last.resumed_from < last.steps:
-        console.print(
-            f"trained {last.steps} steps, final loss {last.final_loss:.4g}, "
-            f"{last.seconds:.1f} s; run folder {out}"
-        )
-    else:
-        console.print(f"{out} was already complete")
+    return results
 
 
 @app.command("sample")
@@ -338,38 +391,60 @@ def _features_for(r, features: str | None, device: str):
     return feature_extractor(features, device)
 
 
-@app.command("evaluate")
-def evaluate_command(
-    run: Path = typer.Argument(None, help="run folder (or --from for a model trained elsewhere)"),
-    nfe: str = typer.Option(
-        None,
+EvalNfeOption = Annotated[
+    str,
+    typer.Option(
         help="NFE budgets, comma-separated; 'adaptive' samples with dopri5 (default "
         "1,2,4,8,16; image runs 1,2,4,8,16,32,100,adaptive; a JKO flow: its own blocks)",
     ),
-    n: int = typer.Option(2000, min=2, help="generated and reference data points"),
-    sampler: str = typer.Option(None, help="sampler (default: the method's own)"),
-    seed: int = typer.Option(0),
-    features: str = typer.Option(
-        None,
+]
+FeaturesOption = Annotated[
+    str,
+    typer.Option(
         help="Frechet distance features: digits8, mnist28, inception, a .safetensors feature "
         "net, or none (default: the image shape's own; none for point clouds)",
     ),
-    grids: Path = typer.Option(
-        None, help="image runs: write a PNG grid of the samples of each budget into this folder"
+]
+GridsOption = Annotated[
+    Path,
+    typer.Option(
+        help="image runs: write a PNG grid of the samples of each budget into this folder"
     ),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
-    device: str = typer.Option("cpu", help="where the network runs: cpu or cuda"),
-    source: str = typer.Option(
-        None,
+]
+SourceOption = Annotated[
+    str,
+    typer.Option(
         "--from",
         help="a model trained elsewhere: diffusers:DIR (save_pretrained folder) or "
         "torchcfm:CKPT (a state dict, CKPT#KEY one entry of it; with --model, --model-set)",
     ),
-    model: str = typer.Option(None, help="--from torchcfm: the backbone (unet, mlp)"),
-    model_set: list[str] = typer.Option(
-        [], "--model-set", help="--from torchcfm: a backbone option, KEY=VALUE, repeatable"
-    ),
-    data: str = typer.Option(None, help="--from: the data spec the samples are compared with"),
+]
+
+
+@app.command("evaluate")
+def evaluate_command(
+    run: Annotated[
+        Path, typer.Argument(help="run folder (or --from for a model trained elsewhere)")
+    ] = None,
+    nfe: EvalNfeOption = None,
+    n: Annotated[int, typer.Option(min=2, help="generated and reference data points")] = 2000,
+    sampler: Annotated[str, typer.Option(help="sampler (default: the method's own)")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    features: FeaturesOption = None,
+    grids: GridsOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    device: DeviceOption = "cpu",
+    source: SourceOption = None,
+    model: Annotated[str, typer.Option(help="--from torchcfm: the backbone (unet, mlp)")] = None,
+    model_set: Annotated[
+        list[str],
+        typer.Option(
+            "--model-set", help="--from torchcfm: a backbone option, KEY=VALUE, repeatable"
+        ),
+    ] = [],  # noqa: B006 (typer reads the default, never mutates it)
+    data: Annotated[
+        str, typer.Option(help="--from: the data spec the samples are compared with")
+    ] = None,
 ) -> None:
     """W2 (and FD for images) to the data, NFE used, and the path-energy decomposition of the
     ODE each sampler solved (path energy = curvature + coupling gap + W2^2).
@@ -384,28 +459,15 @@ def evaluate_command(
     ranks, device = distributed.setup(device)
     main = ranks is None or ranks.main
     try:
-        r = evaluated_model(source, run, model=model, model_set=model_set, data=data, device=device)
-        image = len(r.shape) == 3
-        nfes = (IMAGE_NFES if image else [1, 2, 4, 8, 16]) if given is None else given
-        if given is None:
-            nfes = r.budgets([k for k in nfes if k != "adaptive"], sampler) + (
-                ["adaptive"] if image and "adaptive" in nfes and r.supports("dopri5") else []
-            )
+        r: GenerativeModel = evaluated_model(
+            source, run, model=model, model_set=model_set, data=data, device=device
+        )
+        budgets = _budgets(r, given, sampler)
         extractor = _features_for(r, features, device)
-        sink = None
-        if grids is not None:
-            if not image:
-                raise UsageError("--grids needs an image run: this run's samples are points")
-            output_folder(grids, "--grids folder")
-            from .._image_grid import save_image_grid
-
-            def sink(row, x):
-                name = f"{row.sampler}-nfe{row.nfe_requested or 'adaptive'}.png"
-                save_image_grid(x[:64], grids / name, scale=4 if r.shape[-1] <= 16 else 2)
-
+        sink = _grid_sink(r, grids)  # on every rank: each refuses a bad --grids alike
         rows = evaluate_run(
             r,
-            nfes,
+            budgets,
             n=n,
             seed=seed,
             sampler=sampler,
@@ -417,19 +479,45 @@ def evaluate_command(
     if not main:
         return  # every rank measured the same samples; rank 0 reports
     if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "run": str(run) if run is not None else source,
-                    "method": r.method,
-                    "results": [row.to_dict() for row in rows],
-                }
-            )
-        )
+        name = str(run) if run is not None else source
+        results = [row.to_dict() for row in rows]
+        typer.echo(json.dumps({"run": name, "method": r.method, "results": results}))
         return
+    _print_rows(r, rows, n, extractor is not None)
+
+
+def _budgets(r: GenerativeModel, given: list | None, sampler: str | None) -> list:
+    """The NFE budgets to evaluate: those given, or the defaults of the model's shape that its
+    sampler can take (adaptive for images, when dopri5 can drive it)."""
+    if given is not None:
+        return given
+    image = len(r.shape) == 3
+    nfes = IMAGE_NFES if image else [1, 2, 4, 8, 16]
+    adaptive = ["adaptive"] if image and r.supports("dopri5") else []
+    return r.budgets([k for k in nfes if k != "adaptive"], sampler) + adaptive
+
+
+def _grid_sink(r: GenerativeModel, grids: Path | None):
+    """``--grids``: a callback writing each budget's samples as a PNG grid (None without)."""
+    if grids is None:
+        return None
+    if len(r.shape) != 3:
+        raise UsageError("--grids needs an image run: this run's samples are points")
+    output_folder(grids, "--grids folder")
+    from .._image_grid import save_image_grid
+
+    def sink(row, x):
+        name = f"{row.sampler}-nfe{row.nfe_requested or 'adaptive'}.png"
+        save_image_grid(x[:64], grids / name, scale=4 if r.shape[-1] <= 16 else 2)
+
+    return sink
+
+
+def _print_rows(r: GenerativeModel, rows: list, n: int, fd: bool) -> None:
+    """The evaluation as a table, with the path-energy decomposition explained."""
     m = rows[0].n_data if rows else n
     t = Table(title=f"{r.method}: {n} samples against {m} data points")
-    cols = ["sampler", "NFE", "W2"] + (["FD"] if extractor is not None else [])
+    cols = ["sampler", "NFE", "W2"] + (["FD"] if fd else [])
     cols += ["path energy", "curvature", "coupling gap", "W2^2(noise, samples)", "seconds"]
     for c in cols:
         t.add_column(c)
@@ -439,7 +527,7 @@ def evaluate_command(
             row.sampler,
             str(row.nfe),
             f(row.w2),
-            *([f(row.fd)] if extractor is not None else []),
+            *([f(row.fd)] if fd else []),
             f(row.action),
             f(row.curvature),
             f(row.coupling_gap),

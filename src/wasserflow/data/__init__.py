@@ -33,17 +33,22 @@ Image files (:mod:`.image_files`, no pickle, no download): specs ``mnist:PATH`` 
 ``array:PATH`` / ``nchw:PATH`` / ``nhwc:PATH`` (.npy/.npz), each with an optional ``,flip``;
 ``make_source`` returns an ``ImageSource`` (N, C, H, W) in [-1, 1] (uint8 v -> v / 127.5 - 1).
 
+Formats (:mod:`.registry`): every spec is read by a format registered with
+``@register_format(name, help=...)`` (images: ``@register_image_format(kind, help)``);
+``make_source``, ``source_names()`` and ``data_help()`` (the ``--data`` help) read
+:data:`FORMATS`, so a new format is one module, its import here and its test.
+
 Files (:mod:`.files`): ``load_points(path) -> (n, d)`` from .npy, .csv, .pt/.pth; every bad
 file raises ``ValueError`` naming the file and the problem.
 """
 
 from .files import load_points
 from .image_files import (
-    IMAGE_KINDS,
     load_cifar10_binary,
     load_idx_images,
     load_image_array,
     load_image_folder,
+    register_image_format,
 )
 from .images import (
     DIGITS_RANGE,
@@ -55,16 +60,9 @@ from .images import (
     vectors_to_images,
 )
 from .mixtures import MIXTURES, gaussian2d, get_mixture, gmm2d, gmm8d
+from .registry import FORMATS, DataFormat, data_help, make_source, register_format, source_names
 from .scaling import Standardizer
-from .source import (
-    DataSource,
-    FiniteSource,
-    ImageSource,
-    MixtureSource,
-    SamplerSource,
-    make_source,
-    source_names,
-)
+from .source import DataSource, FiniteSource, ImageSource, MixtureSource, SamplerSource
 from .toy2d import (
     DATASETS,
     checkerboard,
@@ -81,16 +79,18 @@ __all__ = [
     "DATASETS",
     "DIGITS_RANGE",
     "DIGITS_SHAPE",
+    "FORMATS",
     "MIXTURES",
+    "DataFormat",
     "DataSource",
     "FiniteSource",
-    "IMAGE_KINDS",
     "ImageSource",
     "MixtureSource",
     "SamplerSource",
     "Standardizer",
     "checkerboard",
     "circles",
+    "data_help",
     "eight_gaussians",
     "eight_gaussians_mixture",
     "gaussian2d",
@@ -109,6 +109,8 @@ __all__ = [
     "load_points",
     "make_source",
     "moons",
+    "register_format",
+    "register_image_format",
     "source_names",
     "spirals",
     "swiss_roll",

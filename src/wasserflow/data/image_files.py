@@ -29,20 +29,27 @@ this way) or in [-1, 1] (kept as is, when some value is negative); anything else
 is refused. Integer arrays other than uint8 must hold values in 0..255.
 
 Every bad input raises one ``ValueError`` line naming the file, the problem and the fix.
+
+Each kind is a data format (:mod:`~wasserflow.data.registry`) registered here with
+:func:`register_image_format`, which adds the ``,OPTION`` parsing and the :class:`ImageSource`
+around a loader ``(path, dtype) -> (N, C, H, W)`` in [-1, 1]; a new image kind is one such
+loader in a module of its own.
 """
 
 from __future__ import annotations
 
 import gzip
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-IMAGE_KINDS: tuple[str, ...] = ("mnist", "cifar10", "images", "array", "nchw", "nhwc")
-"""The spec prefixes of image data sets (``KIND:PATH[,OPTION]...``)."""
+from .registry import register_format
+from .source import DataSource, ImageSource
+
 IMAGE_OPTIONS: tuple[str, ...] = ("flip",)
 """The options after the path."""
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
@@ -58,21 +65,18 @@ def _fail(path: Path | str, problem: str) -> ValueError:
     return ValueError(f"cannot load images from {str(path)!r}: {problem}")
 
 
-def parse_image_spec(spec: str) -> tuple[str, str, tuple[str, ...]] | None:
-    """``(kind, path, options)`` for an image spec ``KIND:PATH[,OPTION]...``, else None.
+def split_image_options(kind: str, text: str) -> tuple[str, tuple[str, ...]]:
+    """``(path, options)`` of the ``PATH[,OPTION]...`` that follows ``KIND:`` in an image spec.
 
     Trailing comma-separated tokens that are known options are options; the rest is the path
     (so a path may hold commas).
     """
-    kind, sep, rest = spec.strip().partition(":")
-    kind = kind.strip().lower()
-    if not sep or kind not in IMAGE_KINDS:
-        return None
-    parts = rest.split(",")
+    parts = text.split(",")
     options: list[str] = []
     while len(parts) > 1 and parts[-1].strip().lower() in IMAGE_OPTIONS:
         options.insert(0, parts.pop().strip().lower())
     path = ",".join(parts).strip()
+    spec = f"{kind}:{text}"
     if not path:
         raise ValueError(
             f"data spec {spec!r} names no path: write {kind}:PATH[,{','.join(IMAGE_OPTIONS)}]"
@@ -84,12 +88,38 @@ def parse_image_spec(spec: str) -> tuple[str, str, tuple[str, ...]] | None:
                 f"data spec {spec!r}: unknown option {tail.strip()!r}: the options are "
                 f"{IMAGE_OPTIONS}"
             )
-    return kind, path, tuple(dict.fromkeys(options))
+    return path, tuple(dict.fromkeys(options))
 
 
 def format_image_spec(kind: str, path: str, options: tuple[str, ...]) -> str:
-    """The spec string that :func:`parse_image_spec` reads back."""
+    """The spec string that reads back as ``kind``, ``path`` and ``options``."""
     return f"{kind}:{path}" + "".join(f",{o}" for o in options)
+
+
+ImageLoader = Callable[[str, torch.dtype], Tensor]
+"""``load(path, dtype) -> (N, C, H, W)`` images in [-1, 1]."""
+
+
+def register_image_format(kind: str, help: str) -> Callable[[ImageLoader], ImageLoader]:
+    """Decorator: register ``load(path, dtype)`` as the data format ``KIND:PATH[,flip]``.
+
+    The source is an :class:`ImageSource` named ``KIND:STEM`` whose spec reads back the same;
+    ``flip`` draws random horizontal flips. ``help`` is the spec as the ``--data`` help shows it
+    (``"mnist:IDX"``).
+    """
+
+    def deco(load: ImageLoader) -> ImageLoader:
+        def source(text: str, dtype: torch.dtype) -> DataSource:
+            path, options = split_image_options(kind, text)
+            images = load(path, dtype)
+            spec = format_image_spec(kind, path, options)
+            name = f"{kind}:{Path(path).stem or path}"
+            return ImageSource(name, images, dtype, spec=spec, flip="flip" in options)
+
+        register_format(kind, help=f"{help}[,{','.join(IMAGE_OPTIONS)}]")(source)
+        return load
+
+    return deco
 
 
 def uint8_to_unit(x: np.ndarray | Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -127,6 +157,7 @@ def _pickle_header(data: bytes) -> bool:
     return len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= 5
 
 
+@register_image_format("mnist", "mnist:IDX")
 def load_idx_images(path: str | Path, dtype: torch.dtype = torch.float32) -> Tensor:
     """An IDX images file (raw or .gz) as (N, 1, H, W) in [-1, 1]."""
     path = Path(path)
@@ -178,6 +209,7 @@ def _cifar_files(path: Path) -> list[Path]:
     )
 
 
+@register_image_format("cifar10", "cifar10:BIN")
 def load_cifar10_binary(path: str | Path, dtype: torch.dtype = torch.float32) -> Tensor:
     """CIFAR-10 binary batches (one file or the folder's ``data_batch_*.bin``): (N, 3, 32, 32)."""
     path = Path(path)
@@ -211,6 +243,7 @@ def load_cifar10_binary(path: str | Path, dtype: torch.dtype = torch.float32) ->
     return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
 
 
+@register_image_format("images", "images:FOLDER")
 def load_image_folder(path: str | Path, dtype: torch.dtype = torch.float32) -> Tensor:
     """Every PNG/JPEG directly in a folder, one size and mode: (N, C, H, W) in [-1, 1]."""
     try:
@@ -365,14 +398,16 @@ def load_image_array(
     )
 
 
-def load_image_spec(kind: str, path: str, dtype: torch.dtype = torch.float32) -> Tensor:
-    """The (N, C, H, W) images in [-1, 1] of an image spec's kind and path."""
-    if kind == "mnist":
-        return load_idx_images(path, dtype)
-    if kind == "cifar10":
-        return load_cifar10_binary(path, dtype)
-    if kind == "images":
-        return load_image_folder(path, dtype)
-    if kind in ("array", "nchw", "nhwc"):
-        return load_image_array(path, None if kind == "array" else kind, dtype)
-    raise ValueError(f"unknown image kind {kind!r}: use one of {IMAGE_KINDS}")
+@register_image_format("array", "array:NPY")
+def _array(path: str, dtype: torch.dtype) -> Tensor:
+    return load_image_array(path, None, dtype)
+
+
+@register_image_format("nchw", "nchw:NPY")
+def _nchw(path: str, dtype: torch.dtype) -> Tensor:
+    return load_image_array(path, "nchw", dtype)
+
+
+@register_image_format("nhwc", "nhwc:NPY")
+def _nhwc(path: str, dtype: torch.dtype) -> Tensor:
+    return load_image_array(path, "nhwc", dtype)

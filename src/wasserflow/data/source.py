@@ -9,8 +9,10 @@ A :class:`DataSource` is the data measure rho_1 seen by the training loop. Three
   (1/N) sum_i delta_{x_i}; ``sample`` draws indices uniformly *with replacement*.
 
 All randomness comes from the explicit (CPU) ``torch.Generator``; samples are CPU tensors of
-the source's ``dtype`` (float32 by default). :func:`make_source` parses a spec string and
-``source.spec`` is the string that rebuilds it (for checkpoint configs).
+the source's ``dtype`` (float32 by default). :func:`~wasserflow.data.registry.make_source`
+parses a spec string and ``source.spec`` is the string that rebuilds it (for checkpoint
+configs). The named sets (toy 2-D, mixtures, digits) and point files register their formats
+here; image files register theirs in :mod:`~wasserflow.data.image_files`.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from torch import Tensor
 from ..geometry import GaussianMixture
 from . import toy2d
 from .files import SUFFIXES, load_points, range_problem
-from .image_files import IMAGE_KINDS, format_image_spec, load_image_spec, parse_image_spec
 from .images import DIGITS_SHAPE, load_digits_vectors
 from .mixtures import MIXTURES, get_mixture
+from .registry import register_format
 from .scaling import Standardizer
 from .toy2d import Sampler2D
 
@@ -187,60 +189,37 @@ class ImageSource(FiniteSource):
         return torch.where(mask[:, None, None, None], x.flip(-1), x)
 
 
-def source_names() -> list[str]:
-    """The named sources understood by :func:`make_source` (besides file paths and the image
-    specs ``KIND:PATH[,flip]`` of :data:`~wasserflow.data.image_files.IMAGE_KINDS`)."""
-    return sorted(set(toy2d.DATASETS) | set(MIXTURES) | {"digits", "digits_images"})
+@register_format("toy2d", names=tuple(toy2d.DATASETS), aliases=toy2d.ALIASES)
+def _toy2d(name: str, dtype: torch.dtype) -> DataSource:
+    """The toy 2-D sets of :data:`~wasserflow.data.toy2d.DATASETS` ("8gaussians" with its law)."""
+    key = toy2d.canonical_name(name)
+    mixture = get_mixture(key) if key in MIXTURES else None
+    return SamplerSource(key, toy2d.DATASETS[key], (2,), dtype, mixture=mixture)
 
 
-def make_source(spec: str, dtype: torch.dtype = torch.float32) -> DataSource:
-    """Build a source from a name or a file path.
+@register_format("mixtures", names=tuple(k for k in MIXTURES if k not in toy2d.DATASETS))
+def _mixture(name: str, dtype: torch.dtype) -> DataSource:
+    """The Gaussian mixtures of :data:`~wasserflow.data.mixtures.MIXTURES` (exact laws)."""
+    return MixtureSource(name, get_mixture(name), dtype)
 
-    Names: the toy 2-D sets of :data:`wasserflow.data.toy2d.DATASETS` ("moons", "8gaussians",
-    "checkerboard", "spirals", "circles", "swissroll"; "8gaussians" also carries its mixture),
-    the mixtures of :data:`wasserflow.data.mixtures.MIXTURES` ("gaussian2d", "gmm2d", "gmm8d"),
-    "digits" (64-vectors in [-1, 1]) and "digits_images" (shape (1, 8, 8)). Anything else ending
-    in .npy/.csv/.pt/.pth, holding a path separator or prefixed with "file:" is loaded with
-    :func:`~wasserflow.data.files.load_points` (errors are ``ValueError``).
 
-    Image data (no pickle, no download; see :mod:`wasserflow.data.image_files`), as
-    ``KIND:PATH[,flip]`` giving an :class:`ImageSource` of shape (C, H, W) in [-1, 1]:
-    ``mnist:PATH`` (IDX images file, raw or .gz: MNIST, Fashion-MNIST), ``cifar10:PATH``
-    (CIFAR-10 binary ``*.bin`` batch file, or its folder: every ``data_batch_*.bin``),
-    ``images:FOLDER`` (PNG/JPEG files of one size and mode, via Pillow), ``array:PATH``
-    (.npy/.npz uint8 or float images, NCHW or NHWC detected from a channel axis of size 1, 3
-    or 4) and ``nchw:PATH`` / ``nhwc:PATH`` (the same with the layout given). ``,flip`` adds
-    random horizontal flips drawn from the sampling generator. Example: ``mnist:t10k.gz,flip``.
-    """
-    if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"a data source spec must be a non-empty string, got {spec!r}")
-    raw = spec.strip()
-    key = raw.lower().replace("-", "_")
-    if key in MIXTURES and key != "8gaussians":
-        return MixtureSource(key, get_mixture(key), dtype)
-    name = toy2d.canonical_name(raw)
-    if name is not None:
-        mixture = get_mixture(name) if name in MIXTURES else None
-        return SamplerSource(name, toy2d.DATASETS[name], (2,), dtype, mixture=mixture)
-    if key in ("digits", "digits_images"):
-        x = load_digits_vectors(torch.float64)
-        if key == "digits_images":
-            x = x.reshape(x.shape[0], *DIGITS_SHAPE)
-        return FiniteSource(key, x, dtype)
-    image = parse_image_spec(raw)
-    if image is not None:
-        kind, path_str, options = image
-        x = load_image_spec(kind, path_str, dtype)
-        spec_out = format_image_spec(kind, path_str, options)
-        name = f"{kind}:{Path(path_str).stem or path_str}"
-        return ImageSource(name, x, dtype, spec=spec_out, flip="flip" in options)
-    path_str = raw[5:] if raw.startswith("file:") else raw
+@register_format("digits", names=("digits", "digits_images"))
+def _digits(name: str, dtype: torch.dtype) -> DataSource:
+    """scikit-learn's 8x8 digits: 64-vectors ("digits") or (1, 8, 8) images in [-1, 1]."""
+    x = load_digits_vectors(torch.float64)
+    if name == "digits_images":
+        x = x.reshape(x.shape[0], *DIGITS_SHAPE)
+    return FiniteSource(name, x, dtype)
+
+
+def _is_path(spec: str) -> bool:
+    path = Path(spec)
+    return path.suffix.lower() in SUFFIXES or "/" in spec or path.exists()
+
+
+@register_format("file", help=f"a {'/'.join(SUFFIXES)} point file (or file:PATH)", claims=_is_path)
+def _points(path_str: str, dtype: torch.dtype) -> DataSource:
+    """A point file (``file:PATH`` or a bare path) read by :func:`~.files.load_points`."""
     path = Path(path_str)
-    if raw.startswith("file:") or path.suffix.lower() in SUFFIXES or "/" in raw or path.exists():
-        # load_points checks the values against dtype, so the error names the file
-        return FiniteSource(path.stem or path_str, load_points(path, dtype), dtype, spec=path_str)
-    raise ValueError(
-        f"unknown data source {spec!r}: give one of {source_names()}, a path to a "
-        f"{'/'.join(SUFFIXES)} file or an image spec KIND:PATH[,flip] with KIND in "
-        f"{list(IMAGE_KINDS)}"
-    )
+    # load_points checks the values against dtype, so the error names the file
+    return FiniteSource(path.stem or path_str, load_points(path, dtype), dtype, spec=path_str)

@@ -154,13 +154,14 @@ DATASETS: dict[str, Sampler2D] = {
 }
 """Name -> 2-D sampler ``(n, generator=None, dtype=torch.float32) -> (n, 2)``."""
 
-_ALIASES = {"eight_gaussians": "8gaussians", "2spirals": "spirals", "swiss_roll": "swissroll"}
+ALIASES = {"eight_gaussians": "8gaussians", "2spirals": "spirals", "swiss_roll": "swissroll"}
+"""Further names read by :func:`canonical_name` -> their :data:`DATASETS` key."""
 
 
 def canonical_name(name: str) -> str | None:
     """The registry key for ``name`` (case-insensitive, '-' read as '_'), or None if unknown."""
     key = name.strip().lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
+    key = ALIASES.get(key, key)
     return key if key in DATASETS else None
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "train",
 ]
 
+from ..objectives import JKOFlowRun  # noqa: E402
 from .build import (  # noqa: E402
     build_field,
     build_network,
@@ -46,12 +47,14 @@ from .build import (  # noqa: E402
 )
 from .config import CONFIG_VERSION, RunConfig, load_config, read_config  # noqa: E402
 from .methods import METHODS, recipe  # noqa: E402
+from .model import GenerativeModel  # noqa: E402
 from .results import RunSample  # noqa: E402
-from .runs import JKOFlowRun, TrainedRun, load_run, train_run  # noqa: E402
+from .runs import TrainedRun, load_run, train_run  # noqa: E402
 from .sampling import check_compatible, sampling_plan  # noqa: E402
 
 __all__ += [
     "CONFIG_VERSION",
+    "GenerativeModel",
     "JKOFlowRun",
     "METHODS",
     "RunConfig",

@@ -1,9 +1,11 @@
-"""The one reader of a :class:`~wasserflow.engine.config.RunConfig`: it makes the path, the
+"""The one builder of a :class:`~wasserflow.engine.config.RunConfig`: it makes the path, the
 objective, the network, the field, the data stream and the sampling context of a run.
 
 Training and sampling both go through here, so a setting (the prediction, the time input, the
 schedule, DDPM's T) is read once and cannot mean different things on the two sides: the loss
-and every sampler call the same :meth:`Field.from_network` wrapper.
+and every sampler call the same :meth:`Field.from_network` wrapper. What depends on the kind
+of objective (its loss, head, field and sampling facts) is asked of its registered
+:class:`~wasserflow.objectives.ObjectiveSpec`; nothing here tests the kind.
 """
 
 from __future__ import annotations
@@ -16,19 +18,11 @@ import torch
 from torch import Tensor, nn
 
 from ..data import DataSource, Standardizer, make_source
-from ..models import PotentialField, build_backbone
-from ..objectives import PAIRS, PathRegression
+from ..models import build_backbone
+from ..objectives import PAIRS, LossFn, LossSetup, objective_spec
 from ..paths import AffinePath, OTPairStream, OTStreamConfig, get_schedule, ve_sigma_max_from_data
 from ..samplers import Field, SamplingContext
-from .config import (
-    DataConfig,
-    EnergyMatchingObjective,
-    ModelConfig,
-    RegressionObjective,
-    RunConfig,
-    data_shape,
-    is_blockwise,
-)
+from .config import DataConfig, ModelConfig, RunConfig, data_shape
 from .loop import TrainConfig
 from .methods import recipe
 
@@ -62,10 +56,13 @@ def make_config(
     ``model`` names a registered backbone with ``model_options``; ``width``, ``depth``,
     ``activation`` and ``time_embedding`` are shortcuts for the MLP's options. ``overrides``
     (``method_overrides`` is its old name) sets dotted keys, :meth:`RunConfig.with_overrides`.
-    ``steps`` None keeps the training default (a JKO flow: one step per block; given, it sets
-    the number of blocks).
+    ``steps`` None keeps the training default; given, it sets the objective's
+    :attr:`~wasserflow.objectives.ObjectiveSpec.steps_key` (``train.steps``; a JKO flow's
+    number of blocks, one training step each).
     """
     r = recipe(method)
+    spec = objective_spec(r.objective)
+    shape = data_shape(data)  # refuses an unknown data spec now
     opts = dict(model_options or {})
     for key, v in (
         ("width", width),
@@ -75,9 +72,6 @@ def make_config(
     ):
         if v is not None:
             opts[key] = v
-    blockwise = is_blockwise(r.objective)
-    if blockwise and steps is not None:
-        r = dataclasses.replace(r, objective=dataclasses.replace(r.objective, blocks=steps))
     train = TrainConfig(
         batch_size=batch_size,
         lr=lr,
@@ -86,9 +80,7 @@ def make_config(
         warmup=warmup,
         decay=decay,
         grad_clip=grad_clip,
-        **({} if steps is None or blockwise else {"steps": steps}),
     )
-    shape = data_shape(data)
     cfg = RunConfig(
         method=method,
         objective=r.objective,
@@ -96,22 +88,24 @@ def make_config(
         coupling=r.coupling,
         reflow=r.reflow,
         sampler=r.sampler,
-        model=None if blockwise else ModelConfig(model, shape, opts),
+        model=ModelConfig(model, shape, opts) if spec.has_network else None,
         data=DataConfig(spec=data, scale=scale),
         train=train,
     )
     extra = {**(method_overrides or {}), **(overrides or {})}
+    if steps is not None:
+        extra = {spec.steps_key: steps, **extra}
     if extra:
         cfg = cfg.with_overrides(extra)
     return with_block_steps(cfg)
 
 
 def with_block_steps(cfg: RunConfig) -> RunConfig:
-    """A JKO flow counts one training step per block."""
-    if cfg.blockwise and cfg.train.steps != cfg.objective.blocks:
-        return dataclasses.replace(
-            cfg, train=dataclasses.replace(cfg.train, steps=cfg.objective.blocks)
-        )
+    """A run whose objective fixes its training steps (the JKO flow: one per block) counts
+    those (:meth:`~wasserflow.objectives.ObjectiveSpec.train_steps`)."""
+    fixed = objective_spec(cfg.objective).train_steps(cfg.objective)
+    if fixed is not None and cfg.train.steps != fixed:
+        return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=fixed))
     return cfg
 
 
@@ -155,36 +149,26 @@ def _probe_path(cfg: RunConfig) -> RunConfig:
     return dataclasses.replace(cfg, path=cfg.path.probe())
 
 
-def build_objective(cfg: RunConfig, *, total_steps: int | None = None, stage: int = 0):
+def build_objective(cfg: RunConfig, *, total_steps: int | None = None, stage: int = 0) -> LossFn:
     """The training loss; ``stage`` > 0 is a reflow stage (batches of pairs), as is a coupling
     served by the OT pair stream."""
-    obj = cfg.objective
-    steps = cfg.train.steps if total_steps is None else total_steps
-    if isinstance(obj, EnergyMatchingObjective):
-        return obj.build(steps)
-    if not isinstance(obj, RegressionObjective):
-        raise ValueError(
-            f"method {cfg.method} is trained block by block, not with an "
-            "objective: use engine.train_run"
-        )
     pairs = stage > 0 or bool(cfg.reflow.teacher) or ot_stream_config(cfg) is not None
-    return PathRegression(
-        path=build_path(_probe_path(cfg)),
-        prediction=obj.prediction,
+    setup = LossSetup(
+        method=cfg.method,
+        path=None if cfg.path is None else build_path(_probe_path(cfg)),
         coupling=PAIRS if pairs else cfg.coupling.kind,
-        times=obj.times,
-        weighting=obj.weighting,
         coupling_sigma=cfg.coupling.sigma,
-        time_input=obj.time_input,
+        total_steps=cfg.train.steps if total_steps is None else total_steps,
     )
+    return objective_spec(cfg.objective).loss(cfg.objective, setup)
 
 
 def validate(cfg: RunConfig) -> None:
     """Build what can be built before the data are seen and run the network once on two
     zero inputs of the data's shape (raises now, not at step 1,000). The options themselves
     (activation, width, schedule, ...) are checked when the config is made."""
-    if cfg.blockwise:
-        return
+    if cfg.model is None:
+        return  # nothing to run: the objective fits its model itself
     build_objective(cfg)
     net = build_network(cfg, seed=0)
     x = torch.zeros((2, *cfg.model.shape))
@@ -204,59 +188,47 @@ def validate(cfg: RunConfig) -> None:
 
 
 def build_network(cfg: RunConfig, *, seed: int | None = None) -> nn.Module:
-    """The network (an energy model: :class:`PotentialField` around the scalar backbone)."""
-    m = cfg.model
-    net = build_backbone(m.name, m.shape, m.backbone_options(), scalar=cfg.energy, seed=seed)
-    return PotentialField(net) if cfg.energy else net
+    """The network: the backbone with the objective's head, inside the module the objective
+    trains (Energy Matching: :class:`~wasserflow.models.PotentialField` around a scalar head)."""
+    m, spec = cfg.model, objective_spec(cfg.objective)
+    scalar = spec.head == "scalar"
+    net = build_backbone(m.name, m.shape, m.backbone_options(), scalar=scalar, seed=seed)
+    return spec.network(cfg.objective, net)
 
 
-def build_field(cfg: RunConfig, net: nn.Module) -> Field:
-    """The trained network as the Field every sampler consumes (the loss's own wrapper)."""
-    if cfg.energy:
-        return Field.from_network(net, AffinePath(get_schedule("linear")), "velocity", "t")
-    obj = cfg.objective
-    return Field.from_network(net, build_path(cfg), obj.prediction, obj.time_input)
+def build_field(cfg: RunConfig, model: Any) -> Field | Any:
+    """What a sampler drives: the trained model as the Field every sampler consumes (the loss's
+    own wrapper), or a model a registered sampler runs itself (the JKO flow)."""
+    path = None if cfg.path is None else build_path(cfg)
+    return objective_spec(cfg.objective).field(cfg.objective, model, path)
 
 
-def sampling_context(cfg: RunConfig, model_steps: Tensor | None = None) -> SamplingContext:
-    """What a sampler's grid policy may know of this run (:class:`SamplingContext`)."""
-    desc = cfg.method
-    if cfg.blockwise:
-        return SamplingContext(model_steps=model_steps, score_valid=False, description=desc)
-    obj = cfg.objective
-    times = obj.times if isinstance(obj, RegressionObjective) else None
-    t_end = times.t_max if times is not None and times.kind == "uniform" else 1.0
-    if times is None:
-        last = 1.0
-    elif times.kind == "ddpm":
-        last = 1.0 - 1.0 / times.levels
-    elif times.kind == "levels":
-        last = 1.0
-    else:
-        last = times.t_max
+def sampling_context(cfg: RunConfig, model: Any = None) -> SamplingContext:
+    """What a sampler's grid policy may know of this run (:class:`SamplingContext`): the path,
+    DDPM's T and whether the score holds (a Gaussian reference independent of the data: an
+    independent coupling without bridge noise or reflow), refined by the objective
+    (:meth:`~wasserflow.objectives.ObjectiveSpec.sampling_context`; ``model`` the trained
+    model, when there is one)."""
+    p = cfg.path
     independent = (
         cfg.coupling.kind == "independent"
-        and not cfg.path.bridge_sigma
+        and (p is None or not p.bridge_sigma)
         and not cfg.reflow.rounds
         and not cfg.reflow.teacher
-        and not cfg.energy
     )
-    return SamplingContext(
-        path=build_path(_probe_path(cfg)) if not cfg.energy else None,
-        t_end=t_end,
-        t_last_trained=last,
-        num_train_timesteps=cfg.path.num_train_timesteps,
-        levels=times.levels if times is not None and times.kind == "levels" else None,
+    base = SamplingContext(
+        path=None if p is None else build_path(_probe_path(cfg)),
+        num_train_timesteps=None if p is None else p.num_train_timesteps,
         score_valid=independent,
-        energy=cfg.energy,
-        description=desc,
+        description=cfg.method,
     )
+    return objective_spec(cfg.objective).sampling_context(cfg.objective, base, model)
 
 
 def ot_stream_config(cfg: RunConfig) -> OTStreamConfig | None:
     """The minibatch-OT pair stream of an OT coupling served by a stream (None otherwise)."""
     c = cfg.coupling
-    if c.kind != "ot" or not c.stream or cfg.energy:
+    if c.kind != "ot" or not c.stream or not objective_spec(cfg.objective).pair_batches:
         return None
     b = cfg.train.batch_size
     return OTStreamConfig(

@@ -19,7 +19,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -28,14 +28,11 @@ from torch import Tensor, nn
 
 from .._atomic import write_text
 from ..errors import RunFolderError, TrainingDiverged
+from ..objectives import LossFn, TrainResult
 from . import acceleration as acc
 from . import checkpoint as ckpt
 from .distributed import Ranks, check_batch
 from .ema import EMA
-
-LossFn = Callable[[nn.Module, Tensor, torch.Generator, int], Tensor]
-"""(model, data batch, generator, step) -> per-sample losses (B,); the step lets an objective
-change phase (Energy Matching's warm-up) without hidden state."""
 
 
 @runtime_checkable
@@ -90,15 +87,6 @@ class TrainConfig:
         p = min(1.0, step / max(1, self.steps - 1))
         c = self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p))
         return self.lr * w * c
-
-
-@dataclass
-class TrainResult:
-    steps: int
-    final_loss: float
-    seconds: float
-    resumed_from: int
-    losses: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -186,73 +174,23 @@ def train(
     A NaN or inf loss raises :class:`TrainingDiverged` (with the step, the last good
     checkpoint and its step) before the step is taken.
     """
-    main = ranks is None or ranks.main
     if ranks is not None:
         check_batch(cfg.batch_size, ranks.world)
-    rand = acc.Randomness.seeded(cfg.seed, acc.model_device(model))
-    gen = rand.objective
-    opt = acc.optimizer(model, cfg.lr, cfg.weight_decay, cfg.fused)
-    ema = EMA(model, cfg.ema_decay)
-    files = _RunFiles.open(run_dir, main)
-    start = 0
-    if resume and files.has_checkpoint():
-        start = load_training_state(files.checkpoint, model, ema, opt, rand, cfg, may_differ)
-    files.start(start)
-    rand.check_ranks(ranks)
-    # after loading: DDP starts from the (equal) weights of every rank
-    net, rows = acc.network(
-        model, ranks, cfg.batch_size, channels_last=cfg.channels_last, compile=cfg.compile
-    )
-    params = list(model.parameters())  # the objects the optimiser and the EMA hold
-    losses: list[float] = []
+    run = _Training.begin(model, cfg, run_dir, resume, may_differ, ranks)
     t0 = time.perf_counter()
     last = float("nan")
+    losses: list[float] = []
     model.train()
     stream = sample_data if isinstance(sample_data, BatchStream) else None
     if stream is not None:
-        stream.seek(start)
+        stream.seek(run.start)
     try:
-        for step in range(start, cfg.steps):
-            lr = cfg.lr_at(step)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            # the checkpoint of step k is written in step k once its loss is known finite, so
-            # every checkpoint kept is one a lower learning rate can continue from
-            due = files.checkpoint is not None and step > start and step % cfg.checkpoint_every == 0
-            rng = rand.state() if due else None
-            batch = sample_data(cfg.batch_size, rand.data)
-            if rand.resident:
-                batch = batch.to(rand.device, non_blocking=True)
-            with acc.step_context(rand, cfg.precision):
-                per = loss_fn(net, batch, gen, step)
-            if rows is None:
-                loss = per.mean()
-                value = float(loss.detach())
-            else:  # this rank's rows; DDP averages the gradients, the value over ranks
-                loss = per[rows].mean()
-                value = ranks.mean(loss)
-            if not math.isfinite(value):
-                raise files.diverged(value, step, cfg.lr)
-            if due:
-                files.save(step, model, ema, opt, rng, cfg)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            norm = None
-            if cfg.grad_clip is not None:
-                norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            ema.update(model, step)
-            # read once the update is queued: on an accelerator the host does not wait for it
-            gnorm = float("nan") if norm is None else float(norm)
-            last = value
-            losses.append(value)
+        for step in range(run.start, cfg.steps):
+            last = run.step(step, loss_fn, sample_data)
+            losses.append(last)
             done = step + 1
-            record = {"step": done, "loss": value, "lr": lr, "grad_norm": gnorm}
-            if files.metrics is not None and (done % cfg.log_every == 0 or done == cfg.steps):
-                record["seconds"] = time.perf_counter() - t0
-                files.log(record)
-            if done == cfg.steps and files.checkpoint is not None:
-                files.save(done, model, ema, opt, rand.state(), cfg)
+            record = {"step": done, "loss": last, "lr": run.lr, "grad_norm": run.grad_norm}
+            run.finish_step(done, record, t0)
             if progress is not None:
                 progress(done, record)
     finally:
@@ -264,9 +202,104 @@ def train(
         steps=cfg.steps,
         final_loss=last,
         seconds=time.perf_counter() - t0,
-        resumed_from=start,
+        resumed_from=run.start,
         losses=losses,
     )
+
+
+@dataclass
+class _Training:
+    """The state of one training call: the model and the network that runs it (DDP, compiled),
+    the optimiser, the EMA, the generators, the run's files, the step it (re)starts at and the
+    learning rate and gradient norm of the last step."""
+
+    model: nn.Module
+    net: nn.Module
+    rows: slice | None
+    params: list[Tensor]
+    opt: torch.optim.Optimizer
+    ema: EMA
+    rand: acc.Randomness
+    files: _RunFiles
+    cfg: TrainConfig
+    ranks: Ranks | None
+    start: int
+    lr: float = float("nan")
+    grad_norm: float = float("nan")
+
+    @classmethod
+    def begin(
+        cls,
+        model: nn.Module,
+        cfg: TrainConfig,
+        run_dir: str | Path | None,
+        resume: bool,
+        may_differ: frozenset[str],
+        ranks: Ranks | None,
+    ) -> _Training:
+        """Seed the generators, build the optimiser and the EMA, and restore them (resume)."""
+        rand = acc.Randomness.seeded(cfg.seed, acc.model_device(model))
+        opt = acc.optimizer(model, cfg.lr, cfg.weight_decay, cfg.fused)
+        ema = EMA(model, cfg.ema_decay)
+        files = _RunFiles.open(run_dir, ranks is None or ranks.main)
+        start = 0
+        if resume and files.has_checkpoint():
+            start = load_training_state(files.checkpoint, model, ema, opt, rand, cfg, may_differ)
+        files.start(start)
+        rand.check_ranks(ranks)
+        # after loading: DDP starts from the (equal) weights of every rank
+        net, rows = acc.network(
+            model, ranks, cfg.batch_size, channels_last=cfg.channels_last, compile=cfg.compile
+        )
+        params = list(model.parameters())  # the objects the optimiser and the EMA hold
+        return cls(model, net, rows, params, opt, ema, rand, files, cfg, ranks, start)
+
+    def step(self, step: int, loss_fn: LossFn, sample_data: Callable) -> float:
+        """One optimiser step; returns its loss (the mean over every rank's rows)."""
+        cfg, rand, files, opt = self.cfg, self.rand, self.files, self.opt
+        self.lr = cfg.lr_at(step)
+        for group in opt.param_groups:
+            group["lr"] = self.lr
+        # the checkpoint of step k is written in step k once its loss is known finite, so
+        # every checkpoint kept is one a lower learning rate can continue from
+        due = (
+            files.checkpoint is not None and step > self.start and step % cfg.checkpoint_every == 0
+        )
+        rng = rand.state() if due else None
+        batch = sample_data(cfg.batch_size, rand.data)
+        if rand.resident:
+            batch = batch.to(rand.device, non_blocking=True)
+        with acc.step_context(rand, cfg.precision):
+            per = loss_fn(self.net, batch, rand.objective, step)
+        if self.rows is None:
+            loss = per.mean()
+            value = float(loss.detach())
+        else:  # this rank's rows; DDP averages the gradients, the value over ranks
+            loss = per[self.rows].mean()
+            value = self.ranks.mean(loss)
+        if not math.isfinite(value):
+            raise files.diverged(value, step, cfg.lr)
+        if due:
+            files.save(step, self.model, self.ema, opt, rng, cfg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = None
+        if cfg.grad_clip is not None:
+            norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
+        opt.step()
+        self.ema.update(self.model, step)
+        # read once the update is queued: on an accelerator the host does not wait for it
+        self.grad_norm = float("nan") if norm is None else float(norm)
+        return value
+
+    def finish_step(self, done: int, record: dict, t0: float) -> None:
+        """Log the metrics of step ``done`` when due, and write the last step's checkpoint."""
+        files, cfg = self.files, self.cfg
+        if files.metrics is not None and (done % cfg.log_every == 0 or done == cfg.steps):
+            record["seconds"] = time.perf_counter() - t0
+            files.log(record)
+        if done == cfg.steps and files.checkpoint is not None:
+            files.save(done, self.model, self.ema, self.opt, self.rand.state(), cfg)
 
 
 def save_training_state(

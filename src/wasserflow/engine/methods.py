@@ -31,24 +31,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..objectives import TimeDistribution
-from .config import (
-    CouplingConfig,
+from ..objectives import (
     EnergyMatchingObjective,
     JKOFlowObjective,
-    Objective,
-    PathConfig,
-    ReflowConfig,
+    ObjectiveConfig,
     RegressionObjective,
-    SamplerConfig,
+    TimeDistribution,
 )
+from .config import CouplingConfig, PathConfig, ReflowConfig, SamplerConfig
 
 
 @dataclass(frozen=True)
 class Recipe:
     """The parts of a run a method fixes (the rest: model, data, training)."""
 
-    objective: Objective
+    objective: ObjectiveConfig
     path: PathConfig | None = field(default_factory=PathConfig)
     coupling: CouplingConfig = field(default_factory=CouplingConfig)
     reflow: ReflowConfig = field(default_factory=ReflowConfig)

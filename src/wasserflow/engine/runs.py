@@ -20,6 +20,8 @@ samples the one-process trajectory with the network's evaluations split over the
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,16 +33,15 @@ from .. import errors
 from ..data import DataSource
 from ..errors import InputError, Interrupted, RunFolderError, TrainingDiverged
 from ..models import place, resolve_device
-from ..models.jko_flow import JKOFlow
+from ..objectives import TrainResult, objective_spec
 from ..samplers import Field, SamplingContext, get_sampler
 from . import build, distributed, folder
 from . import checkpoint as ckpt
-from .blockwise import train_jko_flow
+from .build import DataFn
 from .config import RunConfig, load_config
 from .distributed import Ranks
-from .loop import TrainResult, load_weights, train
-from .results import RunSample
-from .sampling import run_plan
+from .loop import load_weights, train, truncate_metrics
+from .model import GenerativeModel
 
 Progress = Callable[[str, int, dict], None]
 
@@ -97,7 +98,8 @@ def train_run(
     the run is trained data-parallel with the one-process objective (:mod:`.distributed`):
     rank 0 prepares and writes the folder and sends the final config to the other ranks, which
     read nothing but the checkpoint to resume from (``out`` must be on a filesystem every rank
-    sees). The JKO flow and Energy Matching train in one process only.
+    sees). Objectives without a data-parallel version (the JKO flow, Energy Matching) train in
+    one process only.
     """
     out = Path(out)
     resolve_device(device)  # before anything is written
@@ -107,49 +109,17 @@ def train_run(
         raise ValueError("changes apply to a resumed run: pass resume=True")
     if ranks is not None and not ranks.main:
         return _follow(out, ranks, progress, device)
-    told = False
-
-    def tell(msg: dict) -> None:
-        nonlocal told
-        if ranks is not None and not told:
-            told = True
-            ranks.broadcast_json(msg)
-
+    tell = _Teller(ranks)
     try:
         prepared = None
         if not (resume and (out / folder.CONFIG).exists()):
             prepared = _new_run(cfg, changes)
             _check_ranks(prepared[0], ranks)
         with folder.writing(out):
-            cfg_path = out / folder.CONFIG
-            if not resume and folder.trained(out):
-                raise RunFolderError(
-                    f"{out} already holds a run: pass --resume to continue it, or choose "
-                    "a new output folder"
-                )
-            if resume and cfg_path.exists():
-                cfg = load_config(cfg_path)
-                cfg, diff = folder.with_changes(out, cfg, changes or {})
-                src = _checked_source(cfg)
-                _check_ranks(cfg, ranks)
-                folder.record(out, cfg, diff)
-            else:
-                cfg, src = prepared or _new_run(cfg, changes)
-                folder.start(out, cfg)
+            cfg, src = _open_folder(out, cfg, resume, changes, prepared, ranks)
             may_differ = folder.changed_train_settings(out)
             tell({"config": cfg.to_dict(), "may_differ": sorted(may_differ)})
-            try:
-                return _train(cfg, out, src, progress, device, may_differ, ranks)
-            except KeyboardInterrupt as e:
-                raise Interrupted(folder.interrupted_message(out, cfg)) from e
-            except TrainingDiverged as e:
-                raise TrainingDiverged(
-                    folder.diverged_message(out, e),
-                    step=e.step,
-                    checkpoint=e.checkpoint,
-                    checkpoint_step=e.checkpoint_step,
-                    lr=e.lr,
-                ) from e
+            return _train_in_folder(_Job(cfg, out, src, progress, device, may_differ, ranks))
     except BaseException as e:
         tell(
             {
@@ -160,11 +130,70 @@ def train_run(
         raise
 
 
+class _Teller:
+    """Sends rank 0's first word (the config, or the error that stopped it) to the other ranks,
+    once; nothing without a process group."""
+
+    def __init__(self, ranks: Ranks | None):
+        self.ranks, self.told = ranks, False
+
+    def __call__(self, msg: dict) -> None:
+        if self.ranks is not None and not self.told:
+            self.told = True
+            self.ranks.broadcast_json(msg)
+
+
+def _open_folder(
+    out: Path,
+    cfg: RunConfig,
+    resume: bool,
+    changes: Mapping[str, Any] | None,
+    prepared: tuple[RunConfig, DataSource] | None,
+    ranks: Ranks | None,
+) -> tuple[RunConfig, DataSource]:
+    """Under the folder's lock: the stored run with its changes recorded (``resume``), or the
+    new run's config written (a trained run is refused)."""
+    cfg_path = out / folder.CONFIG
+    if not resume and folder.trained(out):
+        raise RunFolderError(
+            f"{out} already holds a run: pass --resume to continue it, or choose "
+            "a new output folder"
+        )
+    if resume and cfg_path.exists():
+        cfg = load_config(cfg_path)
+        cfg, diff = folder.with_changes(out, cfg, changes or {})
+        src = _checked_source(cfg)
+        _check_ranks(cfg, ranks)
+        folder.record(out, cfg, diff)
+        return cfg, src
+    cfg, src = prepared or _new_run(cfg, changes)
+    folder.start(out, cfg)
+    return cfg, src
+
+
+def _train_in_folder(job: _Job) -> list[TrainResult]:
+    """Train, turning Ctrl-C and a divergence into errors that say how to continue."""
+    out, cfg = job.out, job.cfg
+    try:
+        return _train(job)
+    except KeyboardInterrupt as e:
+        raise Interrupted(folder.interrupted_message(out, cfg)) from e
+    except TrainingDiverged as e:
+        raise TrainingDiverged(
+            folder.diverged_message(out, e),
+            step=e.step,
+            checkpoint=e.checkpoint,
+            checkpoint_step=e.checkpoint_step,
+            lr=e.lr,
+        ) from e
+
+
 def _check_ranks(cfg: RunConfig, ranks: Ranks | None) -> None:
-    """What a data-parallel run needs: a network trained by one loss, a batch that splits."""
+    """What a data-parallel run needs: an objective trained by the batch loop in parallel, a
+    batch that splits."""
     if ranks is None:
         return
-    if cfg.blockwise or cfg.energy:
+    if not objective_spec(cfg.objective).data_parallel:
         raise InputError(
             f"method {cfg.method} trains in one process only (no data-parallel version): "
             "run it without torchrun / --nproc"
@@ -182,59 +211,98 @@ def _follow(out: Path, ranks: Ranks, progress: Progress | None, device: str) -> 
         raise kind(f"rank 0 stopped: {msg['error']}")
     cfg = RunConfig.from_dict(msg["config"])
     src = _checked_source(cfg)
-    return _train(cfg, out, src, progress, device, frozenset(msg["may_differ"]), ranks)
+    return _train(_Job(cfg, out, src, progress, device, frozenset(msg["may_differ"]), ranks))
 
 
-def _train(
-    cfg: RunConfig,
-    out: Path,
-    src: DataSource,
-    progress: Progress | None,
-    device: str,
-    may_differ: frozenset[str],
-    ranks: Ranks | None = None,
-) -> list[TrainResult]:
-    if cfg.blockwise:
-        sc = build.scaler(cfg)
-        cb = (lambda s, r: progress(out.name, s, r)) if progress else None
-        return [train_jko_flow(cfg, out, lambda n, g: sc.transform(src.sample(n, g)), progress=cb)]
-    results = []
-    stages = folder.stage_dirs(out, cfg)
-    model = place(build.build_network(cfg, seed=cfg.train.seed), device)
-    for k, stage in enumerate(stages):
-        if k > 0 and _complete(stage, cfg.train.steps):
-            continue
-        objective = build.build_objective(cfg, stage=k)
-        if k == 0 and cfg.reflow.teacher:
-            pairs = _teacher_pairs(cfg, cfg.train.seed, device)
+def _train(job: _Job) -> list[TrainResult]:
+    """Train by the objective's trainer (:meth:`ObjectiveSpec.train`), through the job."""
+    return objective_spec(job.cfg.objective).train(job.cfg.objective, job)
 
-            def sample_data(n, g, pairs=pairs):
-                return pairs[torch.randint(0, len(pairs), (n,), generator=g)]
-        elif k == 0:
-            sample_data = build.data_stream(cfg, src)
-        else:
-            pairs = _reflow_pairs(cfg, stages[k - 1], cfg.train.seed + k, device, ranks)
 
-            def sample_data(n, g, pairs=pairs):
-                return pairs[torch.randint(0, len(pairs), (n,), generator=g)]
+class _Job:
+    """A run's training job (:class:`~wasserflow.objectives.TrainJob`): its data, the batch
+    loop over its stages, and the first stage's checkpoint and metrics log."""
 
-            # reflow starts from the previous stage's (EMA) weights
-            model.load_state_dict(load_weights(stages[k - 1] / folder.CHECKPOINT))
-        cb = (lambda s, r, name=stage.name: progress(name, s, r)) if progress else None
-        results.append(
-            train(
-                model,
-                objective,
-                sample_data,
-                cfg.train,
-                stage,
-                resume=True,
-                progress=cb,
-                may_differ=may_differ,
-                ranks=ranks,
+    def __init__(
+        self,
+        cfg: RunConfig,
+        out: Path,
+        src: DataSource,
+        progress: Progress | None,
+        device: str,
+        may_differ: frozenset[str],
+        ranks: Ranks | None,
+    ):
+        self.cfg, self.out, self.src, self.device = cfg, out, src, device
+        self.progress, self.may_differ, self.ranks = progress, may_differ, ranks
+        self.seed = cfg.train.seed
+        self.checkpoint_path = out / folder.CHECKPOINT
+        self.scaler = build.scaler(cfg)
+
+    def data(self, n: int, generator: torch.Generator) -> Tensor:
+        return self.scaler.transform(self.src.sample(n, generator))
+
+    def load_checkpoint(self) -> dict[str, Tensor] | None:
+        if not self.checkpoint_path.exists():
+            return None
+        return ckpt.load(self.checkpoint_path)[0]
+
+    def save_checkpoint(self, tensors: dict[str, Tensor], metadata: dict) -> None:
+        ckpt.save(self.checkpoint_path, tensors, metadata)
+
+    def restart(self, step: int) -> None:
+        truncate_metrics(self.out / folder.METRICS, step)
+
+    def log(self, step: int, record: dict) -> None:
+        with open(self.out / folder.METRICS, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.progress is not None:
+            self.progress(self.out.name, step, record)
+
+    def train_network(self) -> list[TrainResult]:
+        """The batch loop over the run's stages: the first on the data (or a teacher's pairs),
+        each reflow stage on the previous stage's pairs from its (EMA) weights."""
+        cfg, progress = self.cfg, self.progress
+        stages = folder.stage_dirs(self.out, cfg)
+        model = place(build.build_network(cfg, seed=cfg.train.seed), self.device)
+        results = []
+        for k, stage in enumerate(stages):
+            if k > 0 and _complete(stage, cfg.train.steps):
+                continue
+            objective = build.build_objective(cfg, stage=k)
+            data = self._stage_data(k, stages)
+            if k > 0:  # reflow starts from the previous stage's (EMA) weights
+                model.load_state_dict(load_weights(stages[k - 1] / folder.CHECKPOINT))
+            cb = (lambda s, r, name=stage.name: progress(name, s, r)) if progress else None
+            results.append(
+                train(
+                    model,
+                    objective,
+                    data,
+                    cfg.train,
+                    stage,
+                    resume=True,
+                    progress=cb,
+                    may_differ=self.may_differ,
+                    ranks=self.ranks,
+                )
             )
-        )
-    return results
+        return results
+
+    def _stage_data(self, k: int, stages: list[Path]) -> DataFn:
+        """Stage k's batches: the data stream, a teacher's pairs, or the previous stage's."""
+        cfg = self.cfg
+        if k == 0 and not cfg.reflow.teacher:
+            return build.data_stream(cfg, self.src)
+        if k == 0:
+            pairs = _teacher_pairs(cfg, cfg.train.seed, self.device)
+        else:
+            pairs = _reflow_pairs(cfg, stages[k - 1], cfg.train.seed + k, self.device, self.ranks)
+
+        def sample_pairs(n: int, g: torch.Generator) -> Tensor:
+            return pairs[torch.randint(0, len(pairs), (n,), generator=g)]
+
+        return sample_pairs
 
 
 def _reflow_pairs(
@@ -280,14 +348,17 @@ def _teacher_pairs(cfg: RunConfig, seed: int, device: str = "cpu") -> Tensor:
     return torch.stack([x0.reshape(res.x.shape), x1.reshape(res.x.shape)], 1).to(torch.float32)
 
 
-class TrainedRun:
-    """A trained model with its configuration, sampler defaults and data scaling.
+class TrainedRun(GenerativeModel):
+    """A trained model with its configuration, sampler defaults and data scaling: a
+    :class:`~wasserflow.engine.model.GenerativeModel`.
 
-    ``model`` is the network (sampled through :meth:`field`) or, for a run fitted block by
-    block, the :class:`~wasserflow.models.JKOFlow` itself (its own registered sampler ``jko``
-    inverts the blocks). ``ranks``: the process group whose ranks share the network's
-    evaluations (module doc; every rank must then sample alike); None: one process. A JKO
-    flow is inverted whole on every rank.
+    ``model`` is what the run's objective trained (:meth:`ObjectiveSpec.load`): a network,
+    sampled through :meth:`field` as the objective says, or a model a registered sampler drives
+    itself (the JKO flow, inverted by ``jko``). ``ranks``: the process group whose ranks share
+    the network's evaluations (module doc; every rank must then sample alike); None: one
+    process. A model without a network config (the JKO flow) is sampled whole on every rank.
+    A run whose objective adds methods (:attr:`ObjectiveSpec.run_mixin`) is loaded as a
+    subclass with them (:func:`run_class`).
     """
 
     def __init__(self, cfg: RunConfig, model, run_dir: Path, ranks: Ranks | None = None):
@@ -296,27 +367,19 @@ class TrainedRun:
         self.model = model.eval() if hasattr(model, "eval") else model
         self.run_dir = run_dir
         self.scaler = build.scaler(cfg)
-        self.shape = tuple(cfg.model.shape) if cfg.model else (model.dim,)
-        self.path = None if cfg.blockwise else build.build_path(cfg)
+        self.objective_spec = objective_spec(cfg.objective)
+        shape = None if cfg.model is None else cfg.model.shape
+        self.shape = self.objective_spec.sample_shape(cfg.objective, model, shape)
+        self.path = None if cfg.path is None else build.build_path(cfg)
 
     @classmethod
     def from_stage(
         cls, cfg: RunConfig, stage: Path, device: str = "cpu", ranks: Ranks | None = None
     ) -> TrainedRun:
-        path = stage / "checkpoint.safetensors"
-        if cfg.blockwise:
-            try:
-                return cls(cfg, JKOFlow.from_tensors(ckpt.load(path)[0]), stage, ranks)
-            except (KeyError, RuntimeError, TypeError) as e:
-                raise RunFolderError(f"{path} is not a JKO-flow checkpoint ({e})") from e
-        model = build.build_network(cfg, seed=0)
-        try:
-            model.load_state_dict(load_weights(path))
-        except RuntimeError as e:
-            raise ValueError(
-                f"{path} does not match its config.json's model ({str(e).splitlines()[0]})"
-            ) from e
-        return cls(cfg, place(model, device), stage, ranks)
+        """The run trained in the folder ``stage`` (its checkpoint's EMA weights)."""
+        spec = objective_spec(cfg.objective)
+        model = spec.load(cfg.objective, _Checkpoint(cfg, stage / folder.CHECKPOINT, device))
+        return run_class(cls, spec.run_mixin)(cfg, model, stage, ranks)
 
     @property
     def method(self) -> str:
@@ -327,76 +390,58 @@ class TrainedRun:
         return self.config.sampler.name
 
     @property
+    def default_options(self) -> Mapping[str, Any]:
+        return self.config.sampler.options
+
+    @property
+    def data_spec(self) -> str:
+        """The data the run was trained on."""
+        return self.config.data.spec
+
+    @property
     def ode_sampler(self) -> str:
         """The deterministic sampler to measure path geometry with (Euler on the
-        probability-flow ODE; a JKO flow's own inversion)."""
-        return self.default_sampler if self.config.blockwise else "euler"
+        probability-flow ODE; the objective's own, a JKO flow's inversion)."""
+        return self.objective_spec.ode_sampler or self.default_sampler
 
     def context(self) -> SamplingContext:
-        steps = self.model.times().flip(0) if self.config.blockwise else None
-        return build.sampling_context(self.config, steps)
+        return build.sampling_context(self.config, self.model)
 
-    def field(self) -> Field | JKOFlow:
+    def field(self) -> Field | Any:
         """What a sampler drives: the network as a :class:`~wasserflow.samplers.Field` on the t
-        clock, or the block flow itself."""
-        if self.config.blockwise:
-            return self.model
-        net = self.model if self.ranks is None else distributed.RowGather(self.model, self.ranks)
+        clock (its evaluations shared by the ranks), or the model itself (a block flow)."""
+        net = self.model
+        if self.ranks is not None and self.config.model is not None:
+            net = distributed.RowGather(self.model, self.ranks)
         return build.build_field(self.config, net)
 
-    def supports(self, sampler: str) -> bool:
-        """Whether ``sampler`` can drive this run (:meth:`SamplerSpec.check`)."""
-        return get_sampler(sampler).supports(self.context())
 
-    def budgets(self, nfes: list[int | None], sampler: str | None = None) -> list[int | None]:
-        """The NFE budgets of ``nfes`` that ``sampler`` (default: the run's) can take here."""
-        return get_sampler(sampler or self.default_sampler).budgets(nfes, self.context())
-
-    def sample(
-        self,
-        n: int,
-        *,
-        sampler: str | None = None,
-        nfe: int | None = None,
-        generator: torch.Generator | None = None,
-        return_trajectory: bool = False,
-        data_space: bool = True,
-        options: dict | None = None,
-    ) -> RunSample:
-        """n samples with ``sampler`` (default: the method's) at about ``nfe`` evaluations."""
-        name = sampler or self.default_sampler
-        spec = get_sampler(name)
-        opts = dict(self.config.sampler.options) if name == self.default_sampler else {}
-        plan = spec.make_plan(nfe, self.context(), {**opts, **(options or {})})
-        std = 1.0 if self.path is None else self.path.reference_std
-        x0 = std * torch.randn((n, *self.shape), generator=generator, dtype=torch.float64)
-        return run_plan(
-            spec,
-            self.field(),
-            x0,
-            plan,
-            generator=generator,
-            return_trajectory=return_trajectory,
-            scaler=self.scaler if data_space else None,
-        )
+@functools.cache
+def run_class(base: type[TrainedRun], mixin: type | None) -> type[TrainedRun]:
+    """``base`` with the methods of an objective's run mixin (``base`` itself without one)."""
+    if mixin is None:
+        return base
+    return type(mixin.__name__, (mixin, base), {"__doc__": mixin.__doc__})
 
 
-class JKOFlowRun(TrainedRun):
-    """A trained JKO flow: a :class:`TrainedRun` with its exact log-density."""
+class _Checkpoint:
+    """A stage's checkpoint as an objective loads it (:class:`~wasserflow.objectives.Checkpoint`)."""
 
-    @property
-    def flow(self) -> JKOFlow:
-        return self.model
+    def __init__(self, cfg: RunConfig, path: Path, device: str):
+        self.cfg, self.path, self.device = cfg, path, device
 
-    @property
-    def blocks(self) -> int:
-        return len(self.model.maps)
+    def tensors(self) -> dict[str, Tensor]:
+        return ckpt.load(self.path)[0]
 
-    def log_prob(self, x: Tensor) -> Tensor:
-        """Exact model log-density at data-space points x (the data scaling's Jacobian included)."""
-        x = torch.as_tensor(x, dtype=torch.float64)
-        y = self.scaler.transform(x).reshape(x.shape[0], -1).to(torch.float64)
-        return self.model.log_prob(y) + self.scaler.log_abs_det(x.shape[1:])
+    def network(self) -> torch.nn.Module:
+        model = build.build_network(self.cfg, seed=0)
+        try:
+            model.load_state_dict(load_weights(self.path))
+        except RuntimeError as e:
+            raise ValueError(
+                f"{self.path} does not match its config.json's model ({str(e).splitlines()[0]})"
+            ) from e
+        return place(model, self.device)
 
 
 def load_run(out: str | Path, device: str = "cpu", ranks: Ranks | None = None) -> TrainedRun:
@@ -418,5 +463,4 @@ def load_run(out: str | Path, device: str = "cpu", ranks: Ranks | None = None) -
     done = [s for s in folder.stage_dirs(out, cfg) if (s / folder.CHECKPOINT).exists()]
     if not done:
         raise ValueError(f"{out} has no checkpoint yet: training has not saved one")
-    cls = JKOFlowRun if cfg.blockwise else TrainedRun
-    return cls.from_stage(cfg, done[-1], device, ranks)
+    return TrainedRun.from_stage(cfg, done[-1], device, ranks)

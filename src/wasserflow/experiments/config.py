@@ -27,8 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..engine.config import is_blockwise
 from ..engine.methods import METHODS, recipe
+from ..objectives import objective_spec
 from .records import from_json, to_json
 from .registry import EXPERIMENTS, PROFILES, Profile, Request
 
@@ -104,7 +104,7 @@ def resolve_config(
             )
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    network = [m for m in METHODS if not is_blockwise(recipe(m).objective)]
+    network = [m for m in METHODS if objective_spec(recipe(m).objective).has_network]
     request = Request(
         methods=tuple(dict.fromkeys(methods)) if methods else None,
         data=tuple(dict.fromkeys(data)) if data else None,

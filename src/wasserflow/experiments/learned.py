@@ -20,7 +20,7 @@ import torch
 
 from .. import _atomic
 from ..data import make_source
-from ..engine import METHODS, RunConfig, load_run
+from ..engine import METHODS, RunConfig, load_run, sampling_context
 from ..geometry import exact_ot
 from ..metrics import ADAPTIVE, Evaluation, evaluate_run, fresh_data
 from ..samplers import adaptive_sampler
@@ -45,7 +45,7 @@ def family(cfg: RunConfig) -> str:
     independent pairs: I-CFM), "ot-flow" (the linear path with OT, entropic or reflow pairs and no
     bridge noise: OT-CFM, rectified flow), "ot-bridge" (the same with bridge noise: SB-CFM), or
     "other" (Energy Matching, the JKO flow)."""
-    if cfg.blockwise or cfg.energy:
+    if sampling_context(cfg).path is None:  # sampled on no affine path
         return "other"
     linear = cfg.path.schedule["name"] == "linear"
     if not linear:

@@ -31,7 +31,7 @@ loaded; TorchCFM is never imported.
 from .checkpoints import STATE_KEYS, load_state_dict
 from .diffusers_models import from_diffusers
 from .diffusers_schedule import DiffusersClock, alphas_cumprod, read_config
-from .external import ExternalConfig, ExternalModel, as_path, from_callable
+from .external import ExternalModel, as_path, from_callable
 from .scheduler_grids import SAMPLER_OF, SchedulerGrid, scheduler_grid
 from .torchcfm_models import convert_torchcfm_unet, from_torchcfm
 
@@ -39,7 +39,6 @@ __all__ = [
     "SAMPLER_OF",
     "STATE_KEYS",
     "DiffusersClock",
-    "ExternalConfig",
     "ExternalModel",
     "SchedulerGrid",
     "alphas_cumprod",

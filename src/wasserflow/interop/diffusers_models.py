@@ -136,6 +136,24 @@ def _sample_shape(model: nn.Module) -> tuple[int, int, int]:
     return int(cfg.in_channels), int(h), int(w)
 
 
+def _checked_shape(model: nn.Module, cfg: Mapping[str, Any], where: str) -> tuple[int, ...]:
+    """The sample shape of an unconditional model whose output keeps the data's channels
+    (twice them with a learned variance); anything else is refused in one line."""
+    if getattr(model.config, "num_class_embeds", None) or getattr(
+        model.config, "class_embed_type", None
+    ):
+        raise InputError(f"{where} is class-conditional; wasserflow wraps unconditional models")
+    shape = _sample_shape(model)
+    out_channels = int(getattr(model.config, "out_channels", shape[0]))
+    learned = cfg.get("variance_type") in LEARNED_VARIANCE
+    if out_channels != shape[0] and not (learned and out_channels == 2 * shape[0]):
+        raise InputError(
+            f"{where} maps {shape[0]} channels to {out_channels}: a field keeps the data's "
+            "shape (twice the channels only with a learned variance_type)"
+        )
+    return shape
+
+
 def from_diffusers(
     folder_or_model: str | Path | nn.Module,
     scheduler_config: Mapping[str, Any] | str | Path | Any = None,
@@ -173,18 +191,7 @@ def from_diffusers(
         )
     cfg = read_config(config)
     clock = DiffusersClock.from_config(cfg)
-    if getattr(model.config, "num_class_embeds", None) or getattr(
-        model.config, "class_embed_type", None
-    ):
-        raise InputError(f"{where} is class-conditional; wasserflow wraps unconditional models")
-    shape = _sample_shape(model)
-    out_channels = int(getattr(model.config, "out_channels", shape[0]))
-    learned = cfg.get("variance_type") in LEARNED_VARIANCE
-    if out_channels != shape[0] and not (learned and out_channels == 2 * shape[0]):
-        raise InputError(
-            f"{where} maps {shape[0]} channels to {out_channels}: a field keeps the data's "
-            "shape (twice the channels only with a learned variance_type)"
-        )
+    shape = _checked_shape(model, cfg, where)
     with _quiet():
         model.to(resolve_device(device))
         if dtype is not None:

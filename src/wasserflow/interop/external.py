@@ -1,16 +1,15 @@
 """A model trained elsewhere, sampled and evaluated like a wasserflow run.
 
-:class:`ExternalModel` holds a :class:`~wasserflow.samplers.Field` on wasserflow's clock
-(t = 0 noise, t = 1 data), the :class:`~wasserflow.samplers.SamplingContext` the samplers' grid
-policies read, the shape of one sample and, for evaluation, the data it should be compared
-with. It has the sampling interface of :class:`~wasserflow.engine.TrainedRun` (``field()``,
-``context()``, ``shape``, ``sample(n, sampler=, nfe=, generator=, return_trajectory=)``,
-``budgets``, ``supports``, ``method``, ``config.data.spec``), so every registered sampler and
+:class:`ExternalModel` is a model without training: a :class:`~wasserflow.samplers.Field` on
+wasserflow's clock (t = 0 noise, t = 1 data), the :class:`~wasserflow.samplers.SamplingContext`
+the samplers' grid policies read, the shape of one sample and, for evaluation, the data spec it
+should be compared with (``data_spec``). It is a :class:`~wasserflow.engine.GenerativeModel`
+and samples through that protocol's one implementation, as a
+:class:`~wasserflow.engine.TrainedRun` does (the noise drawn in float64 from the generator, the
+posterior-mean finish, the kinetic energy of the solved path), so every registered sampler and
 :func:`~wasserflow.metrics.evaluate_run` work on it; ``sample`` also takes an explicit ``grid``
 (e.g. a diffusers scheduler's, :func:`~wasserflow.interop.scheduler_grid`) and start points
-``x0``; otherwise its sampling is :meth:`TrainedRun.sample`'s, step for step (the noise drawn
-in float64 from the generator, the posterior-mean finish, the kinetic energy of the solved
-path).
+``x0``.
 
 :func:`from_callable` wraps any ``fn(x, t) -> prediction`` with a declared parametrisation
 (epsilon, x1, score, velocity, v_prediction) and path; :func:`~wasserflow.interop.from_diffusers`
@@ -20,48 +19,19 @@ and :func:`~wasserflow.interop.from_torchcfm` build the field of a diffusers or 
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from ..data import Standardizer, make_source
-from ..engine.config import DataConfig
-from ..engine.results import RunSample
-from ..engine.sampling import run_plan
+from ..engine import GenerativeModel
 from ..errors import InputError
 from ..paths import AffinePath, DDPMDiscreteSchedule, Schedule, get_schedule
-from ..samplers import Field, SamplingContext, SamplingPlan, get_sampler
+from ..samplers import Field, SamplingContext, get_sampler
 
 
-@dataclass(frozen=True)
-class ExternalConfig:
-    """What evaluation reads of an external model's "run configuration".
-
-    Attributes:
-        method: a short name of where the model comes from (diffusers, torchcfm, callable).
-        shape: the shape of one sample.
-        data_spec: the data spec (:func:`wasserflow.data.make_source`) to compare samples with.
-    """
-
-    method: str
-    shape: tuple[int, ...]
-    data_spec: str | None = None
-
-    @property
-    def data(self) -> DataConfig:
-        if self.data_spec is None:
-            raise InputError(
-                "this model has no data to compare with: give a data spec "
-                "(model.with_data('digits_images'), or --data SPEC on the command line)"
-            )
-        return DataConfig(spec=self.data_spec)
-
-
-class ExternalModel:
+class ExternalModel(GenerativeModel):
     """A field trained elsewhere, with what sampling and evaluation need (module doc).
 
     Args:
@@ -95,34 +65,30 @@ class ExternalModel:
         self._field = field
         self._context = context
         self.shape = tuple(int(s) for s in shape)
+        self.method = method
         self.description = description
         self.default_sampler = default_sampler
-        self.default_options = dict(default_options or {})
+        self._default_options = dict(default_options or {})
         self.scaler = scaler or Standardizer.identity()
         self.model = model
         self.path = field.path
-        get_sampler(default_sampler).make_plan(1, context, self.default_options)
+        get_sampler(default_sampler).make_plan(1, context, self._default_options)
         if data is not None:
             _check_data(data, self.shape)
-        self.config = ExternalConfig(method, self.shape, data)
+        self.data_spec = data
 
     def __repr__(self) -> str:
         return f"ExternalModel({self.description}, shape={list(self.shape)})"
 
     @property
-    def method(self) -> str:
-        return self.config.method
-
-    @property
-    def ode_sampler(self) -> str:
-        """The deterministic sampler to measure path geometry with."""
-        return "euler"
+    def default_options(self) -> Mapping[str, Any]:
+        return self._default_options
 
     def with_data(self, spec: str) -> ExternalModel:
         """The same model evaluated against the data ``spec`` (its shape must be the model's)."""
         _check_data(spec, self.shape)
         out = copy.copy(self)
-        out.config = dataclasses.replace(self.config, data_spec=spec)
+        out.data_spec = spec
         return out
 
     def context(self) -> SamplingContext:
@@ -131,67 +97,6 @@ class ExternalModel:
     def field(self) -> Field:
         """What a sampler drives: the model as a Field on the t clock."""
         return self._field
-
-    def supports(self, sampler: str) -> bool:
-        """Whether ``sampler`` can drive this model (:meth:`SamplerSpec.check`)."""
-        return get_sampler(sampler).supports(self._context)
-
-    def budgets(self, nfes: list[int | None], sampler: str | None = None) -> list[int | None]:
-        """The NFE budgets of ``nfes`` that ``sampler`` (default: the model's) can take here."""
-        return get_sampler(sampler or self.default_sampler).budgets(nfes, self._context)
-
-    def sample(
-        self,
-        n: int,
-        *,
-        sampler: str | None = None,
-        nfe: int | None = None,
-        generator: torch.Generator | None = None,
-        return_trajectory: bool = False,
-        data_space: bool = True,
-        options: dict | None = None,
-        grid: Tensor | None = None,
-        x0: Tensor | None = None,
-    ) -> RunSample:
-        """n samples with ``sampler`` (default: the model's) at about ``nfe`` evaluations.
-
-        ``grid`` replaces the sampler's own grid policy (then ``nfe`` must be None); ``x0``
-        (n, *shape) replaces the reference draw (float64 from ``generator``) as start points.
-        """
-        name = sampler or self.default_sampler
-        spec = get_sampler(name)
-        opts = dict(self.default_options) if name == self.default_sampler else {}
-        opts.update(options or {})
-        if grid is None:
-            plan = spec.make_plan(nfe, self._context, opts)
-        else:
-            if nfe is not None:
-                raise ValueError("pass nfe or grid, not both: a grid fixes the steps")
-            spec.check(self._context)
-            unknown = sorted(set(opts) - set(spec.options()))
-            if unknown:
-                raise ValueError(
-                    f"sampler {name} has no option {', '.join(unknown)}: its options are "
-                    f"{', '.join(spec.options()) or 'none'}"
-                )
-            plan = SamplingPlan(torch.as_tensor(grid, dtype=torch.float64), opts, None)
-        if x0 is None:
-            std = 1.0 if self.path is None else self.path.reference_std
-            x0 = std * torch.randn((n, *self.shape), generator=generator, dtype=torch.float64)
-        elif tuple(x0.shape) != (n, *self.shape):
-            raise ValueError(
-                f"x0 has shape {list(x0.shape)}; this model starts from {[n, *self.shape]}"
-            )
-        x0 = x0.to(torch.float64)
-        return run_plan(
-            spec,
-            self._field,
-            x0,
-            plan,
-            generator=generator,
-            return_trajectory=return_trajectory,
-            scaler=self.scaler if data_space else None,
-        )
 
 
 def _check_data(spec: str, shape: tuple[int, ...]) -> None:

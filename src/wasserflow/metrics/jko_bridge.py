@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._time import broadcast_time
 from ..geometry import (
     Gaussian,
     GaussianMixture,
@@ -138,7 +139,7 @@ def _step(
         type(c)(*(float(v) for v in (c.alpha, c.sigma, c.d_alpha, c.d_sigma)))
         for c in (c_from, c_to)
     )
-    x1_hat, eps_hat = field.x1_and_epsilon(x, torch.full((x.shape[0],), t, dtype=x.dtype), c_from)
+    x1_hat, eps_hat = field.x1_and_epsilon(x, broadcast_time(t, x), c_from)
     if sampler == "ddim":
         return ddim_step(x1_hat, eps_hat, c_from, c_to, 0.0, None)
     return ddpm_step(x, x1_hat, c_from, c_to, noise)
@@ -227,6 +228,20 @@ def _result(s, rows, floor, sampler, method) -> JKOBridgeResult:
     )
 
 
+def _check_particle_inputs(field: Field, data, n_particles: int) -> tuple[AffinePath, Tensor]:
+    """The field's path and the data as float64 (m, d), or a ``ValueError`` naming the input."""
+    if not isinstance(field, Field) or field.path is None:
+        raise ValueError(
+            "field must be a Field with its path, e.g. run.field() or Field.from_oracle(oracle)"
+        )
+    data = torch.as_tensor(data, dtype=torch.float64)
+    if data.dim() != 2 or data.shape[0] < 2:
+        raise ValueError(f"data must be (m, d) samples with m >= 2, got shape {tuple(data.shape)}")
+    if n_particles < 10:
+        raise ValueError(f"n_particles must be at least 10, got {n_particles}")
+    return field.path, data
+
+
 def jko_bridge(
     field: Field,
     data: Tensor,
@@ -250,17 +265,8 @@ def jko_bridge(
         generator: drives every sample.
     """
     sampler = _sampler(sampler)
-    if not isinstance(field, Field) or field.path is None:
-        raise ValueError(
-            "field must be a Field with its path, e.g. run.field() or Field.from_oracle(oracle)"
-        )
-    path = field.path
+    path, data = _check_particle_inputs(field, data, n_particles)
     s = _check_grid(path, s_grid)
-    data = torch.as_tensor(data, dtype=torch.float64)
-    if data.dim() != 2 or data.shape[0] < 2:
-        raise ValueError(f"data must be (m, d) samples with m >= 2, got shape {tuple(data.shape)}")
-    if n_particles < 10:
-        raise ValueError(f"n_particles must be at least 10, got {n_particles}")
     d = data.shape[1]
     target = standard_gaussian_potential(d)
     tau = vp_time_change(path, s)

@@ -22,6 +22,8 @@ import torch
 from torch import Tensor
 
 from ..data import make_source
+from ..engine.model import GenerativeModel
+from ..errors import InputError
 from ..geometry import exact_ot
 from ..samplers import adaptive_sampler
 from .path_energy import path_energy_decomposition
@@ -63,9 +65,20 @@ class Evaluation:
         return asdict(self)
 
 
-def fresh_data(run, n: int, seed: int) -> torch.Tensor:
+def data_of(run: GenerativeModel) -> str:
+    """The data spec ``run``'s samples are compared with (refused in one line when it has
+    none)."""
+    if run.data_spec is None:
+        raise InputError(
+            f"this model ({run.method}) has no data to compare with: give a data spec "
+            "(model.with_data('digits_images'), or --data SPEC on the command line)"
+        )
+    return run.data_spec
+
+
+def fresh_data(run: GenerativeModel, n: int, seed: int) -> torch.Tensor:
     """n fresh draws of the run's data law, in data space, float64."""
-    src = make_source(run.config.data.spec)
+    src = make_source(data_of(run))
     return src.sample(n, torch.Generator().manual_seed(seed)).to(torch.float64).reshape(n, -1)
 
 
@@ -84,7 +97,7 @@ def reference_data(spec: str, n: int, seed: int) -> Tensor:
 
 
 def evaluate_run(
-    run,
+    run: GenerativeModel,
     nfes: list[Budget],
     *,
     n: int = 2000,
@@ -95,19 +108,16 @@ def evaluate_run(
     data: Tensor | None = None,
     on_samples: Callable[[Evaluation, Tensor], None] | None = None,
 ) -> list[Evaluation]:
-    """Evaluate ``run`` (an engine.TrainedRun or anything with its ``sample``/``scaler``) at each
-    NFE budget (module doc).
+    """Evaluate ``run`` (a trained run, or a model trained elsewhere:
+    :class:`~wasserflow.engine.GenerativeModel`) at each NFE budget (module doc).
 
     ``features``: a feature extractor (``wasserflow.metrics.feature_extractor``) for the Frechet
-    distance; ``data``: the reference set in data space (default :func:`reference_data`);
+    distance; ``data``: the reference set in data space (default :func:`reference_data` of the
+    model's ``data_spec``);
     ``on_samples(row, x)`` receives each budget's samples in data space (e.g. to save them)."""
     if n < 2:
         raise ValueError("n must be at least 2")
-    ref = (
-        reference_data(run.config.data.spec, n, seed + 1)
-        if data is None
-        else data.to(torch.float64)
-    )
+    ref = reference_data(data_of(run), n, seed + 1) if data is None else data.to(torch.float64)
     ref_flat = ref.reshape(ref.shape[0], -1)
     ref_features = None if features is None else features(ref.to(torch.float32))
     rows = []

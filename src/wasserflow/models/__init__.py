@@ -29,10 +29,13 @@ Build from a JSON-serialisable config (stored in checkpoints)::
 
 * :class:`JKOFlow` (method ``jko-flow``): blocks of JKO steps toward N(0, I), each a
   :class:`~wasserflow.geometry.RidgeMap`; exact log-likelihood; fitted by
-  :mod:`wasserflow.engine.blockwise`, not built by :func:`build_model`.
+  :mod:`wasserflow.objectives.jko_flow`, not built by :func:`build_model`.
 
-Devices: :func:`place` runs a network on cuda while paths, samplers and random draws stay on
-the CPU (:mod:`wasserflow.models.device`).
+Devices: :func:`place` runs a network on cuda behind forward hooks that move its inputs there
+and its output back (:mod:`wasserflow.models.device`); sampling then stays on the CPU. Training
+on a GPU is device-resident (:mod:`wasserflow.engine.acceleration`): data drawn on the CPU,
+noise and times drawn on the device from a generator seeded by the run, so a CPU run and a GPU
+run of one seed agree in law, not sample by sample.
 
 Seeding: ``build_model(config, seed=s)`` initialises inside ``torch.random.fork_rng`` and never
 changes the caller's global RNG state. Activations: :data:`ACTIVATIONS` (silu default, selu,
@@ -43,7 +46,7 @@ for (C, H, W) images with presets ``size`` "digits", "mnist", "cifar10" (TorchCF
 """
 
 from .device import place, resolve_device
-from .embedding import ACTIVATIONS, LinearTime, SinusoidalTimeEmbedding, as_time, make_activation
+from .embedding import ACTIVATIONS, LinearTime, SinusoidalTimeEmbedding, make_activation
 from .energy import PotentialField
 from .factory import MODEL_KINDS, build_model, model_config
 from .jko_flow import FlowSample, JKOFlow, jko_step_sizes
@@ -72,7 +75,6 @@ __all__ = [
     "SinusoidalTimeEmbedding",
     "TimeMLP",
     "VectorFieldMLP",
-    "as_time",
     "build_model",
     "jko_step_sizes",
     "place",

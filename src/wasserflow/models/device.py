@@ -2,10 +2,12 @@
 
 :func:`place` moves a model's parameters to ``device`` and installs forward hooks that move
 every tensor input there and the output back to the caller's device (autograd follows both
-moves, so losses, second-order energy gradients and optimisers work unchanged). Paths,
-couplings, samplers and every random draw stay on the CPU with their one explicit generator,
-so a seed gives the same noise, times and pairs on any device; only the network's arithmetic
-moves. For an energy model (:class:`PotentialField`) the hooks sit on the potential, so both
+moves, so losses, second-order energy gradients and optimisers work unchanged). A caller on
+the CPU (samplers, evaluation) keeps its tensors and its generator there and only the
+network's arithmetic moves. Training is device-resident instead: the objective creates noise,
+times and path arithmetic on the device from a device generator
+(:mod:`wasserflow.engine.acceleration`), so a CPU run and a GPU run of one seed agree in law,
+not sample by sample. For an energy model (:class:`PotentialField`) the hooks sit on the potential, so both
 ``model(x, t)`` and ``model.energy(x)`` run there. State dicts keep their keys (hooks are not
 parameters): checkpoints written on one device load on any other.
 """

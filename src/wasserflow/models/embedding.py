@@ -26,18 +26,6 @@ def make_activation(name: str) -> nn.Module:
     return ACTIVATIONS[key]()
 
 
-def as_time(t: Tensor | float, n: int, like: Tensor) -> Tensor:
-    """Broadcast t (a float, a 0-d tensor, (n,) or (n, 1)) to a (n,) tensor like ``like``."""
-    t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
-    if t.dim() == 2 and t.shape[1] == 1:
-        t = t[:, 0]
-    if t.dim() == 0:
-        t = t.expand(n)
-    if t.dim() != 1 or t.shape[0] != n:
-        raise ValueError(f"t must be a scalar, (n,) or (n, 1) with n = {n}, got {tuple(t.shape)}")
-    return t
-
-
 class SinusoidalTimeEmbedding(nn.Module):
     """phi(t) = [sin(s t w_0), ..., sin(s t w_{h-1}), cos(s t w_0), ..., cos(s t w_{h-1})].
 

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from ..geometry import RidgeMap
 
-# The options of method jko-flow and their defaults: wasserflow.engine.config.JKOFlowObjective.
+# The options of method jko-flow and their defaults: wasserflow.objectives.JKOFlowObjective.
 
 
 def jko_step_sizes(blocks: int, tau: float, ratio: float = 1.25) -> tuple[float, ...]:

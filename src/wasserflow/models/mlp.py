@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .embedding import ACTIVATIONS, LinearTime, SinusoidalTimeEmbedding, as_time, make_activation
+from .._time import broadcast_time
+from .embedding import ACTIVATIONS, LinearTime, SinusoidalTimeEmbedding, make_activation
 from .registry import register_model
 
 TIME_EMBEDDINGS = ("sinusoidal", "linear", "none")
@@ -81,7 +82,7 @@ class TimeMLP(nn.Module):
             return flat
         if t is None:
             raise ValueError("this model is time-conditioned: pass t (a float or a (N,) tensor)")
-        return torch.cat([flat, self.embed(as_time(t, x.shape[0], flat))], dim=1)
+        return torch.cat([flat, self.embed(broadcast_time(t, flat))], dim=1)
 
     def forward(self, x: Tensor, t: Tensor | float | None = None) -> Tensor:
         return self.net(self.features(x, t))

@@ -50,7 +50,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .embedding import SinusoidalTimeEmbedding, as_time
+from .._time import broadcast_time
+from .embedding import SinusoidalTimeEmbedding
 from .registry import register_model
 
 UNET_SIZES: dict[str, dict] = {
@@ -396,7 +397,7 @@ class UNet(nn.Module):
         if self.time_conditioned:
             if t is None:
                 raise ValueError("this unet is time-conditioned: pass t (a float or (N,))")
-            emb = self.time_mlp(self.time_embed(as_time(t, x.shape[0], x)))
+            emb = self.time_mlp(self.time_embed(broadcast_time(t, x)))
         h = self.stem(x)
         hs = [h]
         for stage in self.down:

@@ -1,16 +1,53 @@
-"""Training objectives: each a time distribution, a weighting and a target, per-sample losses.
+"""Training objectives, registered by kind (:mod:`.registry`): each a config, a loss (or a
+trainer), a network head, and how its trained model is sampled.
 
     objective = PathRegression(AffinePath(LinearSchedule()), prediction="velocity")
     losses = objective(model, x1_batch, generator, step)     # (B,)
 
-:class:`PathRegression` covers DDPM, NCSN/SMLD, score-SDE (VP, VE), I-CFM, OT-CFM, SB-CFM and
-rectified flow (with reflow pairs); :class:`EnergyMatching` is Balcerak et al. (2025).
-The recipes of ``wasserflow train --method`` are in :mod:`wasserflow.engine.methods`; the run
-configuration builds these objectives (:func:`wasserflow.engine.build.build_objective`).
+:class:`PathRegression` (kind "regression") covers DDPM, NCSN/SMLD, score-SDE (VP, VE), I-CFM,
+OT-CFM, SB-CFM and rectified flow (with reflow pairs); :class:`EnergyMatching` (kind
+"energy_matching") is Balcerak et al. (2025); the JKO flow (kind "jko_flow") is fitted block by
+block. The recipes of ``wasserflow train --method`` are in :mod:`wasserflow.engine.methods`; the
+engine asks a run's objective for its loss, trainer, network and field
+(:func:`objective_spec`).
 """
 
-from .energy_matching import EnergyMatching
-from .regression import PAIRS, PathRegression
+from .energy_matching import EnergyMatching, EnergyMatchingObjective
+from .jko_flow import JKOFlowObjective, JKOFlowRun
+from .registry import (
+    OBJECTIVES,
+    Checkpoint,
+    LossFn,
+    LossSetup,
+    ObjectiveConfig,
+    ObjectiveSpec,
+    TrainJob,
+    TrainResult,
+    get_objective,
+    objective_spec,
+    register_objective,
+)
+from .regression import PAIRS, PathRegression, RegressionObjective
 from .times import TimeDistribution
 
-__all__ = ["PAIRS", "EnergyMatching", "PathRegression", "TimeDistribution"]
+__all__ = [
+    "OBJECTIVES",
+    "PAIRS",
+    "Checkpoint",
+    "EnergyMatching",
+    "EnergyMatchingObjective",
+    "JKOFlowObjective",
+    "JKOFlowRun",
+    "LossFn",
+    "LossSetup",
+    "ObjectiveConfig",
+    "ObjectiveSpec",
+    "PathRegression",
+    "RegressionObjective",
+    "TimeDistribution",
+    "TrainJob",
+    "TrainResult",
+    "get_objective",
+    "objective_spec",
+    "register_objective",
+]

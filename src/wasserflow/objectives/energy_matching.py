@@ -14,17 +14,27 @@ The field is v(x) = -grad E(x). Training has two phases:
 Near the data the potential so becomes a Boltzmann energy, rho_eq ∝ exp(-E / eps_max); far from
 it samples travel on OT-like straight paths. Sampling: gradient descent on E, then Langevin at
 temperature eps_max (samplers.energy_langevin).
+
+The objective kind "energy_matching" (:class:`EnergyMatchingObjective`, its config) builds a
+scalar-head backbone inside :class:`~wasserflow.models.PotentialField`, couples each batch by
+minibatch OT itself (no pair stream, one process), and is sampled as the field -grad E on the
+linear path, with no score.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from ..geometry import energy_gradient
+from ..models import PotentialField
 from ..paths import AffinePath, LinearSchedule, get_coupling
+from ..samplers import Field, SamplingContext
+from .registry import LossSetup, ObjectiveSpec, register_objective
 
 
 def temperature(t: Tensor, tau_star: float, eps_max: float) -> Tensor:
@@ -110,3 +120,66 @@ class EnergyMatching:
         return per + self.cd_weight * cd
 
     __call__ = loss
+
+
+@dataclass(frozen=True)
+class EnergyMatchingObjective:
+    """Energy Matching (Balcerak et al. 2025): a scalar potential trained in two phases
+    (:class:`EnergyMatching`); the warm-up is a fraction of the steps."""
+
+    warmup_fraction: float = 0.7
+    tau_star: float = 0.9
+    eps_max: float = 0.01
+    cd_weight: float = 1e-3
+    negative_steps: int = 100
+    negative_dt: float = 0.01
+    kind: str = "energy_matching"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.warmup_fraction <= 1.0:
+            raise ValueError(f"warmup_fraction must lie in [0, 1], got {self.warmup_fraction}")
+        self.build(1)  # validates the rest
+
+    def build(self, total_steps: int) -> EnergyMatching:
+        """The loss of a run of ``total_steps`` steps."""
+        return EnergyMatching(
+            warmup_steps=int(round(self.warmup_fraction * total_steps)),
+            tau_star=self.tau_star,
+            eps_max=self.eps_max,
+            cd_weight=self.cd_weight,
+            negative_steps=self.negative_steps,
+            negative_dt=self.negative_dt,
+        )
+
+
+@register_objective("energy_matching", EnergyMatchingObjective)
+class EnergyMatchingSpec(ObjectiveSpec):
+    """Energy Matching: a scalar head, the field -grad E on the linear path, no score."""
+
+    title = "Energy Matching"
+    head = "scalar"
+    data_parallel = False
+    pair_batches = False
+
+    def check(self, objective: EnergyMatchingObjective, run: Any) -> None:
+        super().check(objective, run)
+        if run.coupling.kind != "ot":
+            raise ValueError(
+                "Energy Matching couples noise and data by minibatch OT: coupling.kind must be ot"
+            )
+
+    def loss(self, objective: EnergyMatchingObjective, setup: LossSetup) -> EnergyMatching:
+        return objective.build(setup.total_steps)
+
+    def network(self, objective: EnergyMatchingObjective, backbone: nn.Module) -> nn.Module:
+        return PotentialField(backbone)
+
+    def field(self, objective: EnergyMatchingObjective, model: nn.Module, path: Any) -> Field:
+        """-grad E as a velocity on the linear path, whatever the run's path says."""
+        return Field.from_network(model, AffinePath(LinearSchedule()), "velocity", "t")
+
+    def sampling_context(
+        self, objective: EnergyMatchingObjective, base: SamplingContext, model: Any = None
+    ) -> SamplingContext:
+        """A potential: no path for the schedule samplers, no score, energy samplers allowed."""
+        return dataclasses.replace(base, path=None, score_valid=False, energy=True)

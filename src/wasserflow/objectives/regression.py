@@ -9,18 +9,37 @@ score matching |sigma s + eps|^2 is this same loss), the clean data ("x1"), the 
 velocity u_t = alpha'_t x1 + sigma'_t x0 ("velocity": I-CFM, OT-CFM, SB-CFM, rectified flow),
 the conditional score -x0 / sigma_t ("score", weight sigma^2 recommended) or Salimans & Ho's
 (alpha x0 - sigma x1) / sqrt(alpha^2 + sigma^2) ("v_prediction", bounded at both ends).
+
+The objective kind "regression" (:class:`RegressionObjective`, its config) trains a vector-head
+network on the run's path and samples it as ``Field.from_network(net, path, prediction,
+time_input)``, the wrapper the loss itself calls; its time distribution says where samplers
+stop (``t_end``, the last trained time, NCSN's levels).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from ..paths import PREDICTIONS, TIME_INPUTS, AffinePath, from_x1_and_epsilon, get_coupling
-from ..samplers import Field
+from ..samplers import Field, SamplingContext
+from .registry import LossSetup, ObjectiveSpec, register_objective
 from .times import TimeDistribution
+
+
+def check_options(prediction: str, time_input: str, weighting: str) -> None:
+    """Refuse an unknown prediction, time input or weighting, naming the valid ones."""
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction {prediction!r}: choose one of {', '.join(PREDICTIONS)}")
+    if time_input not in TIME_INPUTS:
+        raise ValueError(f"time_input {time_input!r}: choose one of {', '.join(TIME_INPUTS)}")
+    if weighting not in ("none", "sigma2"):
+        raise ValueError(f"weighting {weighting!r}: choose none or sigma2")
+
 
 PAIRS = "pairs"
 """Coupling name for batches that already hold pairs, shape (B, 2, ...): x0 = [:, 0], x1 = [:, 1]
@@ -50,16 +69,7 @@ class PathRegression:
     time_input: str = "t"
 
     def __post_init__(self):
-        if self.time_input not in TIME_INPUTS:
-            raise ValueError(
-                f"time_input {self.time_input!r}: choose one of {', '.join(TIME_INPUTS)}"
-            )
-        if self.prediction not in PREDICTIONS:
-            raise ValueError(
-                f"prediction {self.prediction!r}: choose one of {', '.join(PREDICTIONS)}"
-            )
-        if self.weighting not in ("none", "sigma2"):
-            raise ValueError(f"weighting {self.weighting!r}: choose none or sigma2")
+        check_options(self.prediction, self.time_input, self.weighting)
         if self.coupling != PAIRS:
             get_coupling(self.coupling)  # validates the name
         if self.coupling == "entropic" and not (self.coupling_sigma and self.coupling_sigma > 0):
@@ -112,3 +122,70 @@ class PathRegression:
         return per
 
     __call__ = loss
+
+
+@dataclass(frozen=True)
+class RegressionObjective:
+    """Regression of a network on the path: a prediction, a time input, a time distribution and
+    a weighting (:class:`PathRegression`)."""
+
+    prediction: str = "velocity"
+    time_input: str = "t"
+    times: TimeDistribution = field(default_factory=TimeDistribution)
+    weighting: str = "none"
+    kind: str = "regression"
+
+    def __post_init__(self) -> None:
+        check_options(self.prediction, self.time_input, self.weighting)
+
+
+@register_objective("regression", RegressionObjective)
+class PathRegressionSpec(ObjectiveSpec):
+    """Regression on the run's path (:class:`PathRegression`): DDPM, NCSN, score SDEs and the
+    flow-matching family."""
+
+    title = "path regression"
+
+    def check(self, objective: RegressionObjective, run: Any) -> None:
+        super().check(objective, run)
+        T = run.path.num_train_timesteps
+        times = objective.times
+        if times.kind == "ddpm" and T is not None and times.levels != T:
+            raise ValueError(
+                f"objective.times.levels = {times.levels} contradicts the DDPM "
+                f"schedule's num_train_timesteps = {T}: give one value (drop "
+                "times.levels)"
+            )
+
+    def loss(self, objective: RegressionObjective, setup: LossSetup) -> PathRegression:
+        return PathRegression(
+            path=setup.path,
+            prediction=objective.prediction,
+            coupling=setup.coupling,
+            times=objective.times,
+            weighting=objective.weighting,
+            coupling_sigma=setup.coupling_sigma,
+            time_input=objective.time_input,
+        )
+
+    def field(self, objective: RegressionObjective, model: nn.Module, path: AffinePath) -> Field:
+        return Field.from_network(model, path, objective.prediction, objective.time_input)
+
+    def sampling_context(
+        self, objective: RegressionObjective, base: SamplingContext, model: Any = None
+    ) -> SamplingContext:
+        """Samplers stop at the last trained time of a uniform time distribution (t_end); the
+        last trained time is DDPM's 1 - 1/T, the top of NCSN's levels, or t_max."""
+        times = objective.times
+        if times.kind == "ddpm":
+            last = 1.0 - 1.0 / times.levels
+        elif times.kind == "levels":
+            last = 1.0
+        else:
+            last = times.t_max
+        return dataclasses.replace(
+            base,
+            t_end=times.t_max if times.kind == "uniform" else 1.0,
+            t_last_trained=last,
+            levels=times.levels if times.kind == "levels" else None,
+        )

@@ -37,7 +37,7 @@ Public API (stable):
 
 from .affine import TIME_INPUTS, AffinePath, PathSample, broadcast_time, expand_like
 from .clock import (
-    as_time,
+    checked_time,
     ddpm_index_to_time,
     from_diffusion_time,
     time_to_ddpm_index,
@@ -103,8 +103,8 @@ __all__ = [
     "ScheduleOutput",
     "VESchedule",
     "VPSchedule",
-    "as_time",
     "broadcast_time",
+    "checked_time",
     "convert",
     "ddpm_alphas_cumprod",
     "ddpm_index_to_time",

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .._time import broadcast_time
 from .schedules import Schedule, ScheduleOutput
 
 _BRIDGES = ("constant", "brownian")
@@ -30,24 +31,6 @@ TIME_INPUTS = ("t", "logsnr")
 (:meth:`AffinePath.network_time`)."""
 LOGSNR_CLAMP = 20.0
 LOGSNR_SCALE = 5.0
-
-
-def broadcast_time(t: Tensor | float, x: Tensor, name: str = "t") -> Tensor:
-    """t as a (n,) tensor on x's device/dtype: a scalar is repeated for the n = x.shape[0] rows."""
-    dtype = x.dtype if torch.is_floating_point(x) else torch.float64
-    if isinstance(t, Tensor):
-        t = t.to(device=x.device, dtype=dtype)
-    else:  # straight to x's dtype: no float32 rounding of Python floats
-        t = torch.as_tensor(t, device=x.device, dtype=dtype)
-    if t.dim() == 0:
-        return t.expand(x.shape[0])
-    t = t.reshape(-1)
-    if t.shape[0] != x.shape[0]:
-        raise ValueError(
-            f"{name} has {t.shape[0]} entries for a batch of {x.shape[0]}: give one "
-            "time per sample or a scalar"
-        )
-    return t
 
 
 def expand_like(c: Tensor, x: Tensor) -> Tensor:

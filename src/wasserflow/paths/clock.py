@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 
-def as_time(t: Tensor | float, name: str = "t") -> Tensor:
+def checked_time(t: Tensor | float, name: str = "t") -> Tensor:
     """t as a floating tensor (float64 for Python numbers), checked to lie in [0, 1]."""
     if not isinstance(t, Tensor):
         t = torch.as_tensor(t, dtype=torch.float64)
@@ -36,12 +36,12 @@ def as_time(t: Tensor | float, name: str = "t") -> Tensor:
 
 def to_diffusion_time(t: Tensor | float) -> Tensor:
     """s = 1 - t: diffusion time (s = 0 data, s = 1 noise) from the library clock."""
-    return 1.0 - as_time(t)
+    return 1.0 - checked_time(t)
 
 
 def from_diffusion_time(s: Tensor | float) -> Tensor:
     """t = 1 - s: the library clock from diffusion time s in [0, 1]."""
-    return 1.0 - as_time(s, "s")
+    return 1.0 - checked_time(s, "s")
 
 
 def _check_T(num_train_timesteps: int) -> int:
@@ -77,7 +77,7 @@ def time_to_ddpm_index(
     (used to interpolate discrete schedules between their steps).
     """
     T = _check_T(num_train_timesteps)
-    k = T * (1.0 - as_time(t).to(torch.float64)) - 1.0
+    k = T * (1.0 - checked_time(t).to(torch.float64)) - 1.0
     if not exact:
         return k
     kr = k.round()

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from .clock import as_time
+from .clock import checked_time
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Schedule:
     reference_std: float = 1.0
 
     def __call__(self, t: Tensor | float) -> ScheduleOutput:
-        return self._coefficients(as_time(t))
+        return self._coefficients(checked_time(t))
 
     def at(self, t: Tensor) -> ScheduleOutput:
         """The schedule at a float tensor of times already known to lie in [0, 1], without the

@@ -48,7 +48,7 @@ from .ancestral import ddim, ddim_step, ddpm, ddpm_step, posterior_coefficients
 from .dpm_solver import dpm_solver, dpm_solver_3m
 from .edm import edm_heun
 from .energy import energy_field, energy_langevin
-from .field import Field, as_field, time_vector
+from .field import Field, as_field
 from .grids import (
     SOLVER_SPACINGS,
     SPACINGS,
@@ -120,7 +120,6 @@ __all__ = [
     "predictor_corrector",
     "rk4",
     "solver_grid",
-    "time_vector",
     "uniform_grid",
     "edm_heun",
     "ipndm",

@@ -30,7 +30,8 @@ from torch import Tensor
 from wasserflow.paths.affine import expand_like
 from wasserflow.paths.schedules import ScheduleOutput
 
-from .field import Field, FieldFn, as_field, time_vector
+from .._time import broadcast_time
+from .field import Field, FieldFn, as_field
 from .grids import diffusers_steps, uniform_grid
 from .registry import budget, register
 from .result import Recorder, SampleResult, check_start, gaussian_noise, grid_steps
@@ -152,7 +153,7 @@ def ddpm(
     t_from, t_to = grid_steps(grid)
     rec = Recorder(x, float(t_from[0]), return_trajectory)
     for a, b, c_from, c_to in path_steps(field, t_from, t_to):
-        x1_hat, _ = field.x1_and_epsilon(x, time_vector(a, x), c_from)
+        x1_hat, _ = field.x1_and_epsilon(x, broadcast_time(a, x), c_from)
         rec.nfe += 1
         var = posterior_coefficients(c_from, c_to)[2]
         noise = gaussian_noise(x, generator) if var > 0 else None
@@ -185,7 +186,7 @@ def ddim(
         x, float(t_from[0]), return_trajectory, energy=field.coefficients if eta == 0 else None
     )
     for a, b, c_from, c_to in path_steps(field, t_from, t_to):
-        x1_hat, eps_hat = field.x1_and_epsilon(x, time_vector(a, x), c_from)
+        x1_hat, eps_hat = field.x1_and_epsilon(x, broadcast_time(a, x), c_from)
         rec.nfe += 1
         noise = gaussian_noise(x, generator) if eta > 0 else None
         x = ddim_step(x1_hat, eps_hat, c_from, c_to, eta, noise)

@@ -44,8 +44,9 @@ import math
 import torch
 from torch import Tensor
 
+from .._time import broadcast_time
 from .ancestral import _needs_path, ddim_step, path_steps
-from .field import Field, FieldFn, as_field, time_vector
+from .field import Field, FieldFn, as_field
 from .grids import solver_grid
 from .registry import budget, register
 from .result import Recorder, SampleResult, check_start, grid_steps
@@ -146,7 +147,7 @@ def dpm_solver(
     rec = Recorder(x, float(t_from[0]), return_trajectory, energy=field.coefficients)
     history: list[tuple[Tensor, float]] = []  # (D, lambda) of the last evaluations, newest first
     for i, (a, b, c_from, c_to) in enumerate(path_steps(field, t_from, t_to)):
-        d, _ = field.x1_and_epsilon(x, time_vector(a, x), c_from)
+        d, _ = field.x1_and_epsilon(x, broadcast_time(a, x), c_from)
         rec.nfe += 1
         lam_s, lam_t = _log_snr(c_from.alpha, c_from.sigma), _log_snr(c_to.alpha, c_to.sigma)
         history = [(d, lam_s), *history][:order]

@@ -40,8 +40,9 @@ import math
 import torch
 from torch import Tensor
 
+from .._time import broadcast_time
 from .ancestral import _needs_path, _step_coefficients
-from .field import Field, FieldFn, as_field, time_vector
+from .field import Field, FieldFn, as_field
 from .grids import KARRAS_RHO, karras_grid, time_at_log_snr
 from .registry import budget, register
 from .result import Recorder, SampleResult, check_start, gaussian_noise, grid_steps
@@ -137,11 +138,11 @@ def edm_heun(
             c_hat = _step_coefficients(field, t_hat)[0]
             y = x / c.alpha + math.sqrt(s_hat**2 - s**2) * S_noise * gaussian_noise(x, generator)
             t, c, s, x = float(t_hat[0]), c_hat, c_hat.sigma / c_hat.alpha, c_hat.alpha * y
-        _, eps = field.x1_and_epsilon(x, time_vector(t, x), c)
+        _, eps = field.x1_and_epsilon(x, broadcast_time(t, x), c)
         rec.nfe += 1
         x_next = c_next.alpha * (x / c.alpha + (s_next - s) * eps)
         if s_next > 0.0:  # trapezoidal correction (Algorithm 1, lines 6-8)
-            _, eps_next = field.x1_and_epsilon(x_next, time_vector(ts[i + 1], x), c_next)
+            _, eps_next = field.x1_and_epsilon(x_next, broadcast_time(ts[i + 1], x), c_next)
             rec.nfe += 1
             x_next = c_next.alpha * (x / c.alpha + (s_next - s) * 0.5 * (eps + eps_next))
         x = x_next

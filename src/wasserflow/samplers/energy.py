@@ -21,10 +21,12 @@ from torch import Tensor
 
 from wasserflow.geometry import energy_gradient
 
-from .field import Field, FieldFn, as_field, time_vector
+from .._time import broadcast_time
+from .field import Field, FieldFn, as_field
 from .grids import uniform_grid
 from .registry import budget, register
 from .result import Recorder, SampleResult, check_start, gaussian_noise, grid_steps
+from .sde import langevin_step
 
 
 def energy_field(energy: Callable[[Tensor], Tensor]) -> Field:
@@ -77,13 +79,13 @@ def energy_langevin(
         raise ValueError(f"step_size must be > 0, got {eta}")
     rec = Recorder(x, float(t_from[0]), return_trajectory)
     for a, b in zip(t_from.tolist(), t_to.tolist(), strict=True):
-        x = x + (b - a) * field.velocity(x, time_vector(a, x))
+        x = x + (b - a) * field.velocity(x, broadcast_time(a, x))
         rec.nfe += 1
         rec.add(x, b)
     t = float(t_to[-1])
     for j in range(n_langevin):
-        x = x + eta * field.velocity(x, time_vector(t, x))
-        x = x + (2.0 * eta * temperature) ** 0.5 * gaussian_noise(x, generator)
+        v = field.velocity(x, broadcast_time(t, x))  # -grad E: the score of exp(-E / T) times T
+        x = langevin_step(x, v, eta, gaussian_noise(x, generator), temperature)
         rec.nfe += 1
         rec.add(x, t + (j + 1) * eta)
     return rec.result(x)

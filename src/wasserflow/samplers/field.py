@@ -161,8 +161,3 @@ def as_field(field: Field | FieldFn) -> Field:
     if callable(field):
         return Field(fn=field)
     raise ValueError("field must be a wasserflow.samplers.Field or a callable v(x, t)")
-
-
-def time_vector(t: float | Tensor, x: Tensor) -> Tensor:
-    """A time as a (n,) tensor of x's dtype and device."""
-    return torch.full((x.shape[0],), float(t), dtype=x.dtype, device=x.device)

@@ -34,9 +34,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._time import broadcast_time
 from .ancestral import _needs_path
 from .edm import karras_plan, noise_levels
-from .field import Field, FieldFn, as_field, time_vector
+from .field import Field, FieldFn, as_field
 from .registry import register
 from .result import Recorder, SampleResult, check_start
 
@@ -97,7 +98,7 @@ def ipndm(
     history: list[Tensor] = []  # eps_hat of the last evaluations, newest first
     for i in range(len(ts) - 1):
         c, c_next = coefs[i], coefs[i + 1]
-        _, eps = field.x1_and_epsilon(x, time_vector(ts[i], x), c)
+        _, eps = field.x1_and_epsilon(x, broadcast_time(ts[i], x), c)
         rec.nfe += 1
         history = [eps, *history][:order]
         k = len(history)

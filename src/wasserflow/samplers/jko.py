@@ -1,5 +1,5 @@
 """Sampling a JKO flow: its blocks run backwards from the noise (Jordan, Kinderlehrer & Otto
-1998 steps of KL(. || N(0, I)), fitted by :mod:`wasserflow.engine.blockwise`).
+1998 steps of KL(. || N(0, I)), fitted by :mod:`wasserflow.objectives.jko_flow`).
 
 A JKO flow is not a vector field: it is K bijections T_1..T_K (data -> noise), block k the map
 of one implicit-Euler (JKO) step of size h_k. Generation inverts them, x = T_1^{-1} o ... o

@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .field import Field, FieldFn, as_field, time_vector
+from .._time import broadcast_time
+from .field import Field, FieldFn, as_field
 from .grids import uniform_grid
 from .kinetic import squared_speed
 from .registry import register
@@ -58,7 +59,7 @@ def _fixed(method: str, field, x0: Tensor, grid: Tensor, return_trajectory: bool
     t_from, t_to = grid_steps(grid, allow_decreasing=True)
 
     def f(y: Tensor, t: float) -> Tensor:
-        return field.velocity(y, time_vector(t, y))
+        return field.velocity(y, broadcast_time(t, y))
 
     rec = Recorder(x, float(t_from[0]), return_trajectory, energy="increments")
     for a, b in zip(t_from.tolist(), t_to.tolist(), strict=True):
@@ -167,7 +168,7 @@ def dopri5(
         # the interval (t ~ 46 on a VP path whose field vanishes at t = 0); the probe only sizes
         # the first step, so it reads the field at the nearest end instead
         y = state[0]
-        v = field.velocity(y, time_vector(min(max(float(t), lo), hi), y))
+        v = field.velocity(y, broadcast_time(min(max(float(t), lo), hi), y))
         return v, v.reshape(v.shape[0], -1).pow(2).sum(-1)
 
     tg = g.to(device=x0.device, dtype=x0.dtype)

@@ -20,7 +20,8 @@ from torch import Tensor
 
 from wasserflow.paths.affine import expand_like
 
-from .field import Field, FieldFn, as_field, time_vector
+from .._time import broadcast_time
+from .field import Field, FieldFn, as_field
 from .grids import uniform_grid
 from .registry import budget, register
 from .result import Recorder, SampleResult, check_start, gaussian_noise, grid_steps
@@ -41,7 +42,7 @@ def natural_diffusion_squared(field: Field, t: Tensor) -> Tensor:
 
 
 def _g2(field: Field, diffusion: Diffusion, t: float, x: Tensor) -> Tensor:
-    tv = time_vector(t, x)
+    tv = broadcast_time(t, x)
     if diffusion is None:
         return natural_diffusion_squared(field, tv.to(torch.float64)).to(x.dtype)
     if callable(diffusion):
@@ -55,8 +56,8 @@ def _em_step(field, x, a, b, diffusion, generator, add_noise: bool) -> Tensor:
     h = b - a
     g2 = _g2(field, diffusion, a, x)
     if bool((g2 == 0).all()):
-        return x + h * field.velocity(x, time_vector(a, x))
-    v, s = field.velocity_and_score(x, time_vector(a, x))
+        return x + h * field.velocity(x, broadcast_time(a, x))
+    v, s = field.velocity_and_score(x, broadcast_time(a, x))
     x = x + h * (v + 0.5 * expand_like(g2, x) * s)
     if add_noise:
         x = x + expand_like((g2 * h).sqrt(), x) * gaussian_noise(x, generator)
@@ -93,10 +94,14 @@ def euler_maruyama(
     return rec.result(x)
 
 
-def langevin_step(x: Tensor, score: Tensor, step: Tensor | float, noise: Tensor) -> Tensor:
-    """Unadjusted Langevin: x + step s(x) + sqrt(2 step) z, targeting p with s = grad log p."""
+def langevin_step(
+    x: Tensor, score: Tensor, step: Tensor | float, noise: Tensor, temperature: float = 1.0
+) -> Tensor:
+    """Unadjusted Langevin: x + step s(x) + sqrt(2 step T) z, targeting p^(1/T) with
+    s = grad log p (T = 1: p itself; s = -grad E: exp(-E / T)). The one Langevin update of the
+    samplers (the corrector, annealed Langevin, energy_langevin)."""
     step = expand_like(step, x) if isinstance(step, Tensor) and step.dim() == 1 else step
-    return x + step * score + (2.0 * step) ** 0.5 * noise
+    return x + step * score + (2.0 * step * temperature) ** 0.5 * noise
 
 
 def langevin_corrector(
@@ -111,7 +116,7 @@ def langevin_corrector(
     """One Langevin corrector step toward p_t (Song et al. 2021, Algorithm 5): x + eps s_t(x)
     + sqrt(2 eps) z, with eps = ``step``, or 2 (snr |z| / |s|)^2 from the batch-mean norms of
     the score s and the noise z. One field evaluation."""
-    s = field.score(x, time_vector(t, x))
+    s = field.score(x, broadcast_time(t, x))
     z = gaussian_noise(x, generator)
     if step is None:
         s_norm = s.reshape(s.shape[0], -1).norm(dim=1).mean()
@@ -230,11 +235,11 @@ def annealed_langevin(
     for i, t in enumerate(g.tolist()):
         a_i = step_lr * float(sig[i] / sig[-1]) ** 2
         for _ in range(n_steps_each):
-            s = field.score(x, time_vector(t, x))
-            x = x + 0.5 * a_i * s + a_i**0.5 * gaussian_noise(x, generator)
+            s = field.score(x, broadcast_time(t, x))
+            x = langevin_step(x, s, 0.5 * a_i, gaussian_noise(x, generator))
             rec.nfe += 1
         if denoise and i == g.shape[0] - 1:
-            x, _ = field.x1_and_epsilon(x, time_vector(t, x))
+            x, _ = field.x1_and_epsilon(x, broadcast_time(t, x))
             rec.nfe += 1
         if return_trajectory:
             frames.append(x.detach().clone())

@@ -37,9 +37,10 @@ import math
 import torch
 from torch import Tensor
 
+from .._time import broadcast_time
 from .ancestral import _needs_path, ddim_step, path_steps
 from .dpm_solver import _log_snr, solver_plan
-from .field import Field, FieldFn, as_field, time_vector
+from .field import Field, FieldFn, as_field
 from .registry import register
 from .result import Recorder, SampleResult, check_start, grid_steps
 
@@ -125,7 +126,7 @@ def unipc(
     history: list[tuple[Tensor, float]] = []  # (D, lambda) of the last evaluations, newest first
     last = None  # (x, coefficients, h, order) of the previous predictor step
     for i, (a, _, c_from, c_to) in enumerate(steps):
-        d, _ = field.x1_and_epsilon(x, time_vector(a, x), c_from)
+        d, _ = field.x1_and_epsilon(x, broadcast_time(a, x), c_from)
         rec.nfe += 1
         if last is not None:
             if corrector:  # UniC: redo the previous step with D at its end point

@@ -158,6 +158,33 @@ def _fit_step(x, V, h, n_centers, max_iter, max_iter_rbf, tol, generator, warm):
     return GradientMap(A.detach(), c.detach(), centers, a.detach(), bw), iters, converged
 
 
+def _initial_particles(
+    initial: Density,
+    target: Potential,
+    n_particles: int,
+    n_centers: int,
+    generator: torch.Generator | None,
+) -> tuple[Tensor, Tensor]:
+    """The checked inputs of :func:`jko_particles`: n_particles points of rho_0 and their
+    log-densities, both float64; each bad argument is a ``ValueError`` naming it."""
+    if not isinstance(target, Potential):
+        raise ValueError("target must be a Potential (gaussian_potential, function_potential, ...)")
+    if not (hasattr(initial, "sample") and hasattr(initial, "log_prob")):
+        raise ValueError(
+            "initial must have sample(n, generator) and log_prob(x), e.g. a GaussianMixture"
+        )
+    if isinstance(n_particles, bool) or not isinstance(n_particles, int) or n_particles < 2:
+        raise ValueError(f"n_particles must be an integer >= 2, got {n_particles!r}")
+    if isinstance(n_centers, bool) or not isinstance(n_centers, int) or n_centers < 0:
+        raise ValueError(f"n_centers must be a non-negative integer, got {n_centers!r}")
+    x = initial.sample(n_particles, generator=generator).to(torch.float64)
+    if x.dim() != 2 or (target.dim is not None and x.shape[1] != target.dim):
+        raise ValueError(
+            f"initial samples have shape {tuple(x.shape)}, target needs d = {target.dim}"
+        )
+    return x, initial.log_prob(x).to(torch.float64)
+
+
 def jko_particles(
     initial: Density,
     target: Potential,
@@ -196,22 +223,7 @@ def jko_particles(
         ``resample`` it is non-increasing by construction.
     """
     h, n_steps = check_step(h, n_steps)
-    if not isinstance(target, Potential):
-        raise ValueError("target must be a Potential (gaussian_potential, function_potential, ...)")
-    if not (hasattr(initial, "sample") and hasattr(initial, "log_prob")):
-        raise ValueError(
-            "initial must have sample(n, generator) and log_prob(x), e.g. a GaussianMixture"
-        )
-    if isinstance(n_particles, bool) or not isinstance(n_particles, int) or n_particles < 2:
-        raise ValueError(f"n_particles must be an integer >= 2, got {n_particles!r}")
-    if isinstance(n_centers, bool) or not isinstance(n_centers, int) or n_centers < 0:
-        raise ValueError(f"n_centers must be a non-negative integer, got {n_centers!r}")
-    x = initial.sample(n_particles, generator=generator).to(torch.float64)
-    if x.dim() != 2 or (target.dim is not None and x.shape[1] != target.dim):
-        raise ValueError(
-            f"initial samples have shape {tuple(x.shape)}, target needs d = {target.dim}"
-        )
-    log_p = initial.log_prob(x).to(torch.float64)
+    x, log_p = _initial_particles(initial, target, n_particles, n_centers, generator)
     log_z = target.log_normalizer or 0.0
 
     def free_energy(x, log_p):

@@ -1,0 +1,149 @@
+"""One interface for everything that samples and is evaluated: a trained run, a model trained
+elsewhere (diffusers, TorchCFM, a callable), sampled by the registered samplers alike.
+
+:class:`GenerativeModel` is the protocol that :func:`~wasserflow.metrics.evaluate_run`, the
+command line and the experiments take. It also carries the one implementation of sampling
+(PEP 544: a protocol's methods are inherited by the classes that subclass it explicitly):
+:class:`~wasserflow.engine.TrainedRun` and :class:`~wasserflow.interop.ExternalModel` subclass
+it and supply what a sampler drives (``field()``), what its grid policy may know
+(``context()``), the shape of one sample, the reference the noise is drawn from (``path``), the
+data scaling and the default sampler with its options; anything else with these members (a
+duck-typed model) is a ``GenerativeModel`` too (``isinstance`` checks the members).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from ..data import Standardizer
+from ..paths import AffinePath
+from ..samplers import Field, SamplerSpec, SamplingContext, SamplingPlan, get_sampler
+from .results import RunSample
+from .sampling import run_plan
+
+
+@runtime_checkable
+class GenerativeModel(Protocol):
+    """A model that samples: a trained run or a model trained elsewhere.
+
+    A class that subclasses it explicitly supplies ``context()``, ``field()``, ``shape``,
+    ``path``, ``scaler``, ``default_sampler`` and the attributes below, and inherits the one
+    implementation of sampling (``sample``, ``supports``, ``budgets``).
+
+    Attributes:
+        method: a short name of the model (its method, or where it comes from).
+        shape: the shape of one sample.
+        path: the affine path whose reference N(0, std^2 I) the noise is drawn from (None:
+            std 1).
+        scaler: maps data space to the model's space.
+        default_sampler: the sampler used when none is named (with ``default_options``).
+        data_spec: the data its samples are compared with
+            (:func:`wasserflow.data.make_source`), or None when none is known.
+    """
+
+    method: str
+    shape: tuple[int, ...]
+    path: AffinePath | None
+    scaler: Standardizer
+    default_sampler: str
+    data_spec: str | None
+
+    @property
+    def default_options(self) -> Mapping[str, Any]:
+        """The options of the default sampler."""
+        return {}
+
+    @property
+    def ode_sampler(self) -> str:
+        """The deterministic sampler to measure path geometry with (Euler on the
+        probability-flow ODE)."""
+        return "euler"
+
+    def context(self) -> SamplingContext:
+        """What a sampler's grid policy may know of the model."""
+        ...
+
+    def field(self) -> Field | Any:
+        """What a sampler drives: a :class:`~wasserflow.samplers.Field` on the t clock, or a
+        model a registered sampler runs itself."""
+        ...
+
+    def supports(self, sampler: str) -> bool:
+        """Whether ``sampler`` can drive this model (:meth:`SamplerSpec.check`)."""
+        return get_sampler(sampler).supports(self.context())
+
+    def budgets(self, nfes: list[int | None], sampler: str | None = None) -> list[int | None]:
+        """The NFE budgets of ``nfes`` that ``sampler`` (default: the model's) can take here."""
+        return get_sampler(sampler or self.default_sampler).budgets(nfes, self.context())
+
+    def sample(
+        self,
+        n: int,
+        *,
+        sampler: str | None = None,
+        nfe: int | None = None,
+        generator: torch.Generator | None = None,
+        return_trajectory: bool = False,
+        data_space: bool = True,
+        options: dict | None = None,
+        grid: Tensor | None = None,
+        x0: Tensor | None = None,
+    ) -> RunSample:
+        """n samples with ``sampler`` (default: the model's, with its options) at about ``nfe``
+        evaluations, in data space unless ``data_space`` is False.
+
+        ``grid`` replaces the sampler's own grid policy (then ``nfe`` must be None; e.g. a
+        diffusers scheduler's, :func:`~wasserflow.interop.scheduler_grid`); ``x0`` (n, *shape)
+        replaces the reference draw (float64 from ``generator``) as start points.
+        """
+        name = sampler or self.default_sampler
+        spec = get_sampler(name)
+        opts = dict(self.default_options) if name == self.default_sampler else {}
+        opts.update(options or {})
+        if grid is None:
+            plan = spec.make_plan(nfe, self.context(), opts)
+        else:
+            if nfe is not None:
+                raise ValueError("pass nfe or grid, not both: a grid fixes the steps")
+            plan = _grid_plan(spec, self.context(), opts, grid)
+        return run_plan(
+            spec,
+            self.field(),
+            _start(self, n, generator, x0),
+            plan,
+            generator=generator,
+            return_trajectory=return_trajectory,
+            scaler=self.scaler if data_space else None,
+        )
+
+
+def _start(
+    model: GenerativeModel, n: int, generator: torch.Generator | None, x0: Tensor | None
+) -> Tensor:
+    """The start points: ``x0`` (checked), or n draws of the reference N(0, std^2 I)."""
+    if x0 is None:
+        std = 1.0 if model.path is None else model.path.reference_std
+        return std * torch.randn((n, *model.shape), generator=generator, dtype=torch.float64)
+    if tuple(x0.shape) != (n, *model.shape):
+        raise ValueError(
+            f"x0 has shape {list(x0.shape)}; this model starts from {[n, *model.shape]}"
+        )
+    return x0.to(torch.float64)
+
+
+def _grid_plan(
+    spec: SamplerSpec, ctx: SamplingContext, opts: dict[str, Any], grid: Tensor
+) -> SamplingPlan:
+    """A plan on a given grid, the sampler's checks and options checked as its policy would."""
+    spec.check(ctx)
+    unknown = sorted(set(opts) - set(spec.options()))
+    if unknown:
+        raise ValueError(
+            f"sampler {spec.name} has no option {', '.join(unknown)}: its options are "
+            f"{', '.join(spec.options()) or 'none'}"
+        )
+    return SamplingPlan(torch.as_tensor(grid, dtype=torch.float64), opts, None)
