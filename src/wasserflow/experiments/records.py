@@ -23,6 +23,8 @@ import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar, Union
 
+from ..engine.config_io import parse
+
 T = TypeVar("T")
 
 OMIT_NONE = {"omit_none": True}
@@ -95,22 +97,8 @@ def _read_union(args: tuple, value: Any, where: str) -> Any:
 
 
 def _read_scalar(tp: Any, value: Any, where: str) -> Any:
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{where} must be true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{where} must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{where} must be a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ValueError(f"{where} must be a string, got {value!r}")
-        return value
+    if tp in (int, float, bool, str):
+        return parse(tp, value, where)  # the run configuration's checks of a JSON primitive
     raise TypeError(f"{where}: records cannot hold {tp!r}")
 
 
