@@ -76,7 +76,6 @@ for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
 import argparse
 import functools
 import json
-import math
 import statistics
 import tempfile
 import time
@@ -209,7 +208,7 @@ def geometry_cell(dec) -> dict:
         "curvature": dec.curvature.value,
         "chord": dec.chord_energy.value,
         "gap_lower": gap.lower,
-        "gap_upper": None if math.isinf(gap.upper) else gap.upper,
+        "gap_upper": gap.upper,
     }
     if gap.jacobian is not None:
         cell["asymmetry"] = gap.jacobian.asymmetry

@@ -3,8 +3,6 @@ itself (wasserflow.metrics.gap_cases: the Brenier map known, G = E|Phi(X) - X|^2
 E|T(X) - X|^2 by Monte Carlo), in d = 2, 64 and 784; the plug-in gap against scipy's
 assignment solver."""
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -27,7 +25,7 @@ def _case(d, name):
 
 def _check_bracket(x, y, truth, source="normal", folds=5):
     res = coupling_gap(x, y, source=source, folds=folds)
-    assert res.lower <= truth + 1e-9 <= res.upper + 2e-9, (res, truth)
+    assert res.lower <= truth + 1e-9 and truth - 2e-9 <= res.upper, (res, truth)
     for b in res.bounds:  # each one-sided bound is on its side of the truth
         assert (b.bound <= truth + 1e-9) if b.side == "lower" else (b.bound >= truth - 1e-9), b
     return res
@@ -106,7 +104,7 @@ def test_the_plugin_gap_is_the_pairs_cost_minus_scipys_optimal_assignment():
     want = float((y - x).pow(2).sum(1).mean()) - cost[r, c].mean()
     assert plugin_gap(x, y) == pytest.approx(want, rel=1e-10)
     res = coupling_gap(x, y, method="plugin")
-    assert res.estimate == pytest.approx(want, rel=1e-10) and res.upper == math.inf
+    assert res.estimate == pytest.approx(want, rel=1e-10) and res.upper is None
     assert 0 < res.lower < want
 
 
@@ -115,7 +113,7 @@ def test_the_bracket_is_a_typed_record():
     x = _normal(500, 2, 9)
     res = coupling_gap(x, x @ rot.T, source="normal", level=0.9)
     d = res.to_dict()
-    assert set(d) >= {"lower", "upper", "n", "method", "estimate", "level", "bounds"}
+    assert set(d) >= {"lower", "upper", "n", "method", "value", "level", "bounds"}
     assert d["level"] == 0.9 and len(d["bounds"]) == 3 and str(res).startswith("[")
     assert set(GAP_BOUNDS) == {"rotation", "gaussian-dual", "plugin"}
 
@@ -148,4 +146,4 @@ def test_a_fixed_generator_gives_the_same_bracket():
     a = coupling_gap(x, y, source="normal", generator=torch.Generator().manual_seed(1))
     b = coupling_gap(x, y, source="normal", generator=torch.Generator().manual_seed(1))
     assert a == b
-    assert np.isfinite(a.upper)
+    assert a.upper is not None and np.isfinite(a.upper)

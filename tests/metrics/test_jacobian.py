@@ -74,9 +74,18 @@ def test_a_map_that_did_not_make_x1_is_refused():
         jacobian_symmetry(lambda z: 2 * z, x, x1=3 * x)
 
 
-def test_a_map_forward_mode_cannot_differentiate_is_refused():
-    def numpy_map(z):
-        return torch.as_tensor(z.detach().numpy() * 2)
+def test_a_map_forward_mode_cannot_enter_is_differenced():
+    """A map that leaves torch (numpy) gets central differences, and the same asymmetry."""
+    r = plane_rotation(4, 0.7)
 
-    with pytest.raises(ValueError, match="torch.func.jvp"):
-        jacobian_symmetry(numpy_map, _x(20, 3))
+    def numpy_map(z):
+        return torch.as_tensor(z.detach().numpy() @ r.numpy().T)
+
+    res = jacobian_symmetry(numpy_map, _x(300, 4, 5))
+    assert res.method == "central-difference"
+    assert res.asymmetry_lower <= math.sin(0.7) ** 2 <= res.asymmetry_upper
+
+
+def test_a_map_that_detaches_its_output_is_refused():
+    with pytest.raises(ValueError, match="detaches its output"):
+        jacobian_symmetry(lambda z: (2 * z).detach(), _x(20, 3))

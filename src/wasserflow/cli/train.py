@@ -522,7 +522,7 @@ def _print_rows(r: GenerativeModel, rows: list, n: int, fd: bool) -> None:
     for c in cols:
         t.add_column(c)
     f = lambda v: "-" if v is None else f"{v:.4g}"  # noqa: E731
-    b = lambda v: "-" if v is None else str(v)  # noqa: E731  an interval: [lower, upper]
+    b = lambda v: "-" if v is None else v.bracket()  # noqa: E731  an interval: [lower, upper]
     for row in rows:
         t.add_row(
             row.sampler,
@@ -531,7 +531,7 @@ def _print_rows(r: GenerativeModel, rows: list, n: int, fd: bool) -> None:
             *([f(row.fd)] if fd else []),
             f(row.action),
             f(row.curvature),
-            b(row.coupling_gap and _bracket(row.coupling_gap)),
+            b(row.coupling_gap),
             b(row.endpoint_w2_squared),
             f"{row.seconds:.2f}",
         )
@@ -542,8 +542,3 @@ def _print_rows(r: GenerativeModel, rows: list, n: int, fd: bool) -> None:
         "bracketed at 95 % (wasserflow.metrics.coupling_gap: in high dimension no sample "
         "resolves it to a point)"
     )
-
-
-def _bracket(gap) -> str:
-    up = "inf" if gap.upper == float("inf") else f"{gap.upper:.4g}"
-    return f"[{gap.lower:.4g}, {up}]"

@@ -29,11 +29,19 @@ from .features import (
 )
 from .frechet import FeatureStats, FrechetResult, feature_stats, frechet_distance
 from .inception import InceptionV3FID, inception_weights_path, load_inception
-from .interval import Interval, bootstrap_interval, mean_interval
+from .interval import Interval, bootstrap_interval, mean_interval, median_interval
 from .jacobian import JacobianSymmetry, jacobian_symmetry
 from .jko_bridge import JKOBridgeResult, gaussian_jko_bridge, jko_bridge, vp_time_change
 from .path_energy import PathEnergyDecomposition, path_energy_decomposition
-from .quality import ADAPTIVE, Evaluation, evaluate_run, fresh_data, reference_data
+from .quality import (
+    ADAPTIVE,
+    Evaluation,
+    evaluate_run,
+    fresh_data,
+    nfe_to_converge,
+    reference_data,
+    w2_interval,
+)
 
 __all__ = [
     "ADAPTIVE",
@@ -43,6 +51,7 @@ __all__ = [
     "Interval",
     "bootstrap_interval",
     "mean_interval",
+    "median_interval",
     "JacobianSymmetry",
     "coupling_gap",
     "jacobian_symmetry",
@@ -67,7 +76,9 @@ __all__ = [
     "inception_weights_path",
     "jko_bridge",
     "load_inception",
+    "nfe_to_converge",
     "path_energy_decomposition",
+    "w2_interval",
     "reference_data",
     "vp_time_change",
 ]

@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Literal
 
@@ -69,6 +69,7 @@ import torch
 from torch import Tensor
 
 from ..geometry import exact_ot
+from .interval import Interval
 from .jacobian import JacobianSymmetry, jacobian_symmetry
 
 Side = Literal["lower", "upper"]
@@ -94,44 +95,29 @@ class GapBound:
 
 
 @dataclass(frozen=True)
-class CouplingGap:
-    """The coupling gap G = E|x1 - x0|^2 - W2^2 as an interval (module doc).
+class CouplingGap(Interval):
+    """The coupling gap G = E|x1 - x0|^2 - W2^2 as an :class:`Interval` (module doc):
+    [``lower``, ``upper``] holds jointly with probability >= ``level`` (``lower`` >= 0; ``upper``
+    None when no upper bound applies), ``method`` the bounds combined (e.g.
+    "rotation+gaussian-dual"), ``n`` the pairs, ``value`` a point estimate where the method has
+    one (``plugin`` alone), ``chord`` E|x1 - x0|^2 over the pairs, ``bounds`` each estimator's
+    bound and ``jacobian`` the Brenier-criterion test when a map was given."""
 
-    Attributes:
-        lower, upper: the bracket, holding jointly with probability >= ``level`` (``upper`` is
-            inf when no upper bound applies; ``lower`` >= 0).
-        n: the pairs used; method: the bounds combined (e.g. "rotation+gaussian-dual").
-        chord: E|x1 - x0|^2 over the n pairs.
-        estimate: a point estimate where the method has one (``plugin`` alone), else None.
-        bounds: each estimator's bound; jacobian: the Brenier-criterion test when a map was given.
-    """
-
-    lower: float
-    upper: float
-    n: int
-    method: str
-    level: float
-    chord: float
-    estimate: float | None = None
+    chord: float = 0.0
     bounds: tuple[GapBound, ...] = ()
     jacobian: JacobianSymmetry | None = None
 
+    @property
+    def estimate(self) -> float | None:
+        return self.value
+
     @classmethod
     def unresolved(cls, n: int, chord: float, level: float = 0.95) -> CouplingGap:
-        """The bracket [0, inf] of too few pairs (fewer than :data:`MIN_PAIRS`)."""
-        return cls(0.0, math.inf, n, f"unresolved (n < {MIN_PAIRS})", level, chord)
-
-    def contains(self, value: float) -> bool:
-        return self.lower <= value <= self.upper
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["upper"] = None if math.isinf(self.upper) else self.upper
-        return d
+        """The bracket [0, inf) of too few pairs (fewer than :data:`MIN_PAIRS`)."""
+        return cls(None, 0.0, None, level, f"unresolved (n < {MIN_PAIRS})", n, chord)
 
     def __str__(self) -> str:
-        up = "inf" if math.isinf(self.upper) else f"{self.upper:.4g}"
-        return f"[{self.lower:.4g}, {up}] ({self.method}, n = {self.n}, {self.level:.0%})"
+        return f"{self.bracket()} ({self.method}, n = {self.n}, {self.level:.0%})"
 
 
 @dataclass(frozen=True)
@@ -417,7 +403,7 @@ def coupling_gap(
         level: the joint confidence of the bracket; folds: cross-fitting folds.
 
     Returns:
-        :class:`CouplingGap` with ``lower`` >= 0 and ``upper`` (inf without an upper bound).
+        :class:`CouplingGap` with ``lower`` >= 0 and ``upper`` (None without an upper bound).
     """
     a, b = _checked_pairs(x0, x1, source)
     if not 0.5 <= level < 1:
@@ -444,13 +430,13 @@ def coupling_gap(
     if map is not None:
         jac = jacobian_symmetry(map, x0, x1=x1, n=jacobian_points, level=level, generator=g)
     return CouplingGap(
+        value=bounds[0].estimate if names == ["plugin"] else None,
         lower=max([0.0, *lows]),
-        upper=min(ups, default=math.inf),
-        n=a.shape[0],
-        method="+".join(names),
+        upper=min(ups) if ups else None,
         level=level,
+        method="+".join(names),
+        n=a.shape[0],
         chord=float((b - a).pow(2).sum(1).mean()),
-        estimate=bounds[0].estimate if names == ["plugin"] else None,
         bounds=bounds,
         jacobian=jac,
     )

@@ -13,7 +13,8 @@ A verdict compares two :class:`Interval` s and holds only where their margin exc
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
 
@@ -24,40 +25,50 @@ from torch import Tensor
 @dataclass(frozen=True)
 class Interval:
     """``value`` (None where only bounds are known) in [``lower``, ``upper``] at ``level``,
-    by ``method`` over ``n`` samples."""
+    by ``method`` over ``n`` samples; ``upper`` None: no upper bound."""
 
     value: float | None
     lower: float
-    upper: float
+    upper: float | None
     level: float
     method: str
     n: int
 
     def __post_init__(self) -> None:
-        if not self.lower <= self.upper:
+        if self.upper is not None and not self.lower <= self.upper:
             raise ValueError(f"an interval needs lower <= upper, got {self.lower}, {self.upper}")
 
     @property
     def half_width(self) -> float:
-        return (self.upper - self.lower) / 2
+        return math.inf if self.upper is None else (self.upper - self.lower) / 2
+
+    def contains(self, value: float) -> bool:
+        return self.lower <= value and (self.upper is None or value <= self.upper)
 
     def below(self, other: Interval) -> bool:
         """Whether this interval lies entirely below ``other`` (a margin beyond both)."""
-        return self.upper < other.lower
+        return self.upper is not None and self.upper < other.lower
 
-    def __str__(self) -> str:
-        if self.value is not None and math.isfinite(self.half_width):
-            return f"{self.value:.4g} +- {self.half_width:.2g}"
-        up = f"{self.upper:.4g}" if math.isfinite(self.upper) else "inf"
+    def bracket(self) -> str:
+        """``[lower, upper]`` (``inf`` for no upper bound)."""
+        up = "inf" if self.upper is None else f"{self.upper:.4g}"
         return f"[{self.lower:.4g}, {up}]"
 
+    def __str__(self) -> str:
+        """ "0.258 +- 0.01" (symmetric), "0.258 [0.25, 0.31]" (not) or "[0, 1.34]" (no value)."""
+        if self.value is None or self.upper is None:
+            return self.bracket()
+        hw = self.half_width
+        if abs(self.value - (self.lower + self.upper) / 2) <= 0.05 * hw:
+            return f"{self.value:.4g} +- {hw:.2g}"
+        return f"{self.value:.4g} {self.bracket()}"
+
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["upper"] = self.upper if math.isfinite(self.upper) else None
-        return d
+        return asdict(self)
 
 
-def _z(level: float) -> float:
+def two_sided_z(level: float) -> float:
+    """z with P(|N(0, 1)| <= z) = level."""
     if not 0.5 <= level < 1:
         raise ValueError(f"level must be in [0.5, 1), got {level}")
     return NormalDist().inv_cdf(0.5 + level / 2)
@@ -69,7 +80,7 @@ def mean_interval(terms: Tensor, level: float = 0.95) -> Interval:
     if t.numel() < 2 or not torch.isfinite(t).all():
         raise ValueError(f"a mean interval needs at least 2 finite terms, got {t.numel()}")
     m = float(t.mean())
-    half = _z(level) * float(t.std()) / math.sqrt(t.numel())
+    half = two_sided_z(level) * float(t.std()) / math.sqrt(t.numel())
     return Interval(m, m - half, m + half, level, "mean", t.numel())
 
 
@@ -88,7 +99,7 @@ def bootstrap_interval(
     interval of the resamples' spread."""
     if resamples < 2:
         raise ValueError(f"the bootstrap needs at least 2 resamples, got {resamples}")
-    z = _z(level)  # checks level
+    z = two_sided_z(level)  # checks level
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     value = float(statistic(torch.arange(n))) if value is None else float(value)
     boots = torch.tensor(
@@ -101,3 +112,20 @@ def bootstrap_interval(
         half = z * float(boots.std())
         lo, hi = value - half, value + half
     return Interval(value, min(lo, value), max(hi, value), level, "bootstrap", n)
+
+
+def median_interval(intervals: Sequence[Interval]) -> Interval:
+    """The median of numbers known within intervals: the median of the values within the
+    medians of the lower and of the upper ends (the median is monotone in each number)."""
+    if not intervals:
+        raise ValueError("the median of no intervals")
+    values = [iv.value for iv in intervals]
+    ups = [iv.upper for iv in intervals]
+    return Interval(
+        None if None in values else statistics.median(values),
+        statistics.median(iv.lower for iv in intervals),
+        None if None in ups else statistics.median(ups),
+        min(iv.level for iv in intervals),
+        "median",
+        len(intervals),
+    )

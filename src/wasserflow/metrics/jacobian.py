@@ -18,7 +18,8 @@ any dimension from Jacobian-vector products, with ordinary confidence intervals:
   Wilson interval: 0 for the gradient of a convex function.
 
 The JVPs go through the map with :func:`torch.func.jvp` (forward mode: the map may run under
-``torch.no_grad``, as the engine's samplers do). A symmetric positive-definite Jacobian says the
+``torch.no_grad``, as the engine's samplers do); a map forward mode cannot enter (an energy
+model's -grad E takes autograd gradients inside) is differentiated by central differences. A symmetric positive-definite Jacobian says the
 map is optimal; how far from optimal in transport cost is the coupling gap's bracket
 (:func:`~wasserflow.metrics.coupling.coupling_gap`), which these numbers do not bound.
 """
@@ -35,13 +36,17 @@ from torch import Tensor
 from torch.func import jvp
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-_ROUND_OFF = 1e-8  # (1e-7 relative float32 error)^2 of a symmetric Jacobian's two products
+_ROUND_OFF = {"forward-mode": 1e-8, "central-difference": 1e-5}
+"""The asymmetry a symmetric Jacobian shows by its products' own error: (1e-7 relative float32
+round-off)^2 in forward mode; differences' O(h^2) and round-off / h (measured 7e-7 on an
+energy model's gradient flow) otherwise."""
 
 
 @dataclass(frozen=True)
 class JacobianSymmetry:
     """The Brenier-criterion estimates of one map (module doc), each as (estimate, lower, upper)
-    at ``level``, over ``n`` points."""
+    at ``level``, over ``n`` points; ``method``: how the JVPs were taken ("forward-mode", or
+    "central-difference" for a map forward mode cannot enter)."""
 
     asymmetry: float
     asymmetry_lower: float
@@ -51,12 +56,13 @@ class JacobianSymmetry:
     negative_curvature_upper: float
     level: float
     n: int
+    method: str = "forward-mode"
 
     @property
     def rejects_optimality(self) -> bool:
-        """Whether the interval of the asymmetry (beyond float32 round-off, 1e-8) or of the
-        negative-curvature rate excludes 0."""
-        return self.asymmetry_lower > _ROUND_OFF or self.negative_curvature_lower > 0
+        """Whether the interval of the asymmetry (beyond what the products' own error shows,
+        :data:`_ROUND_OFF`) or of the negative-curvature rate excludes 0."""
+        return self.asymmetry_lower > _ROUND_OFF[self.method] or self.negative_curvature_lower > 0
 
     def to_dict(self) -> dict:
         return {**asdict(self), "rejects_optimality": self.rejects_optimality}
@@ -69,16 +75,25 @@ def _wilson(k: int, n: int, z: float) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _jvp(map: Callable[[Tensor], Tensor], x: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-    """(map(x), D map(x) v) in forward mode; attention in its composite (math) kernel, the one
-    with a forward-mode rule (the fused CPU kernel has none, pytorch#165530)."""
+def _jvp(map: Callable[[Tensor], Tensor], x: Tensor, v: Tensor) -> tuple[Tensor, Tensor, str]:
+    """(map(x), D map(x) v, how): forward mode, attention in its composite (math) kernel, the
+    one with a forward-mode rule (the fused CPU kernel has none, pytorch#165530); a map that
+    forward mode cannot enter (one taking autograd gradients inside, e.g. an energy model's
+    -grad E) by central differences with step 1e-3 of the points' RMS instead (error
+    O(h^2) + round-off / h: about 1e-4 relative for float32 networks)."""
     try:
         with sdpa_kernel([SDPBackend.MATH]):
-            return jvp(map, (x,), (v,))
+            y, jv = jvp(map, (x,), (v,))
+        return y, jv, "forward-mode"
+    except RuntimeError:
+        pass
+    h = 1e-3 * float(x.double().pow(2).mean().sqrt().clamp_min(1e-12))
+    try:
+        y = map(x)
+        jv = (map(x + h * v) - map(x - h * v)) / (2 * h)
     except RuntimeError as e:
-        raise ValueError(
-            f"the map must be differentiable by torch.func.jvp (forward mode): {e}"
-        ) from None
+        raise ValueError(f"the map cannot be differentiated at x0: {e}") from None
+    return y, jv, "central-difference"
 
 
 def _checked_image(y: Tensor, x1: Tensor | None, idx: Tensor) -> None:
@@ -114,8 +129,8 @@ def jacobian_symmetry(
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     u = torch.randn(x.shape, generator=g, dtype=torch.float64).to(x.dtype)
     w = torch.randn(x.shape, generator=g, dtype=torch.float64).to(x.dtype)
-    y, ju = _jvp(map, x, u)
-    _, jw = _jvp(map, x, w)
+    y, ju, how = _jvp(map, x, u)
+    _, jw, _ = _jvp(map, x, w)
     _checked_image(y, x1, idx)
     ju, jw = ju.reshape(m, -1).double(), jw.reshape(m, -1).double()
     u, w = u.reshape(m, -1).double(), w.reshape(m, -1).double()
@@ -145,4 +160,5 @@ def jacobian_symmetry(
         negative_curvature_upper=hi,
         level=level,
         n=m,
+        method=how,
     )

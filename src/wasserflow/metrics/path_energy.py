@@ -26,7 +26,6 @@ read them in data space.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -52,19 +51,21 @@ class PathEnergyDecomposition:
     def w2_squared(self) -> Interval:
         """W2^2(law x0, law x1) = chord - gap, bracketed by the gap's bounds."""
         c, g = self.chord_energy.value, self.coupling_gap
-        return Interval(None, max(c - g.upper, 0.0), c - g.lower, g.level, g.method, self.n)
+        low = 0.0 if g.upper is None else max(c - g.upper, 0.0)
+        return Interval(None, low, c - g.lower, g.level, g.method, self.n)
 
     @property
     def geodesic_gap(self) -> Interval:
         """PE - W2^2 = curvature + coupling gap, bracketed by the gap's bounds."""
         k, g = self.curvature.value, self.coupling_gap
-        return Interval(None, k + g.lower, k + g.upper, g.level, g.method, self.n)
+        up = None if g.upper is None else k + g.upper
+        return Interval(None, k + g.lower, up, g.level, g.method, self.n)
 
     @property
     def normalized_path_energy(self) -> Interval:
         """(PE - W2^2) / W2^2 (Tong et al. 2023), bracketed."""
         geo, w = self.geodesic_gap, self.w2_squared
-        hi = geo.upper / w.lower if w.lower > 0 else math.inf
+        hi = geo.upper / w.lower if geo.upper is not None and w.lower > 0 else None
         return Interval(None, geo.lower / max(w.upper, 1e-300), hi, w.level, w.method, self.n)
 
     def to_dict(self) -> dict:
