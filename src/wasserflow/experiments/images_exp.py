@@ -7,14 +7,21 @@ budget: the Frechet distance to the data in a feature network's space (the shipp
 digits classifier, :mod:`wasserflow.metrics.features`), exact W2 (n samples against the data
 set), and the path-energy decomposition of the ODE actually solved
 (:mod:`wasserflow.metrics.path_energy`): path energy = curvature + coupling gap + W2^2(noise,
-samples). Two claims are checked, each with a computed verdict:
+samples). Two claims are checked, each number with its 95 % interval, and a check holds only
+where its margin exceeds both intervals:
 
-* straightness: the OT-coupled flows' sampling curves have a smaller normalized path energy
-  ((curvature + coupling gap) / W2^2(noise, samples), at the largest fixed NFE; normalized
-  because VE paths start from a far wider noise) than every diffusion model and the
-  independent-coupling flow;
+* straightness: the OT-coupled flows' sampling curves have a smaller curvature relative to
+  W2^2(noise, samples) (normalized because VE paths start from a far wider noise; at the
+  largest fixed NFE) than every diffusion model and the independent-coupling flow;
 * steps: the NFE at which FD comes within 10 % of its converged value (the largest NFE) is
-  smaller, in median, for the OT-coupled flows than for the diffusion models.
+  smaller, in median, for the OT-coupled flows than for the diffusion models (FD's bootstrap
+  intervals give each NFE* a range).
+
+The coupling gap, the other half of the normalized path energy, is stated beside them with its
+bracket (:func:`~wasserflow.metrics.coupling_gap`), not checked: in d = 64 no sample resolves
+it to a point, and whether the OT-coupled maps are measurably closer to optimal is the open
+question the report answers as measured. Each ODE map's Brenier criterion (its Jacobian's
+asymmetry, :func:`~wasserflow.metrics.jacobian_symmetry`) is in the decomposition table.
 
 Beside Euler, every method is also sampled with the explicit midpoint rule at the profile's
 budgets of 2 and 4 NFE (one and two steps), reported in a table, not in a verdict: one midpoint
@@ -58,11 +65,12 @@ from .training import train_and_load
 
 CLAIM = (
     "On images, OT-coupled flows still sample along the straightest paths (the smallest "
-    "curvature and coupling gap of their sampling ODE) and reach their converged FD with the "
-    "fewest NFE."
+    "curvature of their sampling ODE) and reach their converged FD with the fewest NFE; whether "
+    "their noise-to-sample maps are also closer to optimal (the coupling gap) is measured."
 )
 WITHIN = 0.10
 MIDPOINT = (2, 4)  # the budgets (where the profile has them) compared with Euler's
+JACOBIAN_POINTS = 256  # of each ODE map's Brenier test (metrics.jacobian_symmetry)
 OT = ("ot-flow",)
 OTHERS = ("diffusion", "independent-flow")
 
@@ -251,7 +259,15 @@ def _one(ctx: Context, method: str, cfg: ImagesProfile, extractor, ref, frac) ->
         [ADAPTIVE] if cfg.adaptive and run.supports(adaptive_sampler()) else []
     )
     rows = evaluate_run(
-        run, nfes, n=n, seed=ctx.seed, sampler=ode, features=extractor, data=ref, on_samples=keep
+        run,
+        nfes,
+        n=n,
+        seed=ctx.seed,
+        sampler=ode,
+        features=extractor,
+        data=ref,
+        on_samples=keep,
+        jacobian=JACOBIAN_POINTS,
     )
     mids = [k for k in cfg.nfes if k in MIDPOINT] if run.supports("midpoint") else []
     mid = evaluate_run(
