@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from .._atomic import atomic_path
-from ..metrics.interval import Interval
 from .._plot import pyplot as plt  # plt() is matplotlib.pyplot on the Agg backend
+from ..metrics.interval import Interval
 from .context import Figure
 
 
