@@ -3,18 +3,39 @@
 * The command-line reference: the marker ``<!-- cli-reference -->`` in docs/reference/cli.md is
   replaced at build time by every command of the typer app, walked through the click it is built
   on (usage, help, arguments and options with type and default), so the page cannot go stale.
-* Sphinx-style roles in docstrings (``:func:`w2```) are shown as plain code (``w2``).
+* Sphinx-style roles in docstrings (``:func:`w2```) are shown as plain code (``w2``), and
+  angle brackets of mathematics or placeholders in docstrings (``<P, C>``, ``results/<name>``),
+  which Markdown passes through as HTML tags, as text.
+* benchmarks/README.md and CHANGELOG.md, which live outside docs/, become the pages
+  benchmarks.md and changelog.md.
 """
 
 from __future__ import annotations
 
 import enum
 import re
+from pathlib import Path
 
 import typer
+from mkdocs.structure.files import File
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTSIDE = {"benchmarks.md": "benchmarks/README.md", "changelog.md": "CHANGELOG.md"}
+LINKS = {"](benchmarks/README.md": "](benchmarks.md", "](docs/": "]("}  # repository -> site
 
 MARKER = "<!-- cli-reference -->"
 _ROLE = re.compile(r":(?:func|class|meth|mod|attr|data|exc|obj):(?=<code>)")
+_TAG = re.compile(r"<(/?)([A-Za-z][\w-]*)(,?)([^<>]*)>")
+_HTML = set(
+    "a abbr address area article aside audio b bdi bdo blockquote body br button canvas caption"
+    " cite code col colgroup data datalist dd del details dfn dialog div dl dt em embed fieldset"
+    " figcaption figure footer form h1 h2 h3 h4 h5 h6 head header hr html i iframe img input ins"
+    " kbd label legend li link main map mark math meta meter nav noscript object ol optgroup"
+    " option output p param picture pre progress q rp rt ruby s samp script section select slot"
+    " small source span strong style sub summary sup svg table tbody td template textarea tfoot"
+    " th thead time title tr track u ul var video wbr path g use circle rect line polyline"
+    " polygon defs symbol mi mo mn mrow msup msub mfrac autoref".split()  # autorefs: its marker
+)
 _CODE = re.compile(r"(`+[^`]*`+)")
 _SPECIAL = re.compile(r"([\\*_\[\]>|])")
 
@@ -106,11 +127,26 @@ def cli_reference() -> str:
     return "\n".join(_command(root, typer.Context(root, info_name="wasserflow"), 2))
 
 
+def on_files(files, config):
+    for uri, path in OUTSIDE.items():
+        text = (ROOT / path).read_text()
+        for link, page in LINKS.items():
+            text = text.replace(link, page)
+        files.append(File.generated(config, uri, content=text))
+    return files
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
     if MARKER in markdown:
         markdown = markdown.replace(MARKER, cli_reference())
     return markdown
 
 
+def _text_if_not_html(m: re.Match) -> str:
+    if m[3] or m[2].lower() not in _HTML:  # "<P, C>" or "<name>": text, not a tag
+        return "&lt;" + m[0][1:-1] + "&gt;"
+    return m[0]
+
+
 def on_page_content(html: str, page, config, files) -> str:
-    return _ROLE.sub("", html)
+    return _TAG.sub(_text_if_not_html, _ROLE.sub("", html))
