@@ -21,10 +21,10 @@ import traceback
 import warnings
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from ..errors import ENVIRONMENT_ERRNOS, InputError, WasserflowError, describe_os_error
+from .output import WideConsole
 
 _PATH_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
 
@@ -50,8 +50,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     cls=_Group,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = WideConsole()
+err_console = WideConsole(stderr=True)
 
 
 class UsageError(InputError):
