@@ -136,6 +136,23 @@ def test_train_in_a_pipe_prints_progress_lines(tmp_path, capsys):
     assert lines[1].startswith("icfm on moons: step 30/30, loss ")
 
 
+def test_mnist_folder_trains_a_unet_sized_from_the_data(tmp_path, capsys):
+    """The issue's first hour: ``train --method otcfm --data mnist:FOLDER --model unet``."""
+    import gzip
+
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    u8 = np.random.default_rng(0).integers(0, 256, (8, 28, 28), dtype=np.uint8)
+    head = (0x803).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (8, 28, 28))
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(head + u8.tobytes()))
+    out = tmp_path / "run"
+    argv = ["train", "--method", "otcfm", "--data", f"mnist:{folder}", "--model", "unet"]
+    code, _, err = run([*argv, "--steps", "1", "--batch-size", "4", "--out", str(out)], capsys)
+    assert code == 0, err
+    model = json.loads((out / "config.json").read_text())["model"]
+    assert model["size"] == "mnist" and model["shape"] == [1, 28, 28]
+
+
 def test_jko_flow_trains_block_by_block_and_evaluates(tmp_path, capsys):
     out = tmp_path / "jko"
     code, _, err = run(
