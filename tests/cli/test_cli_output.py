@@ -80,3 +80,22 @@ def test_progress_in_a_pipe_is_plain_lines_flushed_as_they_go():
     assert [line.split(" (")[0] for line in lines] == ["a: first", "b: third", "b: done"]
     assert lines[-1].startswith("b: done (10/10, 100 %, 0:00:0")
     assert "\x1b" not in pipe.getvalue()  # no terminal codes in a log
+
+
+def test_help_paragraphs_are_not_hard_wrapped(capsys, monkeypatch):
+    from _cli import run
+
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = run(["train", "--help"], capsys)
+    assert code == 0
+    assert any("naming the first's pid" in line for line in out.splitlines()), out
+
+
+def test_reflow_joins_lines_but_keeps_lists_and_indented_lines():
+    from wasserflow.cli.app import reflow
+
+    text = "A first\nline.\n\nA second\nparagraph:\n* one\n  item\n* two\n\n    code line\n    more"
+    assert reflow(text) == (
+        "A first line.\n\nA second paragraph:\n* one\n  item\n* two\n\n    code line\n    more"
+    )
+    assert reflow(reflow(text)) == reflow(text)

@@ -34,7 +34,33 @@ class _CommandInterrupted(Exception):
     into a bare exit code) to :func:`main` with its message."""
 
 
-class _Group(typer.core.TyperGroup):
+def reflow(text: str) -> str:
+    """A docstring's paragraphs as single lines (typer's rich help keeps the hard wraps of a
+    docstring, which then break mid-sentence): lines join with a space unless indented or a
+    list item ("* ", "- "), which keep their line; blank lines still part paragraphs."""
+    paragraphs = []
+    for para in text.split("\n\n"):
+        lines: list[str] = []
+        for line in para.splitlines():
+            keep = line[:1].isspace() or line.lstrip().startswith(("* ", "- ", "\b"))
+            if lines and not keep and not lines[-1].startswith("\b"):
+                lines[-1] += " " + line.strip()
+            else:
+                lines.append(line.rstrip())
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
+class Group(typer.core.TyperGroup):
+    """The command groups: a command's help is reflowed (:func:`reflow`) when it is looked
+    up, and Ctrl-C is carried to :func:`main`."""
+
+    def get_command(self, ctx, cmd_name):
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is not None and cmd.help:
+            cmd.help = reflow(cmd.help)
+        return cmd
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -48,7 +74,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    cls=_Group,
+    cls=Group,
 )
 console = WideConsole()
 err_console = WideConsole(stderr=True)

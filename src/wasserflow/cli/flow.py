@@ -23,13 +23,14 @@ import numpy as np
 import torch
 import typer
 
-from .app import UsageError, app, console
+from .app import Group, UsageError, app, console
 from .expressions import CONSTANTS, FUNCTIONS, PROBE_SECONDS, compile_expression, probe_expression
 from .output import print_table
 
 flow_app = typer.Typer(
     help="Wasserstein gradient flows of KL(rho || pi): Fokker-Planck and JKO.",
     no_args_is_help=True,
+    cls=Group,
 )
 app.add_typer(flow_app, name="flow")
 

@@ -11,11 +11,13 @@ import torch
 import typer
 
 from .._outputs import output_file
-from .app import UsageError, app, console
+from .app import Group, UsageError, app, console
 from .output import print_table
 
 ot_app = typer.Typer(
-    help="Optimal transport between point clouds (.npy, .csv, .pt).", no_args_is_help=True
+    help="Optimal transport between point clouds (.npy, .csv, .pt).",
+    no_args_is_help=True,
+    cls=Group,
 )
 app.add_typer(ot_app, name="ot")
 
