@@ -126,10 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit:
         raise
     except Exception as e:
-        # usage errors of the (vendored) click parser: bad option, bad choice, missing argument
-        if callable(getattr(e, "show", None)) and hasattr(e, "exit_code"):
-            e.show()
-            sys.exit(e.exit_code)
+        _usage_error(e)
         _bug()
     finally:
         warnings.formatwarning = formatwarning
@@ -137,6 +134,25 @@ def main(argv: list[str] | None = None) -> None:
         if code == 130:
             _line("interrupted", "")
         sys.exit(code)
+
+
+def _usage_error(e: Exception) -> None:
+    """A usage error of typer's (vendored) click parser (bad option, bad value, missing
+    argument) as one line naming the command's help; no arguments at all: the help itself.
+    Returns when ``e`` is not one."""
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+
+    if isinstance(e, NoArgsIsHelpError):
+        e.show()
+        sys.exit(e.exit_code)
+    if isinstance(e, UsageError):
+        ctx = e.ctx
+        see = f"; see '{ctx.command_path} --help'" if ctx is not None else ""
+        _line(e.format_message().rstrip(".") + see)
+        sys.exit(e.exit_code)
+    if callable(getattr(e, "show", None)) and hasattr(e, "exit_code"):
+        e.show()
+        sys.exit(e.exit_code)
 
 
 def _bug() -> None:
