@@ -349,9 +349,17 @@ def sample_command(
     ranks, device = distributed.setup(device)
     try:
         r = load_run(run, device=device, ranks=ranks)
+        from ..samplers import get_sampler
+
+        # the kinetic energy is not written: samplers that can skip it do
+        skip = "energy" in get_sampler(sampler or r.default_sampler).options()
         try:
             res = r.sample(
-                n, sampler=sampler, nfe=nfe, generator=torch.Generator().manual_seed(seed)
+                n,
+                sampler=sampler,
+                nfe=nfe,
+                generator=torch.Generator().manual_seed(seed),
+                options={"energy": False} if skip else None,
             )
         except KeyboardInterrupt as e:
             raise Interrupted(f"interrupted while sampling: nothing was written to {out}") from e
