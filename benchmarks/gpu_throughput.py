@@ -228,8 +228,8 @@ def sampling_nfe_per_s(net, shape, device, nfe, n, precision, repeats):
     """Euler NFE/s at batch n: wasserflow's sampler on the network's Field with its kinetic
     energy (the default: float64 sum_k h_k |v_k|^2), without it (``energy=False``), and a
     plain loop. Each repeat times the three back to back (best of 3 calls each on the CPU, one
-    on a GPU, in rotating order); returns the medians of NFE/s and of each repeat's time ratio to the plain loop.
-    On the CPU the time is the thread's CPU time (one thread: a shared machine's other
+    on a GPU, in rotating order); returns the medians of NFE/s and of each repeat's time ratio
+    to the plain loop. On the CPU the time is the thread's CPU time (one thread: a shared machine's other
     processes do not count), on a GPU the wall-clock time after a synchronisation."""
     clock = time.perf_counter if device.type == "cuda" else time.thread_time
     path = AffinePath(get_schedule("linear"))

@@ -358,6 +358,32 @@ class Stage(nn.ModuleList):
         return x
 
 
+def _checked_shape(shape: tuple[int, ...], cfg: UNetConfig) -> tuple[int, int, int]:
+    """``shape`` as (C, H, W) ints, refused (ValueError naming the size presets) when its H and
+    W cannot be halved at every level or an attention resolution is not a level's height."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 3:
+        raise ValueError(f"the unet backbone needs images of shape (C, H, W), got {shape}")
+    _, height, width = shape
+    levels = len(cfg.channel_mult)
+    factor = 2 ** (levels - 1)
+    if height % factor or width % factor:
+        raise ValueError(
+            f"shape {shape}: H and W must be divisible by 2^(levels - 1) = {factor} for "
+            f"channel_mult {list(cfg.channel_mult)} ({levels} levels) of size "
+            f"{cfg.size!r}: use fewer levels, {_SIZE_HINT}"
+        )
+    resolutions = [height // 2**level for level in range(levels)]
+    missing = sorted(set(cfg.attention_resolutions) - set(resolutions))
+    if missing:
+        raise ValueError(
+            f"attention_resolutions {missing} of size {cfg.size!r} are not resolutions of "
+            f"shape {shape} with channel_mult {list(cfg.channel_mult)}: choose among "
+            f"{resolutions}, {_SIZE_HINT}"
+        )
+    return shape
+
+
 @register_model("unet", UNetConfig, conditions=True, shape_options=unet_options_for)
 class UNet(nn.Module):
     """The ``unet`` backbone: (N, C, H, W), t -> (N, C, H, W), or with ``scalar`` E: (N,).
@@ -375,27 +401,10 @@ class UNet(nn.Module):
         conditions: tuple[str, ...] = (),
     ):
         super().__init__()
-        shape = tuple(int(s) for s in shape)
-        if len(shape) != 3:
-            raise ValueError(f"the unet backbone needs images of shape (C, H, W), got {shape}")
-        c_in, height, width = shape
+        shape = _checked_shape(shape, config)
         cfg = config
-        levels = len(cfg.channel_mult)
-        factor = 2 ** (levels - 1)
-        if height % factor or width % factor:
-            raise ValueError(
-                f"shape {shape}: H and W must be divisible by 2^(levels - 1) = {factor} for "
-                f"channel_mult {list(cfg.channel_mult)} ({levels} levels) of size "
-                f"{cfg.size!r}: use fewer levels, {_SIZE_HINT}"
-            )
-        resolutions = [height // 2**level for level in range(levels)]
-        missing = sorted(set(cfg.attention_resolutions) - set(resolutions))
-        if missing:
-            raise ValueError(
-                f"attention_resolutions {missing} of size {cfg.size!r} are not resolutions of "
-                f"shape {shape} with channel_mult {list(cfg.channel_mult)}: choose among "
-                f"{resolutions}, {_SIZE_HINT}"
-            )
+        c_in, levels = shape[0], len(cfg.channel_mult)
+        resolutions = [shape[1] // 2**level for level in range(levels)]
         self.shape, self.scalar, self.config = shape, scalar, cfg
         self.time_conditioned = (
             (not scalar) if cfg.time_conditioned is None else bool(cfg.time_conditioned)
