@@ -128,7 +128,7 @@ def test_too_large_is_refused_before_allocating(monkeypatch):
     monkeypatch.setattr(exact, "available_bytes", lambda: 2**20)
     allocated = []
     monkeypatch.setattr(exact, "squared_distances", lambda *a: allocated.append(a))
-    x = torch.zeros(400, 2, dtype=torch.float64)
+    x = torch.zeros(3000, 2, dtype=torch.float64)  # 369 MB: above CHECKED_FROM
     with pytest.raises(TooLarge) as e:
         exact_ot(x, x)
     assert isinstance(e.value, ValueError) and isinstance(e.value, MemoryError)
