@@ -91,12 +91,18 @@ def test_evaluate_json(trained, capsys):
     assert [r["nfe"] for r in res["results"]] == [1, 4]
     for r in res["results"]:
         assert np.isfinite(r["w2"]) and r["w2"] > 0
-        assert r["geodesic_gap"] >= -1e-9  # action >= W2^2 of its own endpoints
+        assert r["geometry"]["geodesic_gap"]["lower"] >= -1e-9  # action >= W2^2 of its endpoints
 
 
 def table_numbers(row: dict) -> list[str]:
-    keys = ("w2", "action", "straightness", "coupling_gap", "endpoint_w2_squared")
-    return [f"{row[k]:.4g}" for k in keys]
+    """The numbers of a row of evaluate's table, from --json: W2, PE and its curvature, and
+    the brackets [lower, upper] of the coupling gap and of W2^2(noise, samples)."""
+    numbers = [f"{row[k]:.4g}" for k in ("w2", "action", "straightness")]
+    for key in ("coupling_gap", "w2_squared"):
+        box = row["geometry"][key]
+        up = "inf" if box["upper"] is None else f"{box['upper']:.4g}"
+        numbers.append(f"[{box['lower']:.4g}, {up}]")
+    return numbers
 
 
 def test_evaluate_table_keeps_every_number_in_a_pipe_and_at_80_columns(
@@ -124,8 +130,8 @@ def test_evaluate_table_keeps_every_number_in_a_pipe_and_at_80_columns(
     text = buf.getvalue().split("samples against")[1]  # the table, after the progress bar
     assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
     words = {w for line in text.splitlines() for w in line.replace("│", " ").split()}
-    for row in rows:
-        assert set(table_numbers(row)) <= words, row
+    for row in rows:  # every number whole (a bracket may break after its comma)
+        assert {w for v in table_numbers(row) for w in v.split()} <= words, row
 
 
 def test_train_in_a_pipe_prints_progress_lines(tmp_path, capsys):
