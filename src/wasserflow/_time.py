@@ -23,6 +23,8 @@ def broadcast_time(t: Tensor | float, x: Tensor, name: str = "t") -> Tensor:
     """
     n = x.shape[0]
     dtype = x.dtype if torch.is_floating_point(x) else torch.float64
+    if isinstance(t, (int, float)):
+        return torch.full((n,), t, dtype=dtype, device=x.device)
     if isinstance(t, Tensor):
         t = t.to(device=x.device, dtype=dtype)
     else:

@@ -4,6 +4,7 @@
     ├── InputError (ValueError)           bad input: an option, a data file, a config
     │   └── RunFolderError                a run folder that cannot be used as asked
     │       └── RunInUse                  another live process is writing there (its pid)
+    │   └── TooLarge (also MemoryError)   a problem whose memory need exceeds the machine's
     ├── EnvironmentProblem                the machine: an output path that cannot be written,
     │                                     no CUDA device
     └── TrainingDiverged (RuntimeError)   the loss became NaN or inf
@@ -42,6 +43,15 @@ class RunInUse(RunFolderError):
     def __init__(self, message: str, pid: int | None = None):
         super().__init__(message)
         self.pid = pid
+
+
+class TooLarge(InputError, MemoryError):
+    """A problem too large for the memory available, refused before allocating: ``needed`` and
+    ``available`` in bytes (``available`` None when the machine does not say)."""
+
+    def __init__(self, message: str, *, needed: int, available: int | None):
+        super().__init__(message)
+        self.needed, self.available = needed, available
 
 
 class EnvironmentProblem(WasserflowError):
@@ -105,6 +115,7 @@ __all__ = [
     "Interrupted",
     "RunFolderError",
     "RunInUse",
+    "TooLarge",
     "TrainingDiverged",
     "WasserflowError",
     "describe_os_error",

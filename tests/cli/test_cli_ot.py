@@ -95,3 +95,19 @@ def test_interpolate_writes_png(clouds, capsys, tmp_path):
     assert code == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_exact_ot_too_large_for_memory_is_one_line(tmp_path, capsys, monkeypatch):
+    """40,000 points against 40,000 on a machine with 8 GiB free: refused before allocating,
+    in one line with the memory needed and the alternatives."""
+    from wasserflow.geometry.ot import exact
+
+    monkeypatch.setattr(exact, "available_bytes", lambda: 8 * 2**30)
+    x = np.random.default_rng(0).normal(size=(40_000, 2))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", x + 1)
+    code, out, err = run(["ot", "w2", str(tmp_path / "x.npy"), str(tmp_path / "y.npy")], capsys)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and not out, err
+    assert "40,000" in err and "GiB" in err and "8 GiB is available" in err
+    assert "--method sinkhorn" in err and "--method sliced" in err and "subsample" in err

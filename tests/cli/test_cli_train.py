@@ -94,6 +94,71 @@ def test_evaluate_json(trained, capsys):
         assert r["geometry"]["geodesic_gap"]["lower"] >= -1e-9  # action >= W2^2 of its endpoints
 
 
+def table_numbers(row: dict) -> list[str]:
+    """The numbers of a row of evaluate's table, from --json: W2, PE and its curvature, and
+    the brackets [lower, upper] of the coupling gap and of W2^2(noise, samples)."""
+    numbers = [f"{row[k]:.4g}" for k in ("w2", "action", "straightness")]
+    for key in ("coupling_gap", "w2_squared"):
+        box = row["geometry"][key]
+        up = "inf" if box["upper"] is None else f"{box['upper']:.4g}"
+        numbers.append(f"[{box['lower']:.4g}, {up}]")
+    return numbers
+
+
+def test_evaluate_table_keeps_every_number_in_a_pipe_and_at_80_columns(
+    trained, capsys, monkeypatch
+):
+    """Piped: progress lines per budget as they come, then one table line per budget holding
+    all its numbers; in an 80-column terminal every number whole, every line within 80."""
+    import io
+
+    from wasserflow.cli import train
+    from wasserflow.cli.output import WideConsole
+
+    argv = ["evaluate", str(trained), "--nfe", "1,4", "--n", "200"]
+    _, out, _ = run([*argv, "--json"], capsys)
+    rows = json.loads(out)["results"]
+    code, out, err = run(argv, capsys)
+    assert code == 0 and not err
+    assert "evaluated euler at NFE 1" in out and "evaluated euler at NFE 4" in out
+    for row in rows:
+        assert any(all(v in line for v in table_numbers(row)) for line in out.splitlines()), row
+    buf = io.StringIO()
+    terminal = WideConsole(file=buf, width=80, force_terminal=True, color_system=None)
+    monkeypatch.setattr(train, "console", terminal)
+    assert run(argv, capsys)[0] == 0
+    text = buf.getvalue().split("samples against")[1]  # the table, after the progress bar
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    words = {w for line in text.splitlines() for w in line.replace("│", " ").split()}
+    for row in rows:  # every number whole (a bracket may break after its comma)
+        assert {w for v in table_numbers(row) for w in v.split()} <= words, row
+
+
+def test_train_in_a_pipe_prints_progress_lines(tmp_path, capsys):
+    argv = ["train", "--method", "icfm", "--data", "moons", "--steps", "30", "--width", "8"]
+    code, out, _ = run([*argv, "--depth", "1", "--out", str(tmp_path / "r")], capsys)
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith("icfm on moons: step 1/30, loss ")
+    assert lines[1].startswith("icfm on moons: step 30/30, loss ")
+
+
+def test_mnist_folder_trains_a_unet_sized_from_the_data(tmp_path, capsys):
+    """The issue's first hour: ``train --method otcfm --data mnist:FOLDER --model unet``."""
+    import gzip
+
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    u8 = np.random.default_rng(0).integers(0, 256, (8, 28, 28), dtype=np.uint8)
+    head = (0x803).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (8, 28, 28))
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(head + u8.tobytes()))
+    out = tmp_path / "run"
+    argv = ["train", "--method", "otcfm", "--data", f"mnist:{folder}", "--model", "unet"]
+    code, _, err = run([*argv, "--steps", "1", "--batch-size", "4", "--out", str(out)], capsys)
+    assert code == 0, err
+    model = json.loads((out / "config.json").read_text())["model"]
+    assert model["size"] == "mnist" and model["shape"] == [1, 28, 28]
+
+
 def test_jko_flow_trains_block_by_block_and_evaluates(tmp_path, capsys):
     out = tmp_path / "jko"
     code, _, err = run(

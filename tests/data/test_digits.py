@@ -47,3 +47,13 @@ def test_missing_sklearn_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
     with pytest.raises(ImportError, match=r"pip install wasserflow\[data\]"):
         load_digits_vectors()
+
+
+def test_digits_and_digits_images_are_found_as_each_others_form():
+    from wasserflow.data import reshape_hint, same_points_elsewhere
+
+    assert same_points_elsewhere("digits") == [("digits_images", (1, 8, 8))]
+    assert same_points_elsewhere("digits_images") == [("digits", (64,))]
+    assert same_points_elsewhere("moons") == []
+    assert reshape_hint("digits", (1, 8, 8)).startswith("give digits_images")
+    assert reshape_hint("digits", (3, 8, 8)) == ""

@@ -227,3 +227,41 @@ def test_spec_parsing_options_and_errors(tmp_path):
     # a plain 4-D .npy still goes to load_points, whose message points to array:
     with pytest.raises(ValueError, match="array:"):
         make_source(str(tmp_path / "x.npy"))
+
+
+def _labels_idx(y: np.ndarray) -> bytes:
+    return (
+        (0x00000801).to_bytes(4, "big") + len(y).to_bytes(4, "big") + y.astype(np.uint8).tobytes()
+    )
+
+
+def test_mnist_folder_finds_the_training_files_raw_or_gzipped(tmp_path):
+    """The folder MNIST is downloaded as: the training images and labels are found in it or
+    below (torchvision's MNIST/raw), gzipped or not; the test split is not taken."""
+    train = RNG.integers(0, 256, (6, 28, 28), dtype=np.uint8)
+    test = RNG.integers(0, 256, (3, 28, 28), dtype=np.uint8)
+    y = np.arange(6) % 3
+    gz = tmp_path / "gz"
+    gz.mkdir()
+    (gz / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx(train)))
+    (gz / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_labels_idx(y)))
+    (gz / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx(test)))
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "train-images-idx3-ubyte").write_bytes(_idx(train))
+    (raw / "train-labels-idx1-ubyte").write_bytes(_labels_idx(y))
+    for folder in (gz, tmp_path / "MNIST"):
+        src = make_source(f"mnist:{folder}")
+        _check(src, train[:, None])
+        assert src.targets.tolist() == y.tolist()
+
+
+@pytest.mark.parametrize("layout", ["none", "two"])
+def test_mnist_folder_without_one_training_file_is_one_line(tmp_path, layout):
+    if layout == "two":
+        for sub in ("mnist", "fashion"):
+            (tmp_path / sub).mkdir()
+            (tmp_path / sub / "train-images-idx3-ubyte").write_bytes(_idx(np.zeros((1, 2, 2))))
+    with pytest.raises(ValueError, match="give (the file|one) as mnist:FILE") as e:
+        make_source(f"mnist:{tmp_path}")
+    assert "\n" not in str(e.value) and str(tmp_path) in str(e.value)

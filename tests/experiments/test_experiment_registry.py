@@ -97,10 +97,14 @@ def toy():
     del EXPERIMENTS["toy"]
 
 
-def test_a_registered_experiment_runs_through_the_command_line(toy, tmp_path):
+def test_a_registered_experiment_runs_through_the_command_line(toy, tmp_path, capsys):
     out = tmp_path / "r"
     main(["reproduce", "toy", "--profile", "test", "--out", str(out)])
     assert CALLS == ["test"]
+    lines = capsys.readouterr().out.splitlines()  # not a terminal: progress as plain lines
+    assert lines[0].startswith("toy: starting (0 % of all") and any(
+        line.startswith("toy: holds") for line in lines
+    )
     data = json.loads((out / "results.json").read_text())
     assert data["config"]["toy"] == {"n": 400, "scale": 2.0}  # TOY_PROFILES["test"]
     res = data["experiments"]

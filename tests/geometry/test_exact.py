@@ -117,3 +117,33 @@ def test_bad_inputs(x, y, a, match):
 def test_unknown_method():
     with pytest.raises(ValueError, match="unknown method"):
         w2(torch.zeros(2, 1), torch.zeros(2, 1), method="bogus")
+
+
+def test_too_large_is_refused_before_allocating(monkeypatch):
+    """A solve needing more than the free memory raises TooLarge (a ValueError and a
+    MemoryError) naming the need, the alternatives and a subsample that fits."""
+    from wasserflow.errors import TooLarge
+    from wasserflow.geometry.ot import exact
+
+    monkeypatch.setattr(exact, "available_bytes", lambda: 2**20)
+    allocated = []
+    monkeypatch.setattr(exact, "squared_distances", lambda *a: allocated.append(a))
+    x = torch.zeros(3000, 2, dtype=torch.float64)  # 369 MB: above CHECKED_FROM
+    with pytest.raises(TooLarge) as e:
+        exact_ot(x, x)
+    assert isinstance(e.value, ValueError) and isinstance(e.value, MemoryError)
+    assert e.value.needed > e.value.available == 2**20 and not allocated
+    assert "sinkhorn" in str(e.value) and "sliced" in str(e.value) and "subsample" in str(e.value)
+    fits = int(str(e.value).split("at most ")[1].split()[0].replace(",", ""))
+    exact.check_memory(fits, fits, 2**20)  # the subsample it names is accepted
+    with pytest.raises(TooLarge):
+        exact.check_memory(fits + 1, fits + 1, 2**20)
+
+
+@pytest.mark.parametrize("method", ["exact", "sinkhorn", "sliced", "gaussian"])
+def test_huge_coordinates_are_named(method):
+    x = torch.tensor([[1e300, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="1e\\+300 in magnitude.*overflow"):
+        w2(x, torch.zeros(3, 2, dtype=torch.float64), method=method)
+    with pytest.raises(ValueError, match="overflow"):
+        exact_ot(torch.zeros(3, 2, dtype=torch.float64), x)

@@ -96,3 +96,39 @@ def test_wrong_combinations_are_refused_in_one_line(args, match, capsys):
     code, out, err = run(["evaluate", *args], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert match in " ".join(err.split())
+
+
+@pytest.mark.parametrize("data", ["digits", "flat.npy"])
+def test_flat_data_for_an_image_model_names_the_image_form(tmp_path, capsys, data):
+    """``--data digits`` for a model of 8 x 8 images: the message names digits_images; a
+    flat points file of as many values says how to give it as images."""
+    import numpy as np
+
+    ckpt = tmp_path / "otcfm.pt"
+    torch.save({"net_model": torchcfm_unet(0).state_dict()}, ckpt)
+    np.save(tmp_path / "flat.npy", np.zeros((10, 64)))
+    spec = data if data == "digits" else str(tmp_path / data)
+    args = ["evaluate", "--from", f"torchcfm:{ckpt}", "--model", "unet", "--data", spec]
+    for s in ["size=mnist", "channels=32", "channel_mult=[1,2]", "attention_resolutions=[4]"]:
+        args += ["--model-set", s]
+    code, out, err = run([*args, "--model-set", "head_channels=16"], capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+    if data == "digits":
+        assert "give digits_images (the same points in shape [1, 8, 8])" in err
+    else:
+        assert "give the data as images (array:FILE of shape (N, C, H, W))" in err
+
+
+@pytest.mark.parametrize("data", ["digits", "flat.npy"])
+def test_flat_data_for_a_diffusers_model_names_the_image_form(tmp_path, capsys, data):
+    import numpy as np
+
+    folder = save_model_folder(tmp_path / "ddpm", DDIMScheduler(clip_sample=False))
+    np.save(tmp_path / "flat.npy", np.zeros((10, 64)))
+    spec = data if data == "digits" else str(tmp_path / data)
+    code, out, err = run(["evaluate", "--from", f"diffusers:{folder}", "--data", spec], capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+    if data == "digits":
+        assert "give digits_images (the same points in shape [1, 8, 8])" in err
+    else:
+        assert "write the points as an array of shape (N, 1, 8, 8) and give array:FILE" in err

@@ -41,6 +41,36 @@ def test_presets_have_torchcfms_parameter_count(size, shape, expected):
     assert n_params(ours) == n_params(theirs) == expected
 
 
+@pytest.mark.parametrize(
+    ("shape", "size", "expected"),
+    [((1, 28, 28), "mnist", 1_075_361), ((3, 32, 32), "cifar10", 35_746_307)],
+)
+def test_without_a_size_the_data_shape_picks_torchcfms_net(shape, size, expected):
+    with torch.device("meta"):
+        theirs = torchcfm_unet(size)
+        ours = build_backbone("unet", shape, {})
+    assert n_params(ours) == n_params(theirs) == expected
+    assert get_backbone("unet").options({}, shape).size == size
+
+
+def test_without_a_size_the_digits_shape_picks_the_digits_preset():
+    assert get_backbone("unet").options({}, (1, 8, 8)) == UNetConfig(size="digits")
+
+
+@pytest.mark.parametrize("shape", [(1, 16, 16), (3, 64, 64), (1, 7, 7), (1, 12, 20), (2, 4, 4)])
+def test_any_other_shape_gets_a_size_that_fits(shape):
+    net = build_backbone("unet", shape, {}, seed=0)
+    x = torch.randn(2, *shape)
+    assert net(x, torch.rand(2)).shape == x.shape
+    given = get_backbone("unet").options({"num_res_blocks": 3}, shape)
+    assert given.num_res_blocks == 3  # options given are kept
+
+
+def test_a_size_that_does_not_fit_names_the_presets():
+    with pytest.raises(ValueError, match="--model-set size=digits for 8 x 8, mnist for 28 x 28"):
+        build_backbone("unet", (1, 28, 28), {"size": "digits"})
+
+
 def test_digits_preset_is_small():
     net = build_backbone("unet", (1, 8, 8), {"size": "digits"})
     assert n_params(net) < 1_000_000

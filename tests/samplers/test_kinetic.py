@@ -103,3 +103,28 @@ def test_stochastic_samplers_report_no_energy():
     g = torch.Generator().manual_seed(0)
     assert get_sampler("ddim")(f, z, uniform_grid(4, 0, 0.99), eta=1.0, generator=g).energy is None
     assert get_sampler("euler_maruyama")(f, z, uniform_grid(4, 0, 0.99), generator=g).energy is None
+
+
+@pytest.mark.parametrize("name", ["euler", "midpoint", "heun", "rk4"])
+def test_energy_off_gives_the_same_samples_and_no_energy(name):
+    """``energy=False`` skips the kinetic energy only: the same samples bit for bit."""
+    field = Field(fn=lambda x, t: torch.sin(3 * x) + t[:, None])
+    x0 = torch.randn(64, 3, generator=torch.Generator().manual_seed(0))
+    grid = uniform_grid(6)
+    on = get_sampler(name)(field, x0, grid)
+    off = get_sampler(name)(field, x0, grid, energy=False)
+    assert off.energy is None and on.energy is not None and on.energy.dtype == torch.float64
+    assert torch.equal(on.x, off.x) and on.nfe == off.nfe
+
+
+def test_euler_energy_is_the_polyline_energy_in_float64():
+    """Euler's energy is sum_k h_k |v_k|^2 of its polyline: |x_{k+1} - x_k|^2 / h_k in
+    float64 from the frames (the velocities are the field's, exactly representable here)."""
+    field = Field(fn=lambda x, t: torch.cos(x) * (1 + t[:, None]))
+    x0 = torch.randn(32, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    grid = uniform_grid(5).to(torch.float64)
+    r = get_sampler("euler")(field, x0, grid, return_trajectory=True)
+    steps = torch.diff(r.trajectory, dim=0)
+    h = torch.diff(grid)
+    expected = (steps.pow(2).sum(-1) / h[:, None]).sum(0)
+    torch.testing.assert_close(r.energy, expected, rtol=1e-12, atol=0)

@@ -21,10 +21,10 @@ import traceback
 import warnings
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from ..errors import ENVIRONMENT_ERRNOS, InputError, WasserflowError, describe_os_error
+from .output import WideConsole
 
 _PATH_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
 
@@ -34,7 +34,33 @@ class _CommandInterrupted(Exception):
     into a bare exit code) to :func:`main` with its message."""
 
 
-class _Group(typer.core.TyperGroup):
+def reflow(text: str) -> str:
+    """A docstring's paragraphs as single lines (typer's rich help keeps the hard wraps of a
+    docstring, which then break mid-sentence): lines join with a space unless indented or a
+    list item ("* ", "- "), which keep their line; blank lines still part paragraphs."""
+    paragraphs = []
+    for para in text.split("\n\n"):
+        lines: list[str] = []
+        for line in para.splitlines():
+            keep = line[:1].isspace() or line.lstrip().startswith(("* ", "- ", "\b"))
+            if lines and not keep and not lines[-1].startswith("\b"):
+                lines[-1] += " " + line.strip()
+            else:
+                lines.append(line.rstrip())
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
+class Group(typer.core.TyperGroup):
+    """The command groups: a command's help is reflowed (:func:`reflow`) when it is looked
+    up, and Ctrl-C is carried to :func:`main`."""
+
+    def get_command(self, ctx, cmd_name):
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is not None and cmd.help:
+            cmd.help = reflow(cmd.help)
+        return cmd
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -48,10 +74,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    cls=_Group,
+    cls=Group,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = WideConsole()
+err_console = WideConsole(stderr=True)
 
 
 class UsageError(InputError):
@@ -100,10 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit:
         raise
     except Exception as e:
-        # usage errors of the (vendored) click parser: bad option, bad choice, missing argument
-        if callable(getattr(e, "show", None)) and hasattr(e, "exit_code"):
-            e.show()
-            sys.exit(e.exit_code)
+        _usage_error(e)
         _bug()
     finally:
         warnings.formatwarning = formatwarning
@@ -111,6 +134,25 @@ def main(argv: list[str] | None = None) -> None:
         if code == 130:
             _line("interrupted", "")
         sys.exit(code)
+
+
+def _usage_error(e: Exception) -> None:
+    """A usage error of typer's (vendored) click parser (bad option, bad value, missing
+    argument) as one line naming the command's help; no arguments at all: the help itself.
+    Returns when ``e`` is not one."""
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+
+    if isinstance(e, NoArgsIsHelpError):
+        e.show()
+        sys.exit(e.exit_code)
+    if isinstance(e, UsageError):
+        ctx = e.ctx
+        see = f"; see '{ctx.command_path} --help'" if ctx is not None else ""
+        _line(e.format_message().rstrip(".") + see)
+        sys.exit(e.exit_code)
+    if callable(getattr(e, "show", None)) and hasattr(e, "exit_code"):
+        e.show()
+        sys.exit(e.exit_code)
 
 
 def _bug() -> None:

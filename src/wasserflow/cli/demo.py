@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 import typer
-from rich.table import Table
 
 from .. import _atomic
 from .._outputs import output_folder
 from .app import app, console
+from .output import print_table
 
 
 def run_demo(n: int, seed: int, out: Path) -> dict:
@@ -92,27 +92,18 @@ def demo_command(
 ) -> None:
     """W2, optimal plan, displacement interpolation and geodesic gap between 8 Gaussians and moons."""
     res = run_demo(n, seed, out)
-    t = Table(title=f"W2 between 8 Gaussians and moons ({n} points each)")
-    for c in ("method", "W2", "W2^2", "converged", "seconds"):
-        t.add_column(c)
-    for r in res["w2"]:
-        t.add_row(
-            r["method"],
-            f"{r['w2']:.4f}",
-            f"{r['w2_squared']:.4f}",
-            str(r["converged"]),
-            f"{r['seconds']:.3f}",
-        )
-    console.print(t)
-    p = Table(title="Straight paths with the same endpoints")
-    for c in ("pairing", "action", "geodesic gap", "normalized path energy"):
-        p.add_column(c)
-    for r in res["paths"]:
-        p.add_row(
-            r["pairing"],
-            f"{r['action']:.4f}",
-            f"{r['geodesic_gap']:.4g}",
-            f"{r['normalized_path_energy']:.4g}",
-        )
-    console.print(p)
+    rows = [
+        (r["method"], f"{r['w2']:.4f}", f"{r['w2_squared']:.4f}", str(r["converged"]))
+        + (f"{r['seconds']:.3f}",)
+        for r in res["w2"]
+    ]
+    title = f"W2 between 8 Gaussians and moons ({n} points each)"
+    print_table(console, title, ("method", "W2", "W2^2", "converged", "seconds"), rows)
+    rows = [
+        (r["pairing"], f"{r['action']:.4f}", f"{r['geodesic_gap']:.4g}")
+        + (f"{r['normalized_path_energy']:.4g}",)
+        for r in res["paths"]
+    ]
+    columns = ("pairing", "action", "geodesic gap", "normalized path energy")
+    print_table(console, "Straight paths with the same endpoints", columns, rows)
     console.print(f"figure: {res['figure']}\nnumbers: {out / 'demo.json'}")

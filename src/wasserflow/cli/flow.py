@@ -22,14 +22,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import typer
-from rich.table import Table
 
-from .app import UsageError, app, console
+from .app import Group, UsageError, app, console
 from .expressions import CONSTANTS, FUNCTIONS, PROBE_SECONDS, compile_expression, probe_expression
+from .output import print_table
 
 flow_app = typer.Typer(
     help="Wasserstein gradient flows of KL(rho || pi): Fokker-Planck and JKO.",
     no_args_is_help=True,
+    cls=Group,
 )
 app.add_typer(flow_app, name="flow")
 
@@ -111,12 +112,12 @@ def _report(title: str, times, F, as_json: bool, extra: dict, out: Path) -> None
     if as_json:
         typer.echo(json.dumps({"t": times, "F": F, "out": str(out), **extra}))
         return
-    table = Table(title=title)
-    for col in ("step", "t", "F = KL(rho || pi)", "F_k - F_{k-1}"):
-        table.add_column(col, justify="right")
-    for k, (t, f) in enumerate(zip(times, F, strict=True)):
-        table.add_row(str(k), f"{t:.4g}", f"{f:.6g}", "" if k == 0 else f"{f - F[k - 1]:+.3e}")
-    console.print(table)
+    rows = [
+        (str(k), f"{t:.4g}", f"{f:.6g}", "" if k == 0 else f"{f - F[k - 1]:+.3e}")
+        for k, (t, f) in enumerate(zip(times, F, strict=True))
+    ]
+    columns = ("step", "t", "F = KL(rho || pi)", "F_k - F_{k-1}")
+    print_table(console, title, columns, rows, justify=["right"] * 4)
     console.print(f"picture written to {out}")
 
 

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import torch
 import typer
-from rich.table import Table
 
 from .._outputs import output_file
-from .app import UsageError, app, console
+from .app import Group, UsageError, app, console
+from .output import print_table
 
 ot_app = typer.Typer(
-    help="Optimal transport between point clouds (.npy, .csv, .pt).", no_args_is_help=True
+    help="Optimal transport between point clouds (.npy, .csv, .pt).",
+    no_args_is_help=True,
+    cls=Group,
 )
 app.add_typer(ot_app, name="ot")
 
@@ -83,21 +85,9 @@ def w2_command(
     if as_json:
         typer.echo(json.dumps(out))
         return
-    table = Table(title=f"W2 ({r.method})")
-    for k in (
-        "w2",
-        "w2_squared",
-        "converged",
-        "status",
-        "marginal_error",
-        "n",
-        "m",
-        "d",
-        "seconds",
-    ):
-        v = out[k]
-        table.add_row(k, f"{v:.6g}" if isinstance(v, float) else str(v))
-    console.print(table)
+    keys = ("w2", "w2_squared", "converged", "status", "marginal_error", "n", "m", "d", "seconds")
+    rows = [(k, f"{out[k]:.6g}" if isinstance(out[k], float) else str(out[k])) for k in keys]
+    print_table(console, f"W2 ({r.method})", ("", ""), rows, justify=("left", "left"))
 
 
 @ot_app.command("interpolate")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..errors import EnvironmentProblem
 from ..experiments import EXPERIMENTS
 from .app import UsageError, app, console
+from .output import ProgressReport, bar_columns
 
 
 def _names() -> str:
@@ -72,21 +72,18 @@ def reproduce_command(
     for n in names:
         offset[n] = acc
         acc += weights[n]
-    with Progress(
-        TextColumn("[bold]{task.fields[part]}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
+    with ProgressReport(
+        console,
+        total,
+        "{part}: {description} ({percent:.0f} % of all, {elapsed})",
+        bar_columns("[bold]{task.fields[part]}", "{task.percentage:>3.0f}%", "{task.description}"),
+        stage="part",
+        part="reproduce",
+        description="",
     ) as bar:
-        task = bar.add_task("", total=total, part="reproduce")
 
         def progress(name: str, detail: str, frac: float) -> None:
-            bar.update(
-                task, completed=offset[name] + frac * weights[name], part=name, description=detail
-            )
+            bar.update(offset[name] + frac * weights[name], part=name, description=detail)
 
         results = reproduce(out, cfg, experiments=names, device=device, progress=progress)
     for n in names:

@@ -9,8 +9,7 @@ from typing import Annotated
 
 import torch
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.console import Console
 
 from .. import _atomic
 from .._outputs import output_file, output_folder
@@ -20,6 +19,7 @@ from ..engine.methods import METHODS
 from ..errors import Interrupted, RunFolderError
 from ..objectives import objective_spec
 from .app import UsageError, app, console
+from .output import ProgressReport, bar_columns, print_table
 
 
 def _parse_nfes(text: str) -> list[int | str]:
@@ -282,16 +282,16 @@ def _train_with_progress(
     from ..engine import distributed, train_run
 
     total = (changes or {}).get("train.steps", cfg.train.steps)
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} loss {task.fields[loss]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
+    with ProgressReport(
+        console,
+        total * cfg.stages,
+        "{description}: step {completed}/{total}, loss {loss} ({elapsed})",
+        bar_columns(
+            "[bold]{task.description}", "{task.completed}/{task.total} loss {task.fields[loss]}"
+        ),
+        description=f"{cfg.method} on {cfg.data.spec}",
+        loss="-",
     ) as bar:
-        task = bar.add_task(f"{cfg.method} on {cfg.data.spec}", total=total * cfg.stages, loss="-")
         offsets: dict[str, int] = {}
         told = []
 
@@ -306,7 +306,7 @@ def _train_with_progress(
             if not told:
                 tell_changes()
             off = offsets.setdefault(stage, len(offsets) * total)
-            bar.update(task, completed=off + step, loss=f"{record['loss']:.4g}")
+            bar.update(off + step, loss=f"{record['loss']:.4g}")
 
         try:
             results = train_run(
@@ -349,9 +349,17 @@ def sample_command(
     ranks, device = distributed.setup(device)
     try:
         r = load_run(run, device=device, ranks=ranks)
+        from ..samplers import get_sampler
+
+        # the kinetic energy is not written: samplers that can skip it do
+        skip = "energy" in get_sampler(sampler or r.default_sampler).options()
         try:
             res = r.sample(
-                n, sampler=sampler, nfe=nfe, generator=torch.Generator().manual_seed(seed)
+                n,
+                sampler=sampler,
+                nfe=nfe,
+                generator=torch.Generator().manual_seed(seed),
+                options={"energy": False} if skip else None,
             )
         except KeyboardInterrupt as e:
             raise Interrupted(f"interrupted while sampling: nothing was written to {out}") from e
@@ -465,15 +473,23 @@ def evaluate_command(
         budgets = _budgets(r, given, sampler)
         extractor = _features_for(r, features, device)
         sink = _grid_sink(r, grids)  # on every rank: each refuses a bad --grids alike
-        rows = evaluate_run(
-            r,
-            budgets,
-            n=n,
-            seed=seed,
-            sampler=sampler,
-            features=extractor,
-            on_samples=sink if main else None,
-        )
+        with ProgressReport(
+            console if main and not as_json else _QUIET,
+            len(budgets),
+            "evaluated {description} ({completed}/{total} budgets, {elapsed})",
+            bar_columns("[bold]{task.description}", "{task.completed}/{task.total} budgets"),
+            every=0.0,
+            description=f"{r.method}: sampling",
+        ) as bar:
+            rows = evaluate_run(
+                r,
+                budgets,
+                n=n,
+                seed=seed,
+                sampler=sampler,
+                features=extractor,
+                on_samples=_reporting(bar, sink if main else None),
+            )
     finally:
         distributed.shutdown()
     if not main:
@@ -497,6 +513,22 @@ def _budgets(r: GenerativeModel, given: list | None, sampler: str | None) -> lis
     return r.budgets([k for k in nfes if k != "adaptive"], sampler) + adaptive
 
 
+_QUIET = Console(quiet=True)
+
+
+def _reporting(bar: ProgressReport, sink):
+    """``evaluate_run``'s callback: the progress line of each budget, then ``sink``."""
+    done = []
+
+    def on_samples(row, x) -> None:
+        done.append(row)
+        bar.update(len(done), description=f"{row.sampler} at NFE {row.nfe}: W2 {row.w2:.4g}")
+        if sink is not None:
+            sink(row, x)
+
+    return on_samples
+
+
 def _grid_sink(r: GenerativeModel, grids: Path | None):
     """``--grids``: a callback writing each budget's samples as a PNG grid (None without)."""
     if grids is None:
@@ -516,26 +548,18 @@ def _grid_sink(r: GenerativeModel, grids: Path | None):
 def _print_rows(r: GenerativeModel, rows: list, n: int, fd: bool) -> None:
     """The evaluation as a table, with the path-energy decomposition explained."""
     m = rows[0].n_data if rows else n
-    t = Table(title=f"{r.method}: {n} samples against {m} data points")
     cols = ["sampler", "NFE", "W2"] + (["FD"] if fd else [])
     cols += ["path energy", "curvature", "coupling gap", "W2^2(noise, samples)", "seconds"]
-    for c in cols:
-        t.add_column(c)
     f = lambda v: "-" if v is None else f"{v:.4g}"  # noqa: E731
     b = lambda v: "-" if v is None else v.bracket()  # noqa: E731  an interval: [lower, upper]
-    for row in rows:
-        t.add_row(
-            row.sampler,
-            str(row.nfe),
-            f(row.w2),
-            *([f(row.fd)] if fd else []),
-            f(row.action),
-            f(row.curvature),
-            b(row.coupling_gap),
-            b(row.endpoint_w2_squared),
-            f"{row.seconds:.2f}",
-        )
-    console.print(t)
+    cells = [
+        [row.sampler, str(row.nfe), f(row.w2), *([f(row.fd)] if fd else [])]
+        + [f(row.action), f(row.curvature), b(row.coupling_gap), b(row.endpoint_w2_squared)]
+        + [f"{row.seconds:.2f}"]
+        for row in rows
+    ]
+    title = f"{r.method}: {n} samples against {m} data points"
+    print_table(console, title, cols, cells, keys=2)
     console.print(
         "path energy = E int |v|^2 dt along the solved ODE, in the model's space; "
         "curvature = path energy - E|x1 - x0|^2, coupling gap = E|x1 - x0|^2 - W2^2, "

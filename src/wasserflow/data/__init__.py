@@ -73,7 +73,16 @@ from .images import (
 )
 from .labels import ClassLabels, LabelInfo, check_targets, sample_mixture_labelled
 from .mixtures import MIXTURES, gaussian2d, get_mixture, gmm2d, gmm8d
-from .registry import FORMATS, DataFormat, data_help, make_source, register_format, source_names
+from .registry import (
+    FORMATS,
+    DataFormat,
+    data_help,
+    make_source,
+    register_format,
+    reshape_hint,
+    same_points_elsewhere,
+    source_names,
+)
 from .scaling import Standardizer
 from .source import DataSource, FiniteSource, ImageSource, MixtureSource, SamplerSource
 from .toy2d import (
@@ -130,6 +139,8 @@ __all__ = [
     "register_format",
     "register_image_format",
     "sample_mixture_labelled",
+    "reshape_hint",
+    "same_points_elsewhere",
     "source_names",
     "spirals",
     "swiss_roll",

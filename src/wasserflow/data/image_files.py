@@ -4,7 +4,9 @@ Data spec syntax (one rule): ``KIND:PATH[,OPTION]...``, understood by
 :func:`~wasserflow.data.source.make_source` (so ``wasserflow train --data mnist:PATH,flip``):
 
 * ``mnist:PATH``: an IDX images file as published for MNIST and Fashion-MNIST, raw or gzipped
-  (detected from the gzip magic, not the extension): magic 0x00000803 (unsigned bytes, 3
+  (detected from the gzip magic, not the extension), or the folder holding the files as they
+  are downloaded (:func:`mnist_images_in`: the ``*images*idx3*`` file in it or below, the
+  training one when there are several): magic 0x00000803 (unsigned bytes, 3
   dims), then N, H, W as big-endian uint32, then N*H*W pixel bytes. Images (N, 1, H, W).
   Labels: the IDX labels file beside it (its name with ``labels`` for ``images`` and ``idx1``
   for ``idx3``, raw or .gz, e.g. ``t10k-labels-idx1-ubyte.gz`` for
@@ -304,11 +306,40 @@ def idx_labels_beside(images: str | Path) -> Path | None:
     return None
 
 
-@register_image_format("mnist", "mnist:IDX[,labels=IDX]", keys=("labels",))
+def mnist_images_in(folder: Path) -> Path:
+    """The IDX images file in ``folder`` or its subfolders (hidden ones skipped), raw or .gz:
+    a file named ``*images*idx3*``; of several, the one whose name starts with ``train`` (both
+    a raw and a .gz copy: the raw one). Refused in one line when there is none, or several
+    and no single training file."""
+    found = sorted(
+        p
+        for p in folder.rglob("*images*idx3*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+    train = [p for p in found if p.name.startswith("train")] or found
+    if (
+        len({p.name.removesuffix(".gz") for p in train}) == 1
+        and len({p.parent for p in train}) == 1
+    ):
+        return min(train, key=lambda p: p.suffix == ".gz")  # the raw copy first
+    if not found:
+        raise _fail(
+            folder,
+            "no IDX images file (a name like train-images-idx3-ubyte or .gz) in this folder: "
+            "give the file as mnist:FILE",
+        )
+    names = ", ".join(str(p.relative_to(folder)) for p in train[:4])
+    raise _fail(folder, f"several IDX images files ({names}): give one as mnist:FILE")
+
+
+@register_image_format("mnist", "mnist:IDX|FOLDER[,labels=IDX]", keys=("labels",))
 def load_mnist(
     path: str | Path, dtype: torch.dtype = torch.float32, labels: str | Path | None = None
 ) -> ImageSet:
-    """An IDX images file and its labels: ``labels`` given, else :func:`idx_labels_beside`."""
+    """An IDX images file (or the folder holding one: :func:`mnist_images_in`) and its labels:
+    ``labels`` given, else :func:`idx_labels_beside`."""
+    if Path(path).is_dir():
+        path = mnist_images_in(Path(path))
     images = load_idx_images(path, dtype)
     found = Path(labels) if labels is not None else idx_labels_beside(path)
     if found is None:

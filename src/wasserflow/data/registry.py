@@ -21,6 +21,7 @@ one module with ``@register_format``, one import in ``data/__init__.py`` and its
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -135,3 +136,35 @@ def source_names() -> list[str]:
 def data_help() -> str:
     """Every format's help, in registration order: the ``--data`` help of the CLI."""
     return ", ".join(f.help for f in FORMATS.values())
+
+
+def same_points_elsewhere(spec: str) -> list[tuple[str, tuple[int, ...]]]:
+    """The named data sets holding the points of ``spec`` in another shape, as (name, shape):
+    ``digits`` -> [("digits_images", (1, 8, 8))] (same points in the same order, reshaped).
+    Empty for a spec with no finite set of points."""
+    src = make_source(spec, torch.float64)
+    if src.points is None:
+        return []
+    flat = src.points.reshape(src.points.shape[0], -1)
+    found = []
+    for name in source_names():
+        other = make_source(name, torch.float64)
+        same_size = math.prod(other.shape) == flat.shape[1]
+        if tuple(other.shape) == tuple(src.shape) or not same_size or other.points is None:
+            continue
+        if other.points.shape[0] == flat.shape[0] and torch.equal(
+            other.points.reshape(flat.shape), flat
+        ):
+            found.append((name, tuple(other.shape)))
+    return found
+
+
+def reshape_hint(spec: str, shape: tuple[int, ...] | None = None) -> str:
+    """What to give instead of ``spec`` for a model wanting ``shape`` (None: any other shape),
+    as "give NAME (the same points in shape [...])", or "" when no named data set has them."""
+    names = [
+        f"{name} (the same points in shape {list(s)})"
+        for name, s in same_points_elsewhere(spec)
+        if shape is None or tuple(s) == tuple(shape)
+    ]
+    return f"give {' or '.join(names)}" if names else ""

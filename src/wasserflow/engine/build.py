@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..data import DataSource, Standardizer, make_source
+from ..data import DataSource, Standardizer, make_source, reshape_hint
 from ..models import build_backbone
 from ..objectives import PAIRS, LossFn, LossSetup, objective_spec
 from ..paths import AffinePath, OTPairStream, OTStreamConfig, get_schedule, ve_sigma_max_from_data
@@ -170,15 +170,17 @@ def validate(cfg: RunConfig) -> None:
     if cfg.model is None:
         return  # nothing to run: the objective fits its model itself
     build_objective(cfg)
-    net = build_network(cfg, seed=0)
     x = torch.zeros((2, *cfg.model.shape))
     try:
+        net = build_network(cfg, seed=0)
         with torch.no_grad():
             y = net(x, torch.full((2,), 0.5))
     except (RuntimeError, ValueError, TypeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        fix = reshape_hint(cfg.data.spec)
         raise ValueError(
             f"model {cfg.model.name} cannot take data of shape {list(cfg.model.shape)}: {first}"
+            + (f"; {fix}" if fix else "")
         ) from e
     if tuple(y.shape) != tuple(x.shape):
         raise ValueError(

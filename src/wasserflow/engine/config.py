@@ -166,8 +166,9 @@ class ModelConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # refuses unknown keys and bad values; stores every option, defaults included
-        full = dataclasses.asdict(get_backbone(self.name).options(self.options))
+        # refuses unknown keys and bad values; stores every option, defaults (and those the
+        # backbone picked for the shape) included
+        full = dataclasses.asdict(get_backbone(self.name).options(self.options, self.shape))
         object.__setattr__(self, "options", full)
         object.__setattr__(self, "shape", tuple(self.shape))
 

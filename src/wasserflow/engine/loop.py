@@ -78,6 +78,13 @@ class TrainConfig:
             raise ValueError(f"decay {self.decay!r}: choose cosine or none")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be positive and finite, got {self.lr}")
+        if self.grad_clip is not None and not (
+            self.grad_clip > 0 and math.isfinite(self.grad_clip)
+        ):
+            raise ValueError(
+                f"grad_clip must be a positive finite gradient norm, or null for none "
+                f"(--grad-clip 0 on the command line), got {self.grad_clip}"
+            )
 
     def lr_at(self, step: int) -> float:
         """Learning rate for optimiser step ``step`` (0-based): warm-up, then decay."""

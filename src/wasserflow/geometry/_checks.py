@@ -9,6 +9,9 @@ everything but points (which keep their floating dtype).
 
 from __future__ import annotations
 
+import math
+import sys
+
 import torch
 from torch import Tensor
 
@@ -36,6 +39,23 @@ def same_dim(x: Tensor, y: Tensor, nx: str = "x", ny: str = "y") -> None:
             f"dimension mismatch: {nx} has d = {x.shape[1]}, {ny} has d = {y.shape[1]}; "
             "both point clouds must live in the same R^d"
         )
+
+
+def overflow_message(top: float) -> str:
+    """The refusal of coordinates as large as ``top`` whose squared distances overflow."""
+    return (
+        f"coordinates as large as {top:.3g} in magnitude: their squared distances overflow "
+        f"float64 (largest {sys.float_info.max:.3g}); rescale both clouds by a common factor "
+        "(W2 scales with it)"
+    )
+
+
+def within_range(x: Tensor, y: Tensor) -> None:
+    """Refuse clouds whose squared distances may overflow float64: |x_i - y_j|^2 is at most
+    d (max|x| + max|y|)^2, which must be finite (coordinates up to about 1e154)."""
+    top = max(float(x.abs().max()), float(y.abs().max()))
+    if not math.isfinite(x.shape[1] * (2 * top) * (2 * top)):
+        raise ValueError(overflow_message(top))
 
 
 def as_weights(w: Tensor | None, n: int, name: str, like: Tensor) -> Tensor:

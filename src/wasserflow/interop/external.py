@@ -19,12 +19,13 @@ and :func:`~wasserflow.interop.from_torchcfm` build the field of a diffusers or 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from torch import Tensor
 
-from ..data import Standardizer, make_source
+from ..data import Standardizer, make_source, reshape_hint
 from ..engine import GenerativeModel
 from ..errors import InputError
 from ..paths import AffinePath, DDPMDiscreteSchedule, Schedule, get_schedule
@@ -102,9 +103,13 @@ class ExternalModel(GenerativeModel):
 def _check_data(spec: str, shape: tuple[int, ...]) -> None:
     got = tuple(make_source(spec).shape)
     if got != tuple(shape):
+        fix = reshape_hint(spec, shape)
+        if not fix and math.prod(got) == math.prod(shape):
+            fix = f"write the points as an array of shape (N, {', '.join(map(str, shape))})"
+            fix += " and give array:FILE" if len(shape) == 3 else ""
         raise InputError(
             f"data {spec!r} has samples of shape {list(got)} but the model generates "
-            f"{list(shape)}: give data of the model's shape"
+            f"{list(shape)}: {fix or 'give data of the model shape'}"
         )
 
 

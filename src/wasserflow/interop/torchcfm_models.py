@@ -147,14 +147,26 @@ def convert_torchcfm_unet(state: Mapping[str, Tensor], net: UNet) -> dict[str, T
 
 
 def _backbone(
-    name: str, state: dict[str, Tensor], shape, options: Mapping[str, Any] | None
+    name: str,
+    state: dict[str, Tensor],
+    shape,
+    options: Mapping[str, Any] | None,
+    data: str | None = None,
 ) -> nn.Module:
     if shape is None:
         raise InputError(f"model {name!r} needs the data's shape: pass shape= or data=")
     opts = dict(options or {})
     defaults = {"mlp": MLP_DEFAULTS, "unet": UNET_DEFAULTS}.get(name, {})
     opts = {**defaults, **opts}
-    net = build_backbone(name, tuple(shape), opts, seed=0)
+    try:
+        net = build_backbone(name, tuple(shape), opts, seed=0)
+    except ValueError as e:
+        if data is None or len(shape) != 1:
+            raise
+        from ..data import reshape_hint
+
+        fix = reshape_hint(data) or "give the data as images (array:FILE of shape (N, C, H, W))"
+        raise InputError(f"{e} from the data {data!r}: {fix}") from None
     if isinstance(net, UNet) and any(k.startswith("input_blocks.") for k in state):
         state = convert_torchcfm_unet(state, net)
     try:
@@ -202,7 +214,7 @@ def from_torchcfm(
 
         shape = tuple(make_source(data).shape)
     if isinstance(model, str):
-        net = _backbone(model, state, shape, options)
+        net = _backbone(model, state, shape, options, data)
         fn = None
         name = f"wasserflow's {model}"
     elif isinstance(model, nn.Module):

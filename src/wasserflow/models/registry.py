@@ -16,6 +16,10 @@ configuration stores ``{"name": ..., "shape": [...], **options}``, so a checkpoi
 same architecture. Adding a backbone is one module with ``@register_model``, one import in
 ``models/__init__.py`` and its test; nothing else names it.
 
+A backbone registered with ``shape_options`` fills the options the user left out from the data's
+shape (the ``unet`` picks its size preset: :func:`~wasserflow.models.unet.unet_options_for`);
+the options stored then hold what was picked.
+
 A backbone registered with ``conditions=True`` also takes extra inputs after t, each embedded and
 added to its time embedding (:mod:`.conditioning`): built with ``conditions=("scalar",)`` it is
 called as ``net(x, t, c)``. Conditions are not options of its config: the objective (a flow
@@ -42,9 +46,12 @@ class Backbone:
     config: type
     scalar: bool = True  # whether it can be built with a scalar head
     conditions: bool = False  # whether it takes extra conditioning inputs (:mod:`.conditioning`)
+    # (shape, options given) -> options with those left out chosen for the shape, or None
+    shape_options: Callable[[tuple[int, ...], dict[str, Any]], dict[str, Any]] | None = None
 
-    def options(self, values: Mapping[str, Any] | None = None) -> Any:
-        """The options dataclass from ``values``, refusing unknown keys with the valid ones."""
+    def options(self, values: Mapping[str, Any] | None = None, shape: Any = None) -> Any:
+        """The options dataclass from ``values`` (completed for the data ``shape`` when given
+        and the backbone has ``shape_options``), refusing unknown keys with the valid ones."""
         values = dict(values or {})
         valid = [f.name for f in dataclasses.fields(self.config)]
         unknown = sorted(set(values) - set(valid))
@@ -54,6 +61,8 @@ class Backbone:
                 f"{', '.join(unknown)} for model {self.name}: valid options are "
                 f"{', '.join(valid)}"
             )
+        if shape is not None and self.shape_options is not None:
+            values = self.shape_options(check_shape(shape), values)
         try:
             return self.config(**values)
         except TypeError as e:  # a wrongly typed value the dataclass could not take
@@ -64,17 +73,23 @@ BACKBONES: dict[str, Backbone] = {}
 
 
 def register_model(
-    name: str, config: type, *, scalar: bool = True, conditions: bool = False
+    name: str,
+    config: type,
+    *,
+    scalar: bool = True,
+    conditions: bool = False,
+    shape_options: Callable[[tuple[int, ...], dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register a backbone ``cls(shape, config, *, scalar=False)`` (with
-    ``conditions``: ``cls(shape, config, *, scalar=False, conditions=())``)."""
+    ``conditions``: ``cls(shape, config, *, scalar=False, conditions=())``); ``shape_options``
+    completes the options given for a data shape (module docstring)."""
     if not dataclasses.is_dataclass(config):
         raise TypeError(f"the config of model {name!r} must be a dataclass")
 
     def deco(cls: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in BACKBONES:
             raise ValueError(f"model {name!r} is registered twice")
-        BACKBONES[name] = Backbone(name, cls, config, scalar, conditions)
+        BACKBONES[name] = Backbone(name, cls, config, scalar, conditions, shape_options)
         return cls
 
     return deco
@@ -113,7 +128,7 @@ def build_backbone(
     it inside ``torch.random.fork_rng``, so the caller's global RNG state is left unchanged.
     """
     b = get_backbone(name)
-    opts = options if isinstance(options, b.config) else b.options(options)
+    opts = options if isinstance(options, b.config) else b.options(options, shape)
     if scalar and not b.scalar:
         raise ValueError(f"model {name} has no scalar head, which an energy model needs")
     if conditions and not b.conditions:

@@ -108,6 +108,48 @@ UNET_SIZES: dict[str, dict] = {
 }
 """Named sizes of the ``unet`` backbone: ``size`` picks one, any field given overrides it."""
 
+PRESET_SIDES = {"digits": 8, "mnist": 28, "cifar10": 32}
+"""The image side (H = W) each preset of :data:`UNET_SIZES` was made for."""
+
+_SIZE_HINT = (
+    "or the size preset of the shape (--model-set size=digits for 8 x 8, mnist for 28 x 28, "
+    "cifar10 for 32 x 32; left out, the size is chosen from the data's shape)"
+)
+
+
+def unet_options_for(shape: tuple[int, ...], given: dict) -> dict:
+    """The ``unet``'s options for images of ``shape`` when no ``size`` is given.
+
+    H = W = 8, 28 or 32: the preset made for that side (:data:`PRESET_SIDES`). Any other
+    (C, H, W): the preset of the nearest side, with as many of its levels as H and W can be
+    halved evenly (at least one) and attention at the preset's attention level (the lowest
+    resolution when there are fewer levels); options given are kept. A ``size`` given, or a
+    shape that is not (C, H, W), is left alone (the UNet refuses what does not fit).
+    """
+    if "size" in given or len(shape) != 3:
+        return given
+    _, height, width = shape
+    size = min(PRESET_SIDES, key=lambda k: (abs(PRESET_SIDES[k] - height), PRESET_SIDES[k]))
+    if height == width == PRESET_SIDES[size]:
+        return {"size": size, **given}
+    preset = UNET_SIZES[size]
+    mult = list(given.get("channel_mult") or preset["channel_mult"])
+    levels = len(mult) if "channel_mult" in given else 1
+    while levels < len(mult) and height % 2**levels == 0 and width % 2**levels == 0:
+        levels += 1
+    sides = [height // 2**level for level in range(levels)]
+    preset_sides = [PRESET_SIDES[size] // 2**level for level in range(len(preset["channel_mult"]))]
+    attention = sorted(
+        {sides[min(preset_sides.index(r), levels - 1)] for r in preset["attention_resolutions"]}
+    )
+    return {
+        "size": size,
+        "channel_mult": mult[:levels],
+        "attention_resolutions": attention,
+        **given,
+    }
+
+
 ENERGY_HEADS = ("norm", "pool")
 
 
@@ -316,7 +358,33 @@ class Stage(nn.ModuleList):
         return x
 
 
-@register_model("unet", UNetConfig, conditions=True)
+def _checked_shape(shape: tuple[int, ...], cfg: UNetConfig) -> tuple[int, int, int]:
+    """``shape`` as (C, H, W) ints, refused (ValueError naming the size presets) when its H and
+    W cannot be halved at every level or an attention resolution is not a level's height."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 3:
+        raise ValueError(f"the unet backbone needs images of shape (C, H, W), got {shape}")
+    _, height, width = shape
+    levels = len(cfg.channel_mult)
+    factor = 2 ** (levels - 1)
+    if height % factor or width % factor:
+        raise ValueError(
+            f"shape {shape}: H and W must be divisible by 2^(levels - 1) = {factor} for "
+            f"channel_mult {list(cfg.channel_mult)} ({levels} levels) of size "
+            f"{cfg.size!r}: use fewer levels, {_SIZE_HINT}"
+        )
+    resolutions = [height // 2**level for level in range(levels)]
+    missing = sorted(set(cfg.attention_resolutions) - set(resolutions))
+    if missing:
+        raise ValueError(
+            f"attention_resolutions {missing} of size {cfg.size!r} are not resolutions of "
+            f"shape {shape} with channel_mult {list(cfg.channel_mult)}: choose among "
+            f"{resolutions}, {_SIZE_HINT}"
+        )
+    return shape
+
+
+@register_model("unet", UNetConfig, conditions=True, shape_options=unet_options_for)
 class UNet(nn.Module):
     """The ``unet`` backbone: (N, C, H, W), t -> (N, C, H, W), or with ``scalar`` E: (N,).
 
@@ -333,25 +401,10 @@ class UNet(nn.Module):
         conditions: tuple[str, ...] = (),
     ):
         super().__init__()
-        shape = tuple(int(s) for s in shape)
-        if len(shape) != 3:
-            raise ValueError(f"the unet backbone needs images of shape (C, H, W), got {shape}")
-        c_in, height, width = shape
+        shape = _checked_shape(shape, config)
         cfg = config
-        levels = len(cfg.channel_mult)
-        factor = 2 ** (levels - 1)
-        if height % factor or width % factor:
-            raise ValueError(
-                f"shape {shape}: H and W must be divisible by 2^(levels - 1) = {factor} for "
-                f"channel_mult {list(cfg.channel_mult)} ({levels} levels); use fewer levels"
-            )
-        resolutions = [height // 2**level for level in range(levels)]
-        missing = sorted(set(cfg.attention_resolutions) - set(resolutions))
-        if missing:
-            raise ValueError(
-                f"attention_resolutions {missing} are not resolutions of shape {shape} with "
-                f"channel_mult {list(cfg.channel_mult)}: choose among {resolutions}"
-            )
+        c_in, levels = shape[0], len(cfg.channel_mult)
+        resolutions = [shape[1] // 2**level for level in range(levels)]
         self.shape, self.scalar, self.config = shape, scalar, cfg
         self.time_conditioned = (
             (not scalar) if cfg.time_conditioned is None else bool(cfg.time_conditioned)

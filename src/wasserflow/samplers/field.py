@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import Tensor
@@ -45,16 +46,18 @@ class NetworkFn:
             tin = t
         else:
             tin = self.path.network_time(t, self.time_input, coefficients)
-        dtype = _param_dtype(self.net, torch.float32)
+        p = self._first_parameter
+        dtype = torch.float32 if p is None else p.dtype
         if dtype == x.dtype:
             return self.net(x, tin.to(dtype))
         return self.net(x.to(dtype), tin.to(dtype)).to(x.dtype)
 
-
-def _param_dtype(net, default: torch.dtype) -> torch.dtype:
-    params = getattr(net, "parameters", None)
-    p = next(params(), None) if callable(params) else None
-    return p.dtype if p is not None else default
+    @cached_property
+    def _first_parameter(self) -> Tensor | None:
+        """The network's first parameter (None: it has none), looked up once: its dtype is the
+        network's, also after ``net.to(dtype)``, which converts parameters in place."""
+        params = getattr(self.net, "parameters", None)
+        return next(params(), None) if callable(params) else None
 
 
 @dataclass(frozen=True)

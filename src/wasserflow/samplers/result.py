@@ -42,19 +42,20 @@ def grid_steps(grid: Tensor, *, allow_decreasing: bool = False) -> tuple[Tensor,
     if not isinstance(grid, Tensor):
         grid = torch.as_tensor(grid, dtype=torch.float64)
     g = grid.detach().to(torch.float64).cpu()
-    if not torch.isfinite(g).all() or (g < 0).any() or (g > 1).any():
+    flat = g.reshape(-1).tolist()  # checked as Python floats: no tensor op per check
+    if not all(0.0 <= v <= 1.0 for v in flat):  # also refuses NaN
         raise ValueError("grid times must be finite and lie in [0, 1] (t = 0 noise, t = 1 data)")
     if g.dim() == 1:
         if g.shape[0] < 2:
             raise ValueError("a grid needs at least two times (one step)")
-        dt = torch.diff(g)
-        ok = (dt > 0).all() or (allow_decreasing and (dt < 0).all())
+        pairs = list(zip(flat[:-1], flat[1:], strict=True))
+        ok = all(a < b for a, b in pairs) or (allow_decreasing and all(a > b for a, b in pairs))
         if not ok:
             need = "strictly monotone" if allow_decreasing else "strictly increasing"
             raise ValueError(f"grid times must be {need}; build one with uniform_grid(n_steps)")
         return g[:-1], g[1:]
     if g.dim() == 2 and g.shape[1] == 2 and g.shape[0] >= 1:
-        if (g[:, 1] < g[:, 0]).any():
+        if any(a > b for a, b in zip(flat[0::2], flat[1::2], strict=True)):
             raise ValueError("explicit grid steps (t_from, t_to) need t_from <= t_to")
         return g[:, 0].clone(), g[:, 1].clone()
     raise ValueError(f"grid must be (K + 1,) times or (K, 2) steps, got shape {tuple(g.shape)}")
@@ -72,8 +73,9 @@ class Recorder:
     """Collects frames (when asked), their times and the path's kinetic energy, then builds the
     SampleResult.
 
-    ``energy``: None (not tracked: stochastic samplers), ``"increments"`` (the sampler passes
-    each step's energy to :meth:`add`: Runge-Kutta samplers) or the path's schedule
+    ``energy``: None (not tracked: stochastic samplers), ``"sampler"`` (the sampler adds to
+    :attr:`energy` itself, or passes each step's energy to :meth:`add`: Runge-Kutta samplers)
+    or the path's schedule
     ``coefficients(t)`` (each step's energy is that of the path-shaped curve between its end
     points, :func:`~wasserflow.samplers.kinetic.path_segment_energy`)."""
 
@@ -102,9 +104,8 @@ class Recorder:
             if energy is None and callable(self._energy_mode):
                 s = self.times[-1] if t_from is None else float(t_from)
                 energy = path_segment_energy(self._last, x, s, float(t), self._energy_mode)
-            if energy is None:
-                raise ValueError("this recorder integrates energy increments: pass energy=")
-            self.energy = self.energy + energy.detach().to(self.energy.device, torch.float64)
+            if energy is not None:
+                self.energy += energy.detach().to(self.energy.device, torch.float64)
         self._last = x
         self.times.append(float(t))
 

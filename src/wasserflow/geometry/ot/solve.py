@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from .._checks import as_points, within_range
 from .entropic import sinkhorn_divergence
 from .exact import exact_ot
 from .gaussian import gaussian_w2_empirical
@@ -37,7 +38,11 @@ def w2(
     ``method`` is one of "exact" (network simplex), "sinkhorn" (debiased Sinkhorn divergence,
     options ``epsilon``, ...), "gaussian" (Bures distance of the moment-matched Gaussians),
     "sliced" (sliced W2, options ``n_projections``, ``generator``) or "1d" (quantiles, d = 1).
+    Coordinates whose squared distances could overflow float64 are refused (ValueError) for
+    every method.
     """
+    if isinstance(x, Tensor) and isinstance(y, Tensor):
+        within_range(as_points(x, "x"), as_points(y, "y"))
     if method == "exact":
         return exact_ot(x, y, a, b, **options)
     if method == "sinkhorn":
