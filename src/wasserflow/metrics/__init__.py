@@ -3,12 +3,15 @@
 
 * :func:`evaluate_run`: W2 (and FD) to the data, NFE, and the path-energy decomposition of the
   solved ODE (:func:`path_energy_decomposition`: curvature + coupling gap) at several budgets.
+* :func:`guidance_sweep` (:mod:`.conditional`): a class-conditional model against the guidance
+  scale: per-class FD / W2, a classifier's accuracy on the samples, path energy, NFE and passes.
 * :func:`gaussian_jko_bridge`, :func:`jko_bridge`: one denoising step against the JKO step of
   the same size h on the Fokker-Planck curve of the forward diffusion, as W2 numbers.
 * :func:`frechet_distance`, :func:`feature_extractor`: Frechet distances between Gaussians
   fitted to image features (shipped digit classifiers; FID InceptionV3 from a weights file).
 """
 
+from .conditional import GuidanceEvaluation, guidance_sweep, labelled_reference
 from .features import (
     FEATURE_NETS,
     FeatureExtractor,
@@ -28,6 +31,7 @@ __all__ = [
     "FEATURE_NETS",
     "FeatureExtractor",
     "FeatureStats",
+    "GuidanceEvaluation",
     "FrechetResult",
     "InceptionV3FID",
     "JKOBridgeResult",
@@ -39,9 +43,11 @@ __all__ = [
     "frechet_distance",
     "fresh_data",
     "gaussian_jko_bridge",
+    "guidance_sweep",
     "image_frechet_distance",
     "inception_weights_path",
     "jko_bridge",
+    "labelled_reference",
     "load_inception",
     "path_energy_decomposition",
     "reference_data",
