@@ -4,7 +4,9 @@
 * :func:`evaluate_run`: W2 (and FD) to the data, NFE, and the path-energy decomposition of the
   solved ODE (:func:`path_energy_decomposition`: curvature + coupling gap) at several budgets.
 * :func:`guidance_sweep` (:mod:`.conditional`): a class-conditional model against the guidance
-  scale: per-class FD / W2, a classifier's accuracy on the samples, path energy, NFE and passes.
+  scale: per-class FD / W2, a classifier's accuracy on the samples, path energy, NFE and passes;
+  :func:`tilt_gap` and :func:`continuity_residual` (:mod:`.guidance_geometry`): CFG against
+  the tilted law p(x | c)^s p(x)^(1 - s) with exact mixture fields on a grid.
 * :func:`gaussian_jko_bridge`, :func:`jko_bridge`: one denoising step against the JKO step of
   the same size h on the Fokker-Planck curve of the forward diffusion, as W2 numbers.
 * :func:`frechet_distance`, :func:`feature_extractor`: Frechet distances between Gaussians
@@ -20,6 +22,7 @@ from .features import (
     image_frechet_distance,
 )
 from .frechet import FeatureStats, FrechetResult, feature_stats, frechet_distance
+from .guidance_geometry import TiltGap, continuity_residual, tilt_gap, tilted_target
 from .inception import InceptionV3FID, inception_weights_path, load_inception
 from .jko_bridge import JKOBridgeResult, gaussian_jko_bridge, jko_bridge, vp_time_change
 from .path_energy import PathEnergyDecomposition, path_energy_decomposition
@@ -36,6 +39,8 @@ __all__ = [
     "InceptionV3FID",
     "JKOBridgeResult",
     "PathEnergyDecomposition",
+    "TiltGap",
+    "continuity_residual",
     "default_feature_extractor",
     "evaluate_run",
     "feature_extractor",
@@ -51,5 +56,7 @@ __all__ = [
     "load_inception",
     "path_energy_decomposition",
     "reference_data",
+    "tilt_gap",
+    "tilted_target",
     "vp_time_change",
 ]
