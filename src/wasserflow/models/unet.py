@@ -359,8 +359,7 @@ class UNet(nn.Module):
             (not scalar) if cfg.time_conditioned is None else bool(cfg.time_conditioned)
         )
         ch, groups, drop = cfg.channels, cfg.groups, float(cfg.dropout)
-        embedded = self.time_conditioned or standalone(conditions)
-        emb_dim = 4 * ch if embedded else 0
+        emb_dim = 4 * ch if self.time_conditioned or standalone(conditions) else 0
         if self.time_conditioned:
             self.time_embed = SinusoidalTimeEmbedding(ch, scale=float(cfg.time_scale))
             self.time_mlp = nn.Sequential(
