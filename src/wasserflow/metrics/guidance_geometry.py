@@ -70,6 +70,17 @@ def tilted_target(
     return centres + (torch.rand(n, grid.dim, generator=generator, dtype=torch.float64) - 0.5) * h
 
 
+def exact_cfg(
+    oracle: ClassOracle, label: int, scale: float, x0: Tensor, steps: int = 200
+) -> Tensor:
+    """The end points (n, d) of the guided ODE of the exact fields of class ``label`` at scale
+    s from the noise x0 (n, d): RK4 with ``steps`` uniform steps (what CFG samples when the
+    network is exact)."""
+    y = torch.full((x0.shape[0],), int(label))
+    f = guided_field(oracle_labelled(oracle), y, oracle.num_classes, float(scale))
+    return get_sampler("rk4")(f, x0, uniform_grid(steps)).x
+
+
 @dataclass(frozen=True)
 class TiltGap:
     """W2 of CFG's samples (exact fields) to the tilted target, the floor (W2 between two draws
@@ -96,12 +107,10 @@ def tilt_gap(
     noise for every s) against q_s (module doc)."""
     g = torch.Generator().manual_seed(seed)
     x0 = torch.randn(n, oracle.mixture.dim, generator=g, dtype=torch.float64)
-    y = torch.full((n,), int(label))
     cls = oracle.oracle(label).mixture.sample(n, torch.Generator().manual_seed(seed + 1))
     out = []
     for s in scales:
-        f = guided_field(oracle_labelled(oracle), y, oracle.num_classes, float(s))
-        x = get_sampler("rk4")(f, x0, uniform_grid(steps)).x
+        x = exact_cfg(oracle, label, s, x0, steps)
         a = tilted_target(oracle, label, s, n, grid, torch.Generator().manual_seed(seed + 2))
         b = tilted_target(oracle, label, s, n, grid, torch.Generator().manual_seed(seed + 3))
         out.append(TiltGap(float(s), exact_ot(x, a).w2, exact_ot(a, b).w2, exact_ot(x, cls).w2, n))
@@ -139,6 +148,7 @@ def continuity_residual(
 __all__ = [
     "TiltGap",
     "continuity_residual",
+    "exact_cfg",
     "tilt_gap",
     "tilted_log_density",
     "tilted_target",
