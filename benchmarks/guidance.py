@@ -56,6 +56,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from images import NETS  # the sibling script's unet options ("cpu16", "mnist", ...)
 
 from wasserflow.data import make_source
 from wasserflow.engine import load_run, make_config, train_run
@@ -71,26 +72,6 @@ from wasserflow.metrics.guidance_geometry import (
 from wasserflow.paths import AffinePath, ClassOracle, LinearSchedule
 from wasserflow.samplers import Guidance
 
-NETS = {
-    "cpu16": {
-        "channels": 16,
-        "channel_mult": [1, 2],
-        "num_res_blocks": 1,
-        "attention_resolutions": [],
-        "num_heads": 1,
-        "groups": 8,
-    },
-    "cpu": {
-        "channels": 8,
-        "channel_mult": [1, 2],
-        "num_res_blocks": 1,
-        "attention_resolutions": [],
-        "num_heads": 1,
-        "groups": 4,
-    },
-    "digits": {"size": "digits"},
-    "mnist": {"size": "mnist"},
-}
 OTCFM = {"times": {"kind": "power", "power": 3.0}}
 FAST = {"prediction": "velocity", "time_input": "logsnr"}
 MODELS = {  # name: (method, overrides, conditional)
