@@ -28,8 +28,8 @@ class PotentialField(nn.Module):
         self.potential = potential
 
     def energy(self, x: Tensor, t: Tensor | float | None = None, *conditions: Tensor) -> Tensor:
-        """E(x[, t][, c...]), shape (N,) (``conditions``: the potential's extra inputs, such as
-        class labels)."""
+        """``E(x[, t][, c...])``, shape (N,) (``conditions``: the potential's extra inputs, such
+        as class labels)."""
         return self.potential(x, t, *conditions)
 
     def forward(
@@ -39,7 +39,7 @@ class PotentialField(nn.Module):
         *conditions: Tensor,
         create_graph: bool | None = None,
     ) -> Tensor:
-        """-grad_x E(x[, t][, c...]), same shape as x (t is ignored by a time-independent
+        """``-grad_x E(x[, t][, c...])``, same shape as x (t is ignored by a time-independent
         potential)."""
         outer_grad = torch.is_grad_enabled()
         if create_graph is None:
