@@ -192,17 +192,24 @@ def _wasserflow_trained(method, steps, seed, overrides="{}", lr=1e-3, batch_size
     return d, (time.perf_counter() - t0) / steps * 1000
 
 
-def wasserflow_run(method, steps, seed, n_eval, sampler=None, overrides=None, plan=None,
-                   lr=1e-3, batch_size=256):
+def wasserflow_run(
+    method, steps, seed, n_eval, sampler=None, overrides=None, plan=None, lr=1e-3, batch_size=256
+):
     """``overrides``: method recipe overrides (a different model); ``plan``: sampler options
     read by the sampling plan (e.g. dpm_solver's grid), applied to the trained model."""
-    d, ms = _wasserflow_trained(method, steps, seed, json.dumps(overrides or {}, sort_keys=True),
-                                lr, batch_size)
+    d, ms = _wasserflow_trained(
+        method, steps, seed, json.dumps(overrides or {}, sort_keys=True), lr, batch_size
+    )
     run = load_run(d)
     row = {}
     for k in NFES:
-        out = run.sample(n_eval, sampler=sampler, nfe=k, options=plan,
-                         generator=torch.Generator().manual_seed(seed + 1))
+        out = run.sample(
+            n_eval,
+            sampler=sampler,
+            nfe=k,
+            options=plan,
+            generator=torch.Generator().manual_seed(seed + 1),
+        )
         # a sampler with 2 NFE per step (midpoint, heun) cannot spend 1: no cell there
         per_step = get_sampler(out.sampler).nfe_per_step or 1
         row[k] = w2_to_fresh(out.x, seed) if per_step <= k else None
@@ -235,18 +242,31 @@ def main():
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--quick", action="store_true", help="300 steps, one seed, 500 points")
     p.add_argument("--only", default="", help="comma-separated subset of the rows' keys")
-    p.add_argument("--fast-steps", type=int, default=None,
-                   help="steps of the wasserflow-*-fast-* rows (default: --steps); 0.65 x steps "
-                   "matches diffusers' training seconds (its loop has no EMA, clipping or "
-                   "checkpoints: 1.0 against 1.55 ms / step here)")
-    p.add_argument("--nfes", default=",".join(map(str, NFES)),
-                   help="the NFE budgets of the table's columns (e.g. 4,6,8,10 for the few-step "
-                   "samplers)")
-    p.add_argument("--per-seed", action="store_true",
-                   help="also print each seed's row (the table's rows are means over seeds)")
-    p.add_argument("--straight-steps", type=int, default=None,
-                   help="steps of the wasserflow-otcfm-ot2048 row (default 1.5 x steps: they "
-                   "cost less than TorchCFM's OT-CFM steps, compare the training seconds)")
+    p.add_argument(
+        "--fast-steps",
+        type=int,
+        default=None,
+        help="steps of the wasserflow-*-fast-* rows (default: --steps); 0.65 x steps "
+        "matches diffusers' training seconds (its loop has no EMA, clipping or "
+        "checkpoints: 1.0 against 1.55 ms / step here)",
+    )
+    p.add_argument(
+        "--nfes",
+        default=",".join(map(str, NFES)),
+        help="the NFE budgets of the table's columns (e.g. 4,6,8,10 for the few-step samplers)",
+    )
+    p.add_argument(
+        "--per-seed",
+        action="store_true",
+        help="also print each seed's row (the table's rows are means over seeds)",
+    )
+    p.add_argument(
+        "--straight-steps",
+        type=int,
+        default=None,
+        help="steps of the wasserflow-otcfm-ot2048 row (default 1.5 x steps: they "
+        "cost less than TorchCFM's OT-CFM steps, compare the training seconds)",
+    )
     a = p.parse_args()
     NFES[:] = [int(k) for k in a.nfes.split(",")]
     torch.set_num_threads(1)
@@ -262,11 +282,22 @@ def main():
         "wasserflow-icfm": lambda s: wasserflow_run("icfm", steps, s, n),
         "wasserflow-otcfm": lambda s: wasserflow_run("otcfm", steps, s, n),
         "wasserflow-otcfm-ot2048": lambda s: wasserflow_run(
-            "otcfm", a.straight_steps or 3 * steps // 2, s, n, overrides=OTCFM_STRAIGHT,
-            **STRAIGHT_TRAIN),
+            "otcfm",
+            a.straight_steps or 3 * steps // 2,
+            s,
+            n,
+            overrides=OTCFM_STRAIGHT,
+            **STRAIGHT_TRAIN,
+        ),
         "wasserflow-otcfm-ot2048-midpoint": lambda s: wasserflow_run(
-            "otcfm", a.straight_steps or 3 * steps // 2, s, n, "midpoint",
-            overrides=OTCFM_STRAIGHT, **STRAIGHT_TRAIN),
+            "otcfm",
+            a.straight_steps or 3 * steps // 2,
+            s,
+            n,
+            "midpoint",
+            overrides=OTCFM_STRAIGHT,
+            **STRAIGHT_TRAIN,
+        ),
         "wasserflow-ddpm-ddim": lambda s: wasserflow_run("ddpm", steps, s, n, "ddim"),
         "wasserflow-sdevp-heun": lambda s: wasserflow_run("sde-vp", steps, s, n, "heun"),
         "wasserflow-ddpm-dpm": lambda s: wasserflow_run("ddpm", steps, s, n, "dpm_solver"),
@@ -277,19 +308,23 @@ def main():
             "ddpm", steps, s, n, "dpm_solver", overrides={"prediction": "velocity"}
         ),
         "wasserflow-ddpm-fast-dpm": lambda s: wasserflow_run(
-            "ddpm", a.fast_steps or steps, s, n, "dpm_solver", overrides=DIFFUSION_FAST,
-            lr=2e-3),
+            "ddpm", a.fast_steps or steps, s, n, "dpm_solver", overrides=DIFFUSION_FAST, lr=2e-3
+        ),
         "wasserflow-ddpm-fast-dpm3m": lambda s: wasserflow_run(
-            "ddpm", a.fast_steps or steps, s, n, "dpm_solver_3m", overrides=DIFFUSION_FAST,
-            lr=2e-3),
+            "ddpm", a.fast_steps or steps, s, n, "dpm_solver_3m", overrides=DIFFUSION_FAST, lr=2e-3
+        ),
         "wasserflow-sdevp-fast-dpm": lambda s: wasserflow_run(
-            "sde-vp", a.fast_steps or steps, s, n, "dpm_solver", overrides=DIFFUSION_FAST,
-            lr=2e-3),
-        **{f"wasserflow-{m}-fast-{label}": (
-            lambda s, m=m, method=method, sampler=sampler: wasserflow_run(
-                method, a.fast_steps or steps, s, n, sampler, overrides=DIFFUSION_FAST, lr=2e-3))
-           for m, method in (("ddpm", "ddpm"), ("sdevp", "sde-vp"))
-           for label, sampler in (("edm", "edm_heun"), ("unipc", "unipc"), ("ipndm", "ipndm"))},
+            "sde-vp", a.fast_steps or steps, s, n, "dpm_solver", overrides=DIFFUSION_FAST, lr=2e-3
+        ),
+        **{
+            f"wasserflow-{m}-fast-{label}": (
+                lambda s, m=m, method=method, sampler=sampler: wasserflow_run(
+                    method, a.fast_steps or steps, s, n, sampler, overrides=DIFFUSION_FAST, lr=2e-3
+                )
+            )
+            for m, method in (("ddpm", "ddpm"), ("sdevp", "sde-vp"))
+            for label, sampler in (("edm", "edm_heun"), ("unipc", "unipc"), ("ipndm", "ipndm"))
+        },
         "wasserflow-sdevp-dpm": lambda s: wasserflow_run("sde-vp", steps, s, n, "dpm_solver"),
         "wasserflow-sdevp-vel-dpm": lambda s: wasserflow_run(
             "sde-vp", steps, s, n, "dpm_solver", overrides={"prediction": "velocity"}
@@ -324,14 +359,18 @@ def main():
         if a.per_seed and len(seeds) > 1:
             groups += [(f"{name} (seed {s})", (r,), (m,)) for s, r, m in zip(seeds, rows, ms)]
         for label, rs, mss in groups:
-            print(f"| {label} | " + " | ".join(_cells(rs)) + f" | {statistics.median(mss):.2f} |",
-                  flush=True)
+            print(
+                f"| {label} | " + " | ".join(_cells(rs)) + f" | {statistics.median(mss):.2f} |",
+                flush=True,
+            )
 
 
 def _cells(rows):
     """The table cells (means over the rows, one row per seed) of one model."""
-    cells = ["-" if any(r[k] is None for r in rows)
-             else f"{statistics.mean(r[k] for r in rows):.3f}" for k in NFES]
+    cells = [
+        "-" if any(r[k] is None for r in rows) else f"{statistics.mean(r[k] for r in rows):.3f}"
+        for k in NFES
+    ]
     if "dopri5" in rows[0]:
         w = statistics.mean(r["dopri5"][0] for r in rows)
         e = statistics.mean(r["dopri5"][1] for r in rows)

@@ -61,7 +61,7 @@ from images import NETS  # the sibling script's unet options ("cpu16", "mnist", 
 from wasserflow.data import make_source
 from wasserflow.engine import load_run, make_config, train_run
 from wasserflow.geometry import GaussianMixture, exact_ot, regular_grid
-from wasserflow.metrics import feature_extractor, frechet_distance, guidance_sweep
+from wasserflow.metrics import Interval, feature_extractor, frechet_distance, guidance_sweep
 from wasserflow.metrics.conditional import default_classifier
 from wasserflow.metrics.guidance_geometry import (
     continuity_residual,
@@ -130,7 +130,12 @@ def _unconditional_fd(args, run, features, ref_stats, sampler, nfe, n):
 def _sweep_rows(rows):
     keys = ("scale", "nfe", "passes", "fd", "w2", "accuracy", "path_energy", "curvature",
             "coupling_gap", "diverged", "class_fd", "class_w2", "class_accuracy")  # fmt: skip
-    return [{k: getattr(r, k) for k in keys} for r in rows]
+    return [{k: _plain(getattr(r, k)) for k in keys} for r in rows]
+
+
+def _plain(v):
+    """An interval (the coupling gap's bracket) as [lower, upper]; other values as they are."""
+    return [v.lower, v.upper] if isinstance(v, Interval) else v
 
 
 def digits_part(args, results):
@@ -311,7 +316,7 @@ def couplings_part(args, results):
                                       sampler=sampler, nfe=nfe)  # fmt: skip
                 cells[f"{sampler} {r.nfe}" if nfe else "dopri5"] = {
                     "class_w2": _mean(r.class_w2), "accuracy": r.accuracy, "nfe": r.nfe,
-                    "curvature": r.curvature, "coupling_gap": r.coupling_gap,
+                    "curvature": r.curvature, "coupling_gap": _plain(r.coupling_gap),
                 }  # fmt: skip
             out[f"{data} {name}"] = cells
             print(f"couplings {data} {name}: {json.dumps(cells)}", flush=True)

@@ -46,6 +46,7 @@ def test_exact_fields_at_scale_one_sample_each_class():
     assert abs(one.accuracy - bayes) < 0.02
     assert all(b > a + 0.1 for a, b in zip(one.class_w2, three.class_w2, strict=True))
     assert three.path_energy > one.path_energy and three.accuracy >= one.accuracy - 0.01
+    assert one.coupling_gap.lower >= 0.0 and one.endpoint_w2_squared.lower >= 0.0
 
 
 def test_the_digits_reference_carries_their_targets():

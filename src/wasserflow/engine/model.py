@@ -41,7 +41,7 @@ from ..samplers import (
     guided_field,
 )
 from .results import RunSample
-from .sampling import run_plan
+from .sampling import run_plan, solve_plan
 
 
 @runtime_checkable
@@ -132,16 +132,7 @@ class GenerativeModel(Protocol):
         (n,); ``guidance`` a :class:`~wasserflow.samplers.Guidance` or a scale s (s = 1 or
         None: the conditional model). The result counts the network passes beside the NFE.
         """
-        name = sampler or self.default_sampler
-        spec = get_sampler(name)
-        opts = dict(self.default_options) if name == self.default_sampler else {}
-        opts.update(options or {})
-        if grid is None:
-            plan = spec.make_plan(nfe, self.context(), opts)
-        else:
-            if nfe is not None:
-                raise ValueError("pass nfe or grid, not both: a grid fixes the steps")
-            plan = _grid_plan(spec, self.context(), opts, grid)
+        spec, plan = self._plan(sampler, nfe, options, grid)
         counter = PassCounter()
         field, y = _sampling_field(self, n, labels, guidance, counter)
         res = run_plan(
@@ -157,6 +148,34 @@ class GenerativeModel(Protocol):
             res.passes, res.rows = counter.passes, counter.rows
         res.labels = y
         return res
+
+    def transport(
+        self,
+        x0: Tensor,
+        *,
+        sampler: str | None = None,
+        nfe: int | None = None,
+        options: dict | None = None,
+    ) -> Tensor:
+        """The samples of ``sampler`` from the start points ``x0`` in the model's space, as a
+        function of ``x0`` that forward-mode derivatives pass through (nothing detached): with
+        a deterministic sampler, the noise-to-sample map whose Jacobian
+        :func:`~wasserflow.metrics.jacobian_symmetry` tests."""
+        spec, plan = self._plan(sampler, nfe, options, None)
+        return solve_plan(spec, self.field(), _start(self, x0.shape[0], None, x0), plan).x
+
+    def _plan(
+        self, sampler: str | None, nfe: int | None, options: dict | None, grid: Tensor | None
+    ) -> tuple[SamplerSpec, SamplingPlan]:
+        name = sampler or self.default_sampler
+        spec = get_sampler(name)
+        opts = dict(self.default_options) if name == self.default_sampler else {}
+        opts.update(options or {})
+        if grid is None:
+            return spec, spec.make_plan(nfe, self.context(), opts)
+        if nfe is not None:
+            raise ValueError("pass nfe or grid, not both: a grid fixes the steps")
+        return spec, _grid_plan(spec, self.context(), opts, grid)
 
 
 def _sampling_field(

@@ -14,7 +14,8 @@ are compared with that class's data:
   for (the shipped digit networks are classifiers: their logits; a Gaussian mixture's exact
   posterior argmax_k p(k | x) for its components);
 * the path-energy decomposition of the solved ODE (:mod:`.path_energy`): PE, curvature,
-  coupling gap and W2^2(noise, samples), and the NFE with the network passes (a guided
+  coupling gap and W2^2(noise, samples) (PE and curvature their means, the other two
+  bracketed, :func:`~wasserflow.metrics.coupling_gap`), and the NFE with the network passes (a guided
   evaluation costs two rows per sample, :mod:`wasserflow.samplers.guidance`).
 
 :func:`guidance_sweep` returns one :class:`GuidanceEvaluation` per scale; a scale whose samples
@@ -37,6 +38,7 @@ from ..errors import InputError
 from ..geometry import exact_ot
 from ..samplers import Guidance
 from .frechet import frechet_distance
+from .interval import Interval
 from .path_energy import path_energy_decomposition
 from .quality import data_of
 
@@ -64,8 +66,8 @@ class GuidanceEvaluation:
     class_accuracy: tuple[float, ...] | None = None
     path_energy: float | None = None
     curvature: float | None = None
-    coupling_gap: float | None = None
-    endpoint_w2_squared: float | None = None
+    coupling_gap: Interval | None = None
+    endpoint_w2_squared: Interval | None = None
     seconds: float = 0.0
     diverged: bool = False
 
@@ -208,10 +210,11 @@ def _one_scale(run, g, labels, ref, clf, sampler, nfe, seed, options) -> Guidanc
     geo = {}
     if out.energy is not None:
         d = path_energy_decomposition(out.start, out.x, out.energy)
+        g = d.coupling_gap
         geo = {
-            "path_energy": d.path_energy,
-            "curvature": d.curvature,
-            "coupling_gap": d.coupling_gap,
+            "path_energy": d.path_energy.value,
+            "curvature": d.curvature.value,
+            "coupling_gap": Interval(g.value, g.lower, g.upper, g.level, g.method, g.n),
             "endpoint_w2_squared": d.w2_squared,
         }
     return GuidanceEvaluation(**base, **qual, **(acc or {}), **geo)
