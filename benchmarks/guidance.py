@@ -60,7 +60,8 @@ from images import NETS  # the sibling script's unet options ("cpu16", "mnist", 
 
 from wasserflow.data import make_source
 from wasserflow.engine import load_run, make_config, train_run
-from wasserflow.geometry import GaussianMixture, exact_ot, regular_grid
+from wasserflow.experiments.guidance_exp import THREE  # the reproduce experiment's mixture
+from wasserflow.geometry import exact_ot, regular_grid
 from wasserflow.metrics import Interval, feature_extractor, frechet_distance, guidance_sweep
 from wasserflow.metrics.conditional import default_classifier
 from wasserflow.metrics.guidance_geometry import (
@@ -236,13 +237,6 @@ def _solver_cell(run, x, ref, labels, clf, features, ref_stats):
     fd = frechet_distance(features.stats(xd.float()), ref_stats).value
     acc = float((clf(xd.double()).argmax(1) == labels).double().mean())
     return {"err": err, "fd": fd, "accuracy": acc}
-
-
-THREE = GaussianMixture.isotropic(
-    torch.tensor([[math.cos(a), math.sin(a)] for a in (0.0, 2.1, 4.2)], dtype=torch.float64),
-    std=0.5,
-)
-"""Three overlapping isotropic classes (means on the unit circle, std 0.5, equal weights)."""
 
 
 def mixture_part(args, results):
