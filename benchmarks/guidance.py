@@ -1,7 +1,7 @@
 """Class-conditional generation and classifier-free guidance: what the guidance scale does to
 sample quality, class fidelity and the path, and where CFG stands against the tilted law.
 
-Three parts (``--part``; all by default), numbers in benchmarks/README.md:
+Four parts (``--part``: all, or a comma-separated list), numbers in benchmarks/README.md:
 
 * ``digits``: scikit-learn's 8 x 8 digits (``digits_images``, or ``--data``), one ``unet``
   backbone (``--net``), every model trained for the same number of steps (``--steps``, or the
@@ -12,7 +12,7 @@ Three parts (``--part``; all by default), numbers in benchmarks/README.md:
   conditional with label-blind OT; DDPM's discrete VP path with velocity prediction and the
   log-SNR input ("-fast", lr 2e-3): unconditional and conditional. Label dropout 0.1 per
   sample. For each conditional model and s in ``--scales``: FD (digits8 features) of all
-  samples (n_per_class for each of the 10 classes, n = 1,800, against the 1,797 digits) and
+  samples (``--n-per-class`` for each of the 10 classes, against the 1,797 digits) and
   of each class against that class's digits, exact W2 per class, the accuracy of the digits8
   classifier on the samples, path energy and curvature of the solved ODE, and the NFE dopri5
   needs (atol = rtol = ``--tol``) with the network passes. The unconditional models give FD at
@@ -31,12 +31,13 @@ Three parts (``--part``; all by default), numbers in benchmarks/README.md:
   (:mod:`wasserflow.metrics.guidance_geometry`); then a conditional I-CFM MLP trained on draws
   of the same mixture, guided alike.
 
-    .venv/bin/python benchmarks/guidance.py --seconds 240 --json guidance.json
-    .venv/bin/python benchmarks/guidance.py --quick            # smoke run, ~5 min
+    .venv/bin/python benchmarks/guidance.py --seconds 60 --scales 1,1.5,2,3,5 \\
+        --n-per-class 100 --tol 1e-3 --json guidance.json   # the README's run (77 min wall)
+    .venv/bin/python benchmarks/guidance.py --quick            # smoke run
     .venv/bin/python benchmarks/guidance.py --tables guidance.json   # reprint a --json file
-    .venv/bin/python benchmarks/guidance.py --part digits --data mnist:PATH/train-images-idx3-ubyte.gz \\
-        --net mnist --seconds 1800 --models otcfm,otcfm-cond,ddpm,ddpm-cond \\
-        --n-per-class 200 --json mnist.json               # MNIST (prepared: ~2.5 h of CPU)
+    .venv/bin/python benchmarks/guidance.py --part digits --net cpu16 \\
+        --data mnist:PATH/t10k-images-idx3-ubyte.gz --seconds 200 --n-per-class 30 \\
+        --models otcfm,otcfm-cond,ddpm,ddpm-cond --scales 1,2,3,5 --tol 1e-3 --json mnist.json
 """
 
 # ruff: noqa: E402  (the thread variables below must be set before numpy is imported)
