@@ -50,6 +50,7 @@ CLAIM = (
     "continuity residual with the tilted marginals, and a trained conditional model, guided, "
     "follows the exact fields' CFG rather than the tilted law."
 )
+TITLE = "Classifier-free guidance against the tilted law"
 RESIDUAL_FACTOR = 10.0
 
 THREE = GaussianMixture.isotropic(
@@ -171,7 +172,7 @@ def measure(ctx: Context, cfg: GuidanceProfile) -> GuidanceNumbers:
 @register_experiment(
     "guidance",
     GuidanceProfile,
-    title="Classifier-free guidance against the tilted law",
+    title=TITLE,
     profiles=PROFILES,
     order=70,
 )
@@ -180,7 +181,7 @@ def run(ctx: Context) -> ExperimentResult:
     numbers = measure(ctx, ctx.config.of(GuidanceProfile))
     return ExperimentResult(
         name="guidance",
-        title="Classifier-free guidance against the tilted law",
+        title=TITLE,
         claim=CLAIM,
         verdict=verdict(numbers),
         numbers=to_json(numbers),
