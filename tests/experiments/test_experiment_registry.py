@@ -138,7 +138,9 @@ def test_registration_refuses_what_does_not_fit(toy):
 
 def test_selection_adds_requirements_in_run_order():
     assert select(["images", "steps"]) == ["learned", "steps", "images"]
-    assert select(None) == ["paths", "learned", "steps", "free-energy", "denoise-jko", "images"]
+    assert select(None) == [
+        "paths", "learned", "steps", "free-energy", "denoise-jko", "images", "guidance"
+    ]  # fmt: skip
     with pytest.raises(ValueError, match="unknown experiment"):
         select(["nonsense"])
 

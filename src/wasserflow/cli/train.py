@@ -19,6 +19,15 @@ from ..engine.methods import METHODS
 from ..errors import Interrupted, RunFolderError
 from ..objectives import objective_spec
 from .app import UsageError, app, console
+from .guidance import (
+    CfgWOption,
+    ClassOption,
+    GuidanceOption,
+    IntervalOption,
+    guidance_of,
+    parse_scales,
+    print_sweep,
+)
 from .output import ProgressReport, bar_columns, print_table
 
 
@@ -87,6 +96,8 @@ def _resume_settings(ctx: typer.Context, stored, p: dict) -> dict:
         given["train.grad_clip"] = given["train.grad_clip"] or None
     given.update({f"model.{k}": v for k, v in _parse_sets(p["model_set"], "--model-set").items()})
     given.update(_parse_sets(p["set_"]))
+    if p["conditional"] and stored.condition is None:
+        given["condition"] = {}  # refused below: a run cannot become conditional on resume
     return given
 
 
@@ -168,6 +179,15 @@ ResumeOption = Annotated[
     ),
 ]
 DeviceOption = Annotated[str, typer.Option(help="where the network runs: cpu or cuda")]
+ConditionalOption = Annotated[
+    bool,
+    typer.Option(
+        "--conditional",
+        help="class-conditional: the network takes the data's labels (a labelled data set), "
+        "each dropped to a null class with probability condition.label_dropout (0.1), so it "
+        "samples with classifier-free guidance (sample --class C --guidance S)",
+    ),
+]
 NprocOption = Annotated[
     int,
     typer.Option(
@@ -202,6 +222,7 @@ def train_command(
     resume: ResumeOption = False,
     device: DeviceOption = "cpu",
     nproc: NprocOption = 1,
+    conditional: ConditionalOption = False,
 ) -> None:
     """Train one model family on one data set; checkpoints and metrics go to --out.
 
@@ -269,7 +290,8 @@ def _train_config(ctx: typer.Context, out: Path, resume: bool) -> tuple[RunConfi
         **{k: p[k] for k in _MODEL_OPTIONS},
         scale=p["scale"],
         grad_clip=p["grad_clip"] or None,
-        overrides=_parse_sets(p["set_"]) or None,
+        overrides={**({"condition": {}} if p["conditional"] else {}), **_parse_sets(p["set_"])}
+        or None,
     )
     return cfg, None
 
@@ -336,8 +358,13 @@ def sample_command(
     out: Path = typer.Option(..., "--out", "-o", help=".npy, .pt or .csv file to write"),
     seed: int = typer.Option(0),
     device: str = typer.Option("cpu", help="where the network runs: cpu or cuda"),
+    class_: ClassOption = None,
+    guidance: GuidanceOption = None,
+    cfg_w: CfgWOption = None,
+    guidance_interval: IntervalOption = None,
 ) -> None:
-    """Draw samples from a trained run with the sampler its checkpoint config prescribes.
+    """Draw samples from a trained run with the sampler its checkpoint config prescribes;
+    a class-conditional run samples --class C, guided at --guidance S (s = 1: off).
 
     Under torchrun (``torchrun --nproc-per-node N -m wasserflow sample ...``) the N processes
     share the network's evaluations and draw the one-process samples; rank 0 writes them."""
@@ -346,6 +373,7 @@ def sample_command(
     if out.suffix not in (".npy", ".pt", ".csv"):
         raise UsageError(f"{out}: the output must end in .npy, .pt or .csv")
     output_file(out)
+    g = guidance_of(guidance, cfg_w, guidance_interval)
     ranks, device = distributed.setup(device)
     try:
         r = load_run(run, device=device, ranks=ranks)
@@ -360,6 +388,8 @@ def sample_command(
                 nfe=nfe,
                 generator=torch.Generator().manual_seed(seed),
                 options={"energy": False} if skip else None,
+                labels=class_,
+                guidance=g,
             )
         except KeyboardInterrupt as e:
             raise Interrupted(f"interrupted while sampling: nothing was written to {out}") from e
@@ -380,7 +410,13 @@ def sample_command(
             import numpy as np
 
             np.savetxt(tmp, x.reshape(n, -1).numpy(), delimiter=",")
-    console.print(f"{n} samples ({res.sampler}, {res.nfe} NFE) written to {out}")
+    how = f"{res.sampler}, {res.nfe} NFE"
+    if class_ is not None:
+        s_ = 1.0 if g is None else g.scale
+        how += (
+            f", {res.passes} network passes, class {class_}, guidance s = {s_:g} (w = {s_ - 1:g})"
+        )
+    console.print(f"{n} samples ({how}) written to {out}")
 
 
 IMAGE_NFES: list[int | str] = [1, 2, 4, 8, 16, 32, 100, "adaptive"]
@@ -453,6 +489,17 @@ def evaluate_command(
     data: Annotated[
         str, typer.Option(help="--from: the data spec the samples are compared with")
     ] = None,
+    guidance: Annotated[
+        str,
+        typer.Option(
+            help="class-conditional runs: guidance scales s to sweep, e.g. 1,1.5,2,3 (per-class "
+            "FD or W2, the classifier's accuracy on the samples, path energy; one --nfe budget)",
+        ),
+    ] = None,
+    n_per_class: Annotated[
+        int, typer.Option(min=2, help="--guidance: samples per class (default n / classes)")
+    ] = None,
+    guidance_interval: IntervalOption = None,
 ) -> None:
     """W2 (and FD for images) to the data, NFE used, and the path-energy decomposition of the
     ODE each sampler solved (path energy = curvature + coupling gap + W2^2).
@@ -460,7 +507,6 @@ def evaluate_command(
     Under torchrun the N processes share the network's evaluations of a run folder's sampling
     (every rank measures the same samples); rank 0 alone prints and writes the grids."""
     from ..engine import distributed
-    from ..metrics import evaluate_run
     from .external import evaluated_model
 
     given = None if nfe is None else _parse_nfes(nfe)
@@ -470,26 +516,16 @@ def evaluate_command(
         r: GenerativeModel = evaluated_model(
             source, run, model=model, model_set=model_set, data=data, device=device
         )
-        budgets = _budgets(r, given, sampler)
         extractor = _features_for(r, features, device)
+        if guidance is not None:
+            per = n_per_class or max(2, n // (r.num_classes or 1))
+            opts = {"sampler": sampler, "seed": seed, "features": extractor}
+            return _sweep(r, guidance, given, per, guidance_interval, as_json, main, opts)
+        budgets = _budgets(r, given, sampler)
         sink = _grid_sink(r, grids)  # on every rank: each refuses a bad --grids alike
-        with ProgressReport(
-            console if main and not as_json else _QUIET,
-            len(budgets),
-            "evaluated {description} ({completed}/{total} budgets, {elapsed})",
-            bar_columns("[bold]{task.description}", "{task.completed}/{task.total} budgets"),
-            every=0.0,
-            description=f"{r.method}: sampling",
-        ) as bar:
-            rows = evaluate_run(
-                r,
-                budgets,
-                n=n,
-                seed=seed,
-                sampler=sampler,
-                features=extractor,
-                on_samples=_reporting(bar, sink if main else None),
-            )
+        shown = console if main and not as_json else _QUIET
+        opts = {"n": n, "seed": seed, "sampler": sampler, "features": extractor}
+        rows = _evaluated(r, budgets, shown, sink if main else None, opts)
     finally:
         distributed.shutdown()
     if not main:
@@ -500,6 +536,52 @@ def evaluate_command(
         typer.echo(json.dumps({"run": name, "method": r.method, "results": results}))
         return
     _print_rows(r, rows, n, extractor is not None)
+
+
+def _evaluated(r: GenerativeModel, budgets, shown, sink, opts: dict) -> list:
+    """evaluate_run over ``budgets`` with a progress line per budget on ``shown``."""
+    from ..metrics import evaluate_run
+
+    with ProgressReport(
+        shown,
+        len(budgets),
+        "evaluated {description} ({completed}/{total} budgets, {elapsed})",
+        bar_columns("[bold]{task.description}", "{task.completed}/{task.total} budgets"),
+        every=0.0,
+        description=f"{r.method}: sampling",
+    ) as bar:
+        return evaluate_run(r, budgets, on_samples=_reporting(bar, sink), **opts)
+
+
+def _sweep(r, scales, given, per, interval, as_json, main, opts) -> None:
+    """``evaluate --guidance``: the guidance sweep of a class-conditional model (``per``
+    samples per class; ``opts``: the sampler, seed and feature extractor)."""
+    from ..metrics import ADAPTIVE, guidance_sweep
+    from ..samplers import adaptive_sampler
+    from .guidance import parse_interval
+
+    if r.num_classes is None:
+        raise UsageError(f"--guidance needs a class-conditional run; {r.method} is not one")
+    if given is not None and len(given) != 1:
+        raise UsageError("--guidance sweeps the scale at one budget: give one --nfe value")
+    nfe = None if given is None else given[0]
+    if nfe == ADAPTIVE:
+        opts, nfe = {**opts, "sampler": adaptive_sampler()}, None
+    rows = guidance_sweep(
+        r,
+        parse_scales(scales),
+        n_per_class=per,
+        nfe=nfe,
+        interval=parse_interval(interval),
+        **opts,
+    )
+    if not main:
+        return None
+    if as_json:
+        typer.echo(json.dumps({"method": r.method, "results": [row.to_dict() for row in rows]}))
+        return None
+    print_sweep(r, rows, per)
+    return None
 
 
 def _budgets(r: GenerativeModel, given: list | None, sampler: str | None) -> list:

@@ -19,8 +19,15 @@ from torch import Tensor, nn
 
 from ..data import DataSource, Standardizer, make_source, reshape_hint
 from ..models import build_backbone
-from ..objectives import PAIRS, LossFn, LossSetup, objective_spec
-from ..paths import AffinePath, OTPairStream, OTStreamConfig, get_schedule, ve_sigma_max_from_data
+from ..objectives import PAIRS, ConditionalLoss, LossFn, LossSetup, objective_spec
+from ..paths import (
+    AffinePath,
+    LabelledBatch,
+    OTPairStream,
+    OTStreamConfig,
+    get_schedule,
+    ve_sigma_max_from_data,
+)
 from ..samplers import Field, SamplingContext
 from .config import DataConfig, ModelConfig, RunConfig, data_shape
 from .loop import TrainConfig
@@ -110,7 +117,9 @@ def with_block_steps(cfg: RunConfig) -> RunConfig:
 
 
 def finalise(cfg: RunConfig, source: DataSource) -> RunConfig:
-    """Fix what depends on the data: the standardizer and a VE schedule's sigma_max."""
+    """Fix what depends on the data: the standardizer, a VE schedule's sigma_max and the
+    number of classes of a class-conditional run."""
+    cfg = _with_classes(cfg, source)
     g = torch.Generator().manual_seed(cfg.train.seed + 7919)
     if cfg.data.scale == "standard" and cfg.data.standardizer is None:
         st = source.fit_standardizer(generator=g).to_dict()
@@ -120,6 +129,23 @@ def finalise(cfg: RunConfig, source: DataSource) -> RunConfig:
         sched = {**cfg.path.schedule, "sigma_max": float(ve_sigma_max_from_data(x))}
         cfg = dataclasses.replace(cfg, path=dataclasses.replace(cfg.path, schedule=sched))
     return cfg
+
+
+def _with_classes(cfg: RunConfig, source: DataSource) -> RunConfig:
+    """A class-conditional run's number of classes, read off its data (refused in one line for
+    data without labels, or labels of another number of classes)."""
+    cond = cfg.condition
+    if cond is None:
+        return cfg
+    if not source.labelled:
+        source.sample_labelled(1)  # raises the source's own reason and the labelled sets
+    k = source.label_info.num_classes
+    if cond.num_classes is not None and cond.num_classes != k:
+        raise ValueError(
+            f"condition.num_classes is {cond.num_classes} but {cfg.data.spec} has {k} classes: "
+            "drop condition.num_classes (it is read off the data)"
+        )
+    return dataclasses.replace(cfg, condition=dataclasses.replace(cond, num_classes=k))
 
 
 def scaler(cfg: RunConfig) -> Standardizer:
@@ -151,16 +177,36 @@ def _probe_path(cfg: RunConfig) -> RunConfig:
 
 def build_objective(cfg: RunConfig, *, total_steps: int | None = None, stage: int = 0) -> LossFn:
     """The training loss; ``stage`` > 0 is a reflow stage (batches of pairs), as is a coupling
-    served by the OT pair stream."""
+    served by the OT pair stream. A class-conditional run's loss is the objective's, wrapped in
+    :class:`~wasserflow.objectives.ConditionalLoss` (labelled batches, label dropout), which
+    couples the data batches itself when the coupling reorders them (ot, entropic) and the
+    batches are not pairs already, so that each pair keeps its label."""
     pairs = stage > 0 or bool(cfg.reflow.teacher) or ot_stream_config(cfg) is not None
+    cond = cfg.condition
+    couple_here = cond is not None and not pairs and cfg.coupling.kind != "independent"
     setup = LossSetup(
         method=cfg.method,
         path=None if cfg.path is None else build_path(_probe_path(cfg)),
-        coupling=PAIRS if pairs else cfg.coupling.kind,
+        coupling=PAIRS if pairs or couple_here else cfg.coupling.kind,
         coupling_sigma=cfg.coupling.sigma,
         total_steps=cfg.train.steps if total_steps is None else total_steps,
     )
-    return objective_spec(cfg.objective).loss(cfg.objective, setup)
+    loss = objective_spec(cfg.objective).loss(cfg.objective, setup)
+    if cond is None:
+        return loss
+    return ConditionalLoss(
+        loss,
+        num_classes=_probe_classes(cfg),
+        label_dropout=cond.label_dropout,
+        coupling=cfg.coupling.kind if couple_here else None,
+        per_class=cfg.coupling.per_class,
+        coupling_sigma=cfg.coupling.sigma,
+    )
+
+
+def _probe_classes(cfg: RunConfig) -> int:
+    """K of a class-conditional run (1 as a placeholder before the data have fixed it)."""
+    return cfg.condition.num_classes or 1
 
 
 def validate(cfg: RunConfig) -> None:
@@ -171,10 +217,11 @@ def validate(cfg: RunConfig) -> None:
         return  # nothing to run: the objective fits its model itself
     build_objective(cfg)
     x = torch.zeros((2, *cfg.model.shape))
+    labels = () if cfg.condition is None else (torch.zeros(2, dtype=torch.int64),)
     try:
         net = build_network(cfg, seed=0)
         with torch.no_grad():
-            y = net(x, torch.full((2,), 0.5))
+            y = net(x, torch.full((2,), 0.5), *labels)
     except (RuntimeError, ValueError, TypeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         fix = reshape_hint(cfg.data.spec)
@@ -194,7 +241,10 @@ def build_network(cfg: RunConfig, *, seed: int | None = None) -> nn.Module:
     trains (Energy Matching: :class:`~wasserflow.models.PotentialField` around a scalar head)."""
     m, spec = cfg.model, objective_spec(cfg.objective)
     scalar = spec.head == "scalar"
-    net = build_backbone(m.name, m.shape, m.backbone_options(), scalar=scalar, seed=seed)
+    conditions = () if cfg.condition is None else (f"class:{_probe_classes(cfg)}",)
+    net = build_backbone(
+        m.name, m.shape, m.backbone_options(), scalar=scalar, seed=seed, conditions=conditions
+    )
     return spec.network(cfg.objective, net)
 
 
@@ -238,20 +288,29 @@ def ot_stream_config(cfg: RunConfig) -> OTStreamConfig | None:
         ot_batch=b if c.ot_batch is None else c.ot_batch,
         reuse=c.ot_reuse,
         prefetch=c.ot_prefetch,
+        per_class=c.per_class,
     )
 
 
 def data_stream(cfg: RunConfig, source: DataSource) -> DataFn:
-    """Training batches in training coordinates (OT pairs when the coupling streams them)."""
+    """Training batches in training coordinates (OT pairs when the coupling streams them); a
+    class-conditional run's batches carry their labels (:class:`LabelledBatch`, drawn by
+    ``source.sample_labelled``: the points of ``sample`` from the same generator state)."""
     sc = scaler(cfg)
 
     def sample_data(n: int, g: torch.Generator) -> Tensor:
         return sc.transform(source.sample(n, g))
 
+    def sample_labelled(n: int, g: torch.Generator) -> LabelledBatch:
+        x, y = source.sample_labelled(n, g)
+        return LabelledBatch(sc.transform(x), y)
+
+    draw = sample_data if cfg.condition is None else sample_labelled
+
     stream = ot_stream_config(cfg)
     if stream is None:
-        return sample_data
-    return OTPairStream(sample_data, stream, seed=cfg.train.seed, total_steps=cfg.train.steps)
+        return draw
+    return OTPairStream(draw, stream, seed=cfg.train.seed, total_steps=cfg.train.steps)
 
 
 def source(cfg: RunConfig) -> DataSource:

@@ -4,7 +4,7 @@
     cfg = cfg.with_overrides({"coupling.ot_batch": 2048})     # dotted keys (--set)
     RunConfig.from_dict(json.loads(text))                     # version 1 folders migrate
 
-A run is a path (schedule and bridge), an objective (the config of a registered objective kind:
+A run is a path (schedule and bridge), an optional class condition, an objective (the config of a registered objective kind:
 regression on the path, Energy Matching, the JKO flow's blocks, :mod:`wasserflow.objectives`),
 a coupling, an optional reflow, a model (a registered backbone and its options), data, training
 settings and a default sampler. ``to_dict`` / ``from_dict`` round trip through JSON
@@ -33,6 +33,7 @@ from .loop import TrainConfig
 __all__ = [
     "CONFIG_VERSION",
     "SHORT_KEYS",
+    "ConditionConfig",
     "CouplingConfig",
     "DataConfig",
     "ModelConfig",
@@ -113,7 +114,11 @@ class CouplingConfig:
     (SB-CFM, ``sigma``: reg = 2 sigma^2). OT pairs come from a stream (``stream``) that solves
     exact OT on ``ot_batch`` points (None: the batch size) and serves them ``ot_reuse`` epochs,
     prefetching the next block in a thread (``ot_prefetch``); ``stream`` False couples inside
-    the objective with the training generator (version-1 runs without ``ot_batch``)."""
+    the objective with the training generator (version-1 runs without ``ot_batch``).
+
+    ``per_class`` (class-conditional runs with an ot or entropic coupling): solve the plan
+    within each class (True), or on the whole batch, blind to the labels (False: noise may be
+    paired with a point of another class; :mod:`wasserflow.paths.couplings`)."""
 
     kind: str = "independent"
     sigma: float | None = None
@@ -121,6 +126,7 @@ class CouplingConfig:
     ot_reuse: int = 1
     ot_prefetch: bool = True
     stream: bool = True
+    per_class: bool = True
 
     def __post_init__(self) -> None:
         get_coupling(self.kind)
@@ -217,6 +223,35 @@ class SamplerConfig:
 
 
 @dataclass(frozen=True)
+class ConditionConfig:
+    """Class-conditional training: the network takes a class label y in [0, K] after t (a
+    learned embedding added to its time embedding, K + 1 rows, K the null class of
+    classifier-free guidance, :mod:`wasserflow.models.conditioning`), the data are drawn with
+    their labels, and each label is replaced by K with probability ``label_dropout``,
+    independently per sample, from the run's generator (so the one network is also the
+    unconditional model). ``num_classes`` None is fixed from the data's labels when training
+    starts (K of :attr:`~wasserflow.data.DataSource.label_info`)."""
+
+    num_classes: int | None = None
+    label_dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        k = self.num_classes
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise ValueError(f"condition.num_classes must be an integer >= 1, got {k!r}")
+        p = self.label_dropout
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+            raise ValueError(f"condition.label_dropout must lie in [0, 1], got {p!r}")
+
+    @property
+    def null(self) -> int:
+        """The null class K (the unconditional model)."""
+        if self.num_classes is None:
+            raise ValueError("the number of classes is fixed from the data when training starts")
+        return self.num_classes
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything needed to train a run and to rebuild its model and sampler.
 
@@ -233,6 +268,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    condition: ConditionConfig | None = None
     version: int = CONFIG_VERSION
 
     def __post_init__(self) -> None:
@@ -305,6 +341,30 @@ def check_consistent(cfg: RunConfig) -> None:
         )
     if cfg.model is not None and spec.head == "scalar" and not get_backbone(cfg.model.name).scalar:
         raise ValueError(f"model {cfg.model.name} has no scalar head, which {spec.title} needs")
+    _check_condition(cfg)
+
+
+def _check_condition(cfg: RunConfig) -> None:
+    """A class condition needs a network whose backbone takes extra inputs; ``per_class`` off
+    needs a conditional run with a plan to solve."""
+    c = cfg.coupling
+    if not c.per_class and (cfg.condition is None or c.kind not in ("ot", "entropic")):
+        raise ValueError(
+            "coupling.per_class false makes the OT plan of a class-conditional run blind to "
+            "its labels: it needs condition (--conditional) and coupling.kind ot or entropic"
+        )
+    if cfg.condition is None:
+        return
+    if cfg.model is None:
+        raise ValueError(
+            f"method {cfg.method} trains no network, so it cannot be class-conditional: drop "
+            "condition (--conditional)"
+        )
+    if not get_backbone(cfg.model.name).conditions:
+        raise ValueError(
+            f"model {cfg.model.name} takes no class labels: use a backbone that does "
+            "(mlp, unet) or drop condition"
+        )
 
 
 def read_config(text: str, where: str) -> RunConfig:

@@ -41,6 +41,8 @@ SHORT_KEYS = {
     "sampler": "sampler",
     "jko": "objective",
     "energy_matching": "objective",
+    "per_class": "coupling.per_class",
+    "label_dropout": "condition.label_dropout",
 }
 """The recipe keys of version 1 (and of ``--set``), as dotted paths of the typed config."""
 
@@ -150,14 +152,19 @@ def _parse_objective(value: Any, where: str) -> Any:
 
 
 def set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
-    """Set the dotted ``key`` (``"objective.prediction"``) of the config dict ``d`` to ``value``.
+    """Set the dotted ``key`` (``"objective.prediction"``) of the config dict ``d`` to ``value``;
+    a key inside a section that is null (``condition.label_dropout`` of an unconditional run)
+    starts that section from its defaults.
 
     An objective given whole replaces the part, keeping the other options when it names the
     same kind (or none); a new kind (``{"kind": "x"}``, or its name alone) starts from that
     objective's own defaults."""
     parts = key.split(".")
     node = d
+    fresh = False  # a section started here: its keys are checked when the config is parsed
     for i, p in enumerate(parts[:-1]):
+        if p in node and node[p] is None:  # an absent optional section starts from defaults
+            node[p], fresh = {}, True
         if not isinstance(node.get(p), dict):
             where = ".".join(parts[: i + 1])
             raise ValueError(
@@ -166,7 +173,7 @@ def set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
             )
         node = node[p]
     last = parts[-1]
-    if last not in node and not (len(parts) == 2 and parts[0] == "model"):
+    if last not in node and not fresh and not (len(parts) == 2 and parts[0] == "model"):
         known = sorted(node) if node is not d else sorted([*node, *SHORT_KEYS])
         raise ValueError(f"unknown key {key!r}: valid keys are {', '.join(known)}")
     if node is d and last == "objective":

@@ -226,7 +226,9 @@ class RowShard(nn.Module):
         r = self.rows
         if t is not None and isinstance(t, Tensor) and t.dim() > 0:
             t = t[r]
-        y = self.net(x[r], t, *args).to(x.device)  # DDP returns outputs on its device
+        y = self.net(x[r], t, *_rows(args, x.shape[0], r)).to(
+            x.device
+        )  # DDP returns outputs on its device
         before = y.new_zeros((r.start, *y.shape[1:]))
         after = y.new_zeros((x.shape[0] - r.stop, *y.shape[1:]))
         return torch.cat([before, y, after])
@@ -251,7 +253,15 @@ class RowGather(nn.Module):
         r = slice(b[self.ranks.rank], b[self.ranks.rank + 1])
         if isinstance(t, Tensor) and t.dim() > 0 and t.shape[0] == n:
             t = t[r]
-        return self.ranks.gather_rows(self.net(x[r], t, *args), n)
+        return self.ranks.gather_rows(self.net(x[r], t, *_rows(args, n, r)), n)
+
+
+def _rows(args: tuple, n: int, r: slice) -> tuple:
+    """The extra inputs (class labels, a second time) of rows ``r``: a tensor with one entry per
+    row of the batch of n is sliced, anything else passes unchanged."""
+    return tuple(
+        a[r] if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == n else a for a in args
+    )
 
 
 def data_parallel(model: nn.Module, ranks: Ranks) -> nn.Module:

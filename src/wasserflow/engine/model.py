@@ -9,6 +9,12 @@ it and supply what a sampler drives (``field()``), what its grid policy may know
 (``context()``), the shape of one sample, the reference the noise is drawn from (``path``), the
 data scaling and the default sampler with its options; anything else with these members (a
 duck-typed model) is a ``GenerativeModel`` too (``isinstance`` checks the members).
+
+A class-conditional model (``num_classes`` K, not None) also supplies ``labelled_field(y)``,
+itself for a batch whose rows carry the classes y (K: the null class, the unconditional
+model); ``sample(n, labels=..., guidance=...)`` then samples those classes with
+classifier-free guidance in the field (:mod:`wasserflow.samplers.guidance`), whatever the
+sampler.
 """
 
 from __future__ import annotations
@@ -20,8 +26,20 @@ import torch
 from torch import Tensor
 
 from ..data import Standardizer
+from ..models import class_labels
 from ..paths import AffinePath
-from ..samplers import Field, SamplerSpec, SamplingContext, SamplingPlan, get_sampler
+from ..samplers import (
+    Field,
+    Guidance,
+    PassCounter,
+    SamplerSpec,
+    SamplingContext,
+    SamplingPlan,
+    as_guidance,
+    counted_field,
+    get_sampler,
+    guided_field,
+)
 from .results import RunSample
 from .sampling import run_plan, solve_plan
 
@@ -72,6 +90,15 @@ class GenerativeModel(Protocol):
         model a registered sampler runs itself."""
         ...
 
+    @property
+    def num_classes(self) -> int | None:
+        """K for a class-conditional model (labels in [0, K), K the null class), else None."""
+        return None
+
+    def labelled_field(self, labels: Tensor | int) -> Field:
+        """The model as a Field for batches whose rows carry ``labels`` (K: no class)."""
+        raise ValueError(f"{self.method} is not class-conditional: it samples without labels")
+
     def supports(self, sampler: str) -> bool:
         """Whether ``sampler`` can drive this model (:meth:`SamplerSpec.check`)."""
         return get_sampler(sampler).supports(self.context())
@@ -92,6 +119,8 @@ class GenerativeModel(Protocol):
         options: dict | None = None,
         grid: Tensor | None = None,
         x0: Tensor | None = None,
+        labels: Tensor | int | None = None,
+        guidance: Guidance | float | None = None,
     ) -> RunSample:
         """n samples with ``sampler`` (default: the model's, with its options) at about ``nfe``
         evaluations, in data space unless ``data_space`` is False.
@@ -99,17 +128,26 @@ class GenerativeModel(Protocol):
         ``grid`` replaces the sampler's own grid policy (then ``nfe`` must be None; e.g. a
         diffusers scheduler's, :func:`~wasserflow.interop.scheduler_grid`); ``x0`` (n, *shape)
         replaces the reference draw (float64 from ``generator``) as start points.
+        ``labels`` (a class-conditional model): the class of every sample (one int) or of each
+        (n,); ``guidance`` a :class:`~wasserflow.samplers.Guidance` or a scale s (s = 1 or
+        None: the conditional model). The result counts the network passes beside the NFE.
         """
         spec, plan = self._plan(sampler, nfe, options, grid)
-        return run_plan(
+        counter = PassCounter()
+        field, y = _sampling_field(self, n, labels, guidance, counter)
+        res = run_plan(
             spec,
-            self.field(),
+            field,
             _start(self, n, generator, x0),
             plan,
             generator=generator,
             return_trajectory=return_trajectory,
             scaler=self.scaler if data_space else None,
         )
+        if isinstance(field, Field):
+            res.passes, res.rows = counter.passes, counter.rows
+        res.labels = y
+        return res
 
     def transport(
         self,
@@ -138,6 +176,34 @@ class GenerativeModel(Protocol):
         if nfe is not None:
             raise ValueError("pass nfe or grid, not both: a grid fixes the steps")
         return spec, _grid_plan(spec, self.context(), opts, grid)
+
+
+def _sampling_field(
+    model: GenerativeModel,
+    n: int,
+    labels: Tensor | int | None,
+    guidance: Guidance | float | None,
+    counter: PassCounter,
+) -> tuple[Field | Any, Tensor | None]:
+    """What the sampler drives for n samples of ``labels`` with ``guidance`` (the model's own
+    field without labels), its network passes counted, and the labels (n,) or None."""
+    g = as_guidance(guidance)
+    if labels is None:
+        if g.enabled:
+            raise ValueError(
+                f"guidance (scale {g.scale:g}) needs the classes to guide toward: pass labels "
+                "(--class)"
+            )
+        f = model.field()
+        return (counted_field(f, counter) if isinstance(f, Field) else f), None
+    k = model.num_classes
+    if k is None:
+        raise ValueError(
+            f"{model.method} is not class-conditional: sample it without labels (or train it "
+            "with --conditional)"
+        )
+    y = class_labels(labels, k, n)
+    return guided_field(model.labelled_field, y, k, g, counter), y
 
 
 def _start(

@@ -12,7 +12,12 @@ class RunSample:
     """Samples of a trained run: ``x`` in data space unless asked otherwise, ``start`` the
     noise they came from, the NFE used, the trajectory (F, n, ...) at ``times`` (F,) when
     asked for, and the kinetic energy (n,) of each sample's path as solved, in the model's
-    space (None for stochastic samplers; :mod:`wasserflow.samplers.kinetic`)."""
+    space (None for stochastic samplers; :mod:`wasserflow.samplers.kinetic`).
+
+    ``nfe`` counts the sampler's evaluations of the field; ``passes`` the network calls they
+    cost and ``rows`` the rows those calls evaluated (a guided evaluation is one call of 2n
+    rows batched, two calls of n unbatched; :mod:`wasserflow.samplers.guidance`), None when the
+    model is not a network field; ``labels`` the classes sampled (None: unconditional)."""
 
     x: Tensor
     start: Tensor
@@ -21,3 +26,6 @@ class RunSample:
     times: Tensor | None
     sampler: str
     energy: Tensor | None = None
+    passes: int | None = None
+    rows: int | None = None
+    labels: Tensor | None = None

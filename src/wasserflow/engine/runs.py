@@ -32,8 +32,9 @@ from torch import Tensor
 from .. import errors
 from ..data import DataSource
 from ..errors import InputError, Interrupted, RunFolderError, TrainingDiverged
-from ..models import place, resolve_device
+from ..models import WithLabels, place, resolve_device
 from ..objectives import TrainResult, objective_spec
+from ..paths import LabelledBatch
 from ..samplers import Field, SamplingContext, get_sampler
 from . import build, distributed, folder
 from . import checkpoint as ckpt
@@ -307,15 +308,31 @@ class _Job:
 
 def _reflow_pairs(
     cfg: RunConfig, prev: Path, seed: int, device: str = "cpu", ranks: Ranks | None = None
-) -> Tensor:
+) -> Tensor | LabelledBatch:
     """(N, 2, ...) pairs (noise, flow(noise)) of the previous stage, in training coordinates
-    (the same on every rank, which share the flow's evaluations)."""
+    (the same on every rank, which share the flow's evaluations); a class-conditional run's
+    pairs are drawn class by class, the classes in the data's proportions, and keep them."""
     run = TrainedRun.from_stage(cfg, prev, device, ranks)
     g = torch.Generator().manual_seed(seed)
+    y = _pair_labels(cfg, g)
     res = run.sample(
-        cfg.reflow.pairs, sampler="euler", nfe=cfg.reflow.nfe, generator=g, data_space=False
+        cfg.reflow.pairs,
+        sampler="euler",
+        nfe=cfg.reflow.nfe,
+        generator=g,
+        data_space=False,
+        labels=y,
     )
-    return torch.stack([res.start, res.x], dim=1).detach().to(torch.float32)
+    pairs = torch.stack([res.start, res.x], dim=1).detach().to(torch.float32)
+    return pairs if y is None else LabelledBatch(pairs, y)
+
+
+def _pair_labels(cfg: RunConfig, g: torch.Generator) -> Tensor | None:
+    """The classes of a class-conditional run's reflow pairs: those of ``reflow.pairs`` data
+    draws (None for an unconditional run)."""
+    if cfg.condition is None:
+        return None
+    return build.source(cfg).sample_labelled(cfg.reflow.pairs, g)[1]
 
 
 def _teacher_pairs(cfg: RunConfig, seed: int, device: str = "cpu") -> Tensor:
@@ -337,15 +354,29 @@ def _teacher_pairs(cfg: RunConfig, seed: int, device: str = "cpu") -> Tensor:
             f"reflow.teacher_sampler {spec.name} is stochastic: the pairs must be the "
             "probability-flow ODE's (use dpm_solver, unipc, heun or euler)"
         )
+    if cfg.condition is not None and teacher.num_classes != cfg.condition.num_classes:
+        raise InputError(
+            f"reflow.teacher {cfg.reflow.teacher} is not class-conditional on this run's "
+            f"{cfg.condition.num_classes} classes: train the student without --conditional, "
+            "or take a conditional teacher"
+        )
     g = torch.Generator().manual_seed(seed)
+    y = _pair_labels(cfg, g)
     res = teacher.sample(
-        cfg.reflow.pairs, sampler=spec.name, nfe=cfg.reflow.nfe, generator=g, data_space=True
+        cfg.reflow.pairs,
+        sampler=spec.name,
+        nfe=cfg.reflow.nfe,
+        generator=g,
+        data_space=True,
+        labels=y,
     )
     std = 1.0 if teacher.path is None else teacher.path.reference_std
     own = build.build_path(cfg).reference_std
     x0 = res.start * (own / std)
     x1 = build.scaler(cfg).transform(res.x.to(torch.float64))
-    return torch.stack([x0.reshape(res.x.shape), x1.reshape(res.x.shape)], 1).to(torch.float32)
+    pairs = torch.stack([x0.reshape(res.x.shape), x1.reshape(res.x.shape)], 1)
+    pairs = pairs.to(torch.float32)
+    return pairs if y is None else LabelledBatch(pairs, y)
 
 
 class TrainedRun(GenerativeModel):
@@ -407,13 +438,32 @@ class TrainedRun(GenerativeModel):
     def context(self) -> SamplingContext:
         return build.sampling_context(self.config, self.model)
 
+    @property
+    def num_classes(self) -> int | None:
+        """K of a class-conditional run (labels in [0, K), K the null class), else None."""
+        c = self.config.condition
+        return None if c is None else c.num_classes
+
     def field(self) -> Field | Any:
         """What a sampler drives: the network as a :class:`~wasserflow.samplers.Field` on the t
-        clock (its evaluations shared by the ranks), or the model itself (a block flow)."""
-        net = self.model
+        clock (its evaluations shared by the ranks), or the model itself (a block flow). A
+        class-conditional run's field is its unconditional model (the null class)."""
+        if self.num_classes is not None:
+            return self.labelled_field(self.num_classes)
+        return build.build_field(self.config, self._network())
+
+    def labelled_field(self, labels: Tensor | int) -> Field:
+        """The class-conditional network as a Field for rows carrying ``labels`` (n,) (or one
+        int for every row; K the null class)."""
+        if self.num_classes is None:
+            return super().labelled_field(labels)
+        return build.build_field(self.config, WithLabels(self._network(), labels))
+
+    def _network(self) -> Any:
+        """The model, its evaluations shared by the ranks of a process group."""
         if self.ranks is not None and self.config.model is not None:
-            net = distributed.RowGather(self.model, self.ranks)
-        return build.build_field(self.config, net)
+            return distributed.RowGather(self.model, self.ranks)
+        return self.model
 
 
 @functools.cache

@@ -120,6 +120,12 @@ class GaussianMixture:
         prec_diff = torch.cholesky_solve(diff[..., None], L[None])[..., 0]
         return logc, prec_diff
 
+    def log_joint(self, x: Tensor) -> Tensor:
+        """log(w_k N(x; m_k, S_k)) for every component k, shape (n, K): the log-posterior
+        log p(k | x) up to the constant log p(x) of each row (its argmax over k is the
+        Bayes classifier of the components)."""
+        return self._component_terms(x)[0]
+
     def log_prob(self, x: Tensor) -> Tensor:
         """log p(x), shape (n,)."""
         logc, _ = self._component_terms(x)

@@ -18,6 +18,15 @@ folder (``config.json`` and ``diffusion_pytorch_model.safetensors``) with a
 output has twice the input channels and whose scheduler has a learned variance
 (``variance_type`` "learned" / "learned_range", improved DDPM) is read as epsilon and variance;
 the field uses the epsilon half.
+
+A class-conditional ``UNet2DModel`` (``num_class_embeds`` N, called with ``class_labels``)
+is wrapped as a model of K = N - 1 classes whose null class (the unconditional model of
+classifier-free guidance) is the index ``null_class``, by default N - 1 (DiT's convention:
+the last row, trained as the dropped label); wasserflow's labels 0..K-1 are the other indices
+in order and its null label K is ``null_class``. ``model.sample(n, labels=c, guidance=s)``
+then guides as diffusers' pipelines do, u + s (c - u) on the network's output
+(``ClassifierFreeGuidance``). Continuous class embeddings (``class_embed_type`` "timestep" or
+"identity") are refused.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import EnvironmentProblem, InputError
-from ..models import resolve_device
+from ..models import class_labels, resolve_device
 from ..samplers import Field, SamplingContext
 from .diffusers_schedule import DiffusersClock, read_config
 from .external import ExternalModel
@@ -46,19 +56,73 @@ class DiffusersNet:
     """``fn(x, t)``: the diffusers model's prediction at clock times t (module doc).
 
     x is cast to the model's device and dtype and the output back to x's; the timestep is
-    passed as float32 (diffusers' UNets embed ``timesteps.float()``)."""
+    passed as float32 (diffusers' UNets embed ``timesteps.float()``). ``classes`` (a
+    class-conditional model): the :class:`ClassMap` of its labels and the wasserflow labels of
+    the rows (n,) or one int, passed as ``class_labels``."""
 
-    def __init__(self, model: nn.Module, clock: DiffusersClock, channels: int):
-        self.model, self.clock, self.channels = model, clock, channels
+    def __init__(
+        self,
+        model: nn.Module,
+        clock: DiffusersClock,
+        channels: int,
+        classes: tuple[ClassMap, Tensor | int] | None = None,
+    ):
+        self.model, self.clock, self.channels, self.classes = model, clock, channels, classes
 
     def __call__(self, x: Tensor, t: Tensor) -> Tensor:
         p = next(self.model.parameters())
         k = self.clock.timestep(t.detach()).to(p.device, torch.float32)
-        out = self.model(x.to(p.device, p.dtype), k)
+        extra = {}
+        if self.classes is not None:
+            cmap, labels = self.classes
+            extra["class_labels"] = cmap.indices(labels, x.shape[0]).to(p.device)
+        out = self.model(x.to(p.device, p.dtype), k, **extra)
         out = getattr(out, "sample", out)
         if isinstance(out, tuple):
             out = out[0]
         return out[:, : self.channels].to(x.device, x.dtype)
+
+
+@dataclass(frozen=True)
+class ClassMap:
+    """wasserflow's labels 0..K (K the null class) as a diffusers model's class indices
+    (module doc): label c < K is the c-th index other than ``null``, label K is ``null``."""
+
+    num_embeds: int
+    null: int
+
+    @property
+    def num_classes(self) -> int:
+        return self.num_embeds - 1
+
+    def indices(self, labels: Tensor | int, n: int) -> Tensor:
+        """The class indices of n rows with wasserflow ``labels`` (n,) or one int."""
+        y = class_labels(labels, self.num_classes, n)
+        shifted = y + (y >= self.null).to(torch.int64)  # skip the null row
+        return torch.where(y == self.num_classes, torch.full_like(y, self.null), shifted)
+
+
+def _class_map(model: nn.Module, null_class: int | None, where: str) -> ClassMap | None:
+    """The class map of a class-conditional model (None: unconditional); continuous class
+    embeddings and a null index outside the table are refused."""
+    kind = getattr(model.config, "class_embed_type", None)
+    if kind:
+        raise InputError(
+            f"{where} embeds continuous class inputs (class_embed_type {kind!r}); wasserflow "
+            "wraps class labels of num_class_embeds"
+        )
+    n = getattr(model.config, "num_class_embeds", None)
+    if not n:
+        if null_class is not None:
+            raise InputError(f"{where} is unconditional: drop null_class")
+        return None
+    null = n - 1 if null_class is None else int(null_class)
+    if n < 2 or not 0 <= null < n:
+        raise InputError(
+            f"{where} has {n} class embeddings: null_class must be one of them (0..{n - 1}), "
+            f"got {null}"
+        )
+    return ClassMap(int(n), null)
 
 
 def _find(folder: Path) -> tuple[Path, Path | None]:
@@ -137,12 +201,8 @@ def _sample_shape(model: nn.Module) -> tuple[int, int, int]:
 
 
 def _checked_shape(model: nn.Module, cfg: Mapping[str, Any], where: str) -> tuple[int, ...]:
-    """The sample shape of an unconditional model whose output keeps the data's channels
-    (twice them with a learned variance); anything else is refused in one line."""
-    if getattr(model.config, "num_class_embeds", None) or getattr(
-        model.config, "class_embed_type", None
-    ):
-        raise InputError(f"{where} is class-conditional; wasserflow wraps unconditional models")
+    """The sample shape of a model whose output keeps the data's channels (twice them with a
+    learned variance); anything else is refused in one line."""
     shape = _sample_shape(model)
     out_channels = int(getattr(model.config, "out_channels", shape[0]))
     learned = cfg.get("variance_type") in LEARNED_VARIANCE
@@ -161,6 +221,7 @@ def from_diffusers(
     data: str | None = None,
     device: str = "cpu",
     dtype: torch.dtype | None = None,
+    null_class: int | None = None,
 ) -> ExternalModel:
     """A diffusers model as an :class:`ExternalModel` (module doc).
 
@@ -173,6 +234,7 @@ def from_diffusers(
             trained on), or None (:meth:`ExternalModel.with_data` adds one).
         device: where the network runs (samplers stay on the CPU).
         dtype: cast the network to this dtype (e.g. float64 for comparisons to round-off).
+        null_class: a class-conditional model's null class index (default: the last).
     """
     where = "the model"
     if isinstance(folder_or_model, nn.Module):
@@ -192,6 +254,7 @@ def from_diffusers(
     cfg = read_config(config)
     clock = DiffusersClock.from_config(cfg)
     shape = _checked_shape(model, cfg, where)
+    cmap = _class_map(model, null_class, where)
     with _quiet():
         model.to(resolve_device(device))
         if dtype is not None:
@@ -210,11 +273,13 @@ def from_diffusers(
         score_valid=True,
         description=desc,
     )
-    field = Field(
-        fn=DiffusersNet(model, clock, shape[0]), prediction=clock.prediction, path=clock.path
-    )
+
+    def labelled(labels: Tensor | int) -> Field:
+        net = DiffusersNet(model, clock, shape[0], None if cmap is None else (cmap, labels))
+        return Field(fn=net, prediction=clock.prediction, path=clock.path)
+
     return ExternalModel(
-        field,
+        labelled(None if cmap is None else cmap.num_classes),
         ctx,
         shape,
         method="diffusers",
@@ -223,4 +288,6 @@ def from_diffusers(
         default_options={"eta": 0.0},
         data=data,
         model=model,
+        labelled=None if cmap is None else labelled,
+        num_classes=None if cmap is None else cmap.num_classes,
     )

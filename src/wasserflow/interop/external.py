@@ -12,8 +12,14 @@ posterior-mean finish, the kinetic energy of the solved path), so every register
 ``x0``.
 
 :func:`from_callable` wraps any ``fn(x, t) -> prediction`` with a declared parametrisation
-(epsilon, x1, score, velocity, v_prediction) and path; :func:`~wasserflow.interop.from_diffusers`
-and :func:`~wasserflow.interop.from_torchcfm` build the field of a diffusers or TorchCFM model.
+(epsilon, x1, score, velocity, v_prediction) and path; with ``num_classes`` it is a
+class-conditional model called in flow_matching's style, ``fn(x, t, extra={"label": y})``, and
+``fn(x, t, extra={})`` for the unconditional model (flow_matching's UNet fills in its own null
+label, ``num_classes``, when ``extra`` has none); ``null_label`` passes an explicit null label
+instead, so labelled and null rows share one call (:class:`ExtraLabelFn`). Without it a
+batched guided evaluation calls ``fn`` twice (labelled rows, then null rows) while the pass
+counter counts one pass. :func:`~wasserflow.interop.from_diffusers` and
+:func:`~wasserflow.interop.from_torchcfm` build the field of a diffusers or TorchCFM model.
 """
 
 from __future__ import annotations
@@ -23,11 +29,13 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from ..data import Standardizer, make_source, reshape_hint
 from ..engine import GenerativeModel
 from ..errors import InputError
+from ..models import class_labels
 from ..paths import AffinePath, DDPMDiscreteSchedule, Schedule, get_schedule
 from ..samplers import Field, SamplingContext, get_sampler
 
@@ -45,6 +53,10 @@ class ExternalModel(GenerativeModel):
         data: a data spec to evaluate against (checked to have ``shape``), or None.
         scaler: maps data space to the model's space (identity by default).
         model: the underlying network, if any (for the caller; sampling goes through ``field``).
+        labelled: a class-conditional model's labelled field, labels (n,) or one int -> the
+            Field of rows carrying them (``num_classes`` K: the null class, whose field
+            ``field`` should be); None: unconditional.
+        num_classes: K of a class-conditional model.
     """
 
     def __init__(
@@ -60,9 +72,14 @@ class ExternalModel(GenerativeModel):
         data: str | None = None,
         scaler: Standardizer | None = None,
         model: Any = None,
+        labelled: Callable[[Tensor | int], Field] | None = None,
+        num_classes: int | None = None,
     ):
         if not isinstance(field, Field):
             raise ValueError("field must be a wasserflow.samplers.Field")
+        if (labelled is None) != (num_classes is None):
+            raise ValueError("a class-conditional model needs both labelled and num_classes")
+        self._labelled, self._num_classes = labelled, num_classes
         self._field = field
         self._context = context
         self.shape = tuple(int(s) for s in shape)
@@ -98,6 +115,42 @@ class ExternalModel(GenerativeModel):
     def field(self) -> Field:
         """What a sampler drives: the model as a Field on the t clock."""
         return self._field
+
+    @property
+    def num_classes(self) -> int | None:
+        return self._num_classes
+
+    def labelled_field(self, labels: Tensor | int) -> Field:
+        """The Field of rows carrying ``labels`` (a class-conditional model)."""
+        if self._labelled is None:
+            return super().labelled_field(labels)
+        return self._labelled(labels)
+
+
+class ExtraLabelFn:
+    """``fn(x, t, extra={"label": y})`` on the rows of the wasserflow labels ``labels`` (n,) or
+    one int; the null class K's rows are called with ``extra={}`` (or with
+    ``{"label": null_label}`` in the same call when ``null_label`` is given; module doc)."""
+
+    def __init__(
+        self, fn: Callable, labels: Tensor | int, num_classes: int, null_label: int | None
+    ):
+        self.fn, self.labels, self.k, self.null_label = fn, labels, num_classes, null_label
+
+    def __call__(self, x: Tensor, t: Tensor) -> Tensor:
+        y = class_labels(self.labels, self.k, x.shape[0]).to(x.device)
+        null = y == self.k
+        if self.null_label is not None:
+            y = torch.where(null, torch.full_like(y, self.null_label), y)
+            return self.fn(x, t, extra={"label": y})
+        if not bool(null.any()):
+            return self.fn(x, t, extra={"label": y})
+        if bool(null.all()):
+            return self.fn(x, t, extra={})
+        out = torch.empty_like(x)
+        out[~null] = self.fn(x[~null], t[~null], extra={"label": y[~null]})
+        out[null] = self.fn(x[null], t[null], extra={})
+        return out
 
 
 def _check_data(spec: str, shape: tuple[int, ...]) -> None:
@@ -144,6 +197,8 @@ def from_callable(
     score_valid: bool = True,
     scaler: Standardizer | None = None,
     description: str = "a callable model",
+    num_classes: int | None = None,
+    null_label: int | None = None,
 ) -> ExternalModel:
     """Any ``fn(x, t) -> prediction`` on wasserflow's clock as an :class:`ExternalModel`.
 
@@ -171,8 +226,19 @@ def from_callable(
         description=description,
     )
     default = sampler or ("ddim" if T is not None else "euler")
+    labelled = None
+    if num_classes is not None:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
+
+        def labelled(labels: Tensor | int) -> Field:
+            call = ExtraLabelFn(fn, labels, num_classes, null_label)
+            return Field(fn=call, prediction=prediction, path=p)
+
+    elif null_label is not None:
+        raise ValueError("null_label belongs to a class-conditional callable: give num_classes")
     return ExternalModel(
-        Field(fn=fn, prediction=prediction, path=p),
+        labelled(num_classes) if labelled else Field(fn=fn, prediction=prediction, path=p),
         ctx,
         tuple(shape),
         method="callable",
@@ -181,4 +247,6 @@ def from_callable(
         default_options=sampler_options,
         data=data,
         scaler=scaler,
+        labelled=labelled,
+        num_classes=num_classes,
     )

@@ -41,10 +41,15 @@ Seeding: ``build_model(config, seed=s)`` initialises inside ``torch.random.fork_
 changes the caller's global RNG state. Activations: :data:`ACTIVATIONS` (silu default, selu,
 relu, gelu, tanh, softplus, elu).
 
+Class labels (:mod:`.conditioning`): a backbone built with ``conditions=("class:K",)`` takes
+labels y in [0, K] (K: no class, the null label of classifier-free guidance) after t;
+:class:`WithLabels` binds them (``WithLabels(net, y)(x, t) = net(x, t, y)``).
+
 UNet (:mod:`.unet`, ``--model unet``): :class:`UNet` with :class:`UNetConfig`, a DDPM/ADM UNet
 for (C, H, W) images with presets ``size`` "digits", "mnist", "cifar10" (TorchCFM's nets).
 """
 
+from .conditioning import ClassEmbedding, WithLabels, class_count, class_labels
 from .device import place, resolve_device
 from .embedding import ACTIVATIONS, LinearTime, SinusoidalTimeEmbedding, make_activation
 from .energy import PotentialField
@@ -57,6 +62,10 @@ from .unet import UNET_SIZES, UNet, UNetConfig
 __all__ = [
     "BACKBONES",
     "Backbone",
+    "ClassEmbedding",
+    "WithLabels",
+    "class_count",
+    "class_labels",
     "MLPConfig",
     "UNET_SIZES",
     "UNet",

@@ -15,15 +15,24 @@ Kinds (:data:`CONDITION_KINDS`), spelled ``"kind"`` or ``"kind:argument"``:
   the MLP's sinusoidal features and a learned linear map; the UNet's sinusoid and two-layer
   MLP), with its own weights.
 
-A class label would be one more entry, ``"class"`` with the number of classes as argument
-(``"class:10"``), whose factory builds ``nn.Embedding(10, width)`` and ignores the scalar
-recipe; the backbones need no change for it.
+* ``"class:K"``: a class label per sample, an int64 index in [0, K], K meaning "no class"
+  (the null label of classifier-free guidance, Ho & Salimans 2022). It is a learned
+  ``nn.Embedding(K + 1, width)``: K + 1 rows, the null class a learned row like the others
+  (k-diffusion's and DiT's choice; flow_matching freezes its null row at zero). Floats, labels
+  outside [0, K] and a batch of the wrong length are refused in one line.
+
+A class embedding is a lookup that needs no time recipe, so it may also condition a backbone
+without a time embedding (a time-independent energy E(x, c)): :func:`standalone` says whether
+every condition is of such a kind, and the backbone then feeds the conditions' embedding
+where its time embedding would go. A scalar condition is embedded by the time's recipe and
+needs a time-conditioned backbone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import torch
 from torch import Tensor, nn
 
 from .._time import broadcast_time
@@ -52,8 +61,83 @@ class _Scalar(nn.Module):
         return self.embed(broadcast_time(value, like, "a scalar condition"))
 
 
-CONDITION_KINDS: dict[str, ConditionFactory] = {"scalar": _scalar}
+def _class(argument: str | None, width: int, embed: ScalarEmbedding) -> nn.Module:
+    try:
+        k = int(argument) if argument is not None else 0
+    except ValueError:
+        k = 0
+    if k < 1:
+        raise ValueError(
+            f"condition 'class' needs the number of classes K >= 1, as 'class:10', got "
+            f"'class{'' if argument is None else ':' + argument}'"
+        )
+    return ClassEmbedding(k, width)
+
+
+class ClassEmbedding(nn.Module):
+    """A class label y in [0, K] (K the null class) as the learned row E[y] of a (K + 1) x width
+    table (module doc)."""
+
+    def __init__(self, num_classes: int, width: int):
+        super().__init__()
+        self.num_classes = int(num_classes)
+        self.table = nn.Embedding(self.num_classes + 1, width)
+
+    @property
+    def null(self) -> int:
+        """The index of the null class (no label): K."""
+        return self.num_classes
+
+    def forward(self, value: Tensor, like: Tensor) -> Tensor:
+        return self.table(class_labels(value, self.num_classes, like.shape[0]).to(like.device))
+
+
+def class_labels(value: object, num_classes: int, n: int) -> Tensor:
+    """``value`` as n int64 class labels in [0, K] (K = ``num_classes``, the null class): an
+    int is repeated n times; a tensor of integers must hold n of them; anything else is refused
+    in one line."""
+    if isinstance(value, bool):
+        raise ValueError(f"a class label is an integer in [0, {num_classes}], got {value!r}")
+    y = torch.as_tensor(value)
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise ValueError(
+            f"class labels must be integers in [0, {num_classes}] ({num_classes}: no class), "
+            f"got a {y.dtype} tensor"
+        )
+    y = y.to(torch.int64)
+    if y.dim() == 0:
+        y = y.expand(n)
+    y = y.reshape(-1)
+    if y.shape[0] != n:
+        raise ValueError(f"{y.shape[0]} class labels for a batch of {n}: give one per sample")
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) > num_classes):
+        raise ValueError(
+            f"class labels must lie in [0, {num_classes}] ({num_classes}: no class), got "
+            f"{int(y.min())}..{int(y.max())}"
+        )
+    return y
+
+
+CONDITION_KINDS: dict[str, ConditionFactory] = {"scalar": _scalar, "class": _class}
 """Condition kinds by name (module doc)."""
+
+STANDALONE_KINDS = frozenset({"class"})
+"""Kinds embedded without the backbone's time recipe (they may condition a backbone that has
+no time embedding)."""
+
+
+def standalone(conditions: Sequence[str] | None) -> bool:
+    """Whether every condition is of a :data:`STANDALONE_KINDS` kind (False for none)."""
+    parsed = parse_conditions(conditions)
+    return bool(parsed) and all(k in STANDALONE_KINDS for k, _ in parsed)
+
+
+def class_count(conditions: Sequence[str] | None) -> int | None:
+    """K of the ``"class:K"`` condition among ``conditions`` (None without one)."""
+    for kind, arg in parse_conditions(conditions):
+        if kind == "class":
+            return int(arg) if arg and arg.isdigit() else None
+    return None
 
 
 def parse_conditions(conditions: Sequence[str] | None) -> tuple[tuple[str, str | None], ...]:
@@ -99,6 +183,26 @@ class ConditionEmbeddings(nn.Module):
         return out
 
 
+class WithLabels(nn.Module):
+    """``net`` with class labels bound as its last extra input:
+    ``WithLabels(net, y)(x, t, *extra) = net(x, t, *extra, y)`` and, for an energy model, ``.energy``
+    alike. ``labels``: (n,) int64 for a batch of n rows (training's labels after dropout, a
+    sampler's classes), or one int for every row (the null class K: the unconditional model).
+    Its parameters are ``net``'s."""
+
+    def __init__(self, net: nn.Module, labels: Tensor | int):
+        super().__init__()
+        self.net = net
+        self.labels = labels
+
+    def forward(self, x: Tensor, t: Tensor | float | None = None, *extra: Tensor) -> Tensor:
+        return self.net(x, t, *extra, self.labels)
+
+    def energy(self, x: Tensor, t: Tensor | float | None = None, *extra: Tensor) -> Tensor:
+        """The bound potential E(x, t, ..., y) of an energy model (``net.energy``)."""
+        return self.net.energy(x, t, *extra, self.labels)
+
+
 def no_conditions(values: Sequence[object]) -> None:
     """Refuse extra inputs given to a backbone built without conditions."""
     if values:
@@ -110,6 +214,12 @@ def no_conditions(values: Sequence[object]) -> None:
 
 __all__ = [
     "CONDITION_KINDS",
+    "STANDALONE_KINDS",
+    "ClassEmbedding",
+    "WithLabels",
+    "class_count",
+    "class_labels",
+    "standalone",
     "ConditionEmbeddings",
     "parse_conditions",
     "no_conditions",

@@ -27,19 +27,25 @@ class PotentialField(nn.Module):
         super().__init__()
         self.potential = potential
 
-    def energy(self, x: Tensor, t: Tensor | float | None = None) -> Tensor:
-        """E(x[, t]), shape (N,)."""
-        return self.potential(x, t)
+    def energy(self, x: Tensor, t: Tensor | float | None = None, *conditions: Tensor) -> Tensor:
+        """``E(x[, t][, c...])``, shape (N,) (``conditions``: the potential's extra inputs, such
+        as class labels)."""
+        return self.potential(x, t, *conditions)
 
     def forward(
-        self, x: Tensor, t: Tensor | float | None = None, create_graph: bool | None = None
+        self,
+        x: Tensor,
+        t: Tensor | float | None = None,
+        *conditions: Tensor,
+        create_graph: bool | None = None,
     ) -> Tensor:
-        """-grad_x E(x[, t]), same shape as x (t is ignored by a time-independent potential)."""
+        """``-grad_x E(x[, t][, c...])``, same shape as x (t is ignored by a time-independent
+        potential)."""
         outer_grad = torch.is_grad_enabled()
         if create_graph is None:
             create_graph = outer_grad and (self.training or x.requires_grad)
         g = energy_gradient(
-            lambda y: self.potential(y, t),
+            lambda y: self.potential(y, t, *conditions),
             x,
             create_graph=create_graph,
             through_input=x.requires_grad and outer_grad,

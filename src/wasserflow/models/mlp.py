@@ -10,6 +10,9 @@ Extra conditions (``conditions``, :mod:`.conditioning`; none by default): the ne
 as ``net(x, t, c_1, ..., c_k)`` and sees [x_flat, phi(t) + sum_k E_k(c_k)], a scalar condition
 embedded as A_k phi(c_k) with its own learned e x e matrix A_k (module ``cond``). They need the
 sinusoidal time embedding: added to a raw t (width 1) a second number would be confused with it.
+A class label (``"class:K"``) also conditions an MLP without a time embedding (a
+time-independent potential E(x, c)): the network then sees [x_flat, E(c)], E(c) of width
+``embed_dim``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from .._time import broadcast_time
-from .conditioning import ConditionEmbeddings, no_conditions
+from .conditioning import ConditionEmbeddings, no_conditions, standalone
 from .embedding import ACTIVATIONS, LinearTime, SinusoidalTimeEmbedding, make_activation
 from .registry import register_model
 
@@ -70,6 +73,9 @@ class TimeMLP(nn.Module):
         else:
             self.embed = None
         e = 0 if self.embed is None else self.embed.dim
+        alone = self.embed is None and standalone(conditions)  # E(c) in place of phi(t)
+        if alone:
+            e = embed_dim
         layers: list[nn.Module] = [nn.Linear(self.in_dim + e, width), make_activation(activation)]
         for _ in range(depth - 1):
             layers += [nn.Linear(width, width), make_activation(activation)]
@@ -77,10 +83,11 @@ class TimeMLP(nn.Module):
         self.net = nn.Sequential(*layers)
         self.cond: ConditionEmbeddings | None = None
         if conditions:  # built after the layers: without conditions the same initial weights
-            if time_embedding != "sinusoidal":
+            if time_embedding != "sinusoidal" and not alone:
                 raise ValueError(
                     f"extra conditions {list(conditions)} are added to the time embedding, "
-                    f"which must be sinusoidal (time_embedding is {time_embedding!r})"
+                    f"which must be sinusoidal (time_embedding is {time_embedding!r}; class "
+                    "labels alone may condition a network without a time embedding)"
                 )
             self.cond = ConditionEmbeddings(
                 conditions, e, lambda: nn.Sequential(SinusoidalTimeEmbedding(e), nn.Linear(e, e))
@@ -99,6 +106,8 @@ class TimeMLP(nn.Module):
         if self.cond is None:
             no_conditions(conditions)
         if self.embed is None:
+            if self.cond is not None:
+                return torch.cat([flat, self.cond(conditions, flat)], dim=1)
             return flat
         if t is None:
             raise ValueError("this model is time-conditioned: pass t (a float or a (N,) tensor)")

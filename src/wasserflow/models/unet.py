@@ -45,7 +45,9 @@ time-independent; the time MLP and the per-block time projections are then not b
 embedding and added to it before the residual blocks' projections (ADM adds its class
 embedding there); a scalar condition has the time's recipe (sinusoid of ``time_scale * c``,
 Linear, SiLU, Linear) with its own weights (module ``cond``), as DiT-style flow maps embed
-their second time. They need a time-conditioned network.
+their second time. They need a time-conditioned network, except class labels (``"class:K"``,
+a learned lookup): a time-independent scalar head conditioned on classes gets the embedding
+width and the blocks' projections for them alone (E(x, c)).
 
 **Attention under forward-mode AD.** ``torch.func.jvp`` has no rule for the fused attention
 kernels (PyTorch's CPU flash kernel raises NotImplementedError, pytorch#165530); a caller
@@ -64,7 +66,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._time import broadcast_time
-from .conditioning import ConditionEmbeddings, no_conditions
+from .conditioning import ConditionEmbeddings, no_conditions, standalone
 from .embedding import SinusoidalTimeEmbedding
 from .registry import register_model
 
@@ -410,7 +412,7 @@ class UNet(nn.Module):
             (not scalar) if cfg.time_conditioned is None else bool(cfg.time_conditioned)
         )
         ch, groups, drop = cfg.channels, cfg.groups, float(cfg.dropout)
-        emb_dim = 4 * ch if self.time_conditioned else 0
+        emb_dim = 4 * ch if self.time_conditioned or standalone(conditions) else 0
         if self.time_conditioned:
             self.time_embed = SinusoidalTimeEmbedding(ch, scale=float(cfg.time_scale))
             self.time_mlp = nn.Sequential(
@@ -471,10 +473,10 @@ class UNet(nn.Module):
         as a network without them)."""
         if not conditions:
             return None
-        if not self.time_conditioned:
+        if not self.time_conditioned and not standalone(conditions):
             raise ValueError(
                 f"extra conditions {list(conditions)} are added to the time embedding: the "
-                "unet must be time-conditioned"
+                "unet must be time-conditioned (class labels alone need not)"
             )
         scale = float(self.config.time_scale)
         return ConditionEmbeddings(
@@ -500,8 +502,9 @@ class UNet(nn.Module):
             if t is None:
                 raise ValueError("this unet is time-conditioned: pass t (a float or (N,))")
             emb = self.time_mlp(self.time_embed(broadcast_time(t, x)))
-            if self.cond is not None:
-                emb = emb + self.cond(conditions, x)
+        if self.cond is not None:
+            c = self.cond(conditions, x)
+            emb = c if emb is None else emb + c
         h = self.stem(x)
         hs = [h]
         for stage in self.down:

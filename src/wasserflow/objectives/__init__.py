@@ -7,11 +7,13 @@ trainer), a network head, and how its trained model is sampled.
 :class:`PathRegression` (kind "regression") covers DDPM, NCSN/SMLD, score-SDE (VP, VE), I-CFM,
 OT-CFM, SB-CFM and rectified flow (with reflow pairs); :class:`EnergyMatching` (kind
 "energy_matching") is Balcerak et al. (2025); the JKO flow (kind "jko_flow") is fitted block by
-block. The recipes of ``wasserflow train --method`` are in :mod:`wasserflow.engine.methods`; the
+block. :class:`ConditionalLoss` trains any of them class-conditionally (labels dropped to a null
+class per sample, :mod:`.conditional`). The recipes of ``wasserflow train --method`` are in :mod:`wasserflow.engine.methods`; the
 engine asks a run's objective for its loss, trainer, network and field
 (:func:`objective_spec`).
 """
 
+from .conditional import ConditionalLoss, drop_labels
 from .energy_matching import EnergyMatching, EnergyMatchingObjective
 from .jko_flow import JKOFlowObjective, JKOFlowRun
 from .registry import (
@@ -34,6 +36,7 @@ __all__ = [
     "OBJECTIVES",
     "PAIRS",
     "Checkpoint",
+    "ConditionalLoss",
     "EnergyMatching",
     "EnergyMatchingObjective",
     "JKOFlowObjective",
@@ -47,6 +50,7 @@ __all__ = [
     "TimeDistribution",
     "TrainJob",
     "TrainResult",
+    "drop_labels",
     "get_objective",
     "objective_spec",
     "register_objective",

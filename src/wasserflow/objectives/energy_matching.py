@@ -35,6 +35,7 @@ from ..models import PotentialField
 from ..paths import AffinePath, LinearSchedule, get_coupling
 from ..samplers import Field, SamplingContext
 from .registry import LossSetup, ObjectiveSpec, register_objective
+from .regression import PAIRS
 
 
 def temperature(t: Tensor, tau_star: float, eps_max: float) -> Tensor:
@@ -57,6 +58,9 @@ class EnergyMatching:
     """The two-phase Energy Matching objective for a ``models.PotentialField`` model.
 
     The model is called as model(x, t) -> -grad E(x) and exposes ``model.energy(x)``.
+    ``pairs``: batches hold (B, 2, ...) noise-data pairs coupled already (a class-conditional
+    run couples them with their labels, :mod:`.conditional`); else the loss couples its data
+    batches by minibatch OT itself.
     """
 
     warmup_steps: int = 1000
@@ -66,6 +70,7 @@ class EnergyMatching:
     negative_steps: int = 100
     negative_dt: float = 0.01
     weight_flow: bool = True
+    pairs: bool = False
 
     def __post_init__(self):
         if not 0.0 < self.tau_star < 1.0:
@@ -102,10 +107,15 @@ class EnergyMatching:
         self, model: nn.Module, x1: Tensor, generator: torch.Generator, step: int = 0
     ) -> Tensor:
         """Per-sample losses (B,): flow term, plus the CD term after the warm-up."""
-        x0 = torch.randn(x1.shape, generator=generator, dtype=x1.dtype)
-        c = get_coupling("ot")(x0, x1, generator)
+        if self.pairs:  # the rows (labels) stay in place: data point i is pair i's
+            x0, x1 = x1[:, 0], x1[:, 1]
+            y0, y1 = x0, x1
+        else:
+            x0 = torch.randn(x1.shape, generator=generator, dtype=x1.dtype)
+            c = get_coupling("ot")(x0, x1, generator)
+            y0, y1 = c.x0, c.x1
         t = torch.rand(x1.shape[0], generator=generator, dtype=x1.dtype)
-        s = self.path.sample(c.x0, c.x1, t)
+        s = self.path.sample(y0, y1, t)
         per = ((model(s.xt, t) - s.ut) ** 2).reshape(x1.shape[0], -1).sum(1)
         if step < self.warmup_steps:
             return per
@@ -169,7 +179,8 @@ class EnergyMatchingSpec(ObjectiveSpec):
             )
 
     def loss(self, objective: EnergyMatchingObjective, setup: LossSetup) -> EnergyMatching:
-        return objective.build(setup.total_steps)
+        loss = objective.build(setup.total_steps)
+        return dataclasses.replace(loss, pairs=setup.coupling == PAIRS)
 
     def network(self, objective: EnergyMatchingObjective, backbone: nn.Module) -> nn.Module:
         return PotentialField(backbone)

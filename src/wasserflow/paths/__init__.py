@@ -29,9 +29,16 @@ Public API (stable):
   batch_size, ot_batch, reuse=1, prefetch=True), seed=, total_steps=None)``, batches (B, 2, ...)
   of exact-OT pairs from N = ot_batch point problems, the next block solved in a background
   thread; ``ot_pair_block(sample_data, config, seed, block)``.
+* Labelled batches (:mod:`.couplings`): ``LabelledBatch(x, y)``; ``within_classes(coupling,
+  x0, x1, y, generator)`` (the plan solved class by class) and ``couple_labelled(name, x0,
+  batch, generator, per_class=True)`` (pairs carrying their data point's label); the pair
+  stream couples labelled data the same way.
+* Guidance: ``guide(x, cond, uncond, scale, coeffs, prediction, space)`` (u + s (c - u) in any
+  parametrisation; :mod:`.parametrization`).
 * Oracles (:mod:`.oracle`): ``MixtureOracle(mixture, path)`` with ``score``, ``velocity``,
   ``epsilon``, ``posterior_x1``, ``log_prob`` (x (n, d), t) and ``marginal(t)``;
-  ``gaussian_oracle(mean, cov, path)``; ``GaussianGeodesicOracle(mean, cov)`` with
+  ``gaussian_oracle(mean, cov, path)``; ``ClassOracle(mixture, path)`` (class c = component
+  c, the null class K = the mixture: ``velocity(x, t, y)``, ``score(x, t, y)``); ``GaussianGeodesicOracle(mean, cov)`` with
   ``velocity(x, t)`` and ``transport(x0, t)``.
 """
 
@@ -46,14 +53,17 @@ from .clock import (
 from .couplings import (
     COUPLINGS,
     CoupledBatch,
+    LabelledBatch,
+    couple_labelled,
     entropic_coupling,
     entropic_plan,
     get_coupling,
     independent_coupling,
     ot_coupling,
     reflow_coupling,
+    within_classes,
 )
-from .oracle import GaussianGeodesicOracle, MixtureOracle, gaussian_oracle
+from .oracle import ClassOracle, GaussianGeodesicOracle, MixtureOracle, gaussian_oracle
 from .ot_stream import OTPairStream, OTStreamConfig, ot_pair_block
 from .parametrization import (
     PREDICTIONS,
@@ -61,6 +71,7 @@ from .parametrization import (
     epsilon_to_score,
     epsilon_to_x1,
     from_x1_and_epsilon,
+    guide,
     score_to_epsilon,
     to_v_prediction,
     to_velocity,
@@ -90,7 +101,12 @@ __all__ = [
     "SCHEDULES",
     "TIME_INPUTS",
     "AffinePath",
+    "ClassOracle",
     "CoupledBatch",
+    "LabelledBatch",
+    "couple_labelled",
+    "within_classes",
+    "guide",
     "CosineSchedule",
     "DDPMDiscreteSchedule",
     "GaussianGeodesicOracle",

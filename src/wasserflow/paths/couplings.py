@@ -11,6 +11,16 @@
 
 Every coupling takes an explicit ``generator`` (unused by the deterministic ones) and returns a
 :class:`CoupledBatch` holding the pairs and the indices into the inputs.
+
+Class labels (:class:`LabelledBatch`, a batch and the class of each row): a coupling of
+labelled data either ignores the labels (the plan of the whole batch, TorchCFM's
+``guided_sample_location_and_conditional_flow``: noise may travel to a point of any class) or
+is solved within each class (:func:`within_classes`: the plan is block-diagonal in the
+classes, the limit of C2OT's condition cost, Cheng & Schwing 2025, arXiv:2503.10636). Either
+way each pair carries the label of its data point, ``y[index1]``. Only the within-class plan
+keeps the noise of each class distributed as the reference: a label-blind plan sends to class
+c the noise points nearest its data, so a conditional model trained on those pairs starts
+class c from a skewed prior while sampling starts it from N(0, I).
 """
 
 from __future__ import annotations
@@ -49,6 +59,63 @@ def _check_batches(x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
             f"{tuple(x1.shape[1:])}"
         )
     return f0, f1
+
+
+@dataclass(frozen=True)
+class LabelledBatch:
+    """A batch ``x`` (B, ...) (data points, or (B, 2, ...) noise-data pairs) and the class of
+    each row ``y`` (B,) int64: what a class-conditional run's data stream serves. Indexing
+    and ``to`` act on both."""
+
+    x: Tensor
+    y: Tensor
+
+    def __post_init__(self) -> None:
+        if self.y.dim() != 1 or self.y.shape[0] != self.x.shape[0]:
+            raise ValueError(
+                f"a labelled batch needs one label per row: {self.x.shape[0]} rows, labels of "
+                f"shape {tuple(self.y.shape)}"
+            )
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def __getitem__(self, index) -> LabelledBatch:
+        return LabelledBatch(self.x[index], self.y[index])
+
+    def to(self, device, non_blocking: bool = False) -> LabelledBatch:
+        return LabelledBatch(
+            self.x.to(device, non_blocking=non_blocking),
+            self.y.to(device, non_blocking=non_blocking),
+        )
+
+
+def within_classes(
+    coupling: Callable[..., CoupledBatch],
+    x0: Tensor,
+    x1: Tensor,
+    y: Tensor,
+    generator: torch.Generator | None = None,
+    **options,
+) -> CoupledBatch:
+    """``coupling`` solved separately on the rows of each class: the x0 and x1 rows i with
+    y_i = c are coupled among themselves (x0 drawn independently of the labels, so each class's
+    noise is a sample of the reference). The pairs come class by class (classes in increasing
+    order); ``index0`` / ``index1`` index the whole batch, so the label of pair k is
+    ``y[index1[k]]`` (= ``y[index0[k]]``)."""
+    if y.dim() != 1 or y.shape[0] != x1.shape[0] or x0.shape[0] != x1.shape[0]:
+        raise ValueError("coupling within classes needs equal batches and one label per row")
+    parts = []
+    for c in torch.unique(y).tolist():
+        rows = torch.nonzero(y == c).reshape(-1)
+        sub = coupling(x0[rows], x1[rows], generator, **options)
+        parts.append((sub, rows[sub.index0], rows[sub.index1]))
+    return CoupledBatch(
+        x0=torch.cat([p[0].x0 for p in parts]),
+        x1=torch.cat([p[0].x1 for p in parts]),
+        index0=torch.cat([p[1] for p in parts]),
+        index1=torch.cat([p[2] for p in parts]),
+    )
 
 
 def independent_coupling(
@@ -164,6 +231,26 @@ COUPLINGS: dict[str, Callable[..., CoupledBatch]] = {
     "ot": ot_coupling,
     "entropic": entropic_coupling,
 }
+
+
+def couple_labelled(
+    name: str,
+    x0: Tensor,
+    batch: LabelledBatch,
+    generator: torch.Generator | None = None,
+    *,
+    per_class: bool = True,
+    **options,
+) -> LabelledBatch:
+    """The coupling ``name`` of the noise ``x0`` with the labelled data ``batch``, within each
+    class (``per_class``) or label-blind, as (B', 2, ...) pairs [x0, x1] with the label of each
+    pair's data point (module doc)."""
+    fn = get_coupling(name)
+    if per_class:
+        c = within_classes(fn, x0, batch.x, batch.y, generator, **options)
+    else:
+        c = fn(x0, batch.x, generator, **options)
+    return LabelledBatch(torch.stack([c.x0, c.x1], dim=1), batch.y[c.index1])
 
 
 def get_coupling(name: str) -> Callable[..., CoupledBatch]:

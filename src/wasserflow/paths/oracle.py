@@ -110,6 +110,52 @@ class MixtureOracle:
         return self._per_time(x, t, f)
 
 
+@dataclass(frozen=True)
+class ClassOracle:
+    """The exact class-conditional fields of a labelled mixture: class c is component c (its
+    own Gaussian, p(x | c) = N(m_c, S_c)) and the null class K = the number of components is
+    the whole mixture (the unconditional law). Methods take x (n, d), t and labels y (n,) (or
+    one int) in [0, K] and evaluate each row with its own class."""
+
+    mixture: GaussianMixture
+    path: AffinePath
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.mixture.weights.shape[0])
+
+    def oracle(self, label: int) -> MixtureOracle:
+        """The :class:`MixtureOracle` of class ``label`` (K: the whole mixture)."""
+        k = int(label)
+        if not 0 <= k <= self.num_classes:
+            raise ValueError(f"class {k} outside [0, {self.num_classes}]")
+        m = self.mixture
+        if k < self.num_classes:
+            m = GaussianMixture.create([1.0], m.means[k : k + 1], m.covs[k : k + 1])
+        return MixtureOracle(m, self.path)
+
+    def _by_class(self, x: Tensor, t, labels, what: str) -> Tensor:
+        _check_x(x, self.mixture.dim)
+        t = broadcast_time(t, x)
+        y = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
+        y = y.expand(x.shape[0]) if y.shape[0] == 1 else y
+        if y.shape[0] != x.shape[0]:
+            raise ValueError(f"{y.shape[0]} labels for a batch of {x.shape[0]}")
+        out = torch.empty_like(x)
+        for k in torch.unique(y).tolist():
+            rows = y == k
+            out[rows] = getattr(self.oracle(k), what)(x[rows], t[rows])
+        return out
+
+    def velocity(self, x: Tensor, t, labels) -> Tensor:
+        """v_t(x | y) (n, d)."""
+        return self._by_class(x, t, labels, "velocity")
+
+    def score(self, x: Tensor, t, labels) -> Tensor:
+        """grad log p_t(x | y) (n, d)."""
+        return self._by_class(x, t, labels, "score")
+
+
 def gaussian_oracle(mean: Tensor, cov: Tensor, path: AffinePath) -> MixtureOracle:
     """The oracle of a single Gaussian N(mean, cov) (a one-component mixture)."""
     return MixtureOracle(GaussianMixture.create([1.0], mean, cov), path)

@@ -18,6 +18,11 @@ problems give straighter couplings. This stream decouples the OT size from the t
   the current one (POT's ``emd_c`` releases the GIL), so the coupling costs no wall-clock time
   when ``reuse * N / B`` training steps take longer than one N-point OT solve.
 
+Labelled data (a ``sample_data`` returning a :class:`~wasserflow.paths.couplings.LabelledBatch`,
+a class-conditional run) is coupled within each class (``per_class``, the default) or
+label-blind, and every pair keeps the label of its data point
+(:func:`~wasserflow.paths.couplings.couple_labelled`); the stream then serves labelled batches.
+
 ``ot_batch = B, reuse = 1`` is TorchCFM's OT-CFM (one fresh OT per batch). The batch of step s
 is a pure function of (seed, s): prefetching gives the same batches bit for bit as computing
 synchronously, and a resumed run needs no stream state beyond its step (:meth:`seek`).
@@ -37,9 +42,10 @@ import torch
 from torch import Tensor
 
 from ..geometry.ot.minibatch import minibatch_ot_permutation
+from .couplings import LabelledBatch, couple_labelled
 
-DataSampler = Callable[[int, torch.Generator], Tensor]
-"""(n, generator) -> (n, ...) data points."""
+DataSampler = Callable[[int, torch.Generator], Tensor | LabelledBatch]
+"""(n, generator) -> (n, ...) data points, or a labelled batch of them."""
 
 _STREAM_TAG = 0x07C0FFEE  # keeps block seeds apart from seeds used elsewhere in a run
 
@@ -54,12 +60,14 @@ class OTStreamConfig:
         reuse: epochs over each block's N pairs (each pair is trained on ``reuse`` times, with
             fresh times t); 1 = every pair is used once.
         prefetch: solve block k + 1 in a background thread while block k is served.
+        per_class: labelled data only: solve the plan within each class (False: label-blind).
     """
 
     batch_size: int
     ot_batch: int
     reuse: int = 1
     prefetch: bool = True
+    per_class: bool = True
 
     def __post_init__(self):
         if self.batch_size < 1 or self.ot_batch < 1 or self.reuse < 1:
@@ -84,21 +92,26 @@ def block_seed(seed: int, block: int) -> int:
 
 def ot_pair_block(
     sample_data: DataSampler, config: OTStreamConfig, seed: int, block: int
-) -> Tensor:
+) -> Tensor | LabelledBatch:
     """The pairs of one block in serving order, shape (reuse * N, 2, ...): [:, 0] = x0 (noise),
-    [:, 1] = x1 (data), with (x0, x1) an exact OT pairing of N noise and N data points.
+    [:, 1] = x1 (data), with (x0, x1) an exact OT pairing of N noise and N data points (a
+    :class:`LabelledBatch` of them for labelled data, module doc).
 
     Deterministic in (seed, block): data, noise and the epoch orders come from one generator
     seeded by :func:`block_seed`.
     """
     g = torch.Generator().manual_seed(block_seed(seed, block))
     n = config.ot_batch
-    x1 = sample_data(n, g)
+    data = sample_data(n, g)
+    x1 = data.x if isinstance(data, LabelledBatch) else data
     if x1.shape[0] != n:
         raise ValueError(f"the data sampler returned {x1.shape[0]} points, asked for {n}")
     x0 = torch.randn(x1.shape, generator=g, dtype=x1.dtype)
-    perm = minibatch_ot_permutation(x0.reshape(n, -1), x1.reshape(n, -1))
-    pairs = torch.stack([x0, x1[perm]], dim=1)
+    if isinstance(data, LabelledBatch):
+        pairs = couple_labelled("ot", x0, data, per_class=config.per_class)
+    else:
+        perm = minibatch_ot_permutation(x0.reshape(n, -1), x1.reshape(n, -1))
+        pairs = torch.stack([x0, x1[perm]], dim=1)
     order = torch.cat([torch.randperm(n, generator=g) for _ in range(config.reuse)])
     return pairs[order]
 
@@ -159,7 +172,7 @@ class OTPairStream:
             self._blocks[block] = fut
         return fut
 
-    def block(self, block: int) -> Tensor:
+    def block(self, block: int) -> Tensor | LabelledBatch:
         """The pairs of ``block`` (waiting for the background thread if it is computing it);
         with prefetch, starts the next block in the background and forgets older ones."""
         pairs = self._future(block, background=False).result()
@@ -171,7 +184,7 @@ class OTPairStream:
             self._future(block + 1, background=True)
         return pairs
 
-    def batch(self, step: int) -> Tensor:
+    def batch(self, step: int) -> Tensor | LabelledBatch:
         """The (B, 2, ...) pairs of training step ``step`` (0-based)."""
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")

@@ -160,3 +160,31 @@ def convert(x: Tensor, pred: Tensor, c: ScheduleOutput, source: str, target: str
     if target == "v_prediction":
         return to_v_prediction(x1, eps, c)
     return to_velocity(x1, eps, c)
+
+
+def guide(
+    x: Tensor,
+    cond: Tensor,
+    uncond: Tensor,
+    scale: float,
+    c: ScheduleOutput | None = None,
+    prediction: str = "velocity",
+    space: str | None = None,
+) -> Tensor:
+    """Classifier-free guidance of two ``prediction`` outputs at x, u + s (c - u), formed in the
+    parametrisation ``space`` (None: ``prediction`` itself) and returned as a ``prediction``.
+
+    Every conversion is affine in the output with an x term that does not depend on it,
+    q = A_t x + B_t p, so guiding in q and converting back gives the same field as guiding in p:
+    A x + B (u + s (c - u)) = (A x + B u) + s ((A x + B c) - (A x + B u)). The choice of
+    ``space`` changes only round-off, except where a conversion is singular (x1 from eps or the
+    velocity at alpha = 0, eps from x1 at sigma = 0): there only the network's own output stays
+    finite, which is why :mod:`wasserflow.samplers.guidance` guides that.
+    """
+    if space is None or space == prediction:
+        return uncond + scale * (cond - uncond)
+    if c is None:
+        raise ValueError(f"guiding a {prediction!r} output in {space!r} needs the schedule at t")
+    a = convert(x, cond, c, prediction, space)
+    b = convert(x, uncond, c, prediction, space)
+    return convert(x, b + scale * (a - b), c, space, prediction)

@@ -35,6 +35,11 @@ n_langevin, step_size, temperature)``, ``jko`` (a JKO flow's blocks inverted; th
 grid). Single steps: ``ddpm_step``, ``ddim_step``,
 ``posterior_coefficients``, ``langevin_step``; ``natural_diffusion_squared(field, t)``.
 
+Guidance (:mod:`.guidance`): ``guided_field(labelled, labels, null, Guidance(scale, interval,
+batched, space), counter)`` is the Field of a class-conditional model guided at scale s
+(s = 1 off, ``Guidance.from_w(w)`` for w = s - 1); every sampler drives it unchanged, and a
+``PassCounter`` records the network passes beside the sampler's NFE.
+
 Grids (pure functions): ``uniform_grid(n_steps, start=0, end=1)``,
 ``diffusers_timesteps(n, num_train_timesteps=1000, spacing, steps_offset=0)``,
 ``diffusers_steps(n, *, scheduler="ddim"|"ddpm", num_train_timesteps=1000, spacing="leading",
@@ -58,6 +63,14 @@ from .grids import (
     solver_grid,
     time_at_log_snr,
     uniform_grid,
+)
+from .guidance import (
+    Guidance,
+    PassCounter,
+    as_guidance,
+    counted_field,
+    guided_field,
+    oracle_labelled,
 )
 from .ipndm import ipndm
 from .jko import jko
@@ -93,6 +106,12 @@ __all__ = [
     "SOLVER_SPACINGS",
     "SPACINGS",
     "Field",
+    "Guidance",
+    "PassCounter",
+    "as_guidance",
+    "counted_field",
+    "guided_field",
+    "oracle_labelled",
     "SampleResult",
     "SamplerSpec",
     "annealed_langevin",
