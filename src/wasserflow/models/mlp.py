@@ -5,6 +5,11 @@ Linear(d + e, w), act, [Linear(w, w), act] x (depth - 1), Linear(w, out), fed wi
 concatenation [x_flat, phi(t)], phi a time embedding of width e (sinusoidal, raw t, or none).
 With ``time_embedding="linear"``, width 64, depth 3 and SELU this is exactly TorchCFM's
 ``MLP(dim, w=64, time_varying=True)`` (same layers, same state-dict keys, t as last input).
+
+Extra conditions (``conditions``, :mod:`.conditioning`; none by default): the network is called
+as ``net(x, t, c_1, ..., c_k)`` and sees [x_flat, phi(t) + sum_k E_k(c_k)], a scalar condition
+embedded as A_k phi(c_k) with its own learned e x e matrix A_k (module ``cond``). They need the
+sinusoidal time embedding: added to a raw t (width 1) a second number would be confused with it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from .._time import broadcast_time
+from .conditioning import ConditionEmbeddings, no_conditions
 from .embedding import ACTIVATIONS, LinearTime, SinusoidalTimeEmbedding, make_activation
 from .registry import register_model
 
@@ -32,6 +38,7 @@ class TimeMLP(nn.Module):
         activation: a key of :data:`~wasserflow.models.embedding.ACTIVATIONS`.
         time_embedding: "sinusoidal" (:class:`SinusoidalTimeEmbedding` of width ``embed_dim``),
             "linear" (t itself) or "none" (t is ignored and may be omitted).
+        conditions: extra inputs after t (module doc), none by default.
     """
 
     def __init__(
@@ -43,6 +50,7 @@ class TimeMLP(nn.Module):
         activation: str = "silu",
         time_embedding: str = "sinusoidal",
         embed_dim: int = 64,
+        conditions: tuple[str, ...] = (),
     ):
         super().__init__()
         if depth < 1 or width < 1 or out_dim < 1:
@@ -67,6 +75,16 @@ class TimeMLP(nn.Module):
             layers += [nn.Linear(width, width), make_activation(activation)]
         layers.append(nn.Linear(width, out_dim))
         self.net = nn.Sequential(*layers)
+        self.cond: ConditionEmbeddings | None = None
+        if conditions:  # built after the layers: without conditions the same initial weights
+            if time_embedding != "sinusoidal":
+                raise ValueError(
+                    f"extra conditions {list(conditions)} are added to the time embedding, "
+                    f"which must be sinusoidal (time_embedding is {time_embedding!r})"
+                )
+            self.cond = ConditionEmbeddings(
+                conditions, e, lambda: nn.Sequential(SinusoidalTimeEmbedding(e), nn.Linear(e, e))
+            )
 
     def flatten(self, x: Tensor) -> Tensor:
         if math.prod(x.shape[1:]) != self.in_dim:
@@ -75,17 +93,22 @@ class TimeMLP(nn.Module):
             )
         return x.reshape(x.shape[0], self.in_dim)
 
-    def features(self, x: Tensor, t: Tensor | float | None) -> Tensor:
-        """[x_flat, phi(t)] of shape (N, d + e)."""
+    def features(self, x: Tensor, t: Tensor | float | None, *conditions: Tensor) -> Tensor:
+        """[x_flat, phi(t) (+ the conditions' embeddings)] of shape (N, d + e)."""
         flat = self.flatten(x)
+        if self.cond is None:
+            no_conditions(conditions)
         if self.embed is None:
             return flat
         if t is None:
             raise ValueError("this model is time-conditioned: pass t (a float or a (N,) tensor)")
-        return torch.cat([flat, self.embed(broadcast_time(t, flat))], dim=1)
+        phi = self.embed(broadcast_time(t, flat))
+        if self.cond is not None:
+            phi = phi + self.cond(conditions, flat)
+        return torch.cat([flat, phi], dim=1)
 
-    def forward(self, x: Tensor, t: Tensor | float | None = None) -> Tensor:
-        return self.net(self.features(x, t))
+    def forward(self, x: Tensor, t: Tensor | float | None = None, *conditions: Tensor) -> Tensor:
+        return self.net(self.features(x, t, *conditions))
 
 
 class VectorFieldMLP(TimeMLP):
@@ -94,8 +117,8 @@ class VectorFieldMLP(TimeMLP):
     def __init__(self, shape: tuple[int, ...], **kwargs):
         super().__init__(shape, math.prod(tuple(shape)), **kwargs)
 
-    def forward(self, x: Tensor, t: Tensor | float | None = None) -> Tensor:
-        return super().forward(x, t).reshape(x.shape)
+    def forward(self, x: Tensor, t: Tensor | float | None = None, *conditions: Tensor) -> Tensor:
+        return super().forward(x, t, *conditions).reshape(x.shape)
 
 
 class PotentialMLP(TimeMLP):
@@ -105,8 +128,8 @@ class PotentialMLP(TimeMLP):
         kwargs.setdefault("time_embedding", "none")
         super().__init__(shape, 1, **kwargs)
 
-    def forward(self, x: Tensor, t: Tensor | float | None = None) -> Tensor:
-        return super().forward(x, t)[:, 0]
+    def forward(self, x: Tensor, t: Tensor | float | None = None, *conditions: Tensor) -> Tensor:
+        return super().forward(x, t, *conditions)[:, 0]
 
 
 @dataclass(frozen=True)
@@ -146,10 +169,12 @@ class MLPConfig:
             )
 
 
-@register_model("mlp", MLPConfig)
-def mlp(shape: tuple[int, ...], config: MLPConfig, *, scalar: bool = False) -> nn.Module:
+@register_model("mlp", MLPConfig, conditions=True)
+def mlp(
+    shape: tuple[int, ...], config: MLPConfig, *, scalar: bool = False, conditions: tuple = ()
+) -> nn.Module:
     """A :class:`VectorFieldMLP`, or with ``scalar`` a :class:`PotentialMLP` (state-dict keys
-    ``net.*``, as every checkpoint has them)."""
+    ``net.*``, as every checkpoint has them; ``cond.*`` with extra ``conditions``)."""
     time = config.time_embedding or ("none" if scalar else "sinusoidal")
     kwargs = {
         "width": config.width,
@@ -157,5 +182,6 @@ def mlp(shape: tuple[int, ...], config: MLPConfig, *, scalar: bool = False) -> n
         "activation": str(config.activation).lower(),
         "time_embedding": time,
         "embed_dim": config.embed_dim,
+        "conditions": tuple(conditions),
     }
     return PotentialMLP(shape, **kwargs) if scalar else VectorFieldMLP(shape, **kwargs)

@@ -15,6 +15,11 @@ holds every option with its default and validates them in ``__post_init__``; the
 configuration stores ``{"name": ..., "shape": [...], **options}``, so a checkpoint rebuilds the
 same architecture. Adding a backbone is one module with ``@register_model``, one import in
 ``models/__init__.py`` and its test; nothing else names it.
+
+A backbone registered with ``conditions=True`` also takes extra inputs after t, each embedded and
+added to its time embedding (:mod:`.conditioning`): built with ``conditions=("scalar",)`` it is
+called as ``net(x, t, c)``. Conditions are not options of its config: the objective (a flow
+map's second time) or the data (class labels) ask for them when the run's network is built.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class Backbone:
     cls: Callable[..., nn.Module]
     config: type
     scalar: bool = True  # whether it can be built with a scalar head
+    conditions: bool = False  # whether it takes extra conditioning inputs (:mod:`.conditioning`)
 
     def options(self, values: Mapping[str, Any] | None = None) -> Any:
         """The options dataclass from ``values``, refusing unknown keys with the valid ones."""
@@ -58,16 +64,17 @@ BACKBONES: dict[str, Backbone] = {}
 
 
 def register_model(
-    name: str, config: type, *, scalar: bool = True
+    name: str, config: type, *, scalar: bool = True, conditions: bool = False
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: register a backbone ``cls(shape, config, *, scalar=False)``."""
+    """Decorator: register a backbone ``cls(shape, config, *, scalar=False)`` (with
+    ``conditions``: ``cls(shape, config, *, scalar=False, conditions=())``)."""
     if not dataclasses.is_dataclass(config):
         raise TypeError(f"the config of model {name!r} must be a dataclass")
 
     def deco(cls: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in BACKBONES:
             raise ValueError(f"model {name!r} is registered twice")
-        BACKBONES[name] = Backbone(name, cls, config, scalar)
+        BACKBONES[name] = Backbone(name, cls, config, scalar, conditions)
         return cls
 
     return deco
@@ -91,9 +98,16 @@ def check_shape(shape: Any) -> tuple[int, ...]:
 
 
 def build_backbone(
-    name: str, shape: Any, options: Any = None, *, scalar: bool = False, seed: int | None = None
+    name: str,
+    shape: Any,
+    options: Any = None,
+    *,
+    scalar: bool = False,
+    seed: int | None = None,
+    conditions: tuple[str, ...] = (),
 ) -> nn.Module:
-    """Build backbone ``name`` for data of ``shape`` (options: a mapping or its dataclass).
+    """Build backbone ``name`` for data of ``shape`` (options: a mapping or its dataclass),
+    taking the extra inputs ``conditions`` after t (:mod:`.conditioning`; none by default).
 
     With ``seed`` the parameters are initialised from ``torch.default_generator`` seeded with
     it inside ``torch.random.fork_rng``, so the caller's global RNG state is left unchanged.
@@ -102,9 +116,14 @@ def build_backbone(
     opts = options if isinstance(options, b.config) else b.options(options)
     if scalar and not b.scalar:
         raise ValueError(f"model {name} has no scalar head, which an energy model needs")
+    if conditions and not b.conditions:
+        raise ValueError(
+            f"model {name} takes no extra inputs ({', '.join(conditions)}): use a backbone "
+            f"that does ({', '.join(k for k, v in BACKBONES.items() if v.conditions)})"
+        )
     shape = check_shape(shape)
-    if seed is None:
-        return b.cls(shape, opts, scalar=scalar)
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(int(seed))
-        return b.cls(shape, opts, scalar=scalar)
+    extra = {"conditions": tuple(conditions)} if conditions else {}
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.default_generator.manual_seed(int(seed))
+        return b.cls(shape, opts, scalar=scalar, **extra)

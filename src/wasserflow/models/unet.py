@@ -39,6 +39,19 @@ height of some level (H, H / 2, ...), else they are refused too.
 
 A scalar head is time-independent unless ``time_conditioned`` is True (Energy Matching's E is
 time-independent; the time MLP and the per-block time projections are then not built).
+
+**Extra conditions** (``conditions``, :mod:`.conditioning`; none by default): called as
+``unet(x, t, c_1, ..., c_k)``, each condition embedded to the width 4 ``channels`` of the time
+embedding and added to it before the residual blocks' projections (ADM adds its class
+embedding there); a scalar condition has the time's recipe (sinusoid of ``time_scale * c``,
+Linear, SiLU, Linear) with its own weights (module ``cond``), as DiT-style flow maps embed
+their second time. They need a time-conditioned network.
+
+**Attention under forward-mode AD.** ``torch.func.jvp`` has no rule for the fused attention
+kernels (PyTorch's CPU flash kernel raises NotImplementedError, pytorch#165530); a caller
+differentiating forward (MeanFlow's target) runs the network inside
+``torch.nn.attention.sdpa_kernel([SDPBackend.MATH])``, whose composite kernel differentiates
+both ways.
 """
 
 from __future__ import annotations
@@ -51,6 +64,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._time import broadcast_time
+from .conditioning import ConditionEmbeddings, no_conditions
 from .embedding import SinusoidalTimeEmbedding
 from .registry import register_model
 
@@ -302,14 +316,22 @@ class Stage(nn.ModuleList):
         return x
 
 
-@register_model("unet", UNetConfig)
+@register_model("unet", UNetConfig, conditions=True)
 class UNet(nn.Module):
     """The ``unet`` backbone: (N, C, H, W), t -> (N, C, H, W), or with ``scalar`` E: (N,).
 
-    See the module docstring for the architecture, the time embedding and the scalar heads.
+    See the module docstring for the architecture, the time embedding, the scalar heads and
+    the extra conditions.
     """
 
-    def __init__(self, shape: tuple[int, ...], config: UNetConfig, *, scalar: bool = False):
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        config: UNetConfig,
+        *,
+        scalar: bool = False,
+        conditions: tuple[str, ...] = (),
+    ):
         super().__init__()
         shape = tuple(int(s) for s in shape)
         if len(shape) != 3:
@@ -387,17 +409,46 @@ class UNet(nn.Module):
             self.head = nn.Conv2d(c, c_in, 3, padding=1)
             if not scalar:  # zero output at init (ADM); never for the norm head (see above)
                 _zero(self.head)
+        self.cond = self._conditions(tuple(conditions), ch, emb_dim)
 
-    def forward(self, x: Tensor, t: Tensor | float | None = None) -> Tensor:
+    def _conditions(
+        self, conditions: tuple[str, ...], ch: int, emb_dim: int
+    ) -> ConditionEmbeddings | None:
+        """The embeddings of the extra conditions, built last (none: the same initial weights
+        as a network without them)."""
+        if not conditions:
+            return None
+        if not self.time_conditioned:
+            raise ValueError(
+                f"extra conditions {list(conditions)} are added to the time embedding: the "
+                "unet must be time-conditioned"
+            )
+        scale = float(self.config.time_scale)
+        return ConditionEmbeddings(
+            conditions,
+            emb_dim,
+            lambda: nn.Sequential(
+                SinusoidalTimeEmbedding(ch, scale=scale),
+                nn.Linear(ch, emb_dim),
+                nn.SiLU(),
+                nn.Linear(emb_dim, emb_dim),
+            ),
+        )
+
+    def forward(self, x: Tensor, t: Tensor | float | None = None, *conditions: Tensor) -> Tensor:
         if x.dim() != 4 or tuple(x.shape[1:]) != self.shape:
             raise ValueError(
                 f"input of shape {tuple(x.shape)} does not match the model's shape {self.shape}"
             )
+        if self.cond is None:
+            no_conditions(conditions)
         emb = None
         if self.time_conditioned:
             if t is None:
                 raise ValueError("this unet is time-conditioned: pass t (a float or (N,))")
             emb = self.time_mlp(self.time_embed(broadcast_time(t, x)))
+            if self.cond is not None:
+                emb = emb + self.cond(conditions, x)
         h = self.stem(x)
         hs = [h]
         for stage in self.down:
