@@ -76,4 +76,5 @@ def run_plan(
         times=times if traj is not None else None,
         sampler=spec.name,
         energy=energy,
+        deviation=res.deviation,
     )

@@ -32,7 +32,9 @@ Public API (stable):
 * Oracles (:mod:`.oracle`): ``MixtureOracle(mixture, path)`` with ``score``, ``velocity``,
   ``epsilon``, ``posterior_x1``, ``log_prob`` (x (n, d), t) and ``marginal(t)``;
   ``gaussian_oracle(mean, cov, path)``; ``GaussianGeodesicOracle(mean, cov)`` with
-  ``velocity(x, t)`` and ``transport(x0, t)``.
+  ``velocity(x, t)``, ``transport(x0, t)`` and ``flow_map(x, t, s)``; ``GaussianFlowMap(mean,
+  cov, path)``, the exact flow map of a path's ODE between Gaussians (``flow_map``,
+  ``average_velocity``, ``velocity``).
 """
 
 from .affine import TIME_INPUTS, AffinePath, PathSample, broadcast_time, expand_like
@@ -53,7 +55,7 @@ from .couplings import (
     ot_coupling,
     reflow_coupling,
 )
-from .oracle import GaussianGeodesicOracle, MixtureOracle, gaussian_oracle
+from .oracle import GaussianFlowMap, GaussianGeodesicOracle, MixtureOracle, gaussian_oracle
 from .ot_stream import OTPairStream, OTStreamConfig, ot_pair_block
 from .parametrization import (
     PREDICTIONS,
@@ -115,6 +117,7 @@ __all__ = [
     "expand_like",
     "from_diffusion_time",
     "gaussian_oracle",
+    "GaussianFlowMap",
     "get_coupling",
     "get_schedule",
     "independent_coupling",
