@@ -12,7 +12,10 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .. import _atomic
+from .. import (
+    _atomic,
+    interop,  # noqa: F401  (registers the diffusers: and torchcfm: teachers)
+)
 from .._outputs import output_file, output_folder
 from ..data import data_help
 from ..engine import GenerativeModel, RunConfig, TrainResult
@@ -306,6 +309,8 @@ def _train_with_progress(
             if not told:
                 tell_changes()
             off = offsets.setdefault(stage, len(offsets) * total)
+            if off + step > bar.tasks[0].total:  # a stage more (a teacher trained first)
+                bar.update(task, total=off + max(step, total))
             bar.update(task, completed=off + step, loss=f"{record['loss']:.4g}")
 
         try:
