@@ -18,7 +18,13 @@ from wasserflow.engine import load_run, make_config, train_run
 from wasserflow.engine.teachers import TEACHER_SOURCES, register_teacher_source
 from wasserflow.interop import from_callable
 from wasserflow.models import build_backbone
-from wasserflow.objectives import FlowMapNet, Shortcut, meanflow_target, meanflow_times
+from wasserflow.objectives import (
+    FlowMapNet,
+    Shortcut,
+    ShortcutObjective,
+    meanflow_target,
+    meanflow_times,
+)
 from wasserflow.objectives.flowmap_distill import jump_indices
 from wasserflow.paths import AffinePath, GaussianFlowMap, LinearSchedule
 
@@ -144,11 +150,11 @@ def test_the_exact_map_is_self_consistent_under_the_shortcut_target():
     data = M + torch.randn(400, 2, generator=g, dtype=torch.float64) @ torch.linalg.cholesky(S).T
     # M = 1024: 9 of the 10 levels compose two exact jumps (round-off); the smallest takes two
     # Euler steps of 1 / 1024 on v, whose average velocity is off by O(d): |.|^2 ~ 1e-6
-    per = Shortcut(PATH, consistency_fraction=0.5, base_steps=1024)(Exact(), data, g)
+    per = Shortcut(PATH, options=ShortcutObjective(0.5, base_steps=1024))(Exact(), data, g)
     assert float((per[200:] < 1e-20).double().mean()) > 0.8
     assert per[200:].max() < 1e-4 * per[:200].mean()
     # M = 2: the one level is two Euler steps of 1/2 on v, which the exact map is not
-    coarse = Shortcut(PATH, consistency_fraction=0.5, base_steps=2)
+    coarse = Shortcut(PATH, options=ShortcutObjective(0.5, base_steps=2))
     assert coarse(Exact(), data, torch.Generator().manual_seed(0))[200:].max() > 1e-3
 
 

@@ -99,6 +99,13 @@ def check_times(t_max: float, time_factor: float) -> None:
         raise ValueError(f"time_factor must be positive, got {time_factor}")
 
 
+def check_power_of_two(name: str, value: int, least: int = 1) -> None:
+    """``value`` must be a power of 2, at least ``least``."""
+    v = value
+    if isinstance(v, bool) or not isinstance(v, int) or v < least or v & (v - 1):
+        raise ValueError(f"{name} must be a power of 2 (at least {least}), got {v!r}")
+
+
 def ends_at(base: SamplingContext, t_max: float) -> SamplingContext:
     """A flow map trained on [0, t_max]: samplers stop at t_max (and finish with the posterior
     mean, where t_max < 1, as a VP path's samplers do)."""

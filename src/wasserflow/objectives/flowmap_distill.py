@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from ..samplers import AverageNetworkFn, get_sampler, uniform_grid
-from .flowmap import FlowMapSpec, check_times, expand, squared_norm
+from .flowmap import FlowMapSpec, check_power_of_two, check_times, expand, squared_norm
 from .registry import LossSetup, TeacherSpec, TrainJob, TrainResult, register_objective
 
 CHUNK = 1024
@@ -130,8 +130,7 @@ class FlowMapDistillObjective:
 
     def __post_init__(self) -> None:
         k = self.frames
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k & (k - 1):
-            raise ValueError(f"frames must be a power of 2, got {k!r}")
+        check_power_of_two("frames", k)
         if self.pairs < 1 or (self.teacher_steps is not None and self.teacher_steps < 1):
             raise ValueError("pairs and teacher_steps must be positive")
         check_times(1.0, self.time_factor)

@@ -37,7 +37,7 @@ checks a 2-rank MeanFlow step against one process).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -95,60 +95,19 @@ def meanflow_target(
 
 
 @dataclass(frozen=True)
-class MeanFlow:
-    """The MeanFlow loss on an affine path and a coupling (module doc).
+class MeanFlowObjective:
+    """MeanFlow (Geng et al. 2025): a flow map trained from scratch through the MeanFlow
+    identity with a JVP target (:class:`MeanFlow`); the defaults are the paper's, and
+    ``time_factor`` scales the times the backbone sees (:class:`FlowMapNet`).
 
     Attributes:
-        path: the affine path (its conditional velocity u_t stands in for v).
-        coupling, coupling_sigma: how noise and data are paired (as :class:`PathRegression`).
         ratio: the fraction of samples with s != t.
         times: "logit_normal" (the paper's default) or "uniform".
         mu, sigma: the logit-normal of the paper's times.
         p, c: the adaptive weight 1 / (|delta|^2 + c)^p (p = 0: the plain squared error).
         t_max: the largest time trained (1; a path singular at t = 1 stops before).
+        time_factor: k in u(x, t, s) = backbone(x, k t, k (s - t)).
     """
-
-    path: AffinePath
-    coupling: str = "independent"
-    coupling_sigma: float | None = None
-    ratio: float = 0.25
-    times: str = "logit_normal"
-    mu: float = -0.4
-    sigma: float = 1.0
-    p: float = 1.0
-    c: float = 1e-3
-    t_max: float = 1.0
-
-    def loss(
-        self, model: nn.Module, batch: Tensor, generator: torch.Generator, step: int = 0
-    ) -> Tensor:
-        """Per-sample losses (B,) for a data batch (or a batch of pairs)."""
-        x0, x1 = couple(batch, generator, self.coupling, self.coupling_sigma)
-        t, s = meanflow_times(
-            x1.shape[0],
-            generator,
-            x1.dtype,
-            ratio=self.ratio,
-            mu=self.mu,
-            sigma=self.sigma,
-            t_max=self.t_max,
-            kind=self.times,
-        )
-        xt, ut = path_point(self.path, x0, x1, t, generator)
-        u, target = meanflow_target(model, xt, t, s, ut)
-        err = squared_norm(u - target)
-        if self.p == 0:
-            return err
-        return err / (err.detach() + self.c) ** self.p
-
-    __call__ = loss
-
-
-@dataclass(frozen=True)
-class MeanFlowObjective:
-    """MeanFlow (Geng et al. 2025): a flow map trained from scratch through the MeanFlow
-    identity with a JVP target (:class:`MeanFlow`); the defaults are the paper's, and
-    ``time_factor`` scales the times the backbone sees (:class:`FlowMapNet`)."""
 
     ratio: float = 0.25
     times: str = "logit_normal"
@@ -174,6 +133,41 @@ class MeanFlowObjective:
         check_times(self.t_max, self.time_factor)
 
 
+@dataclass(frozen=True)
+class MeanFlow:
+    """The MeanFlow loss on an affine path and a coupling (module doc).
+
+    Attributes:
+        path: the affine path (its conditional velocity u_t stands in for v).
+        coupling, coupling_sigma: how noise and data are paired (as :class:`PathRegression`).
+        options: the objective's settings (:class:`MeanFlowObjective`).
+    """
+
+    path: AffinePath
+    coupling: str = "independent"
+    coupling_sigma: float | None = None
+    options: MeanFlowObjective = field(default_factory=MeanFlowObjective)
+
+    def loss(
+        self, model: nn.Module, batch: Tensor, generator: torch.Generator, step: int = 0
+    ) -> Tensor:
+        """Per-sample losses (B,) for a data batch (or a batch of pairs)."""
+        o = self.options
+        x0, x1 = couple(batch, generator, self.coupling, self.coupling_sigma)
+        t, s = meanflow_times(
+            x1.shape[0], generator, x1.dtype, ratio=o.ratio, mu=o.mu, sigma=o.sigma,
+            t_max=o.t_max, kind=o.times,
+        )  # fmt: skip
+        xt, ut = path_point(self.path, x0, x1, t, generator)
+        u, target = meanflow_target(model, xt, t, s, ut)
+        err = squared_norm(u - target)
+        if o.p == 0:
+            return err
+        return err / (err.detach() + o.c) ** o.p
+
+    __call__ = loss
+
+
 @register_objective("meanflow", MeanFlowObjective)
 class MeanFlowSpec(FlowMapSpec):
     """MeanFlow on the run's path and coupling: a flow map with its instantaneous velocity."""
@@ -181,18 +175,7 @@ class MeanFlowSpec(FlowMapSpec):
     title = "MeanFlow"
 
     def loss(self, objective: MeanFlowObjective, setup: LossSetup) -> MeanFlow:
-        return MeanFlow(
-            path=setup.path,
-            coupling=setup.coupling,
-            coupling_sigma=setup.coupling_sigma,
-            ratio=objective.ratio,
-            times=objective.times,
-            mu=objective.mu,
-            sigma=objective.sigma,
-            p=objective.p,
-            c=objective.c,
-            t_max=objective.t_max,
-        )
+        return MeanFlow(setup.path, setup.coupling, setup.coupling_sigma, objective)
 
     def sampling_context(
         self, objective: MeanFlowObjective, base: SamplingContext, model: Any = None

@@ -26,7 +26,7 @@ batch.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -36,6 +36,7 @@ from ..paths import AffinePath
 from ..samplers import AverageNetworkFn, SamplingContext
 from .flowmap import (
     FlowMapSpec,
+    check_power_of_two,
     check_times,
     ends_at,
     expand,
@@ -71,58 +72,17 @@ def shortcut_times(
 
 
 @dataclass(frozen=True)
-class Shortcut:
-    """The shortcut-model loss on an affine path and a coupling (module doc).
-
-    Attributes:
-        path, coupling, coupling_sigma: the path and how noise and data are paired.
-        consistency_fraction: the fraction of each batch trained for self-consistency.
-        base_steps: M, the number of the smallest steps (a power of 2).
-        t_max: the largest time trained.
-    """
-
-    path: AffinePath
-    coupling: str = "independent"
-    coupling_sigma: float | None = None
-    consistency_fraction: float = 0.25
-    base_steps: int = 128
-    t_max: float = 1.0
-
-    def loss(
-        self, model: nn.Module, batch: Tensor, generator: torch.Generator, step: int = 0
-    ) -> Tensor:
-        """Per-sample losses (B,) for a data batch (or a batch of pairs)."""
-        x0, x1 = couple(batch, generator, self.coupling, self.coupling_sigma)
-        n = x1.shape[0]
-        t, d, consistent = shortcut_times(
-            n,
-            generator,
-            x1.dtype,
-            fraction=self.consistency_fraction,
-            base_steps=self.base_steps,
-            t_max=self.t_max,
-        )
-        xt, ut = path_point(self.path, x0, x1, t, generator)
-        u = AverageNetworkFn(model)
-        smallest = d <= self.t_max / self.base_steps * (1 + 1e-6)
-        with torch.no_grad():  # two jumps of d (Euler steps on u(., ., h = 0) at the smallest)
-            h = torch.where(smallest, torch.zeros_like(d), d)
-            v1 = u(xt, t, t + h)
-            x_mid = xt + expand(d, xt) * v1
-            v2 = u(x_mid, t + d, t + d + h)
-            two_halves = (v1 + v2) / 2
-        c = expand(consistent, xt)
-        target = torch.where(c > 0, two_halves, ut)
-        return squared_norm(u(xt, t, t + 2 * d) - target)
-
-    __call__ = loss
-
-
-@dataclass(frozen=True)
 class ShortcutObjective:
     """Shortcut models (Frans et al. 2024): a flow map trained by flow matching and
     self-consistency over step sizes (:class:`Shortcut`); the defaults are the paper's, and
-    ``time_factor`` scales the times the backbone sees (:class:`FlowMapNet`)."""
+    ``time_factor`` scales the times the backbone sees (:class:`FlowMapNet`).
+
+    Attributes:
+        consistency_fraction: the fraction of each batch trained for self-consistency.
+        base_steps: M, the number of the smallest steps (a power of 2).
+        t_max: the largest time trained.
+        time_factor: k in u(x, t, s) = backbone(x, k t, k (s - t)).
+    """
 
     consistency_fraction: float = 0.25
     base_steps: int = 128
@@ -135,10 +95,43 @@ class ShortcutObjective:
             raise ValueError(
                 f"consistency_fraction must lie in (0, 1), got {self.consistency_fraction}"
             )
-        m = self.base_steps
-        if isinstance(m, bool) or not isinstance(m, int) or m < 2 or m & (m - 1):
-            raise ValueError(f"base_steps must be a power of 2 (at least 2), got {m!r}")
+        check_power_of_two("base_steps", self.base_steps, least=2)
         check_times(self.t_max, self.time_factor)
+
+
+@dataclass(frozen=True)
+class Shortcut:
+    """The shortcut-model loss on an affine path and a coupling (module doc); ``options``: the
+    objective's settings (:class:`ShortcutObjective`)."""
+
+    path: AffinePath
+    coupling: str = "independent"
+    coupling_sigma: float | None = None
+    options: ShortcutObjective = field(default_factory=ShortcutObjective)
+
+    def loss(
+        self, model: nn.Module, batch: Tensor, generator: torch.Generator, step: int = 0
+    ) -> Tensor:
+        """Per-sample losses (B,) for a data batch (or a batch of pairs)."""
+        o = self.options
+        x0, x1 = couple(batch, generator, self.coupling, self.coupling_sigma)
+        t, d, consistent = shortcut_times(
+            x1.shape[0], generator, x1.dtype, fraction=o.consistency_fraction,
+            base_steps=o.base_steps, t_max=o.t_max,
+        )  # fmt: skip
+        xt, ut = path_point(self.path, x0, x1, t, generator)
+        u = AverageNetworkFn(model)
+        smallest = d <= o.t_max / o.base_steps * (1 + 1e-6)
+        with torch.no_grad():  # two jumps of d (Euler steps on u(., ., h = 0) at the smallest)
+            h = torch.where(smallest, torch.zeros_like(d), d)
+            v1 = u(xt, t, t + h)
+            x_mid = xt + expand(d, xt) * v1
+            v2 = u(x_mid, t + d, t + d + h)
+            two_halves = (v1 + v2) / 2
+        target = torch.where(expand(consistent, xt) > 0, two_halves, ut)
+        return squared_norm(u(xt, t, t + 2 * d) - target)
+
+    __call__ = loss
 
 
 @register_objective("shortcut", ShortcutObjective)
@@ -149,14 +142,7 @@ class ShortcutSpec(FlowMapSpec):
     title = "the shortcut model"
 
     def loss(self, objective: ShortcutObjective, setup: LossSetup) -> Shortcut:
-        return Shortcut(
-            path=setup.path,
-            coupling=setup.coupling,
-            coupling_sigma=setup.coupling_sigma,
-            consistency_fraction=objective.consistency_fraction,
-            base_steps=objective.base_steps,
-            t_max=objective.t_max,
-        )
+        return Shortcut(setup.path, setup.coupling, setup.coupling_sigma, objective)
 
     def sampling_context(
         self, objective: ShortcutObjective, base: SamplingContext, model: Any = None

@@ -225,11 +225,5 @@ class GaussianGeodesicOracle:
         """v_t(x) = m + (A - I) ((1 - t) I + t A)^{-1} (x - t m), (n, d)."""
         A = self.matrix
         m = torch.as_tensor(self.mean, dtype=torch.float64).reshape(-1)
-        d = m.shape[0]
-        _check_x(x, d)
-        t = broadcast_time(t, x).to(torch.float64)
-        eye = torch.eye(d, dtype=torch.float64)
-        M = (1 - t)[:, None, None] * eye + t[:, None, None] * A  # (n, d, d)
-        y = x.to(torch.float64) - t[:, None] * m
-        x0 = torch.linalg.solve(M, y[..., None])[..., 0]
-        return (m + x0 @ (A - eye).T).to(x.dtype)
+        x0 = self._start(x, t)
+        return (m + x0 @ (A - torch.eye(m.shape[0], dtype=torch.float64)).T).to(x.dtype)
