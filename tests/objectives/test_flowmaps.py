@@ -179,7 +179,9 @@ def test_jump_indices_cover_every_power_of_two():
 def gaussian_teacher():
     register_teacher_source(
         "test-gaussian",
-        lambda where, spec, device: from_callable(EXACT.velocity, "velocity", "linear", shape=(2,)),
+        lambda where, spec, shape, device: from_callable(
+            EXACT.velocity, "velocity", "linear", shape=shape
+        ),
     )
     yield "test-gaussian:exact"
     TEACHER_SOURCES.pop("test-gaussian")

@@ -276,7 +276,7 @@ class _Job:
             )
             model = load_run(where, self.device, ranks=None)
         else:
-            model = teachers.load_teacher(spec, self.device)
+            model = teachers.load_teacher(spec, tuple(cfg.model.shape), self.device)
         std = build.build_path(cfg).reference_std
         teachers.check_teacher(model, tuple(cfg.model.shape), std, self.scaler)
         return model

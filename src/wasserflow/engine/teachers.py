@@ -13,24 +13,41 @@ student's data scaling (:func:`check_teacher`): the student learns its trajector
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
 from ..objectives import TeacherSpec
 
-TeacherLoader = Callable[[str, TeacherSpec, str], Any]
-"""(WHERE, the spec, device) -> a GenerativeModel."""
+TeacherLoader = Callable[[str, TeacherSpec, tuple[int, ...], str], Any]
+"""(WHERE, the spec, the student's data shape, device) -> a GenerativeModel."""
 
-TEACHER_SOURCES: dict[str, TeacherLoader] = {}
+TeacherCheck = Callable[[str, TeacherSpec], None]
+"""(WHERE, the spec) -> None, or a ValueError naming what the source needs (before training)."""
+
+
+@dataclass(frozen=True)
+class TeacherSource:
+    """A registered source: its loader and the check of its settings."""
+
+    load: TeacherLoader
+    check: TeacherCheck | None = None
+
+
+TEACHER_SOURCES: dict[str, TeacherSource] = {}
 """Registered teacher sources by prefix."""
 
 
-def register_teacher_source(prefix: str, loader: TeacherLoader) -> None:
-    """Register ``loader`` for teachers named ``PREFIX:WHERE`` (once per prefix)."""
-    if prefix in TEACHER_SOURCES and TEACHER_SOURCES[prefix] is not loader:
+def register_teacher_source(
+    prefix: str, loader: TeacherLoader, check: TeacherCheck | None = None
+) -> None:
+    """Register ``loader`` for teachers named ``PREFIX:WHERE`` (once per prefix); ``check``
+    refuses a spec the source cannot load, before anything is trained or written."""
+    source = TeacherSource(loader, check)
+    if prefix in TEACHER_SOURCES and TEACHER_SOURCES[prefix] != source:
         raise ValueError(f"teacher source {prefix!r} is registered twice")
-    TEACHER_SOURCES[prefix] = loader
+    TEACHER_SOURCES[prefix] = source
 
 
 def _split(source: str) -> tuple[str, str] | None:
@@ -53,6 +70,9 @@ def check_teacher_spec(spec: TeacherSpec, methods: tuple[str, ...]) -> None:
         return
     split = _split(spec.source)
     if split is not None:
+        check = TEACHER_SOURCES[split[0]].check
+        if check is not None:
+            check(split[1], spec)
         return
     if not (Path(spec.source) / "config.json").is_file():
         known = ", ".join(f"{p}:..." for p in TEACHER_SOURCES) or "none registered"
@@ -62,14 +82,15 @@ def check_teacher_spec(spec: TeacherSpec, methods: tuple[str, ...]) -> None:
         )
 
 
-def load_teacher(spec: TeacherSpec, device: str = "cpu") -> Any:
-    """The teacher ``spec.source`` names, on ``device`` (module doc)."""
+def load_teacher(spec: TeacherSpec, shape: tuple[int, ...], device: str = "cpu") -> Any:
+    """The teacher ``spec.source`` names, on ``device`` (module doc); ``shape`` is the
+    student's data shape (a state dict's network is built for it)."""
     from .runs import load_run
 
     split = _split(spec.source)
     if split is not None:
         prefix, where = split
-        return TEACHER_SOURCES[prefix](where, spec, device)
+        return TEACHER_SOURCES[prefix].load(where, spec, tuple(shape), device)
     return load_run(spec.source, device, ranks=None)
 
 

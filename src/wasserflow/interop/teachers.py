@@ -23,28 +23,46 @@ from .external import ExternalModel
 from .torchcfm_models import from_torchcfm
 
 
-def diffusers_teacher(where: str, spec: TeacherSpec, device: str) -> ExternalModel:
-    """The diffusers model in the folder ``where``."""
+def check_diffusers(where: str, spec: TeacherSpec) -> None:
+    """A diffusers folder holds its own model config."""
     if spec.model or spec.model_options:
         raise InputError(
             "teacher_model and teacher_model_options go with a torchcfm: teacher (a diffusers "
             "folder holds its own model config)"
         )
+
+
+def diffusers_teacher(
+    where: str, spec: TeacherSpec, shape: tuple[int, ...], device: str
+) -> ExternalModel:
+    """The diffusers model in the folder ``where``."""
     return from_diffusers(where, device=device)
 
 
-def torchcfm_teacher(where: str, spec: TeacherSpec, device: str) -> ExternalModel:
-    """The TorchCFM state dict ``CKPT[#KEY]`` in the backbone ``spec.model``."""
+def check_torchcfm(where: str, spec: TeacherSpec) -> None:
+    """A state dict needs the network it is loaded into."""
     if not spec.model:
         raise InputError(
             f"teacher torchcfm:{where}: name its network with objective.teacher_model (unet or "
             "mlp) and its sizes with objective.teacher_model_options"
         )
+
+
+def torchcfm_teacher(
+    where: str, spec: TeacherSpec, shape: tuple[int, ...], device: str
+) -> ExternalModel:
+    """The TorchCFM state dict ``CKPT[#KEY]`` in the backbone ``spec.model``, built for the
+    student's data ``shape``."""
     path, _, key = where.partition("#")
     return from_torchcfm(
-        path, spec.model, key=key or None, options=dict(spec.model_options), device=device
+        path,
+        spec.model,
+        key=key or None,
+        options=dict(spec.model_options),
+        shape=shape,
+        device=device,
     )
 
 
-register_teacher_source("diffusers", diffusers_teacher)
-register_teacher_source("torchcfm", torchcfm_teacher)
+register_teacher_source("diffusers", diffusers_teacher, check_diffusers)
+register_teacher_source("torchcfm", torchcfm_teacher, check_torchcfm)
