@@ -11,6 +11,16 @@ Sources for the training loop (:mod:`.source`)::
     scaler = src.fit_standardizer()            # Standardizer: JSON via to_dict()/from_dict()
     x_s = scaler.transform(x); x = scaler.inverse(x_s)
 
+Labels (:mod:`.labels`), the same calls for every source::
+
+    src.labelled, src.label_info               # bool; LabelInfo(num_classes, names) or None
+    x, y = src.sample_labelled(256, g)         # y (256,) int64 in [0, num_classes)
+    src.targets                                # class of each of src.points (finite sets)
+
+``sample_labelled(n, g)[0]`` is ``sample(n, g)`` bit for bit. Labelled: digits, gmm2d, gmm8d,
+the toy sets but swissroll, ``mnist:`` with its labels file, ``cifar10:``, ``images:`` class
+folders, ``.npz`` files with ``y``; ``sample_labelled`` on any other source is a ``ValueError``.
+
 ``DataSource`` (abstract) has three kinds: ``SamplerSource`` (i.i.d. sampler of a known law),
 ``MixtureSource`` (Gaussian mixture, exact log-density and score) and ``FiniteSource``
 (empirical measure, sampled with replacement). All randomness is drawn from the explicit CPU
@@ -28,8 +38,8 @@ Images (:mod:`.images`, needs ``pip install wasserflow[data]``): scikit-learn's 
 ``load_digits_vectors() -> (1797, 64)`` in [-1, 1] (raw v in 0..16 -> v / 8 - 1),
 ``load_digits_images() -> (1797, 1, 8, 8)``, ``vectors_to_images`` / ``images_to_vectors``.
 
-Image files (:mod:`.image_files`, no pickle, no download): specs ``mnist:PATH`` (IDX, raw or
-.gz), ``cifar10:PATH`` (binary batches or their folder), ``images:FOLDER`` (PNG/JPEG, Pillow),
+Image files (:mod:`.image_files`, no pickle, no download): specs ``mnist:PATH[,labels=PATH]``
+(IDX, raw or .gz), ``cifar10:PATH`` (binary batches or their folder), ``images:FOLDER`` (PNG/JPEG, Pillow),
 ``array:PATH`` / ``nchw:PATH`` / ``nhwc:PATH`` (.npy/.npz), each with an optional ``,flip``;
 ``make_source`` returns an ``ImageSource`` (N, C, H, W) in [-1, 1] (uint8 v -> v / 127.5 - 1).
 
@@ -38,14 +48,16 @@ Formats (:mod:`.registry`): every spec is read by a format registered with
 ``make_source``, ``source_names()`` and ``data_help()`` (the ``--data`` help) read
 :data:`FORMATS`, so a new format is one module, its import here and its test.
 
-Files (:mod:`.files`): ``load_points(path) -> (n, d)`` from .npy, .csv, .pt/.pth; every bad
-file raises ``ValueError`` naming the file and the problem.
+Files (:mod:`.files`): ``load_points(path) -> (n, d)`` from .npy, .npz, .csv, .pt/.pth; every
+bad file raises ``ValueError`` naming the file and the problem.
 """
 
 from .files import load_points
 from .image_files import (
+    ImageSet,
     load_cifar10_binary,
     load_idx_images,
+    load_idx_labels,
     load_image_array,
     load_image_folder,
     register_image_format,
@@ -59,6 +71,7 @@ from .images import (
     load_digits_vectors,
     vectors_to_images,
 )
+from .labels import ClassLabels, LabelInfo, check_targets, sample_mixture_labelled
 from .mixtures import MIXTURES, gaussian2d, get_mixture, gmm2d, gmm8d
 from .registry import FORMATS, DataFormat, data_help, make_source, register_format, source_names
 from .scaling import Standardizer
@@ -81,13 +94,17 @@ __all__ = [
     "DIGITS_SHAPE",
     "FORMATS",
     "MIXTURES",
+    "ClassLabels",
     "DataFormat",
     "DataSource",
     "FiniteSource",
+    "ImageSet",
     "ImageSource",
+    "LabelInfo",
     "MixtureSource",
     "SamplerSource",
     "Standardizer",
+    "check_targets",
     "checkerboard",
     "circles",
     "data_help",
@@ -104,6 +121,7 @@ __all__ = [
     "load_digits_vectors",
     "load_cifar10_binary",
     "load_idx_images",
+    "load_idx_labels",
     "load_image_array",
     "load_image_folder",
     "load_points",
@@ -111,6 +129,7 @@ __all__ = [
     "moons",
     "register_format",
     "register_image_format",
+    "sample_mixture_labelled",
     "source_names",
     "spirals",
     "swiss_roll",

@@ -13,6 +13,8 @@ Library users who need such values can call ``load_points(path, dtype=torch.floa
 
 Formats:
 * ``.npy``: a numeric 2-D array (loaded with ``allow_pickle=False``).
+* ``.npz``: the points as its one array, or the array ``x`` (or ``points``), beside the optional
+  labels ``y`` (and class names ``names``) that :func:`load_point_labels` reads.
 * ``.csv``: comma-separated rows of numbers, one point per row; blank lines and lines starting
   with ``#`` are skipped; a first row that is not numeric is read as a header.
 * ``.pt`` / ``.pth``: a tensor, or a dict holding exactly one tensor (``weights_only=True``).
@@ -27,7 +29,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-SUFFIXES: tuple[str, ...] = (".npy", ".csv", ".pt", ".pth")
+from .labels import ClassLabels, npz_data, npz_labels
+
+SUFFIXES: tuple[str, ...] = (".npy", ".npz", ".csv", ".pt", ".pth")
 
 
 def _fail(path: Path, problem: str) -> ValueError:
@@ -153,28 +157,8 @@ def load_points(path: str | Path, dtype: torch.dtype = torch.float32) -> Tensor:
     if path.stat().st_size == 0:
         raise _fail(path, "the file is empty")
     lines: list[int] | None = None
-    if suffix == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except Exception as err:  # noqa: BLE001
-            raise _fail(path, f"not a readable .npy array ({type(err).__name__}: {err})") from None
-        if np.issubdtype(arr.dtype, np.complexfloating):
-            raise _fail(path, f"the array has complex dtype {arr.dtype}: save a real array")
-        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-            raise _fail(path, f"the array has non-numeric dtype {arr.dtype}: save numbers")
-        try:
-            with np.errstate(over="raise"):
-                arr64 = np.asarray(arr, dtype=np.float64)
-        except FloatingPointError:  # float128 values beyond float64
-            top = np.format_float_scientific(
-                np.max(np.abs(arr[np.isfinite(arr)])), precision=2, unique=False
-            )
-            raise _fail(
-                path,
-                f"the {arr.dtype} array holds values beyond float64's range (largest magnitude "
-                f"{top}; float64 holds up to 1.8e+308): rescale the data before saving it",
-            ) from None
-        x = torch.from_numpy(arr64)
+    if suffix in (".npy", ".npz"):
+        x = _numeric(path, _read_npy(path) if suffix == ".npy" else _read_npz(path))
     elif suffix == ".csv":
         arr64, lines = _read_csv(path)
         x = torch.from_numpy(arr64)
@@ -183,6 +167,64 @@ def load_points(path: str | Path, dtype: torch.dtype = torch.float32) -> Tensor:
         if x.is_complex():
             raise _fail(path, f"the tensor has complex dtype {x.dtype}: save a real tensor")
         x = x.detach()
+    return _checked(path, x, dtype, lines)
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as err:  # noqa: BLE001
+        raise _fail(path, f"not a readable .npy array ({type(err).__name__}: {err})") from None
+
+
+def _open_npz(path: Path):
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except Exception as err:  # noqa: BLE001
+        raise _fail(path, f"not a readable .npz archive ({type(err).__name__}: {err})") from None
+    if isinstance(npz, np.ndarray):
+        raise _fail(path, "a .npy array named .npz: rename it to .npy, or save it with np.savez")
+    return npz
+
+
+def _read_npz(path: Path) -> np.ndarray:
+    """The points of an .npz: its one data array, or ``x`` (or ``points``)."""
+    with _open_npz(path) as npz:
+        return npz_data(npz, ("x", "points"), lambda problem: _fail(path, problem))
+
+
+def load_point_labels(path: str | Path, count: int | None = None) -> ClassLabels | None:
+    """The labels of a point file: an .npz's ``y`` (for ``count`` points), else None."""
+    path = Path(path)
+    if path.suffix.lower() != ".npz":
+        return None
+    with _open_npz(path) as npz:
+        return npz_labels(npz, repr(str(path)), count)
+
+
+def _numeric(path: Path, arr: np.ndarray) -> Tensor:
+    """A real numeric array as a float64 tensor."""
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise _fail(path, f"the array has complex dtype {arr.dtype}: save a real array")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise _fail(path, f"the array has non-numeric dtype {arr.dtype}: save numbers")
+    try:
+        with np.errstate(over="raise"):
+            arr64 = np.asarray(arr, dtype=np.float64)
+    except FloatingPointError:  # float128 values beyond float64
+        top = np.format_float_scientific(
+            np.max(np.abs(arr[np.isfinite(arr)])), precision=2, unique=False
+        )
+        raise _fail(
+            path,
+            f"the {arr.dtype} array holds values beyond float64's range (largest magnitude "
+            f"{top}; float64 holds up to 1.8e+308): rescale the data before saving it",
+        ) from None
+    return torch.from_numpy(arr64)
+
+
+def _checked(path: Path, x: Tensor, dtype: torch.dtype, lines: list[int] | None) -> Tensor:
+    """``x`` as (n, d) points in ``dtype``, refused when empty, not 2-D, NaN/inf or too large."""
     if x.dim() != 2:
         raise _fail(
             path,

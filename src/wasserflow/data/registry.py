@@ -110,11 +110,12 @@ def make_source(spec: str, dtype: torch.dtype = torch.float32) -> DataSource:
     Shipped: the toy 2-D sets ("moons", "8gaussians", "checkerboard", "spirals", "circles",
     "swissroll"; "8gaussians" also carries its mixture), the mixtures "gaussian2d", "gmm2d",
     "gmm8d", "digits" (64-vectors in [-1, 1]) and "digits_images" (shape (1, 8, 8)); point files
-    (a path ending in .npy/.csv/.pt/.pth, holding a separator or existing, or ``file:PATH``,
-    read by :func:`~wasserflow.data.files.load_points`); image files ``KIND:PATH[,flip]`` with
-    KIND one of mnist, cifar10, images, array, nchw, nhwc (:mod:`wasserflow.data.image_files`).
-    ``source.spec`` is the string that rebuilds the source. Every bad spec is a ``ValueError``
-    naming the problem.
+    (a path ending in .npy/.npz/.csv/.pt/.pth, holding a separator or existing, or
+    ``file:PATH``, read by :func:`~wasserflow.data.files.load_points`); image files
+    ``KIND:PATH[,flip]`` with KIND one of mnist, cifar10, images, array, nchw, nhwc
+    (:mod:`wasserflow.data.image_files`). ``source.spec`` is the string that rebuilds the
+    source; ``source.labelled`` says whether it has classes (docs/design.md section 4.3). Every
+    bad spec is a ``ValueError`` naming the problem.
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"a data source spec must be a non-empty string, got {spec!r}")

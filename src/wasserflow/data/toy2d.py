@@ -11,6 +11,12 @@ each docstring so that a test can check a sampler against its law:
   :class:`~wasserflow.geometry.GaussianMixture` :func:`eight_gaussians_mixture`.
 * ``checkerboard``, ``spirals``, ``circles``, ``swissroll``: FFJORD's toy sets
   (Grathwohl et al. 2019, ``lib/toy_data.py``), i.i.d.
+
+Every set but the swiss roll is a mixture of pieces, and its ``*_labelled(n, generator) ->
+(x, y)`` returns the points (float64) with the piece each was drawn from (int64): the moon, the
+circle, the spiral arm, the board cell, the Gaussian (:data:`LABELLED`, with the class names).
+The plain sampler is the labelled one without its labels: the same random numbers in the same
+order.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import torch
 from torch import Tensor
 
 from ..geometry import GaussianMixture
+from .labels import sample_mixture_labelled
 
 
 class Sampler2D(Protocol):
@@ -30,6 +37,14 @@ class Sampler2D(Protocol):
     def __call__(
         self, n: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32
     ) -> Tensor: ...
+
+
+class LabelledSampler2D(Protocol):
+    """``sampler(n, generator=None) -> (x, y)``: (n, 2) float64 i.i.d. draws, (n,) int64 classes."""
+
+    def __call__(
+        self, n: int, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]: ...
 
 
 def _check_n(n: int) -> int:
@@ -42,8 +57,9 @@ def _rand(n: int, g: torch.Generator | None) -> Tensor:
     return torch.rand(n, generator=g, dtype=torch.float64)
 
 
-def moons(n: int, generator: torch.Generator | None = None, dtype=torch.float32) -> Tensor:
-    """Two interleaved half circles, TorchCFM's law with i.i.d. angles, (n, 2).
+def moons_labelled(n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Two interleaved half circles, TorchCFM's law with i.i.d. angles: (n, 2) float64, and the
+    moon of each point (0 outer, 1 inner).
 
     n_out = n // 2 points on the outer moon (cos th, sin th), the other n - n_out on the inner
     moon (1 - cos th, 1/2 - sin th), th ~ U(0, pi) i.i.d.; then one u ~ U(0, 1) per point and
@@ -53,14 +69,19 @@ def moons(n: int, generator: torch.Generator | None = None, dtype=torch.float32)
     Reference: ``torchcfm.utils.sample_moons`` (which uses an angle grid instead of i.i.d. th).
     """
     n = _check_n(n)
-    n_out = n // 2
+    inner = torch.arange(n) >= n // 2
     th = math.pi * _rand(n, generator)
     c, s = torch.cos(th), torch.sin(th)
-    x = torch.where(torch.arange(n) < n_out, c, 1.0 - c)
-    y = torch.where(torch.arange(n) < n_out, s, 0.5 - s)
+    x = torch.where(inner, 1.0 - c, c)
+    y = torch.where(inner, 0.5 - s, s)
     u = 0.2 * _rand(n, generator)
     pts = torch.stack([x + u, y + u], dim=1)
-    return (3.0 * pts - 1.0).to(dtype)
+    return 3.0 * pts - 1.0, inner.long()
+
+
+def moons(n: int, generator: torch.Generator | None = None, dtype=torch.float32) -> Tensor:
+    """The points of :func:`moons_labelled`, (n, 2) in ``dtype``."""
+    return moons_labelled(n, generator)[0].to(dtype)
 
 
 _EIGHT_SCALE = 5.0
@@ -76,32 +97,50 @@ def eight_gaussians_mixture() -> GaussianMixture:
     return GaussianMixture.isotropic(means, std=_EIGHT_VAR**0.25)
 
 
-def eight_gaussians(
-    n: int, generator: torch.Generator | None = None, dtype=torch.float32
-) -> Tensor:
-    """n i.i.d. draws from :func:`eight_gaussians_mixture`, (n, 2).
+def eight_gaussians_labelled(
+    n: int, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
+    """n i.i.d. draws from :func:`eight_gaussians_mixture`, (n, 2) float64, and the component k
+    (0..7, the Gaussian at angle k pi/4) of each.
 
     Reference: ``torchcfm.utils.sample_8gaussians`` (scale 5, var 0.1).
     """
-    return eight_gaussians_mixture().sample(_check_n(n), generator).to(dtype)
+    return sample_mixture_labelled(eight_gaussians_mixture(), _check_n(n), generator)
 
 
-def checkerboard(n: int, generator: torch.Generator | None = None, dtype=torch.float32) -> Tensor:
-    """Uniform on the 8 'black' cells of a 4x4 board on [-4, 4]^2 with cells of side 2, (n, 2).
+def eight_gaussians(
+    n: int, generator: torch.Generator | None = None, dtype=torch.float32
+) -> Tensor:
+    """The points of :func:`eight_gaussians_labelled`, (n, 2) in ``dtype``."""
+    return eight_gaussians_labelled(n, generator)[0].to(dtype)
 
-    Cell (i, j), i, j in {0..3}, covers [2i - 4, 2i - 2) x [2j - 4, 2j - 2); the black cells are
-    those with i + j even. Same law as FFJORD's ``checkerboard``.
+
+def checkerboard_labelled(
+    n: int, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
+    """Uniform on the 8 'black' cells of a 4x4 board on [-4, 4]^2 with cells of side 2: (n, 2)
+    float64, and the cell c (0..7) of each point.
+
+    Cell c has column i = c // 2 and row j = 2 (c mod 2) + (i mod 2), and covers
+    [2i - 4, 2i - 2) x [2j - 4, 2j - 2): the black cells are those with i + j even. Same law as
+    FFJORD's ``checkerboard``.
     """
     n = _check_n(n)
     cell = torch.randint(0, 8, (n,), generator=generator)
     i = cell // 2
     j = 2 * (cell % 2) + (i % 2)  # i + j even
     u = torch.rand(n, 2, generator=generator, dtype=torch.float64)
-    return torch.stack([2 * i - 4 + 2 * u[:, 0], 2 * j - 4 + 2 * u[:, 1]], 1).to(dtype)
+    return torch.stack([2 * i - 4 + 2 * u[:, 0], 2 * j - 4 + 2 * u[:, 1]], 1), cell
 
 
-def spirals(n: int, generator: torch.Generator | None = None, dtype=torch.float32) -> Tensor:
-    """Two interleaved spirals (FFJORD's ``2spirals``) with a random arm per point, (n, 2).
+def checkerboard(n: int, generator: torch.Generator | None = None, dtype=torch.float32) -> Tensor:
+    """The points of :func:`checkerboard_labelled`, (n, 2) in ``dtype``."""
+    return checkerboard_labelled(n, generator)[0].to(dtype)
+
+
+def spirals_labelled(n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Two interleaved spirals (FFJORD's ``2spirals``) with a random arm per point: (n, 2)
+    float64, and the arm of each point (0 for s = -1, 1 for s = +1).
 
     r = sqrt(U) * 3 pi (i.e. up to 540 degrees); p = (-r cos r + U1/2, r sin r + U2/2);
     the arm sign s = +-1 is a fair coin; x = s p / 3 + 0.1 Z, Z ~ N(0, I).
@@ -111,24 +150,37 @@ def spirals(n: int, generator: torch.Generator | None = None, dtype=torch.float3
     r = torch.sqrt(_rand(n, g)) * 3 * math.pi
     p = torch.stack([-torch.cos(r) * r, torch.sin(r) * r], 1)
     p = p + 0.5 * torch.rand(n, 2, generator=g, dtype=torch.float64)
-    sign = 2.0 * torch.randint(0, 2, (n, 1), generator=g, dtype=torch.float64) - 1.0
+    arm = torch.randint(0, 2, (n, 1), generator=g, dtype=torch.float64)
+    sign = 2.0 * arm - 1.0
     z = torch.randn(n, 2, generator=g, dtype=torch.float64)
-    return (sign * p / 3 + 0.1 * z).to(dtype)
+    return sign * p / 3 + 0.1 * z, arm[:, 0].long()
 
 
-def circles(n: int, generator: torch.Generator | None = None, dtype=torch.float32) -> Tensor:
-    """Two concentric circles (scikit-learn's ``make_circles(factor=0.5, noise=0.08)`` times 3).
+def spirals(n: int, generator: torch.Generator | None = None, dtype=torch.float32) -> Tensor:
+    """The points of :func:`spirals_labelled`, (n, 2) in ``dtype``."""
+    return spirals_labelled(n, generator)[0].to(dtype)
+
+
+def circles_labelled(n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Two concentric circles (scikit-learn's ``make_circles(factor=0.5, noise=0.08)`` times 3):
+    (n, 2) float64, and the circle of each point (0 outer, 1 inner).
 
     Radius R = 1 or 1/2 with probability 1/2 each, angle th ~ U(0, 2 pi), all i.i.d.:
     x = 3 (R (cos th, sin th) + 0.08 Z), Z ~ N(0, I).
     """
     n = _check_n(n)
     g = generator
-    R = 1.0 - 0.5 * torch.randint(0, 2, (n,), generator=g, dtype=torch.float64)
+    inner = torch.randint(0, 2, (n,), generator=g, dtype=torch.float64)
+    R = 1.0 - 0.5 * inner
     th = 2 * math.pi * _rand(n, g)
     z = torch.randn(n, 2, generator=g, dtype=torch.float64)
     pts = R[:, None] * torch.stack([torch.cos(th), torch.sin(th)], 1) + 0.08 * z
-    return (3.0 * pts).to(dtype)
+    return 3.0 * pts, inner.long()
+
+
+def circles(n: int, generator: torch.Generator | None = None, dtype=torch.float32) -> Tensor:
+    """The points of :func:`circles_labelled`, (n, 2) in ``dtype``."""
+    return circles_labelled(n, generator)[0].to(dtype)
 
 
 def swiss_roll(n: int, generator: torch.Generator | None = None, dtype=torch.float32) -> Tensor:
@@ -153,6 +205,15 @@ DATASETS: dict[str, Sampler2D] = {
     "swissroll": swiss_roll,
 }
 """Name -> 2-D sampler ``(n, generator=None, dtype=torch.float32) -> (n, 2)``."""
+
+LABELLED: dict[str, tuple[LabelledSampler2D, tuple[str, ...]]] = {
+    "moons": (moons_labelled, ("outer", "inner")),
+    "8gaussians": (eight_gaussians_labelled, tuple(str(k) for k in range(8))),
+    "checkerboard": (checkerboard_labelled, tuple(str(c) for c in range(8))),
+    "spirals": (spirals_labelled, ("arm -", "arm +")),
+    "circles": (circles_labelled, ("outer", "inner")),
+}
+"""Name -> (labelled sampler of the same draws as :data:`DATASETS`, class names)."""
 
 ALIASES = {"eight_gaussians": "8gaussians", "2spirals": "spirals", "swiss_roll": "swissroll"}
 """Further names read by :func:`canonical_name` -> their :data:`DATASETS` key."""

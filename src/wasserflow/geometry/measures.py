@@ -145,7 +145,14 @@ class GaussianMixture:
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n i.i.d. draws, (n, d) float64."""
+        return self.sample_with_components(n, generator)[0]
+
+    def sample_with_components(
+        self, n: int, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """n i.i.d. draws (n, d) float64 and the component k of each (n,) int64:
+        k ~ Categorical(weights), then x = m_k + L_k z with L_k L_k^T = S_k, z ~ N(0, I)."""
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
         L = torch.linalg.cholesky(self.covs)
-        return self.means[k] + (L[k] @ z[..., None])[..., 0]
+        return self.means[k] + (L[k] @ z[..., None])[..., 0], k
