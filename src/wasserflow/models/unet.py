@@ -316,6 +316,29 @@ class Stage(nn.ModuleList):
         return x
 
 
+def _resolutions(shape: tuple[int, ...], cfg: UNetConfig) -> list[int]:
+    """The height of each level for images of ``shape`` (C, H, W), whose sides must halve
+    evenly down the levels and whose attention resolutions must be among them."""
+    if len(shape) != 3:
+        raise ValueError(f"the unet backbone needs images of shape (C, H, W), got {shape}")
+    _, height, width = shape
+    levels = len(cfg.channel_mult)
+    factor = 2 ** (levels - 1)
+    if height % factor or width % factor:
+        raise ValueError(
+            f"shape {shape}: H and W must be divisible by 2^(levels - 1) = {factor} for "
+            f"channel_mult {list(cfg.channel_mult)} ({levels} levels); use fewer levels"
+        )
+    resolutions = [height // 2**level for level in range(levels)]
+    missing = sorted(set(cfg.attention_resolutions) - set(resolutions))
+    if missing:
+        raise ValueError(
+            f"attention_resolutions {missing} are not resolutions of shape {shape} with "
+            f"channel_mult {list(cfg.channel_mult)}: choose among {resolutions}"
+        )
+    return resolutions
+
+
 @register_model("unet", UNetConfig, conditions=True)
 class UNet(nn.Module):
     """The ``unet`` backbone: (N, C, H, W), t -> (N, C, H, W), or with ``scalar`` E: (N,).
@@ -334,24 +357,9 @@ class UNet(nn.Module):
     ):
         super().__init__()
         shape = tuple(int(s) for s in shape)
-        if len(shape) != 3:
-            raise ValueError(f"the unet backbone needs images of shape (C, H, W), got {shape}")
-        c_in, height, width = shape
         cfg = config
-        levels = len(cfg.channel_mult)
-        factor = 2 ** (levels - 1)
-        if height % factor or width % factor:
-            raise ValueError(
-                f"shape {shape}: H and W must be divisible by 2^(levels - 1) = {factor} for "
-                f"channel_mult {list(cfg.channel_mult)} ({levels} levels); use fewer levels"
-            )
-        resolutions = [height // 2**level for level in range(levels)]
-        missing = sorted(set(cfg.attention_resolutions) - set(resolutions))
-        if missing:
-            raise ValueError(
-                f"attention_resolutions {missing} are not resolutions of shape {shape} with "
-                f"channel_mult {list(cfg.channel_mult)}: choose among {resolutions}"
-            )
+        resolutions = _resolutions(shape, cfg)
+        c_in, levels = shape[0], len(cfg.channel_mult)
         self.shape, self.scalar, self.config = shape, scalar, cfg
         self.time_conditioned = (
             (not scalar) if cfg.time_conditioned is None else bool(cfg.time_conditioned)
