@@ -8,6 +8,7 @@ and the empirical W2 of the reference noise to the data (a model must beat it by
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -15,9 +16,14 @@ import torch
 
 from wasserflow.cli.app import main
 from wasserflow.engine import METHODS
-from wasserflow.experiments import reproduce, resolve_config, runner
+from wasserflow.experiments import EXPERIMENTS, reproduce, resolve_config
 from wasserflow.experiments.paths_exp import closed_form_action, icfm_action_formula
 from wasserflow.paths import AffinePath, LinearSchedule
+
+
+def _stub(monkeypatch, name, run):
+    """Replace experiment ``name``'s runner for one test."""
+    monkeypatch.setitem(EXPERIMENTS, name, dataclasses.replace(EXPERIMENTS[name], run=run))
 
 
 @pytest.fixture(scope="module")
@@ -135,11 +141,11 @@ def test_rerun_resumes_and_changed_config_is_refused(run_dir, monkeypatch):
     def boom(ctx):
         raise AssertionError("a finished experiment was run again")
 
-    for name in runner.RUNNERS:
-        monkeypatch.setitem(runner.RUNNERS, name, boom)
+    for name in EXPERIMENTS:
+        _stub(monkeypatch, name, boom)
     cfg = resolve_config("quick", seed=0)
     res = reproduce(run_dir, cfg)
-    assert set(res) == set(runner.RUNNERS)
+    assert set(res) == set(EXPERIMENTS)
     with pytest.raises(ValueError, match="--out"):
         reproduce(run_dir, resolve_config("quick", seed=1))
 
@@ -150,7 +156,7 @@ def test_interrupted_run_leaves_a_readable_report(tmp_path, monkeypatch):
     def interrupt(ctx):
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(runner.RUNNERS, "denoise-jko", interrupt)
+    _stub(monkeypatch, "denoise-jko", interrupt)
     with pytest.raises(KeyboardInterrupt):
         reproduce(tmp_path, cfg, experiments=["free-energy", "denoise-jko"])
     data = json.loads((tmp_path / "results.json").read_text())
@@ -161,8 +167,8 @@ def test_interrupted_run_leaves_a_readable_report(tmp_path, monkeypatch):
     assert (tmp_path / "report.html").read_text().rstrip().endswith("</html>")
     monkeypatch.undo()
     calls = []
-    orig = runner.RUNNERS["free-energy"]
-    monkeypatch.setitem(runner.RUNNERS, "free-energy", lambda ctx: calls.append(1) or orig(ctx))
+    orig = EXPERIMENTS["free-energy"].run
+    _stub(monkeypatch, "free-energy", lambda ctx: calls.append(1) or orig(ctx))
     res = reproduce(tmp_path, cfg, experiments=["free-energy", "denoise-jko"])
     assert not calls and res["denoise-jko"].verdict.holds is True
 
@@ -187,10 +193,10 @@ def test_grid_jko_on_the_mixture_approaches_the_exact_kl_curve():
     r = grid_jko_vs_fp(
         get_mixture("gmm2d"), [0.4, 0.2], 1.2, 32, 6.0, torch.Generator().manual_seed(0)
     )
-    e = r["max_kl_error"]
+    e = r.max_kl_error
     assert e[1] < 0.85 * e[0]
-    c = r["curves"]["0.2"]
-    assert all(b <= a + 1e-12 for a, b in zip(c["free_energy"], c["free_energy"][1:]))
+    c = r.curves["0.2"]
+    assert all(b <= a + 1e-12 for a, b in zip(c.free_energy, c.free_energy[1:]))
 
 
 def test_images_section_decomposes_the_path_energy(results):

@@ -8,7 +8,14 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..errors import EnvironmentProblem
+from ..experiments import EXPERIMENTS
 from .app import UsageError, app, console
+
+
+def _names() -> str:
+    """The registered experiments, for the help: "a, b or c"."""
+    names = list(EXPERIMENTS)
+    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -21,7 +28,7 @@ def _split(text: str | None) -> list[str] | None:
 def reproduce_command(
     experiment: str = typer.Argument(
         None,
-        help="paths, learned, steps, free-energy, denoise-jko or images (comma-separated; default: all)",
+        help=f"{_names()} (comma-separated; default: all)",
     ),
     profile: str = typer.Option(
         "default",
@@ -48,7 +55,7 @@ def reproduce_command(
     """Run the experiments and write report.html, report.md and results.json to --out."""
     import torch
 
-    from ..experiments import EXPERIMENTS, reproduce, resolve_config, select
+    from ..experiments import reproduce, resolve_config, select
 
     if device not in ("cpu", "cuda"):
         raise UsageError(f"--device {device!r}: choose cpu or cuda")
@@ -58,7 +65,7 @@ def reproduce_command(
         profile, methods=_split(methods), data=_split(data), image_data=image_data, seed=seed
     )
     names = select(_split(experiment))
-    weights = {n: (6.0 if n == "learned" else 1.0) for n in EXPERIMENTS}
+    weights = {n: EXPERIMENTS[n].weight for n in names}
     total = sum(weights[n] for n in names)
     offset = {}
     acc = 0.0

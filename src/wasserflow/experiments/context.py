@@ -1,56 +1,119 @@
 """What every experiment receives (:class:`Context`) and returns (:class:`ExperimentResult`).
 
-An experiment is ``run(ctx) -> ExperimentResult``; its numbers are plain JSON (the report and
-results.json are built from them alone), its figures are PNG files under ``ctx.out/figures``.
+An experiment is ``run(ctx) -> ExperimentResult``: it reads its profile from ``ctx.config``,
+measures into a typed record (its numbers; results.json holds them as JSON, see
+:mod:`.records`), judges the claim with a :class:`Verdict` whose :class:`Check` s are the numbers
+compared, and builds its tables and figures (PNG files under ``ctx.out/figures``) from the record.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
+
+from .records import NOT_SAVED, from_json, to_json
+
+if TYPE_CHECKING:
+    from .config import ReproduceConfig
+
+R = TypeVar("R")
+
+_RELATIONS = {"<": operator.lt, "<=": operator.le, ">": operator.gt}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One comparison a verdict rests on: ``value relation bound``, a measured number against a
+    tolerance or against another measured number (``what`` names both). A value or bound of
+    None (a number that could not be computed) does not hold."""
+
+    what: str
+    value: float | None
+    relation: str
+    bound: float | None
+
+    def __post_init__(self) -> None:
+        if self.relation not in _RELATIONS:
+            raise ValueError(f"relation {self.relation!r}: choose one of {', '.join(_RELATIONS)}")
+
+    @property
+    def holds(self) -> bool:
+        if self.value is None or self.bound is None:
+            return False
+        return bool(_RELATIONS[self.relation](self.value, self.bound))
 
 
 @dataclass(frozen=True)
 class Verdict:
     """A one-line verdict computed from the numbers: ``holds`` and the sentence saying by how
-    much (``None`` holds: pending, e.g. a solver that is not available)."""
+    much (``None`` holds: pending, e.g. too few methods to compare), and the :class:`Check` s it
+    rests on (kept in memory; results.json stores ``holds`` and ``text``)."""
 
     holds: bool | None
     text: str
+    checks: tuple[Check, ...] = field(default=(), metadata=NOT_SAVED)
+
+    @classmethod
+    def judge(cls, checks: list[Check], text: str) -> Verdict:
+        """Holds when every check holds; the text starts with "holds: " or "does not hold: "."""
+        holds = all(c.holds for c in checks)
+        return cls(holds, f"{'holds' if holds else 'does not hold'}: {text}", tuple(checks))
+
+
+@dataclass(frozen=True)
+class Table:
+    """A report table: rows of numbers or strings under named columns."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A report figure: the PNG's path relative to the run folder, and its caption."""
+
+    file: str
+    caption: str
+
+
+def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    """A :class:`Table` (columns and rows copied into lists)."""
+    return Table(title, list(columns), [list(r) for r in rows])
 
 
 @dataclass
 class ExperimentResult:
-    """One experiment's outcome: claim, verdict, tables, figures and every number (JSON)."""
+    """One experiment's outcome: claim, verdict, tables, figures and every number.
+
+    ``numbers`` is the experiment's record as JSON (what results.json holds); :meth:`record`
+    reads it back as its dataclass."""
 
     name: str
     title: str
     claim: str
     verdict: Verdict
     numbers: dict[str, Any]
-    tables: list[dict[str, Any]] = field(default_factory=list)
-    figures: list[dict[str, str]] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return to_json(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ExperimentResult:
-        d = dict(d)
-        d["verdict"] = Verdict(**d["verdict"])
-        keep = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
-        return cls(**keep)
+        return from_json(cls, d, "result")
 
-
-def table(title: str, columns: list[str], rows: list[list[Any]]) -> dict[str, Any]:
-    """A report table: rows of numbers or strings under named columns."""
-    return {"title": title, "columns": list(columns), "rows": [list(r) for r in rows]}
+    def record(self, cls: type[R]) -> R:
+        """The numbers as the experiment's record ``cls``."""
+        return from_json(cls, self.numbers, f"{self.name}.numbers")
 
 
 @dataclass
@@ -58,14 +121,14 @@ class Context:
     """Run folder, resolved config, device, seed and the progress callback of one run."""
 
     out: Path
-    config: dict[str, Any]
+    config: ReproduceConfig
     device: str = "cpu"
     progress: Callable[[str, float], None] | None = None
     results: dict[str, ExperimentResult] = field(default_factory=dict)
 
     @property
     def seed(self) -> int:
-        return int(self.config["seed"])
+        return self.config.seed
 
     @property
     def figures(self) -> Path:

@@ -2,40 +2,63 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._atomic import atomic_path
 from .._plot import pyplot as plt  # plt() is matplotlib.pyplot on the Agg backend
+from .context import Figure
 
 
-def save(fig, folder: Path, name: str, caption: str) -> dict[str, str]:
+@dataclass(frozen=True)
+class Series:
+    """One line of :func:`curves`: x, y (None: a gap), its legend label and matplotlib style."""
+
+    x: list[float]
+    y: list[float | None]
+    label: str
+    style: str = "-o"
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One panel of :func:`trajectory_panels`: ``traj`` [frames][particles][2], ``data``
+    [[x, y]...] (grey dots) and the frame ``box`` (x_min, x_max, y_min, y_max), if any."""
+
+    title: str
+    traj: list
+    data: list = field(default_factory=list)
+    box: list[float] | None = None
+
+
+def save(fig, folder: Path, name: str, caption: str) -> Figure:
     """Save ``fig`` as folder/name.png atomically; return the report's figure record."""
     path = folder / f"{name}.png"
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt().close(fig)
-    return {"file": f"figures/{path.name}", "caption": caption}
+    return Figure(file=f"figures/{path.name}", caption=caption)
 
 
 def curves(
     folder: Path,
     name: str,
     caption: str,
-    series: list[dict[str, Any]],
+    series: list[Series],
     *,
     xlabel: str,
     ylabel: str,
     logx: bool = False,
     logy: bool = False,
     title: str = "",
-) -> dict[str, str]:
-    """One axes of line plots; each series: {"x", "y", "label", optional "style"}."""
+) -> Figure:
+    """One axes of line plots, one per :class:`Series`."""
     p = plt()
     fig, ax = p.subplots(figsize=(6.0, 4.0))
     for s in series:
-        ys = [float("nan") if v is None else v for v in s["y"]]
-        ax.plot(s["x"], ys, s.get("style", "-o"), label=s["label"], markersize=3, linewidth=1.4)
+        ys = [float("nan") if v is None else v for v in s.y]
+        ax.plot(s.x, ys, s.style, label=s.label, markersize=3, linewidth=1.4)
     if logx:
         ax.set_xscale("log")
     if logy:
@@ -53,11 +76,10 @@ def trajectory_panels(
     folder: Path,
     name: str,
     caption: str,
-    panels: list[dict[str, Any]],
-) -> dict[str, str]:
-    """A grid of panels, each {"title", "data": [[x, y]...], "traj": [frames][particles][2]}
-    and optionally "lim" (square frame +-lim) or "box" (x_min, x_max, y_min, y_max): data as
-    grey dots, trajectories as lines from noise (orange dot) to samples (black dot)."""
+    panels: list[Panel],
+) -> Figure:
+    """A grid of :class:`Panel` s: data as grey dots, trajectories as lines from noise (orange
+    dot) to samples (black dot)."""
     p = plt()
     n = len(panels)
     cols = min(n, 5)
@@ -66,10 +88,10 @@ def trajectory_panels(
     for ax in axes.ravel()[n:]:
         ax.axis("off")
     for ax, panel in zip(axes.ravel(), panels):
-        data = panel.get("data") or []
+        data = panel.data
         if data:
             ax.scatter([q[0] for q in data], [q[1] for q in data], s=2, c="0.75")
-        traj = panel.get("traj") or []
+        traj = panel.traj
         if traj:
             n_part = len(traj[0])
             for i in range(n_part):
@@ -78,13 +100,10 @@ def trajectory_panels(
                 ax.plot(xs, ys, "-", color="tab:blue", linewidth=0.6, alpha=0.7)
                 ax.plot(xs[0], ys[0], ".", color="tab:orange", markersize=2)
                 ax.plot(xs[-1], ys[-1], ".", color="k", markersize=2)
-        ax.set_title(panel["title"], fontsize=8)
+        ax.set_title(panel.title, fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
-        lim, box = panel.get("lim"), panel.get("box")
-        if lim:
-            ax.set_xlim(-lim, lim)
-            ax.set_ylim(-lim, lim)
+        box = panel.box
         if box:  # (x_min, x_max, y_min, y_max): one frame for every panel
             ax.set_xlim(box[0], box[1])
             ax.set_ylim(box[2], box[3])
@@ -98,7 +117,7 @@ def heatmap(
     labels: list[str],
     values: list[list[float | None]],
     title: str = "",
-) -> dict[str, str]:
+) -> Figure:
     """A labelled square matrix (e.g. W2 between methods' samples)."""
     p = plt()
     import numpy as np
@@ -125,7 +144,7 @@ def image_tiles(
     row_labels: list[str],
     col_labels: list[str],
     tiles: list[list[Any]],
-) -> dict[str, str]:
+) -> Figure:
     """A table of image tiles (e.g. methods x NFE): ``tiles[i][j]`` an (H, W, C) uint8 array or
     None (an empty cell)."""
     p = plt()
@@ -154,7 +173,7 @@ def stacked_bars(
     parts: dict[str, list[float | None]],
     *,
     ylabel: str,
-) -> dict[str, str]:
+) -> Figure:
     """One stacked bar per label, one segment per entry of ``parts`` (None counts as 0)."""
     p = plt()
     fig, ax = p.subplots(figsize=(0.7 * len(labels) + 2.5, 4.0))

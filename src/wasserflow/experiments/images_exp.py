@@ -30,16 +30,27 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .. import _atomic
 from .._image_grid import image_grid
+from ..data import make_source
 from ..engine import make_config
-from ..metrics import ADAPTIVE, default_feature_extractor, evaluate_run, feature_extractor
+from ..metrics import (
+    ADAPTIVE,
+    Evaluation,
+    default_feature_extractor,
+    evaluate_run,
+    feature_extractor,
+)
 from ..metrics.quality import reference_data
 from ..samplers import adaptive_sampler
 from . import figures
-from .context import Context, ExperimentResult, Verdict, table
+from .context import Check, Context, ExperimentResult, Figure, Table, Verdict, table
 from .learned import family
+from .records import OMIT_NONE, from_json, to_json
+from .registry import Profile, Request, register_experiment
 from .training import train_and_load
 
 CLAIM = (
@@ -53,169 +64,402 @@ OT = ("ot-flow",)
 OTHERS = ("diffusion", "independent-flow")
 
 
-def _overrides(cfg: dict) -> dict:
+@dataclass(frozen=True)
+class ImagesProfile(Profile):
+    """The image data spec and the network methods trained on it (None: every one), the
+    backbone and its options, the training budget, the evaluation (n_eval samples, the NFE
+    grid, dopri5 or not, the FD feature network: a name or "auto" for the data's shape,
+    n_tile samples per figure cell), the reflow pairs, Energy Matching's Langevin steps per
+    negative batch, and per-method run-configuration overrides (dotted keys)."""
+
+    data: str
+    methods: tuple[str, ...] | None
+    model: str
+    model_options: dict[str, Any]
+    steps: int
+    warmup: int
+    batch_size: int
+    lr: float
+    n_eval: int
+    nfes: tuple[int, ...]
+    adaptive: bool
+    features: str
+    n_tile: int
+    reflow_pairs: int
+    reflow_nfe: int
+    em_negative_steps: int
+    method_overrides: dict[str, dict[str, Any]]
+
+    def resolve(self, request: Request) -> ImagesProfile:
+        network = request.network_methods
+        methods = [m for m in (self.methods or network) if m in network]
+        if request.methods:
+            methods = [m for m in request.methods if m in network]
+        out = replace(self, methods=tuple(methods))
+        if request.image_data:
+            src = make_source(request.image_data)  # raises ValueError naming the problem
+            if len(src.shape) != 3:
+                raise ValueError(
+                    f"--image-data {request.image_data!r} holds points of shape {src.shape}, "
+                    "not images: give an image spec (mnist:FILE, cifar10:FILE, images:FOLDER, "
+                    "array:FILE)"
+                )
+            out = replace(out, data=request.image_data, features="auto")
+        return out
+
+
+# TorchCFM's SB-CFM sigma: reg = 2 sigma^2 = 0.5 (the 2-D recipe) needs > 10^4
+# Sinkhorn iterations per batch of 64-d digits, reg = 2 about 50
+SBCFM = {"sbcfm": {"coupling.sigma": 1.0, "path.bridge_sigma": 1.0}}
+
+
+_TEST = ImagesProfile(
+    data="digits_images",
+    methods=("icfm", "otcfm", "ddpm"),
+    model="mlp",
+    model_options={"width": 64, "depth": 2},
+    steps=60,
+    warmup=6,
+    batch_size=128,
+    lr=2e-3,
+    n_eval=200,
+    nfes=(1, 4),
+    adaptive=False,
+    features="digits8",
+    n_tile=16,
+    reflow_pairs=256,
+    reflow_nfe=8,
+    em_negative_steps=5,
+    method_overrides=SBCFM,
+)
+PROFILES = {  # methods None: every network-trained method
+    "test": _TEST,
+    "quick": replace(
+        _TEST,
+        methods=("icfm", "otcfm", "ddpm", "sde-vp"),
+        model_options={"width": 128, "depth": 2},
+        steps=300,
+        warmup=30,
+        n_eval=500,
+        nfes=(1, 2, 4, 16),
+        reflow_pairs=1024,
+        reflow_nfe=16,
+        em_negative_steps=10,
+    ),
+    "default": replace(
+        _TEST,
+        methods=None,
+        model_options={"width": 256, "depth": 3},
+        steps=800,
+        warmup=100,
+        n_eval=1000,
+        nfes=(1, 2, 4, 8, 16, 32),
+        reflow_pairs=4096,
+        reflow_nfe=32,
+        em_negative_steps=20,
+    ),
+    "full": replace(
+        _TEST,
+        methods=None,
+        model="unet",
+        model_options={"size": "digits"},
+        steps=20000,
+        warmup=100,
+        n_eval=1797,
+        nfes=(1, 2, 4, 8, 16, 32, 100),
+        adaptive=True,
+        reflow_pairs=16384,
+        reflow_nfe=100,
+        em_negative_steps=50,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ImagesRun:
+    """One method's evaluations: the ODE (Euler) at each budget, the midpoint rule at the
+    budgets of MIDPOINT, and, in the run's cache only, the sample tiles by budget."""
+
+    method: str
+    family: str
+    train_seconds: float
+    ode: tuple[Evaluation, ...]
+    midpoint: tuple[Evaluation, ...] = ()  # runs cached before the midpoint rows had none
+    tiles: dict[str, Any] | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass(frozen=True)
+class RelativeEnergy:
+    """Curvature, coupling gap and their sum (the normalized path energy) relative to
+    W2^2(noise, samples), at the largest fixed NFE."""
+
+    curvature: float
+    coupling: float
+    total: float
+
+
+@dataclass(frozen=True)
+class ImagesNumbers:
+    data: str
+    n: int
+    n_data: int
+    features: str
+    runs: dict[str, ImagesRun]
+    relative_geodesic_gap: dict[str, RelativeEnergy]
+    nfe_fd: dict[str, int | None]
+
+
+def _overrides(cfg: ImagesProfile) -> dict:
     return {
-        "reflow.pairs": cfg["reflow_pairs"],
-        "reflow.nfe": cfg["reflow_nfe"],
-        "objective.negative_steps": cfg["em_negative_steps"],
+        "reflow.pairs": cfg.reflow_pairs,
+        "reflow.nfe": cfg.reflow_nfe,
+        "objective.negative_steps": cfg.em_negative_steps,
     }
 
 
-def _one(ctx: Context, method: str, cfg: dict, extractor, ref, frac) -> dict:
+def _one(ctx: Context, method: str, cfg: ImagesProfile, extractor, ref, frac) -> ImagesRun:
     run_dir = ctx.out / "runs" / "images" / method
     cache = run_dir / "reproduce.json"
     if cache.exists():
-        return json.loads(cache.read_text())
+        return from_json(ImagesRun, json.loads(cache.read_text()), str(cache))
     rc = make_config(
         method,
-        cfg["data"],
-        steps=cfg["steps"],
-        batch_size=cfg["batch_size"],
-        lr=cfg["lr"],
-        warmup=cfg["warmup"],
+        cfg.data,
+        steps=cfg.steps,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        warmup=cfg.warmup,
         seed=ctx.seed,
-        model=cfg["model"],
-        model_options=cfg["model_options"],
+        model=cfg.model,
+        model_options=cfg.model_options,
     )
-    own = {**_overrides(cfg), **cfg["method_overrides"].get(method, {})}
+    own = {**_overrides(cfg), **cfg.method_overrides.get(method, {})}
     rc = rc.with_overrides({k: v for k, v in own.items() if rc.has(k)})
-    run, train_seconds = train_and_load(ctx, rc, run_dir, f"{cfg['data']}: training {method}", frac)
-    n, ode = cfg["n_eval"], run.ode_sampler
+    run, train_seconds = train_and_load(ctx, rc, run_dir, f"{cfg.data}: training {method}", frac)
+    n, ode = cfg.n_eval, run.ode_sampler
     tiles: dict[str, list] = {}
 
     def keep(row, x):
-        tiles[str(row.nfe_requested or "adaptive")] = image_grid(x[: cfg["n_tile"]]).tolist()
+        tiles[str(row.nfe_requested or "adaptive")] = image_grid(x[: cfg.n_tile]).tolist()
 
-    nfes: list = list(cfg["nfes"]) + (
-        [ADAPTIVE] if cfg["adaptive"] and run.supports(adaptive_sampler()) else []
+    nfes: list = list(cfg.nfes) + (
+        [ADAPTIVE] if cfg.adaptive and run.supports(adaptive_sampler()) else []
     )
     rows = evaluate_run(
         run, nfes, n=n, seed=ctx.seed, sampler=ode, features=extractor, data=ref, on_samples=keep
     )
-    mids = [k for k in cfg["nfes"] if k in MIDPOINT] if run.supports("midpoint") else []
+    mids = [k for k in cfg.nfes if k in MIDPOINT] if run.supports("midpoint") else []
     mid = evaluate_run(
         run, mids, n=n, seed=ctx.seed, sampler="midpoint", features=extractor, data=ref
     )
-    rec = {
-        "method": method,
-        "family": family(run.config),
-        "train_seconds": train_seconds,
-        "ode": [r.to_dict() for r in rows],
-        "midpoint": [r.to_dict() for r in mid],
-        "tiles": tiles,
-    }
-    _atomic.write_json(cache, rec)
+    rec = ImagesRun(method, family(run.config), train_seconds, tuple(rows), tuple(mid), tiles)
+    _atomic.write_json(cache, to_json(rec))
     return rec
 
 
-def nfe_needed(rows: list[dict], key: str = "fd", within: float = WITHIN) -> int | None:
-    """The smallest fixed NFE whose ``key`` is within ``within`` of its value at the largest."""
+def nfe_needed(rows: tuple[Evaluation, ...], within: float = WITHIN) -> int | None:
+    """The smallest fixed NFE whose FD is within ``within`` of its value at the largest."""
     fixed = sorted(
-        (r for r in rows if r["nfe_requested"] is not None and r[key] is not None),
-        key=lambda r: r["nfe_requested"],
+        (r for r in rows if r.nfe_requested is not None and r.fd is not None),
+        key=lambda r: r.nfe_requested,
     )
     if not fixed:
         return None
-    conv = fixed[-1][key]
-    return next(r["nfe"] for r in fixed if r[key] <= (1 + within) * conv)
+    conv = fixed[-1].fd
+    return next(r.nfe for r in fixed if r.fd <= (1 + within) * conv)
 
 
-def _at_max(rec: dict) -> dict:
-    fixed = [r for r in rec["ode"] if r["nfe_requested"] is not None]
-    return max(fixed, key=lambda r: r["nfe_requested"])
+def _at_max(rec: ImagesRun) -> Evaluation:
+    fixed = [r for r in rec.ode if r.nfe_requested is not None]
+    return max(fixed, key=lambda r: r.nfe_requested)
 
 
-def run(ctx: Context) -> ExperimentResult:
-    cfg = ctx.config["images"]
-    t0 = time.perf_counter()
-    methods = cfg["methods"]
-    ref = reference_data(cfg["data"], cfg["n_eval"], ctx.seed + 1)
-    extractor = (
-        default_feature_extractor(tuple(ref.shape[1:]), ctx.device)
-        if cfg["features"] == "auto"
-        else feature_extractor(cfg["features"], ctx.device)
-    )
-    out = {}
-    for k, m in enumerate(methods):
-        out[m] = _one(ctx, m, cfg, extractor, ref, (k / len(methods), (k + 1) / len(methods)))
-    name = getattr(extractor, "name", cfg["features"])
-    return _result(ctx, cfg, out, int(ref.shape[0]), name, time.perf_counter() - t0)
-
-
-def _relative(row: dict) -> dict[str, float]:
+def _relative(row: Evaluation) -> RelativeEnergy:
     """Curvature, coupling gap and their sum relative to W2^2(noise, samples): comparable
     across paths whose reference noises differ (VE paths start from sigma_max)."""
-    w = max(row["endpoint_w2_squared"], 1e-300)
-    return {
-        "curvature": row["straightness"] / w,
-        "coupling": row["coupling_gap"] / w,
-        "total": row["normalized_path_energy"],
-    }
+    w = max(row.endpoint_w2_squared, 1e-300)
+    return RelativeEnergy(row.straightness / w, row.coupling_gap / w, row.normalized_path_energy)
 
 
-def _verdicts(out: dict) -> tuple[Verdict, dict]:
-    rel = {m: _relative(_at_max(r)) for m, r in out.items()}
-    ot = [m for m in out if out[m]["family"] in OT]
-    other = [m for m in out if out[m]["family"] in OTHERS]
-    need = {m: nfe_needed(r["ode"]) for m, r in out.items()}
-    summary = {"relative_geodesic_gap": rel, "nfe_fd": need}
+def measure(ctx: Context, cfg: ImagesProfile) -> tuple[ImagesNumbers, dict[str, ImagesRun]]:
+    """Train and evaluate every method (resuming finished ones). Returns the numbers and the
+    runs with their sample tiles (for the figure)."""
+    methods = cfg.methods
+    ref = reference_data(cfg.data, cfg.n_eval, ctx.seed + 1)
+    extractor = (
+        default_feature_extractor(tuple(ref.shape[1:]), ctx.device)
+        if cfg.features == "auto"
+        else feature_extractor(cfg.features, ctx.device)
+    )
+    runs = {}
+    for k, m in enumerate(methods):
+        runs[m] = _one(ctx, m, cfg, extractor, ref, (k / len(methods), (k + 1) / len(methods)))
+    numbers = ImagesNumbers(
+        data=cfg.data,
+        n=cfg.n_eval,
+        n_data=int(ref.shape[0]),
+        features=getattr(extractor, "name", cfg.features),
+        runs={m: replace(r, tiles=None) for m, r in runs.items()},
+        relative_geodesic_gap={m: _relative(_at_max(r)) for m, r in runs.items()},
+        nfe_fd={m: nfe_needed(r.ode) for m, r in runs.items()},
+    )
+    return numbers, runs
+
+
+@register_experiment(
+    "images", ImagesProfile, title="Images: straightness and steps", profiles=PROFILES, order=60
+)
+def run(ctx: Context) -> ExperimentResult:
+    t0 = time.perf_counter()
+    cfg = ctx.config.of(ImagesProfile)
+    numbers, runs = measure(ctx, cfg)
+    return ExperimentResult(
+        name="images",
+        title="Images: straightness and steps",
+        claim=CLAIM,
+        verdict=verdict(numbers),
+        numbers=to_json(numbers),
+        tables=tables(numbers, cfg.nfes),
+        figures=_figures(ctx, numbers, runs, cfg.nfes),
+        notes=[
+            f"Backbone {cfg.model} {cfg.model_options}, {cfg.steps} training steps "
+            f"(batch {cfg.batch_size}) per method. FD is comparable only at equal n "
+            f"(here {numbers.n} samples against {numbers.n_data} data images).",
+        ],
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def verdict(n: ImagesNumbers) -> Verdict:
+    rel, need = n.relative_geodesic_gap, n.nfe_fd
+    ot = [m for m in n.runs if n.runs[m].family in OT]
+    other = [m for m in n.runs if n.runs[m].family in OTHERS]
     if not ot or not other:
         return Verdict(
-            None,
-            "not decided: needs an OT-coupled flow and a diffusion or independent flow",
-        ), summary
-    worst = max(ot, key=lambda m: rel[m]["total"])
-    best = min(other, key=lambda m: rel[m]["total"])
-    straight = rel[worst]["total"] < rel[best]["total"]
+            None, "not decided: needs an OT-coupled flow and a diffusion or independent flow"
+        )
+    worst = max(ot, key=lambda m: rel[m].total)
+    best = min(other, key=lambda m: rel[m].total)
+    checks = [
+        Check(
+            f"normalized path energy of {worst} (largest OT-coupled) against {best} "
+            "(smallest other)",
+            rel[worst].total,
+            "<",
+            rel[best].total,
+        )
+    ]
 
     def parts(m: str) -> str:
         r = rel[m]
-        return (
-            f"{m}: {r['total']:.3g} = curvature {r['curvature']:.3g} + coupling {r['coupling']:.3g}"
-        )
+        return f"{m}: {r.total:.3g} = curvature {r.curvature:.3g} + coupling {r.coupling:.3g}"
 
     text = (
-        f"straightest: {'yes' if straight else 'no'} (normalized path energy at the largest "
-        f"NFE, largest OT-coupled flow [{parts(worst)}] against the smallest other "
+        f"straightest: {'yes' if checks[0].holds else 'no'} (normalized path energy at the "
+        f"largest NFE, largest OT-coupled flow [{parts(worst)}] against the smallest other "
         f"[{parts(best)}])"
     )
     a = [need[m] for m in ot if need[m]]
-    b = [need[m] for m in out if out[m]["family"] == "diffusion" and need[m]]
-    fewest = None
+    b = [need[m] for m in n.runs if n.runs[m].family == "diffusion" and need[m]]
     if a and b:
         ma, mb = statistics.median(a), statistics.median(b)
-        fewest = ma < mb
+        checks.append(Check("median NFE* (FD) of OT-coupled flows against diffusion", ma, "<", mb))
         text += (
-            f"; fewest NFE: {'yes' if fewest else 'no'} (median NFE within 10% of the "
+            f"; fewest NFE: {'yes' if ma < mb else 'no'} (median NFE within 10% of the "
             f"converged FD {ma:g} for OT-coupled flows against {mb:g} for diffusion models)"
         )
-    holds = straight and (fewest is not False)
-    return Verdict(holds, f"{'holds' if holds else 'does not hold'}: {text}"), summary
+    return Verdict.judge(checks, text)
 
 
-def _midpoint_table(out: dict, n: int) -> list[dict]:
+def _by_budget(rec: ImagesRun) -> dict[str, Evaluation]:
+    """A run's ODE rows by budget ("1", "2", ..., "adaptive")."""
+    return {str(r.nfe_requested or "adaptive"): r for r in rec.ode}
+
+
+def _fd_rows(n: ImagesNumbers, nfes: list[str]) -> list[list]:
+    rows = []
+    for m, rec in n.runs.items():
+        by = _by_budget(rec)
+        rows.append([m, rec.family] + [by[k].fd if k in by else None for k in nfes])
+    return rows
+
+
+DECOMPOSITION_COLUMNS = [
+    "method",
+    "sampler",
+    "NFE",
+    "FD",
+    "W2",
+    "path energy",
+    "curvature",
+    "coupling gap",
+    "W2^2(noise, samples)",
+    "normalized path energy",
+]
+
+
+def tables(n: ImagesNumbers, budgets: tuple[int, ...]) -> list[Table]:
+    nfes = [str(k) for k in budgets]
+    decomposition = [
+        [
+            m,
+            r.sampler,
+            r.nfe,
+            r.fd,
+            r.w2,
+            r.action,
+            r.straightness,
+            r.coupling_gap,
+            r.endpoint_w2_squared,
+            r.normalized_path_energy,
+        ]
+        for m, rec in n.runs.items()
+        for r in _by_budget(rec).values()
+    ]
+    return [
+        table(
+            f"FD ({n.features} features, {n.n} samples against {n.n_data} data images) versus "
+            "NFE, probability-flow ODE (Euler)",
+            ["method", "family"] + nfes,
+            _fd_rows(n, nfes),
+        ),
+        *_midpoint_table(n),
+        table(
+            f"Path-energy decomposition of the solved ODE (model space, n = {n.n}): "
+            "path energy = curvature + coupling gap + W2^2(noise, samples)",
+            DECOMPOSITION_COLUMNS,
+            decomposition,
+        ),
+        table(
+            "Training",
+            ["method", "family", "train s", "NFE within 10% of converged FD"],
+            [[m, r.family, r.train_seconds, n.nfe_fd[m]] for m, r in n.runs.items()],
+        ),
+    ]
+
+
+def _midpoint_table(n: ImagesNumbers) -> list[Table]:
     """Euler against the midpoint rule at equal NFE (FD and W2), for the runs that have both."""
-    # runs cached before the midpoint rows existed have none
-    mid = {m: {r["nfe_requested"]: r for r in rec.get("midpoint", [])} for m, rec in out.items()}
+    mid = {m: {r.nfe_requested: r for r in rec.midpoint} for m, rec in n.runs.items()}
     ks = sorted({k for rows in mid.values() for k in rows})
     if not ks:
         return []
-    euler = {m: {r["nfe_requested"]: r for r in rec["ode"]} for m, rec in out.items()}
+    euler = {m: {r.nfe_requested: r for r in rec.ode} for m, rec in n.runs.items()}
     cols = ["method", "family"]
     for k in ks:
         cols += [f"FD Euler {k}", f"FD midpoint {k}", f"W2 Euler {k}", f"W2 midpoint {k}"]
     rows = []
-    for m, rec in out.items():
+    for m, rec in n.runs.items():
         if not mid[m]:
             continue
-        row = [m, rec["family"]]
+        row = [m, rec.family]
         for k in ks:
             e, q = euler[m].get(k), mid[m].get(k)
-            row += [e and e["fd"], q and q["fd"], e and e["w2"], q and q["w2"]]
+            row += [e and e.fd, q and q.fd, e and e.w2, q and q.w2]
         rows.append(row)
     return [
         table(
-            f"Euler against the midpoint rule at equal NFE (FD and exact W2, n = {n}); on the "
+            f"Euler against the midpoint rule at equal NFE (FD and exact W2, n = {n.n}); on the "
             "linear path one midpoint step is 2 D_1/2 - D_0, an extrapolation that sharpens",
             cols,
             rows,
@@ -223,94 +467,34 @@ def _midpoint_table(out: dict, n: int) -> list[dict]:
     ]
 
 
-def _result(
-    ctx: Context, cfg: dict, out: dict, n_data: int, extractor_name: str, seconds: float
-) -> ExperimentResult:
+def _figures(
+    ctx: Context, n: ImagesNumbers, runs: dict[str, ImagesRun], budgets: tuple[int, ...]
+) -> list[Figure]:
     import numpy as np
 
-    n = cfg["n_eval"]
-    verdict, summary = _verdicts(out)
-    methods = list(out)
-    nfes = [str(k) for k in cfg["nfes"]]
-    fd_rows, dec_rows = [], []
-    for m, rec in out.items():
-        by = {str(r["nfe_requested"] or "adaptive"): r for r in rec["ode"]}
-        fd_rows.append([m, rec["family"]] + [by[k]["fd"] if k in by else None for k in nfes])
-        for r in by.values():
-            dec_rows.append(
-                [
-                    m,
-                    r["sampler"],
-                    r["nfe"],
-                    r["fd"],
-                    r["w2"],
-                    r["action"],
-                    r["straightness"],
-                    r["coupling_gap"],
-                    r["endpoint_w2_squared"],
-                    r["normalized_path_energy"],
-                ]
-            )
-    tables = [
-        table(
-            f"FD ({extractor_name} features, {n} samples against {n_data} data images) versus "
-            "NFE, probability-flow ODE (Euler)",
-            ["method", "family"] + nfes,
-            fd_rows,
-        ),
-        *_midpoint_table(out, n),
-        table(
-            f"Path-energy decomposition of the solved ODE (model space, n = {n}): "
-            "path energy = curvature + coupling gap + W2^2(noise, samples)",
-            [
-                "method",
-                "sampler",
-                "NFE",
-                "FD",
-                "W2",
-                "path energy",
-                "curvature",
-                "coupling gap",
-                "W2^2(noise, samples)",
-                "normalized path energy",
-            ],
-            dec_rows,
-        ),
-        table(
-            "Training",
-            ["method", "family", "train s", "NFE within 10% of converged FD"],
-            [[m, out[m]["family"], out[m]["train_seconds"], summary["nfe_fd"][m]] for m in out],
-        ),
-    ]
-    show = [k for k in list(out[methods[0]]["tiles"]) if k in nfes or k == "adaptive"]
-    figs = [
+    methods = list(n.runs)
+    nfes = [str(k) for k in budgets]
+    tiles = {m: r.tiles or {} for m, r in runs.items()}
+    show = [k for k in tiles[methods[0]] if k in nfes or k == "adaptive"]
+    rel = n.relative_geodesic_gap
+    return [
         figures.image_tiles(
             ctx.figures,
             "images-samples",
-            f"Samples of every method (rows) at each NFE (columns), {cfg['data']}, the same "
+            f"Samples of every method (rows) at each NFE (columns), {n.data}, the same "
             "noise in every cell",
             methods,
             show,
             [
-                [
-                    np.array(out[m]["tiles"][k], dtype=np.uint8) if k in out[m]["tiles"] else None
-                    for k in show
-                ]
+                [np.array(tiles[m][k], dtype=np.uint8) if k in tiles[m] else None for k in show]
                 for m in methods
             ],
         ),
         figures.curves(
             ctx.figures,
             "images-fd",
-            f"FD against NFE (probability-flow ODE, Euler; n = {n})",
-            [
-                {
-                    "x": [int(k) for k in nfes],
-                    "y": [row[2 + i] for i in range(len(nfes))],
-                    "label": row[0],
-                }
-                for row in fd_rows
-            ],
+            f"FD against NFE (probability-flow ODE, Euler; n = {n.n})",
+            [figures.Series([int(k) for k in nfes], row[2:], row[0]) for row in _fd_rows(n, nfes)],
             xlabel="NFE",
             ylabel="FD",
             logx=True,
@@ -324,32 +508,9 @@ def _result(
             methods,
             {
                 "W2^2(noise, samples)": [1.0 for _ in methods],
-                "coupling gap": [summary["relative_geodesic_gap"][m]["coupling"] for m in methods],
-                "curvature": [summary["relative_geodesic_gap"][m]["curvature"] for m in methods],
+                "coupling gap": [rel[m].coupling for m in methods],
+                "curvature": [rel[m].curvature for m in methods],
             },
             ylabel="E int |v|^2 dt / W2^2(noise, samples)",
         ),
     ]
-    numbers = {
-        "data": cfg["data"],
-        "n": n,
-        "n_data": n_data,
-        "features": extractor_name,
-        "runs": {m: {k: v for k, v in r.items() if k != "tiles"} for m, r in out.items()},
-        **summary,
-    }
-    return ExperimentResult(
-        name="images",
-        title="Images: straightness and steps",
-        claim=CLAIM,
-        verdict=verdict,
-        numbers=numbers,
-        tables=tables,
-        figures=figs,
-        notes=[
-            f"Backbone {cfg['model']} {cfg['model_options']}, {cfg['steps']} training steps "
-            f"(batch {cfg['batch_size']}) per method. FD is comparable only at equal n "
-            f"(here {n} samples against {n_data} data images).",
-        ],
-        seconds=seconds,
-    )

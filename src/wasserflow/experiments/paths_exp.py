@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass, field, replace
 
 import torch
 from scipy.integrate import quad
@@ -50,15 +51,21 @@ from ..paths import (
 )
 from ..samplers import Field, rk4, uniform_grid
 from . import figures
-from .context import Context, ExperimentResult, Verdict, table
+from .context import Check, Context, ExperimentResult, Figure, Table, Verdict, table
 from .paths_grid import (
-    GRID_TIMES,
+    GridComparison,
+    GridPlot,
+    GridProfile,
+    frames_near,
+    grid_figures,
     grid_geodesic_comparison,
-    grid_tables_and_figures,
+    grid_tables,
     grid_verdict,
     learned_verdict,
 )
-from .paths_learned import learned_trajectories
+from .paths_learned import PathsLearnedProfile, learned_trajectories
+from .records import FLATTEN, OMIT_NONE, to_json
+from .registry import Profile, register_experiment
 
 CLAIM = (
     "Between the same endpoints the OT geodesic has the least action: its geodesic gap "
@@ -74,6 +81,171 @@ POS_TOL = 1e-2  # gap / W2^2 above this: clearly positive
 
 T_END = {"VP": 1.0 - 1e-4}  # the VP field has d sigma / dt -> inf at t = 1 (sigma = 0)
 NAMES = ("VP", "VE", "I-CFM", "OT geodesic")
+NOTES = [
+    "VE starts from its own reference (data + sigma_max noise), so its endpoints "
+    "differ; its gap is measured against the W2 of its own ends.",
+    "Actions are discrete (frames of the RK4 grid); 'action s.e.' is the Monte Carlo "
+    "standard error over particles.",
+    "Grid geodesic: Douglas-Rachford proximal splitting on a staggered space-time grid "
+    "(Papadakis, Peyre & Oudet 2014) between the two densities on [-5, 5]^2; W2 compares "
+    "the first particles of each path with the cell centres weighted by the grid "
+    "density (exact OT), L1 the grid density with the closed-form marginal density.",
+    "Learned rows (dashed in the figure): the method trained on gmm2d with the profile's "
+    "paths.learned budget, its ODE sampler's frame nearest each t; the same W2 and floor "
+    "as the oracle paths'.",
+]
+
+
+@dataclass(frozen=True)
+class PathsProfile(Profile):
+    """n particles per path, n_steps RK4 steps, n_times frames of the marginal curves, the
+    grid geodesic and the models trained on gmm2d."""
+
+    n: int
+    n_steps: int
+    n_times: int
+    grid: GridProfile
+    learned: PathsLearnedProfile
+
+
+PROFILES = {  # the learned models: trained on gmm2d, their ODE marginals against the grid geodesic
+    "test": PathsProfile(
+        n=300,
+        n_steps=40,
+        n_times=6,
+        grid=GridProfile(n=24, n_times=8, max_iter=200, n_w2=300),
+        learned=PathsLearnedProfile(
+            methods=("icfm", "otcfm", "ddpm"),
+            steps=200,
+            warmup=20,
+            width=48,
+            depth=3,
+            batch_size=256,
+            lr=2e-3,
+            nfe=20,
+            reflow_pairs=1024,
+            reflow_nfe=20,
+        ),
+    ),
+    "quick": PathsProfile(
+        n=600,
+        n_steps=50,
+        n_times=11,
+        grid=GridProfile(n=24, n_times=8, max_iter=300, n_w2=400),
+        learned=PathsLearnedProfile(
+            methods=("icfm", "otcfm", "ddpm"),
+            steps=800,
+            warmup=50,
+            width=64,
+            depth=3,
+            batch_size=256,
+            lr=2e-3,
+            nfe=50,
+            reflow_pairs=2048,
+            reflow_nfe=50,
+        ),
+    ),
+    "default": PathsProfile(
+        n=1000,
+        n_steps=100,
+        n_times=21,
+        grid=GridProfile(n=32, n_times=16, max_iter=500, n_w2=500),
+        learned=PathsLearnedProfile(
+            methods=("icfm", "otcfm", "rectified-flow", "ddpm"),
+            steps=1000,
+            warmup=100,
+            width=128,
+            depth=3,
+            batch_size=256,
+            lr=2e-3,
+            nfe=100,
+            reflow_pairs=4096,
+            reflow_nfe=100,
+        ),
+    ),
+    "full": PathsProfile(
+        n=4000,
+        n_steps=400,
+        n_times=41,
+        grid=GridProfile(n=64, n_times=32, max_iter=2000, n_w2=1000),
+        learned=PathsLearnedProfile(
+            methods=("icfm", "otcfm", "sbcfm", "rectified-flow", "ddpm", "sde-vp"),
+            steps=10000,
+            warmup=500,
+            width=256,
+            depth=4,
+            batch_size=512,
+            lr=2e-3,
+            nfe=200,
+            reflow_pairs=16384,
+            reflow_nfe=100,
+        ),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Marginals:
+    """W2(rho_t, rho_0) and tr Cov(rho_t) at frames t of a trajectory set."""
+
+    t: list[float]
+    w2_to_start: list[float]
+    cov_trace: list[float]
+
+
+@dataclass(frozen=True)
+class PathRecord:
+    """One path's particles: discrete action A, W2^2 of the ends, the gap A - W2^2 (absolute
+    and relative), the action's Monte Carlo standard error, NFE, the marginal curves, 24
+    particle paths and the schedule (the oracle paths)."""
+
+    action: float
+    endpoint_w2_squared: float
+    geodesic_gap: float
+    relative_gap: float
+    action_std_error: float
+    nfe: int
+    marginals: Marginals
+    sample: list[list[list[float]]]
+    schedule: str | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass(frozen=True)
+class ClosedFormPath:
+    """One path's action, W2^2 of the ends, gap and marginal curves in closed form (to the
+    Gaussian), and for I-CFM the docs/design.md formula's action."""
+
+    action: float
+    endpoint_w2_squared: float
+    geodesic_gap: float
+    cov_trace: list[float]
+    w2_to_start: list[float]
+    design_formula_action: float | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass(frozen=True)
+class ClosedForms:
+    """The closed forms of every path (keyed by path name) at the times t."""
+
+    paths: dict[str, ClosedFormPath] = field(metadata=FLATTEN)
+    t: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PathsTarget:
+    """Every path's record to one target (keyed by path name), with the closed forms
+    (Gaussian target) or the grid geodesic comparison (mixture)."""
+
+    paths: dict[str, PathRecord] = field(metadata=FLATTEN)
+    closed_form: ClosedForms | None = field(default=None, metadata=OMIT_NONE)
+    grid_geodesic: GridComparison | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass(frozen=True)
+class PathsNumbers:
+    """The records by target ("gaussian2d", "gmm2d")."""
+
+    targets: dict[str, PathsTarget] = field(metadata=FLATTEN)
 
 
 def _paths(target_samples: torch.Tensor) -> dict[str, AffinePath]:
@@ -121,7 +293,7 @@ def icfm_action_formula(mean: torch.Tensor, cov: torch.Tensor) -> float:
     return total
 
 
-def _marginal_curve(traj: torch.Tensor, times: torch.Tensor, n_times: int) -> dict:
+def _marginal_curve(traj: torch.Tensor, times: torch.Tensor, n_times: int) -> Marginals:
     """W2(rho_t, rho_0) and tr Cov(rho_t) at about n_times frames of a trajectory set."""
     idx = torch.linspace(0, traj.shape[0] - 1, n_times).round().long().unique()
     sub = traj[:, :200]  # W2 of the marginals on 200 particles: cheap, ~5% error
@@ -129,7 +301,7 @@ def _marginal_curve(traj: torch.Tensor, times: torch.Tensor, n_times: int) -> di
     for k in idx.tolist():
         w2.append(0.0 if k == 0 else exact_ot(sub[0], sub[k]).w2)
         tr.append(float(torch.trace(torch.cov(traj[k].mT))))
-    return {"t": times[idx].tolist(), "w2_to_start": w2, "cov_trace": tr}
+    return Marginals(times[idx].tolist(), w2, tr)
 
 
 def _per_particle_se(traj: torch.Tensor, times: torch.Tensor) -> float:
@@ -138,18 +310,21 @@ def _per_particle_se(traj: torch.Tensor, times: torch.Tensor) -> float:
     return float(per.std() / math.sqrt(per.shape[0]))
 
 
-def _record(traj: torch.Tensor, times: torch.Tensor, n_times: int, nfe: int) -> dict:
+def _record(
+    traj: torch.Tensor, times: torch.Tensor, n_times: int, nfe: int, schedule: str | None = None
+) -> PathRecord:
     geo = trajectory_geometry(traj, times)
-    return {
-        "action": geo.action,
-        "endpoint_w2_squared": geo.endpoint_w2_squared,
-        "geodesic_gap": geo.geodesic_gap,
-        "relative_gap": geo.geodesic_gap / max(geo.endpoint_w2_squared, 1e-300),
-        "action_std_error": _per_particle_se(traj, times),
-        "nfe": nfe,
-        "marginals": _marginal_curve(traj, times, n_times),
-        "sample": traj[:, :24].tolist()[:: max(1, traj.shape[0] // 20)],
-    }
+    return PathRecord(
+        action=geo.action,
+        endpoint_w2_squared=geo.endpoint_w2_squared,
+        geodesic_gap=geo.geodesic_gap,
+        relative_gap=geo.geodesic_gap / max(geo.endpoint_w2_squared, 1e-300),
+        action_std_error=_per_particle_se(traj, times),
+        nfe=nfe,
+        marginals=_marginal_curve(traj, times, n_times),
+        sample=traj[:, :24].tolist()[:: max(1, traj.shape[0] // 20)],
+        schedule=schedule,
+    )
 
 
 def _oracle_traj(
@@ -162,222 +337,251 @@ def _oracle_traj(
     return res.trajectory, res.times, res.nfe
 
 
-def run(ctx: Context) -> ExperimentResult:
-    cfg = ctx.config["paths"]
-    n, K, nt = cfg["n"], cfg["n_steps"], cfg["n_times"]
-    t_start = time.perf_counter()
-    out: dict = {}
-    grid_plot = None
+def _ot_geodesic(target: str, mix, n: int, n_steps: int, g: torch.Generator):
+    """The OT geodesic's particles from N(0, I): McCann's interpolant by its exact field (a
+    Gaussian target) or displacement interpolation of exact OT between samples (a mixture)."""
+    x0 = torch.randn(n, 2, generator=g, dtype=torch.float64)
+    grid = uniform_grid(n_steps)
+    if target == "gaussian2d":
+        orc = GaussianGeodesicOracle(mix.means[0], mix.covs[0])
+        r = rk4(orc.velocity, x0, grid, return_trajectory=True)
+        return r.trajectory, grid, r.nfe
+    y = mix.sample(n, g).to(torch.float64)
+    perm = exact_ot(x0, y).plan.argmax(1)  # uniform n-to-n: a permutation matrix / n
+    return torch.stack([(1 - t) * x0 + t * y[perm] for t in grid.tolist()]), grid, 0
+
+
+def _target(ctx: Context, cfg: PathsProfile, j: int, target: str):
+    """Every path's record to ``target`` and their trajectories (name -> (traj, times))."""
+    mix = get_mixture(target)
+    g = ctx.generator(100 + j)
+    data = mix.sample(cfg.n, g).to(torch.float64)
+    res: dict[str, PathRecord] = {}
+    trajs: dict = {}
+    for i, (name, path) in enumerate(_paths(data).items()):
+        ctx.report(f"{target}: {name} path", (3 * j + i) / 9)
+        oracle = MixtureOracle(mix, path)
+        traj, times, nfe = _oracle_traj(oracle, cfg.n, cfg.n_steps, g, T_END.get(name, 1.0))
+        res[name] = _record(traj, times, cfg.n_times, nfe, repr(path.schedule))
+        trajs[name] = (traj, times)
+    ctx.report(f"{target}: OT geodesic", (3 * j + 3) / 9)
+    traj, grid, nfe = _ot_geodesic(target, mix, cfg.n, cfg.n_steps, g)
+    res["OT geodesic"] = _record(traj, grid, cfg.n_times, nfe)
+    trajs["OT geodesic"] = (traj, grid)
+    return mix, data, res, trajs
+
+
+def _grid_geodesic(ctx: Context, cfg: PathsProfile, target: str, mix, data, trajs: dict):
+    """Trained models' ODE trajectories beside the paths', all against the grid geodesic."""
+    learned = learned_trajectories(ctx, cfg.learned, cfg.grid.n_w2, (7 / 9, 8 / 9))
+    trajs = {**trajs, **{p: (r.traj, r.times) for p, r in learned.items()}}
+    ctx.report(f"{target}: grid geodesic (Benamou-Brenier)", 8 / 9)
+    gg, plot = grid_geodesic_comparison(mix, _paths(data), trajs, cfg.grid, ctx.generator(300))
+    plot = replace(plot, learned={p: frames_near(r.traj, r.times) for p, r in learned.items()})
+    return replace(gg, learned={p: r.info for p, r in learned.items()}), plot
+
+
+def measure(ctx: Context, cfg: PathsProfile) -> tuple[PathsNumbers, GridPlot | None]:
+    """Every path to gaussian2d (with closed forms) and to gmm2d (with the grid geodesic and
+    the trained models); also the grid figure's arrays."""
+    targets: dict[str, PathsTarget] = {}
+    plot = None
     for j, target in enumerate(("gaussian2d", "gmm2d")):
-        mix = get_mixture(target)
-        g = ctx.generator(100 + j)
-        data = mix.sample(n, g).to(torch.float64)
-        res: dict = {}
-        trajs: dict = {}
-        for i, (name, path) in enumerate(_paths(data).items()):
-            ctx.report(f"{target}: {name} path", (3 * j + i) / 9)
-            traj, times, nfe = _oracle_traj(MixtureOracle(mix, path), n, K, g, T_END.get(name, 1.0))
-            res[name] = _record(traj, times, nt, nfe)
-            res[name]["schedule"] = repr(path.schedule)
-            trajs[name] = (traj, times)
-        ctx.report(f"{target}: OT geodesic", (3 * j + 3) / 9)
-        x0 = torch.randn(n, 2, generator=g, dtype=torch.float64)
-        grid = uniform_grid(K)
+        mix, data, res, trajs = _target(ctx, cfg, j, target)
         if target == "gaussian2d":
-            orc = GaussianGeodesicOracle(mix.means[0], mix.covs[0])
-            r = rk4(orc.velocity, x0, grid, return_trajectory=True)
-            traj, nfe = r.trajectory, r.nfe
-        else:
-            y = mix.sample(n, g).to(torch.float64)
-            perm = exact_ot(x0, y).plan.argmax(1)  # uniform n-to-n: a permutation matrix / n
-            traj = torch.stack([(1 - t) * x0 + t * y[perm] for t in grid.tolist()])
-            nfe = 0
-        res["OT geodesic"] = _record(traj, grid, nt, nfe)
-        trajs["OT geodesic"] = (traj, grid)
-        if target == "gaussian2d":
-            res["closed_form"] = _closed_forms(mix, _paths(data), nt)
-        else:
-            learned = learned_trajectories(ctx, cfg["learned"], cfg["grid"]["n_w2"], (7 / 9, 8 / 9))
-            trajs.update({p: (r["traj"], r["times"]) for p, r in learned.items()})
-            ctx.report(f"{target}: grid geodesic (Benamou-Brenier)", 8 / 9)
-            res["grid_geodesic"], grid_plot = grid_geodesic_comparison(
-                mix, _paths(data), trajs, cfg["grid"], ctx.generator(300)
+            targets[target] = PathsTarget(
+                res, closed_form=_closed_forms(mix, _paths(data), cfg.n_times)
             )
-            grid_plot["learned"] = {
-                p: [
-                    r["traj"][int(torch.argmin((r["times"] - t).abs())), :200].numpy()
-                    for t in GRID_TIMES
-                ]
-                for p, r in learned.items()
-            }
-            res["grid_geodesic"]["learned"] = {
-                p: {k: v for k, v in r.items() if k not in ("traj", "times")}
-                for p, r in learned.items()
-            }
-        out[target] = res
-    return _result(ctx, out, time.perf_counter() - t_start, grid_plot)
+        else:
+            gg, plot = _grid_geodesic(ctx, cfg, target, mix, data, trajs)
+            targets[target] = PathsTarget(res, grid_geodesic=gg)
+    return PathsNumbers(targets), plot
 
 
-def _closed_forms(mix, paths: dict[str, AffinePath], nt: int) -> dict:
+@register_experiment(
+    "paths",
+    PathsProfile,
+    title="Same endpoints, different paths (exact fields)",
+    profiles=PROFILES,
+    order=10,
+)
+def run(ctx: Context) -> ExperimentResult:
+    t0 = time.perf_counter()
+    numbers, plot = measure(ctx, ctx.config.of(PathsProfile))
+    return ExperimentResult(
+        name="paths",
+        title="Same endpoints, different paths (exact fields)",
+        claim=CLAIM,
+        verdict=verdict(numbers),
+        numbers=to_json(numbers),
+        tables=tables(numbers),
+        figures=_figures(ctx, numbers, plot),
+        seconds=time.perf_counter() - t0,
+        notes=NOTES,
+    )
+
+
+def _closed_form_path(path: AffinePath, m, S, t_end: float, ts: list[float]) -> ClosedFormPath:
+    eye = torch.eye(2, dtype=torch.float64)
+
+    def marg(t):
+        c = path.coefficients(torch.tensor(float(t), dtype=torch.float64))
+        return float(c.alpha) * m, float(c.alpha) ** 2 * S + float(c.sigma) ** 2 * eye
+
+    m0, S0 = marg(0.0)
+    m1, S1 = marg(t_end)
+    w2sq = float(gaussian_w2_squared(m0, S0, m1, S1))
+    action = closed_form_action(path, m, S, t_end)
+    return ClosedFormPath(
+        action=action,
+        endpoint_w2_squared=w2sq,
+        geodesic_gap=action - w2sq,
+        cov_trace=[float(torch.trace(marg(t)[1])) for t in ts],
+        w2_to_start=[float(gaussian_w2_squared(m0, S0, *marg(t)).sqrt()) for t in ts],
+    )
+
+
+def _closed_forms(mix, paths: dict[str, AffinePath], nt: int) -> ClosedForms:
     m, S = mix.means[0], mix.covs[0]
     eye, zero = torch.eye(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)
     ts = torch.linspace(0, 1, nt, dtype=torch.float64)
-    cf: dict = {}
+    cf: dict[str, ClosedFormPath] = {}
     for name, path in paths.items():
-
-        def marg(t, path=path):
-            c = path.coefficients(torch.tensor(float(t), dtype=torch.float64))
-            return float(c.alpha) * m, float(c.alpha) ** 2 * S + float(c.sigma) ** 2 * eye
-
-        m0, S0 = marg(0.0)
         t_end = T_END.get(name, 1.0)
-        m1, S1 = marg(t_end)
-        w2sq = float(gaussian_w2_squared(m0, S0, m1, S1))
-        action = closed_form_action(path, m, S, t_end)
-        cf[name] = {
-            "action": action,
-            "endpoint_w2_squared": w2sq,
-            "geodesic_gap": action - w2sq,
-            "cov_trace": [float(torch.trace(marg(t)[1])) for t in (ts * t_end).tolist()],
-            "w2_to_start": [
-                float(gaussian_w2_squared(m0, S0, *marg(t)).sqrt()) for t in (ts * t_end).tolist()
-            ],
-        }
-    cf["I-CFM"]["design_formula_action"] = icfm_action_formula(m, S)
+        cf[name] = _closed_form_path(path, m, S, t_end, (ts * t_end).tolist())
+    cf["I-CFM"] = replace(cf["I-CFM"], design_formula_action=icfm_action_formula(m, S))
     w2sq = float(gaussian_w2_squared(zero, eye, m, S))
     geo = [gaussian_geodesic(zero, eye, m, S, float(t)) for t in ts.tolist()]
-    cf["OT geodesic"] = {
-        "action": w2sq,
-        "endpoint_w2_squared": w2sq,
-        "geodesic_gap": 0.0,
-        "cov_trace": [float(torch.trace(q.cov)) for q in geo],
-        "w2_to_start": [math.sqrt(w2sq) * float(t) for t in ts.tolist()],
-    }
-    cf["t"] = ts.tolist()
-    return cf
+    cf["OT geodesic"] = ClosedFormPath(
+        action=w2sq,
+        endpoint_w2_squared=w2sq,
+        geodesic_gap=0.0,
+        cov_trace=[float(torch.trace(q.cov)) for q in geo],
+        w2_to_start=[math.sqrt(w2sq) * float(t) for t in ts.tolist()],
+    )
+    return ClosedForms(cf, ts.tolist())
 
 
-def _verdict(out: dict) -> Verdict:
-    targets = [t for t in out if "OT geodesic" in out[t]]
-    geo = max(abs(out[t]["OT geodesic"]["relative_gap"]) for t in targets)
-    others = min(out[t][p]["relative_gap"] for t in targets for p in ("VP", "VE", "I-CFM"))
-    holds = geo < GEO_TOL and others > POS_TOL
+def verdict(n: PathsNumbers) -> Verdict:
+    recs = [t.paths for t in n.targets.values()]
+    geo = max(abs(r["OT geodesic"].relative_gap) for r in recs)
+    others = min(r[p].relative_gap for r in recs for p in ("VP", "VE", "I-CFM"))
+    checks = [
+        Check("largest |gap| / W2^2 of the OT geodesic", geo, "<", GEO_TOL),
+        Check("smallest gap / W2^2 of VP, VE and I-CFM", others, ">", POS_TOL),
+    ]
     text = (
         f"the OT geodesic's relative gap is at most {geo:.1e} (tolerance {GEO_TOL:g}); the "
         f"smallest other gap is {others:.3f} W2^2 (> {POS_TOL:g} needed)"
     )
-    for t in targets:
-        if "grid_geodesic" in out[t]:
-            gg = out[t]["grid_geodesic"]
-            grid_holds, grid_text = grid_verdict(gg)
-            learned_holds, learned_text = learned_verdict(gg)
-            holds = holds and grid_holds and learned_holds
+    for t, res in n.targets.items():
+        if res.grid_geodesic is not None:
+            grid_checks, grid_text = grid_verdict(res.grid_geodesic)
+            learned_checks, learned_text = learned_verdict(res.grid_geodesic)
+            checks += grid_checks + learned_checks
             text += f"; to {t}, {grid_text}; {learned_text}"
-    return Verdict(holds, f"{'holds' if holds else 'does not hold'}: {text}")
+    return Verdict.judge(checks, text)
 
 
-def _result(
-    ctx: Context, out: dict, seconds: float, grid_plot: dict | None = None
-) -> ExperimentResult:
-    tables, figs = [], []
-    names = NAMES
-    for target, res in out.items():
-        cf = res.get("closed_form")
-        rows = []
-        for p in names:
-            r = res[p]
-            row = [
-                p,
-                r["action"],
-                r["action_std_error"],
-                r["endpoint_w2_squared"],
-                r["geodesic_gap"],
-                r["relative_gap"],
-                r["nfe"],
-            ]
-            if cf:
-                row += [cf[p]["action"], cf[p]["endpoint_w2_squared"], cf[p]["geodesic_gap"]]
-            rows.append(row)
-        cols = ["path", "action", "action s.e.", "W2^2 ends", "gap", "gap / W2^2", "NFE"]
-        if cf:
-            cols += ["action (closed form)", "W2^2 (Bures)", "gap (closed form)"]
-        tables.append(table(f"N(0, I) to {target}", cols, rows))
-        series = [
-            {
-                "x": res[p]["marginals"]["t"],
-                "y": res[p]["marginals"]["cov_trace"],
-                "label": f"{p} (particles)",
-            }
-            for p in names
+PATH_COLUMNS = ["path", "action", "action s.e.", "W2^2 ends", "gap", "gap / W2^2", "NFE"]
+CLOSED_FORM_COLUMNS = ["action (closed form)", "W2^2 (Bures)", "gap (closed form)"]
+
+
+def _path_table(target: str, res: PathsTarget) -> Table:
+    """Every path's action, ends and gap to ``target``, beside the closed forms if any."""
+    cf = res.closed_form
+    rows = []
+    for p in NAMES:
+        r = res.paths[p]
+        row = [
+            p,
+            r.action,
+            r.action_std_error,
+            r.endpoint_w2_squared,
+            r.geodesic_gap,
+            r.relative_gap,
+            r.nfe,
         ]
-        if cf:
-            series += [
-                {
-                    "x": cf["t"],
-                    "y": cf[p]["cov_trace"],
-                    "label": f"{p} (closed form)",
-                    "style": "--",
-                }
-                for p in names
-                if p != "VE"
-            ]
-        figs.append(
-            figures.curves(
-                ctx.figures,
-                f"paths-{target}-cov",
-                f"tr Cov(rho_t) along each path to {target} "
-                "(the I-CFM path contracts in the middle; VE starts far out)",
-                series,
-                xlabel="t",
-                ylabel="tr Cov(rho_t)",
-                logy=True,
-            )
-        )
-        w1 = [
-            {
-                "x": res[p]["marginals"]["t"],
-                "y": [
-                    w / max(res[p]["marginals"]["w2_to_start"][-1], 1e-300)
-                    for w in res[p]["marginals"]["w2_to_start"]
-                ],
-                "label": p,
-            }
-            for p in names
-        ]
-        figs.append(
-            figures.curves(
-                ctx.figures,
-                f"paths-{target}-w2",
-                f"W2(rho_t, rho_0) / W2(rho_1, rho_0) to {target}: "
-                "the geodesic is the diagonal (constant speed)",
-                w1,
-                xlabel="t",
-                ylabel="normalised W2 to start",
-            )
-        )
-        if "grid_geodesic" in res:
-            more_tables, more_figs = grid_tables_and_figures(ctx, target, res, grid_plot)
-            tables += more_tables
-            figs += more_figs
-    if "gaussian2d" in out:
-        cf = out["gaussian2d"]["closed_form"]
-        tables.append(
+        if cf is not None:
+            c = cf.paths[p]
+            row += [c.action, c.endpoint_w2_squared, c.geodesic_gap]
+        rows.append(row)
+    cols = PATH_COLUMNS + (CLOSED_FORM_COLUMNS if cf is not None else [])
+    return table(f"N(0, I) to {target}", cols, rows)
+
+
+def tables(n: PathsNumbers) -> list[Table]:
+    out = []
+    for target, res in n.targets.items():
+        out.append(_path_table(target, res))
+        if res.grid_geodesic is not None:
+            ends = res.paths["OT geodesic"].endpoint_w2_squared
+            out += grid_tables(target, res.grid_geodesic, ends)
+    gauss = n.targets.get("gaussian2d")
+    if gauss is not None and gauss.closed_form is not None:
+        icfm = gauss.closed_form.paths["I-CFM"]
+        out.append(
             table(
                 "I-CFM action to gaussian2d: docs/design.md formula vs general closed form vs particles",
                 ["docs/design.md 1-D integral", "general formula", "particles (RK4)"],
-                [
-                    [
-                        cf["I-CFM"]["design_formula_action"],
-                        cf["I-CFM"]["action"],
-                        out["gaussian2d"]["I-CFM"]["action"],
-                    ]
-                ],
+                [[icfm.design_formula_action, icfm.action, gauss.paths["I-CFM"].action]],
             )
         )
-    panels = [
-        {"title": f"{t}: {p}", "traj": out[t][p]["sample"]} for t in out for p in names if p != "VE"
+    return out
+
+
+def _marginal_figures(ctx: Context, target: str, res: PathsTarget) -> list[Figure]:
+    """tr Cov(rho_t) (particles, and closed forms if any) and normalised W2 to the start."""
+    S = figures.Series
+    cov = [
+        S(res.paths[p].marginals.t, res.paths[p].marginals.cov_trace, f"{p} (particles)")
+        for p in NAMES
     ]
-    figs.append(
+    cf = res.closed_form
+    if cf is not None:
+        cov += [
+            S(cf.t, cf.paths[p].cov_trace, f"{p} (closed form)", "--") for p in NAMES if p != "VE"
+        ]
+    w2 = []
+    for p in NAMES:
+        mg = res.paths[p].marginals
+        w2.append(S(mg.t, [w / max(mg.w2_to_start[-1], 1e-300) for w in mg.w2_to_start], p))
+    return [
+        figures.curves(
+            ctx.figures,
+            f"paths-{target}-cov",
+            f"tr Cov(rho_t) along each path to {target} "
+            "(the I-CFM path contracts in the middle; VE starts far out)",
+            cov,
+            xlabel="t",
+            ylabel="tr Cov(rho_t)",
+            logy=True,
+        ),
+        figures.curves(
+            ctx.figures,
+            f"paths-{target}-w2",
+            f"W2(rho_t, rho_0) / W2(rho_1, rho_0) to {target}: "
+            "the geodesic is the diagonal (constant speed)",
+            w2,
+            xlabel="t",
+            ylabel="normalised W2 to start",
+        ),
+    ]
+
+
+def _figures(ctx: Context, n: PathsNumbers, plot: GridPlot | None) -> list[Figure]:
+    out = []
+    for target, res in n.targets.items():
+        out += _marginal_figures(ctx, target, res)
+        if res.grid_geodesic is not None:
+            out += grid_figures(ctx, target, res.grid_geodesic, plot)
+    panels = [
+        figures.Panel(f"{t}: {p}", res.paths[p].sample)
+        for t, res in n.targets.items()
+        for p in NAMES
+        if p != "VE"
+    ]
+    out.append(
         figures.trajectory_panels(
             ctx.figures,
             "paths-trajectories",
@@ -385,26 +589,4 @@ def _result(
             panels,
         )
     )
-    return ExperimentResult(
-        name="paths",
-        title="Same endpoints, different paths (exact fields)",
-        claim=CLAIM,
-        verdict=_verdict(out),
-        numbers=out,
-        tables=tables,
-        figures=figs,
-        seconds=seconds,
-        notes=[
-            "VE starts from its own reference (data + sigma_max noise), so its endpoints "
-            "differ; its gap is measured against the W2 of its own ends.",
-            "Actions are discrete (frames of the RK4 grid); 'action s.e.' is the Monte Carlo "
-            "standard error over particles.",
-            "Grid geodesic: Douglas-Rachford proximal splitting on a staggered space-time grid "
-            "(Papadakis, Peyre & Oudet 2014) between the two densities on [-5, 5]^2; W2 compares "
-            "the first particles of each path with the cell centres weighted by the grid "
-            "density (exact OT), L1 the grid density with the closed-form marginal density.",
-            "Learned rows (dashed in the figure): the method trained on gmm2d with the profile's "
-            "paths.learned budget, its ODE sampler's frame nearest each t; the same W2 and floor "
-            "as the oracle paths'.",
-        ],
-    )
+    return out

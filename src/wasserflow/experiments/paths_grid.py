@@ -13,17 +13,72 @@ closed form (:meth:`~wasserflow.paths.MixtureOracle.marginal`) also by L1 on the
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from .._plot import pyplot
 from ..geometry import benamou_brenier, exact_ot, regular_grid
 from ..paths import AffinePath, MixtureOracle
 from . import figures
-from .context import Context, table
+from .context import Check, Context, Figure, Table, table
+from .paths_learned import LearnedPath
 
 GRID_TIMES = (0.25, 0.5, 0.75)  # where the paths' marginals meet the grid geodesic
 GRID_HALF_WIDTH = 5.0  # the grid covers [-5, 5]^2: N(0, I) and gmm2d to 1e-6 of their mass
+
+
+@dataclass(frozen=True)
+class GridProfile:
+    """An n x n grid, n_times time steps and max_iter proximal iterations of the grid
+    geodesic; n_w2 particles of each path compared with it."""
+
+    n: int
+    n_times: int
+    max_iter: int
+    n_w2: int
+
+
+@dataclass(frozen=True)
+class GridBox:
+    lower: list[float]
+    upper: list[float]
+    shape: list[int]
+
+
+@dataclass(frozen=True)
+class GridComparison:
+    """The grid geodesic (its grid, time steps, the times compared, its action, the solver's
+    residual, iterations, convergence, largest mass error and seconds) and, at each compared
+    time, every path's W2 to it (on n_w2 particles), the closed-form marginals' L1 to it, the
+    floor of that W2 (samples of the grid density itself), and the trained models compared."""
+
+    grid: GridBox
+    n_times: int
+    times: list[float]
+    action: float
+    residual: float
+    iterations: int
+    converged: bool
+    max_mass_error: float
+    seconds: float
+    n_w2: int
+    w2: dict[str, list[float]]
+    l1: dict[str, list[float]]
+    floor_w2: list[float]
+    learned: dict[str, LearnedPath] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GridPlot:
+    """The figure's arrays: the density frames at t = 0, GRID_TIMES, 1 on ``extent``, the OT
+    geodesic's particles and each trained model's particles at GRID_TIMES."""
+
+    extent: list[float]
+    frames: list[np.ndarray]
+    particles: list[np.ndarray]
+    learned: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
 
 def _grid_atoms_w2(x: torch.Tensor, points: torch.Tensor, density) -> float:
@@ -43,22 +98,21 @@ def _sample_grid(points, spacing, density, m: int, g: torch.Generator) -> torch.
 
 
 def grid_geodesic_comparison(
-    mix, paths: dict[str, AffinePath], trajs: dict, gcfg: dict, g: torch.Generator
-) -> tuple[dict, dict]:
+    mix, paths: dict[str, AffinePath], trajs: dict, gcfg: GridProfile, g: torch.Generator
+) -> tuple[GridComparison, GridPlot]:
     """The Benamou-Brenier geodesic from N(0, I) to ``mix`` on a grid, and each path's marginal
     at GRID_TIMES against it: W2 of the particles (``trajs``: name -> (trajectory, times)) to
     the grid density, the floor of that W2 (samples of the grid density itself), and L1 on the
-    grid for the paths with a closed-form marginal density. Returns the numbers (JSON) and the
-    figure's arrays (the density frames at t = 0, GRID_TIMES, 1 and OT geodesic particles)."""
-    n, P = int(gcfg["n"]), int(gcfg["n_times"])
+    grid for the paths with a closed-form marginal density."""
+    n, P = gcfg.n, gcfg.n_times
     grid = regular_grid(-GRID_HALF_WIDTH, GRID_HALF_WIDTH, (n, n))
     pts = grid.points()
     rho0 = torch.exp(-0.5 * (pts**2).sum(1)).reshape(n, n).numpy()
     rho1 = mix.log_prob(pts).exp().reshape(n, n).numpy()
     t0 = time.perf_counter()
-    bb = benamou_brenier(rho0, rho1, grid, n_times=P, max_iter=int(gcfg["max_iter"]))
+    bb = benamou_brenier(rho0, rho1, grid, n_times=P, max_iter=gcfg.max_iter)
     seconds = time.perf_counter() - t0
-    m = int(gcfg["n_w2"])
+    m = gcfg.n_w2
     frames, w2, l1, floor = [], {p: [] for p in trajs}, {p: [] for p in paths}, []
     for t in GRID_TIMES:
         k = int(round(t * P))
@@ -72,29 +126,32 @@ def grid_geodesic_comparison(
             diff = (torch.as_tensor(f).reshape(-1) - exact).abs().sum()
             l1[p].append(float(diff * grid.cell_volume))
         floor.append(_grid_atoms_w2(_sample_grid(pts, grid.spacing, f, m, g), pts, f))
-    return {
-        "grid": {"lower": grid.lower, "upper": grid.upper, "shape": grid.shape},
-        "n_times": P,
-        "times": [float(bb.times[int(round(t * P))]) for t in GRID_TIMES],
-        "action": bb.action,
-        "residual": bb.residual,
-        "iterations": bb.iterations,
-        "converged": bb.converged,
-        "max_mass_error": float(abs(bb.mass - 1.0).max()),
-        "seconds": seconds,
-        "n_w2": m,
-        "w2": w2,
-        "l1": l1,
-        "floor_w2": floor,
-    }, {
-        "extent": [grid.lower[0], grid.upper[0], grid.lower[1], grid.upper[1]],
-        "frames": [bb.density[0], *frames, bb.density[-1]],
-        "particles": [
-            traj[int(torch.argmin((times - t).abs())), :200].numpy()
-            for t in GRID_TIMES
-            for traj, times in [trajs["OT geodesic"]]
-        ],
-    }
+    comparison = GridComparison(
+        grid=GridBox(grid.lower, grid.upper, grid.shape),
+        n_times=P,
+        times=[float(bb.times[int(round(t * P))]) for t in GRID_TIMES],
+        action=bb.action,
+        residual=bb.residual,
+        iterations=bb.iterations,
+        converged=bb.converged,
+        max_mass_error=float(abs(bb.mass - 1.0).max()),
+        seconds=seconds,
+        n_w2=m,
+        w2=w2,
+        l1=l1,
+        floor_w2=floor,
+    )
+    plot = GridPlot(
+        extent=[grid.lower[0], grid.upper[0], grid.lower[1], grid.upper[1]],
+        frames=[bb.density[0], *frames, bb.density[-1]],
+        particles=frames_near(*trajs["OT geodesic"]),
+    )
+    return comparison, plot
+
+
+def frames_near(traj: torch.Tensor, times: torch.Tensor) -> list[np.ndarray]:
+    """The first 200 particles of the trajectory frame nearest each of GRID_TIMES."""
+    return [traj[int(torch.argmin((times - t).abs())), :200].numpy() for t in GRID_TIMES]
 
 
 def _nearest(w2: dict, names: list[str], n: int) -> list[float]:
@@ -102,85 +159,106 @@ def _nearest(w2: dict, names: list[str], n: int) -> list[float]:
     return [min(w2[p][i] for p in names) for i in range(n)]
 
 
-def grid_verdict(gg: dict) -> tuple[bool, str]:
+def _closer(what: str, times: list[float], a: list[float], b: list[float]) -> list[Check]:
+    """a[i] < b[i] at every compared time."""
+    return [Check(f"{what} at t = {t:g}", x, "<", y) for t, x, y in zip(times, a, b)]
+
+
+def grid_verdict(gg: GridComparison) -> tuple[list[Check], str]:
     """The OT geodesic's particles are the closest to the grid geodesic at every GRID_TIMES."""
-    ot = gg["w2"]["OT geodesic"]
-    oracle = [p for p in gg["w2"] if p not in gg["learned"] and p != "OT geodesic"]
-    rivals = _nearest(gg["w2"], oracle, len(ot))
-    holds = all(a < b for a, b in zip(ot, rivals))
+    ot = gg.w2["OT geodesic"]
+    oracle = [p for p in gg.w2 if p not in gg.learned and p != "OT geodesic"]
+    rivals = _nearest(gg.w2, oracle, len(ot))
+    checks = _closer(
+        "W2 to the grid geodesic, OT geodesic vs the next oracle path", gg.times, ot, rivals
+    )
+    holds = all(c.holds for c in checks)
     fmt = ", ".join
-    return holds, (
-        f"at t = {fmt(f'{t:g}' for t in gg['times'])} the OT geodesic's particles are "
+    return checks, (
+        f"at t = {fmt(f'{t:g}' for t in gg.times)} the OT geodesic's particles are "
         f"{'' if holds else 'not always '}the closest to the grid Benamou-Brenier geodesic "
         f"(W2 {fmt(f'{v:.3f}' for v in ot)}; the next closest oracle path {fmt(f'{v:.3f}' for v in rivals)}; "
-        f"samples of the grid density itself {fmt(f'{v:.3f}' for v in gg['floor_w2'])})"
+        f"samples of the grid density itself {fmt(f'{v:.3f}' for v in gg.floor_w2)})"
     )
 
 
-def learned_verdict(gg: dict) -> tuple[bool, str]:
+def learned_verdict(gg: GridComparison) -> tuple[list[Check], str]:
     """At every compared time, the closest learned OT-coupled flow ("ot-flow" family) is nearer
     the grid geodesic than every learned independent-coupling flow and diffusion model."""
-    learned = gg["learned"]
-    ot = [p for p, r in learned.items() if r["family"] == "ot-flow"]
-    rest = [p for p, r in learned.items() if r["family"] in ("independent-flow", "diffusion")]
+    learned = gg.learned
+    ot = [p for p, r in learned.items() if r.family == "ot-flow"]
+    rest = [p for p, r in learned.items() if r.family in ("independent-flow", "diffusion")]
     if not ot or not rest:
-        return True, "too few learned families to compare"
-    best = _nearest(gg["w2"], ot, len(gg["times"]))
-    rival = _nearest(gg["w2"], rest, len(gg["times"]))
-    holds = all(a < b for a, b in zip(best, rival))
+        return [], "too few learned families to compare"
+    best = _nearest(gg.w2, ot, len(gg.times))
+    rival = _nearest(gg.w2, rest, len(gg.times))
+    checks = _closer(
+        "W2 to the grid geodesic, learned OT-coupled vs the rest", gg.times, best, rival
+    )
+    holds = all(c.holds for c in checks)
     fmt = ", ".join
-    methods = fmt(learned[p]["method"] for p in ot)
-    return holds, (
+    methods = fmt(learned[p].method for p in ot)
+    return checks, (
         f"the learned OT-coupled flows ({methods}) are {'' if holds else 'not always '}closer "
         "to it than the learned independent-coupling and diffusion models (W2 "
         f"{fmt(f'{v:.3f}' for v in best)} against {fmt(f'{v:.3f}' for v in rival)})"
     )
 
 
-def grid_tables_and_figures(ctx: Context, target: str, res: dict, plot: dict | None):
-    gg = res["grid_geodesic"]
-    ts = gg["times"]
+GEODESIC_COLUMNS = [
+    "grid",
+    "time steps",
+    "iterations",
+    "residual",
+    "action (grid W2^2)",
+    "W2^2 ends (exact OT, particles)",
+    "mass error",
+    "seconds",
+]
+
+
+def grid_tables(target: str, gg: GridComparison, ends_w2_squared: float) -> list[Table]:
+    """Each path's W2 (and L1) to the grid geodesic, and the grid geodesic itself (beside the
+    OT geodesic particles' W2^2 of the ends, ``ends_w2_squared``)."""
+    ts = gg.times
     rows = []
-    learned = gg["learned"]
-    for p in gg["w2"]:
-        l1 = gg["l1"].get(p)
-        label = f"{p}: {learned[p]['sampler']}, {learned[p]['nfe']} NFE" if p in learned else p
-        rows.append([label, *gg["w2"][p], *(l1 if l1 is not None else ["-"] * len(ts))])
-    rows.append(["samples of the grid density (floor)", *gg["floor_w2"], *["-"] * len(ts)])
+    for p, w2 in gg.w2.items():
+        l1 = gg.l1.get(p)
+        info = gg.learned.get(p)
+        label = f"{p}: {info.sampler}, {info.nfe} NFE" if info is not None else p
+        rows.append([label, *w2, *(l1 if l1 is not None else ["-"] * len(ts))])
+    rows.append(["samples of the grid density (floor)", *gg.floor_w2, *["-"] * len(ts)])
     cols = ["path", *(f"W2 at t = {t:g}" for t in ts), *(f"L1 at t = {t:g}" for t in ts)]
-    tables = [
+    geodesic = [
+        " x ".join(str(v) for v in gg.grid.shape),
+        gg.n_times,
+        gg.iterations,
+        gg.residual,
+        gg.action,
+        ends_w2_squared,
+        gg.max_mass_error,
+        gg.seconds,
+    ]
+    return [
         table(f"N(0, I) to {target}: each path's marginal against the grid geodesic", cols, rows),
         table(
             f"The grid Benamou-Brenier geodesic N(0, I) to {target} (reference path)",
-            [
-                "grid",
-                "time steps",
-                "iterations",
-                "residual",
-                "action (grid W2^2)",
-                "W2^2 ends (exact OT, particles)",
-                "mass error",
-                "seconds",
-            ],
-            [
-                [
-                    " x ".join(str(v) for v in gg["grid"]["shape"]),
-                    gg["n_times"],
-                    gg["iterations"],
-                    gg["residual"],
-                    gg["action"],
-                    res["OT geodesic"]["endpoint_w2_squared"],
-                    gg["max_mass_error"],
-                    gg["seconds"],
-                ]
-            ],
+            GEODESIC_COLUMNS,
+            [geodesic],
         ),
     ]
+
+
+def grid_figures(
+    ctx: Context, target: str, gg: GridComparison, plot: GridPlot | None
+) -> list[Figure]:
+    """Each path's W2 to the grid geodesic against t; the geodesic's density frames with the
+    OT geodesic's and the trained models' particles."""
+    ts = gg.times
     series = [
-        {"x": ts, "y": gg["w2"][p], "label": p, **({"style": "--o"} if p in learned else {})}
-        for p in gg["w2"]
+        figures.Series(ts, w2, p, "--o" if p in gg.learned else "-o") for p, w2 in gg.w2.items()
     ]
-    series.append({"x": ts, "y": gg["floor_w2"], "label": "floor (grid samples)", "style": "k--"})
+    series.append(figures.Series(ts, gg.floor_w2, "floor (grid samples)", "k--"))
     figs = [
         figures.curves(
             ctx.figures,
@@ -193,9 +271,9 @@ def grid_tables_and_figures(ctx: Context, target: str, res: dict, plot: dict | N
     ]
     if plot is not None:
         figs.append(_density_panels(ctx, target, plot, ts))
-        if plot["learned"]:
+        if plot.learned:
             figs.append(learned_panels(ctx, target, plot, ts))
-    return tables, figs
+    return figs
 
 
 def _panel(ax, frame, extent: list[float], particles, title: str) -> None:
@@ -210,13 +288,13 @@ def _panel(ax, frame, extent: list[float], particles, title: str) -> None:
     ax.set_yticks([])
 
 
-def _density_panels(ctx: Context, target: str, plot: dict, ts: list[float]) -> dict[str, str]:
+def _density_panels(ctx: Context, target: str, plot: GridPlot, ts: list[float]) -> Figure:
     plt = pyplot()
     times = [0.0, *ts, 1.0]
     fig, axes = plt.subplots(1, len(times), figsize=(2.4 * len(times), 2.6))
-    for i, (ax, f, t) in enumerate(zip(axes, plot["frames"], times)):
-        q = plot["particles"][i - 1] if 0 < i < len(times) - 1 else None
-        _panel(ax, f, plot["extent"], q, f"t = {t:g}")
+    for i, (ax, f, t) in enumerate(zip(axes, plot.frames, times)):
+        q = plot.particles[i - 1] if 0 < i < len(times) - 1 else None
+        _panel(ax, f, plot.extent, q, f"t = {t:g}")
     return figures.save(
         fig,
         ctx.figures,
@@ -226,18 +304,18 @@ def _density_panels(ctx: Context, target: str, plot: dict, ts: list[float]) -> d
     )
 
 
-def learned_panels(ctx: Context, target: str, plot: dict, ts: list[float]) -> dict[str, str]:
+def learned_panels(ctx: Context, target: str, plot: GridPlot, ts: list[float]) -> Figure:
     """One row per learned model: the grid geodesic's density at ``ts`` with the model's ODE
-    particles at the same times (``plot["learned"]``: name -> particles per time)."""
+    particles at the same times (``plot.learned``: name -> particles per time)."""
     plt = pyplot()
-    names = list(plot["learned"])
+    names = list(plot.learned)
     fig, axes = plt.subplots(
         len(names), len(ts), figsize=(2.4 * len(ts), 2.4 * len(names)), squeeze=False
     )
     for r, name in enumerate(names):
         for c, t in enumerate(ts):
-            q = plot["learned"][name][c]
-            _panel(axes[r][c], plot["frames"][c + 1], plot["extent"], q, f"{name}, t = {t:g}")
+            q = plot.learned[name][c]
+            _panel(axes[r][c], plot.frames[c + 1], plot.extent, q, f"{name}, t = {t:g}")
     return figures.save(
         fig,
         ctx.figures,

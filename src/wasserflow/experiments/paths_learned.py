@@ -15,24 +15,57 @@ interpolant; independent pairs (I-CFM) and the VP diffusion path pass elsewhere.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from .context import Context
 from .learned import family
-from .training import profile_config, train_and_load
+from .training import MLPBudget, profile_config, train_and_load
 
 DATA = "gmm2d"
 
 
-def learned_trajectories(ctx: Context, cfg: dict, n: int, frac: tuple[float, float]) -> dict:
+@dataclass(frozen=True)
+class PathsLearnedProfile(MLPBudget):
+    """The methods trained on gmm2d, their MLP budget, the ODE's NFE, and the reflow pairs."""
+
+    methods: tuple[str, ...]
+    nfe: int
+    reflow_pairs: int
+    reflow_nfe: int
+
+
+@dataclass(frozen=True)
+class LearnedPath:
+    """What the report says of a trained model beside its W2 to the grid geodesic."""
+
+    method: str
+    family: str
+    sampler: str
+    nfe: int
+    train_seconds: float
+
+
+@dataclass(frozen=True)
+class LearnedTrajectory:
+    """A trained model's ODE trajectories: (F, n, 2) and their F times, float64."""
+
+    traj: torch.Tensor
+    times: torch.Tensor
+    info: LearnedPath
+
+
+def learned_trajectories(
+    ctx: Context, cfg: PathsLearnedProfile, n: int, frac: tuple[float, float]
+) -> dict[str, LearnedTrajectory]:
     """Train each method of ``cfg`` (the profile's ``paths.learned``) on gmm2d and sample n
-    ODE trajectories from N(0, I). Returns {"<method> (learned)": {"traj": (F, n, 2) float64,
-    "times": (F,) float64, "method", "family", "sampler", "nfe", "train_seconds"}}."""
+    ODE trajectories from N(0, I), keyed "<method> (learned)"."""
     lo, hi = frac
-    methods = list(cfg["methods"])
-    out: dict = {}
+    methods = list(cfg.methods)
+    out: dict[str, LearnedTrajectory] = {}
     for i, m in enumerate(methods):
-        over = {"reflow.pairs": cfg["reflow_pairs"], "reflow.nfe": cfg["reflow_nfe"]}
+        over = {"reflow.pairs": cfg.reflow_pairs, "reflow.nfe": cfg.reflow_nfe}
         rc = profile_config(m, DATA, cfg, ctx.seed, over)
         step = (hi - lo) / len(methods)
         run, seconds = train_and_load(
@@ -46,7 +79,7 @@ def learned_trajectories(ctx: Context, cfg: dict, n: int, frac: tuple[float, flo
         s = run.sample(
             n,
             sampler=sampler,
-            nfe=cfg["nfe"],
+            nfe=cfg.nfe,
             generator=ctx.generator(400 + i),
             return_trajectory=True,
         )
@@ -56,13 +89,6 @@ def learned_trajectories(ctx: Context, cfg: dict, n: int, frac: tuple[float, flo
                 f"the {m} model trained on {DATA} sampled non-finite points; lower the "
                 "profile's paths.learned.lr or raise its steps"
             )
-        out[f"{m} (learned)"] = {
-            "traj": traj,
-            "times": s.times.to(torch.float64),
-            "method": m,
-            "family": family(run.config),
-            "sampler": sampler,
-            "nfe": s.nfe,
-            "train_seconds": seconds,
-        }
+        info = LearnedPath(m, family(run.config), sampler, s.nfe, seconds)
+        out[f"{m} (learned)"] = LearnedTrajectory(traj, s.times.to(torch.float64), info)
     return out

@@ -8,20 +8,39 @@ from __future__ import annotations
 
 import base64
 import html
+from dataclasses import dataclass
 from pathlib import Path
 
 from .._atomic import write_text
-from .config import EXPERIMENTS
-from .context import ExperimentResult
+from .config import ReproduceConfig
+from .context import ExperimentResult, Table
+from .records import to_json
+from .registry import EXPERIMENTS
 
-TITLES = {
-    "paths": "Same endpoints, different paths (exact fields)",
-    "learned": "Learned models",
-    "steps": "Steps needed",
-    "free-energy": "Free-energy descent",
-    "denoise-jko": "A denoising step is a JKO step",
-    "images": "Images: straightness and steps",
-}
+
+@dataclass(frozen=True)
+class Environment:
+    """environment.json: versions, platform, device, seed, profile, wall seconds by
+    experiment and the run's status (complete, partial or interrupted)."""
+
+    wasserflow: str
+    python: str
+    platform: str
+    torch: str
+    numpy: str
+    scipy: str
+    pot: str
+    matplotlib: str
+    device: str
+    network_device: str
+    torch_threads: int
+    seed: int
+    profile: str
+    wall_seconds: dict[str, float]
+    status: str
+
+    def lines(self) -> list[str]:
+        return [f"{k}: {v}" for k, v in to_json(self).items()]
 
 
 def fmt(v) -> str:
@@ -56,19 +75,21 @@ def _summary(results: dict[str, ExperimentResult]) -> list[tuple[str, str, str]]
     return rows
 
 
-def markdown(config: dict, results: dict[str, ExperimentResult], env: dict) -> str:
+def markdown(
+    config: ReproduceConfig, results: dict[str, ExperimentResult], env: Environment
+) -> str:
     lines = [
         "# wasserflow reproduce: the paper's claims, measured",
         "",
-        f"Profile `{config['profile']}`, seed {config['seed']}, device {env['device']}, "
-        f"status **{env['status']}**.",
+        f"Profile `{config.profile}`, seed {config.seed}, device {env.device}, "
+        f"status **{env.status}**.",
         "",
         "| experiment | verdict | by how much |",
         "|---|---|---|",
     ]
     lines += [f"| {n} | {v} | {t} |" for n, v, t in _summary(results)]
-    for name in EXPERIMENTS:
-        lines += ["", f"## {TITLES[name]} (`{name}`)", ""]
+    for name, experiment in EXPERIMENTS.items():
+        lines += ["", f"## {experiment.title} (`{name}`)", ""]
         r = results.get(name)
         if r is None:
             lines.append(
@@ -78,21 +99,21 @@ def markdown(config: dict, results: dict[str, ExperimentResult], env: dict) -> s
         lines += [f"**Claim.** {r.claim}", ""]
         for t in r.tables:
             lines += [
-                f"**{t['title']}**",
+                f"**{t.title}**",
                 "",
-                "| " + " | ".join(t["columns"]) + " |",
-                "|" + "---|" * len(t["columns"]),
+                "| " + " | ".join(t.columns) + " |",
+                "|" + "---|" * len(t.columns),
             ]
-            lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in t["rows"]]
+            lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in t.rows]
             lines.append("")
         for f in r.figures:
-            lines += [f"![{f['caption']}]({f['file']})", "", f"_{f['caption']}_", ""]
+            lines += [f"![{f.caption}]({f.file})", "", f"_{f.caption}_", ""]
         lines += [f"- {n}" for n in r.notes]
         lines += [
             "",
             f"**Verdict ({_label(r.verdict.holds)}).** {r.verdict.text} ({r.seconds:.1f} s)",
         ]
-    lines += ["", "## Environment", "", "```", *(f"{k}: {v}" for k, v in env.items()), "```", ""]
+    lines += ["", "## Environment", "", "```", *env.lines(), "```", ""]
     return "\n".join(lines)
 
 
@@ -114,24 +135,25 @@ def _img(out: Path, rel: str) -> str:
     return f'<img alt="{html.escape(rel)}" src="data:image/png;base64,{data}">'
 
 
-def _table(t: dict) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in t["columns"])
+def _table(t: Table) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in t.columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in row) + "</tr>"
-        for row in t["rows"]
+        "<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in row) + "</tr>" for row in t.rows
     )
-    return f"<p><strong>{html.escape(t['title'])}</strong></p><table><tr>{head}</tr>{body}</table>"
+    return f"<p><strong>{html.escape(t.title)}</strong></p><table><tr>{head}</tr>{body}</table>"
 
 
-def html_report(out: Path, config: dict, results: dict[str, ExperimentResult], env: dict) -> str:
+def html_report(
+    out: Path, config: ReproduceConfig, results: dict[str, ExperimentResult], env: Environment
+) -> str:
     e = html.escape
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         "<title>wasserflow reproduce</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>wasserflow reproduce: the paper's claims, measured</h1>",
-        f"<p>Profile <code>{e(config['profile'])}</code>, seed {config['seed']}, device "
-        f"{e(str(env['device']))}, status <strong>{e(env['status'])}</strong>.</p>",
+        f"<p>Profile <code>{e(config.profile)}</code>, seed {config.seed}, device "
+        f"{e(str(env.device))}, status <strong>{e(env.status)}</strong>.</p>",
         "<table><tr><th>experiment</th><th>verdict</th><th>by how much</th></tr>",
     ]
     parts += [
@@ -139,8 +161,8 @@ def html_report(out: Path, config: dict, results: dict[str, ExperimentResult], e
         for n, v, t in _summary(results)
     ]
     parts.append("</table>")
-    for name in EXPERIMENTS:
-        parts.append(f"<h2>{e(TITLES[name])} (<code>{e(name)}</code>)</h2>")
+    for name, experiment in EXPERIMENTS.items():
+        parts.append(f"<h2>{e(experiment.title)} (<code>{e(name)}</code>)</h2>")
         r = results.get(name)
         if r is None:
             parts.append(
@@ -151,7 +173,7 @@ def html_report(out: Path, config: dict, results: dict[str, ExperimentResult], e
         parts.append(f"<p><strong>Claim.</strong> {e(r.claim)}</p>")
         parts += [_table(t) for t in r.tables]
         parts += [
-            f"<figure>{_img(out, f['file'])}<figcaption>{e(f['caption'])}</figcaption></figure>"
+            f"<figure>{_img(out, f.file)}<figcaption>{e(f.caption)}</figcaption></figure>"
             for f in r.figures
         ]
         if r.notes:
@@ -161,15 +183,13 @@ def html_report(out: Path, config: dict, results: dict[str, ExperimentResult], e
             f"<p class='v {cls}'><strong>Verdict ({_label(r.verdict.holds)}).</strong> "
             f"{e(r.verdict.text)} ({r.seconds:.1f} s)</p>"
         )
-    parts.append(
-        "<h2>Environment</h2><pre>"
-        + e("\n".join(f"{k}: {v}" for k, v in env.items()))
-        + "</pre></body></html>"
-    )
+    parts.append("<h2>Environment</h2><pre>" + e("\n".join(env.lines())) + "</pre></body></html>")
     return "\n".join(parts)
 
 
-def write_report(out: Path, config: dict, results: dict[str, ExperimentResult], env: dict) -> None:
+def write_report(
+    out: Path, config: ReproduceConfig, results: dict[str, ExperimentResult], env: Environment
+) -> None:
     """Write report.md and report.html into ``out`` (atomically)."""
     write_text(out / "report.md", markdown(config, results, env))
     write_text(out / "report.html", html_report(out, config, results, env))

@@ -27,60 +27,44 @@ from .. import _atomic
 from .._lock import folder_lock
 from .._outputs import output_folder
 from ..errors import Interrupted
-from . import denoise_jko, free_energy_exp, images_exp, learned, paths_exp, report, steps
-from .config import EXPERIMENTS, config_difference
+from . import report
+from .config import ReproduceConfig, config_difference
 from .context import Context, ExperimentResult
-
-RUNNERS: dict[str, Callable[[Context], ExperimentResult]] = {
-    "paths": paths_exp.run,
-    "learned": learned.run,
-    "steps": steps.run,
-    "free-energy": free_energy_exp.run,
-    "denoise-jko": denoise_jko.run,
-    "images": images_exp.run,
-}
-REQUIRES = {"steps": ("learned",)}
+from .records import to_json
+from .registry import EXPERIMENTS, select
 
 
-def select(names: list[str] | None) -> list[str]:
-    """The experiments to run, with their prerequisites, in run order."""
-    if not names:
-        return list(EXPERIMENTS)
-    bad = [n for n in names if n not in EXPERIMENTS]
-    if bad:
-        raise ValueError(
-            f"unknown experiment(s) {', '.join(bad)}: choose from {', '.join(EXPERIMENTS)}"
-        )
-    want = set(names)
-    for n in names:
-        want.update(REQUIRES.get(n, ()))
-    return [n for n in EXPERIMENTS if n in want]
-
-
-def prepare(out: Path, config: dict) -> None:
+def prepare(out: Path, config: ReproduceConfig) -> None:
     """Create the run folder or check that it holds a run of the same config."""
     cfg_path = out / "config.json"
-    if cfg_path.exists():
-        try:
-            old = json.loads(cfg_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(
-                f"{cfg_path} is not valid JSON ({e}): delete the folder or choose another --out"
-            ) from e
-        if not isinstance(old, dict) or "profile" not in old:
-            raise ValueError(
-                f"{cfg_path} is not the config of a reproduce run: delete the folder or "
-                "choose another --out"
-            )
-        diff = config_difference(old, config)
-        if diff:
-            raise ValueError(
-                f"{out} holds a reproduce run with a different configuration "
-                f"({diff}): rerun with the same options to resume, or pass a new "
-                "--out (or delete the folder) to start afresh"
-            )
-    else:
-        _atomic.write_json(cfg_path, config)
+    if not cfg_path.exists():
+        _atomic.write_json(cfg_path, config.to_json())
+        return
+    try:
+        old = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(
+            f"{cfg_path} is not valid JSON ({e}): delete the folder or choose another --out"
+        ) from e
+    if not isinstance(old, dict) or "profile" not in old:
+        raise ValueError(
+            f"{cfg_path} is not the config of a reproduce run: delete the folder or "
+            "choose another --out"
+        )
+    try:
+        stored = ReproduceConfig.from_json(old).to_json()
+    except ValueError as e:
+        raise ValueError(
+            f"{cfg_path} was written by another version of wasserflow ({e}): pass a new --out "
+            "(or delete the folder) to start afresh"
+        ) from e
+    diff = config_difference(stored, config.to_json())
+    if diff:
+        raise ValueError(
+            f"{out} holds a reproduce run with a different configuration "
+            f"({diff}): rerun with the same options to resume, or pass a new "
+            "--out (or delete the folder) to start afresh"
+        )
 
 
 def _read_json(path: Path) -> dict | None:
@@ -102,12 +86,12 @@ def load_finished(out: Path) -> dict[str, ExperimentResult]:
         if data is not None:
             try:
                 done[name] = ExperimentResult.from_dict(data)
-            except (KeyError, TypeError):
+            except (ValueError, TypeError):
                 warnings.warn(f"{p} is not a result: it is ignored", RuntimeWarning, stacklevel=2)
     return done
 
 
-def _environment(ctx: Context, walls: dict[str, float], status: str) -> dict:
+def _environment(ctx: Context, walls: dict[str, float], status: str) -> report.Environment:
     import matplotlib
     import numpy
     import ot
@@ -116,29 +100,29 @@ def _environment(ctx: Context, walls: dict[str, float], status: str) -> dict:
 
     from .. import __version__
 
-    return {
-        "wasserflow": __version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "scipy": scipy.__version__,
-        "pot": ot.__version__,
-        "matplotlib": matplotlib.__version__,
-        "device": ctx.device,
+    return report.Environment(
+        wasserflow=__version__,
+        python=platform.python_version(),
+        platform=platform.platform(),
+        torch=torch.__version__,
+        numpy=numpy.__version__,
+        scipy=scipy.__version__,
+        pot=ot.__version__,
+        matplotlib=matplotlib.__version__,
+        device=ctx.device,
         # the learned models' networks run on ctx.device; everything else on the CPU
-        "network_device": ctx.device,
-        "torch_threads": torch.get_num_threads(),
-        "seed": ctx.seed,
-        "profile": ctx.config["profile"],
-        "wall_seconds": walls,
-        "status": status,
-    }
+        network_device=ctx.device,
+        torch_threads=torch.get_num_threads(),
+        seed=ctx.seed,
+        profile=ctx.config.profile,
+        wall_seconds=walls,
+        status=status,
+    )
 
 
 def reproduce(
     out: str | Path,
-    config: dict,
+    config: ReproduceConfig,
     *,
     experiments: list[str] | None = None,
     device: str = "cpu",
@@ -185,7 +169,7 @@ def _run(ctx: Context, names: list[str], progress) -> None:
                 ctx.progress = lambda detail, frac, name=name: progress(name, detail, frac)
                 progress(name, "starting", 0.0)
             t0 = time.perf_counter()
-            res = RUNNERS[name](ctx)
+            res = EXPERIMENTS[name].run(ctx)
             res.seconds = time.perf_counter() - t0
             walls[name] = res.seconds
             _atomic.write_json(ctx.out / "results" / f"{name}.json", res.to_dict())
@@ -205,8 +189,9 @@ def _run(ctx: Context, names: list[str], progress) -> None:
 def _write_all(ctx: Context, walls: dict, status: str) -> None:
     results = {n: r.to_dict() for n, r in ctx.results.items()}
     _atomic.write_json(
-        ctx.out / "results.json", {"config": ctx.config, "status": status, "experiments": results}
+        ctx.out / "results.json",
+        {"config": ctx.config.to_json(), "status": status, "experiments": results},
     )
     env = _environment(ctx, walls, status)
-    _atomic.write_json(ctx.out / "environment.json", env)
+    _atomic.write_json(ctx.out / "environment.json", to_json(env))
     report.write_report(ctx.out, ctx.config, ctx.results, env)

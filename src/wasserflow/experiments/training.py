@@ -4,11 +4,24 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..engine import RunConfig, load_run, make_config, train_run
 from ..engine.build import with_block_steps
 from .context import Context
+
+
+@dataclass(frozen=True)
+class MLPBudget:
+    """The training budget of a profile that trains MLPs (``learned``, ``paths.learned``)."""
+
+    steps: int
+    warmup: int
+    width: int
+    depth: int
+    batch_size: int
+    lr: float
 
 
 def train_and_load(
@@ -20,14 +33,15 @@ def train_and_load(
     lo, hi = frac
     total = rc.train.steps * rc.stages
     every = max(1, min(25, total // 40))  # progress lines, also for a few JKO blocks
-    done = {"n": 0}
+    done = 0
 
     def progress(stage: str, step: int, record: dict) -> None:
-        done["n"] += 1
-        if done["n"] % every == 0:
+        nonlocal done
+        done += 1
+        if done % every == 0:
             ctx.report(
                 f"{label} ({stage}, step {step})",
-                lo + 0.7 * (hi - lo) * min(1.0, done["n"] / total),
+                lo + 0.7 * (hi - lo) * min(1.0, done / total),
             )
 
     t0 = time.perf_counter()
@@ -37,19 +51,18 @@ def train_and_load(
     return load_run(run_dir, device=ctx.device), seconds
 
 
-def profile_config(method: str, data: str, cfg: dict, seed: int, overrides: dict) -> RunConfig:
-    """The run configuration of ``method`` on ``data`` at a profile's MLP budget (``cfg``:
-    steps, batch_size, lr, warmup, width, depth), with the ``overrides`` the run has (dotted
-    keys; others skipped) and the JKO flow's block steps."""
+def profile_config(method: str, data: str, cfg: MLPBudget, seed: int, overrides: dict) -> RunConfig:
+    """The run configuration of ``method`` on ``data`` at a profile's MLP budget, with the
+    ``overrides`` the run has (dotted keys; others skipped) and the JKO flow's block steps."""
     rc = make_config(
         method,
         data,
-        steps=cfg["steps"],
-        batch_size=cfg["batch_size"],
-        lr=cfg["lr"],
-        warmup=cfg["warmup"],
+        steps=cfg.steps,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        warmup=cfg.warmup,
         seed=seed,
-        width=cfg["width"],
-        depth=cfg["depth"],
+        width=cfg.width,
+        depth=cfg.depth,
     )
     return with_block_steps(rc.with_overrides({k: v for k, v in overrides.items() if rc.has(k)}))

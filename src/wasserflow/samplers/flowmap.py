@@ -153,13 +153,14 @@ def flowmap(
     x = check_start(x0)
     t_from, t_to = grid_steps(grid)
     rec = Recorder(x, float(t_from[0]), return_trajectory, energy="increments")
-    dev = torch.zeros(x.shape[0], dtype=torch.float64) if deviation else None
+    # on x's device like the recorder's energy: moved to the CPU once, in result()
+    dev = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device) if deviation else None
     for a, b in zip(t_from.tolist(), t_to.tolist(), strict=True):
         x, energy, d = _jump_step(field, x, a, b, deviation)
         rec.nfe += 1
         rec.add(x, b, energy=energy, t_from=a)
         if dev is not None:
-            dev = dev + d.cpu()
+            dev = dev + d.detach().to(torch.float64)
     return rec.result(x, deviation=dev)
 
 

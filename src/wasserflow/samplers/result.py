@@ -87,7 +87,12 @@ class Recorder:
         self.times = [float(t)]
         self.nfe = 0
         self._energy_mode = energy
-        self.energy = None if energy is None else torch.zeros(x.shape[0], dtype=torch.float64)
+        # accumulated on x's device (no host sync per step), moved to the CPU once in result()
+        self.energy = (
+            None
+            if energy is None
+            else torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+        )
         self._last = x
 
     def add(
@@ -103,7 +108,7 @@ class Recorder:
                 energy = path_segment_energy(self._last, x, s, float(t), self._energy_mode)
             if energy is None:
                 raise ValueError("this recorder integrates energy increments: pass energy=")
-            self.energy = self.energy + energy.detach().to(torch.float64).cpu()
+            self.energy = self.energy + energy.detach().to(self.energy.device, torch.float64)
         self._last = x
         self.times.append(float(t))
 
@@ -114,8 +119,8 @@ class Recorder:
             nfe=self.nfe,
             trajectory=traj,
             times=torch.tensor(self.times, dtype=torch.float64),
-            energy=self.energy,
-            deviation=deviation,
+            energy=None if self.energy is None else self.energy.cpu(),
+            deviation=None if deviation is None else deviation.cpu(),
         )
 
 

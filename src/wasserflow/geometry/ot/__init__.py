@@ -17,7 +17,8 @@ clouds (and weights) or Gaussian parameters and returns one typed result (:class
   geodesic gap, path energy, straightness).
 * :mod:`.dynamic`: :func:`benamou_brenier`, the W2 geodesic between two densities on a 1-D or
   2-D grid (dynamic OT by proximal splitting, Papadakis, Peyre & Oudet 2014), a
-  :class:`BenamouBrenierResult`.
+  :class:`BenamouBrenierResult`; :func:`benamou_brenier_reference`, the same certified against
+  a longer solve (operators in :mod:`._dynamic_ops`).
 
 Imports only :mod:`wasserflow.geometry._checks` and :mod:`wasserflow.geometry.measures` besides
 itself (never :mod:`wasserflow.geometry.flows`).
@@ -25,7 +26,7 @@ itself (never :mod:`wasserflow.geometry.flows`).
 
 from ..measures import Gaussian, WeightedCloud
 from .costs import squared_distances
-from .dynamic import BenamouBrenierResult, benamou_brenier
+from .dynamic import BenamouBrenierResult, benamou_brenier, benamou_brenier_reference
 from .entropic import sinkhorn, sinkhorn_divergence
 from .exact import exact_ot
 from .gaussian import (
@@ -52,6 +53,7 @@ __all__ = [
     "PathGeometry",
     "WeightedCloud",
     "benamou_brenier",
+    "benamou_brenier_reference",
     "bures_squared",
     "displacement_interpolation",
     "empirical_gaussian",
