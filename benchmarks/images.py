@@ -21,6 +21,14 @@ net(x, t) with t on wasserflow's clock: t = 0 noise, t = 1 data; sinusoidal embe
   engine's ``midpoint`` sampler at 2, 4, 8 NFE (the same rule as TorchCFM's midpoint column).
 * ``wasserflow-otcfm-block``: the same with exact OT on blocks of 1,024 pairs served for 8
   epochs (``coupling.ot_batch``, ``coupling.ot_reuse``), TorchCFM's pair in the OT-CFM target.
+* flow maps (k jumps of the ``flowmap`` sampler = k NFE; dopri5 on u(x, t, t) where the model
+  has it), each trained for ``--seconds``: ``wasserflow-meanflow`` (MeanFlow, independent
+  pairs, uniform times), ``wasserflow-meanflow-ot`` (MeanFlow on the block OT pairs below, the
+  paper's logit-normal times), ``wasserflow-meanflow-ot-uniform`` (the same pairs with
+  meanflow's uniform times: against ``wasserflow-meanflow`` only the coupling differs),
+  ``wasserflow-shortcut`` and ``wasserflow-flowmap-distill`` (an OT-CFM teacher with the block
+  coupling for DISTILL_TEACHER of the seconds, then the student on its midpoint ODE for the
+  rest: the row's seconds are both).
 * ``wasserflow-ddpm-fast-dpm``: the engine's ``ddpm`` recipe (the very VP path of diffusers'
   row: DDPM's discrete linear betas) with velocity prediction, the log-SNR as the network's time
   input and lr 2e-3 (benchmarks/README.md's "-fast" settings), sampled with the deterministic
@@ -134,6 +142,8 @@ OTCFM_OPTIONS = {"times": {"kind": "power", "power": 3.0}}
 # the 2-D few-step rows' coupling (benchmarks/README.md): exact OT on blocks of 1,024 pairs
 # served for 8 epochs, so the minibatch plan is closer to the Brenier map and the flow straighter
 OTCFM_BLOCK = {**OTCFM_OPTIONS, "coupling.ot_batch": 1024, "coupling.ot_reuse": 8}
+FLOWMAP_OT = {"coupling.ot_batch": 1024, "coupling.ot_reuse": 8}
+"""MeanFlow on wasserflow-otcfm-block's OT pairs (its own times)."""
 DIFFUSION_FAST = {"prediction": "velocity", "time_input": "logsnr"}
 WF_LR = 2e-3
 PEER_LR = 1e-3
@@ -342,15 +352,14 @@ def _engine_seconds(folder):
     return [(r["step"], r["seconds"]) for r in recs if "seconds" in r]
 
 
-def wasserflow_row(
-    setup, method, seed, sampler=None, overrides=None, adaptive=False, midpoint=False
-):
-    """Train the engine's ``method`` for setup.seconds (probe-calibrated steps), then
-    ``evaluate_run`` at NFES (and dopri5; and the ``midpoint`` sampler at MIDPOINT).
+def train_for(setup, method, seed, seconds, overrides=None):
+    """Train the engine's ``method`` for ``seconds`` (probe-calibrated steps): (run folder,
+    budget).
 
     The probe (40 steps) gives the loop's ms / step (its records' clock, steps 10 to 40) and
-    the fixed cost around it (config checks, model build, checkpoint); the run then takes
-    (seconds - fixed) / ms steps, so its whole wall time (fixed cost included) is the budget."""
+    the fixed cost around it (config checks, model build, a distillation's teacher frames,
+    checkpoint); the run then takes (seconds - fixed) / ms steps, so its whole wall time (fixed
+    cost included) is the budget."""
     dev = str(setup.device)
     over = {**(overrides or {}), "train.log_every": 10}
     # a 5-step warm-up first: one-time costs of the process (lazy imports) are no run's cost
@@ -364,7 +373,7 @@ def wasserflow_row(
     rec = dict(_engine_seconds(probe))
     ms = (rec[40] - rec[10]) / 30 * 1000
     fixed = wall - rec[40] + rec[10] - 10 * ms / 1000
-    steps = max(1, int((setup.seconds - fixed) * 1000 / ms))
+    steps = max(1, int((seconds - fixed) * 1000 / ms))
     d = tempfile.mkdtemp(dir=_RUNS.name)
     t0 = time.perf_counter()
     train_run(_wf_config(setup, method, seed, steps, over), d, device=dev)
@@ -372,17 +381,31 @@ def wasserflow_row(
     rec = _engine_seconds(d)
     (s_a, t_a), (s_b, t_b) = rec[0], rec[-1]
     loop_ms = (t_b - t_a) / max(1, s_b - s_a) * 1000
+    return d, {"steps": steps, "seconds": secs, "probe_ms": ms, "loop_ms": loop_ms,
+               "fixed_s": fixed}  # fmt: skip
+
+
+def wasserflow_row(
+    setup, method, seed, sampler=None, overrides=None, adaptive=False, midpoint=False,
+    nfes=None, seconds=None,
+):  # fmt: skip
+    """Train the engine's ``method`` for setup.seconds (:func:`train_for`), then
+    ``evaluate_run`` at ``nfes`` (default NFES; and dopri5; and the ``midpoint`` sampler at
+    MIDPOINT)."""
+    dev = str(setup.device)
+    d, budget = train_for(setup, method, seed, seconds or setup.seconds, overrides)
     run = load_run(d, device=dev)
+    nfes = list(nfes or NFES)
     evals = evaluate_run(
         run,
-        list(NFES),
+        nfes,
         n=setup.n,
         seed=seed + 1,
         sampler=sampler,
         features=setup.features,
         data=setup.ref,
     )
-    cols = list(NFES)
+    cols = nfes
     if midpoint:
         cols += [mid(k) for k in MIDPOINT]
         evals += evaluate_run(
@@ -416,13 +439,50 @@ def wasserflow_row(
         )
         x = run.scaler.inverse(out.x.reshape(setup.n, -1)).reshape(out.x.shape).double()
         row["dopri5"] = setup.measure(out.start, x, out.energy, out.nfe)
-    return row, {
-        "steps": steps,
-        "seconds": secs,
-        "probe_ms": ms,
-        "loop_ms": loop_ms,
-        "fixed_s": fixed,
+    return row, budget
+
+
+FLOWMAP_NFES = [1, 2, 4, 8]
+"""The flow-map rows' columns: k jumps = k NFE (their point is few steps)."""
+DISTILL_TEACHER = 0.6
+"""The share of a distillation row's seconds its teacher (wasserflow-otcfm-block's recipe)
+trains for; the student's run (its teacher's frames included) takes the rest."""
+DISTILL = {"objective.teacher_sampler": "midpoint", "objective.teacher_nfe": 8,
+           "objective.frames": 4, "objective.pairs": 2048}  # fmt: skip
+"""2,048 teacher trajectories by the midpoint rule at 8 NFE, kept at K = 4 frames: at 40 s per
+row on the 2 shared cores, 4,096 trajectories at 16 NFE took about 11 s of the student's 12 s
+(the --quick run: one student step)."""
+
+
+def flowmap_nfes():
+    """The flow-map rows' columns: the budgets of --nfes up to FLOWMAP_NFES' largest."""
+    return [k for k in NFES if k <= max(FLOWMAP_NFES)] or list(FLOWMAP_NFES)
+
+
+def flowmap_row(setup, method, seed, overrides=None):
+    """A flow-map method at :func:`flowmap_nfes` jumps (and dopri5 on u(x, t, t) where it has
+    one)."""
+    return wasserflow_row(setup, method, seed, overrides=overrides, nfes=flowmap_nfes(),
+                          adaptive=method != "flowmap-distill")  # fmt: skip
+
+
+def distill_row(setup, seed):
+    """An OT-CFM teacher (wasserflow-otcfm-block's settings) for DISTILL_TEACHER of the seconds,
+    then flow-map distillation of its ODE (DISTILL) for the rest: the row's seconds are
+    both."""
+    teacher, tb = train_for(setup, "otcfm", seed, DISTILL_TEACHER * setup.seconds, OTCFM_BLOCK)
+    row, budget = wasserflow_row(
+        setup, "flowmap-distill", seed, overrides={**DISTILL, "objective.teacher": teacher},
+        nfes=flowmap_nfes(), seconds=setup.seconds - tb["seconds"],
+    )  # fmt: skip
+    budget = {
+        **budget,
+        "steps": budget["steps"],
+        "teacher_steps": tb["steps"],
+        "teacher_seconds": tb["seconds"],
+        "seconds": budget["seconds"] + tb["seconds"],
     }
+    return row, budget  # fmt: skip
 
 
 ROWS = {
@@ -438,8 +498,18 @@ ROWS = {
     ),
     "diffusers-ddpm-ddim": lambda su, s, sec: diffusers_ddim(su, s, sec, "leading"),
     "diffusers-ddpm-ddim-trailing": lambda su, s, sec: diffusers_ddim(su, s, sec, "trailing"),
+    # flow maps (k jumps = k NFE), each for the same --seconds
+    "wasserflow-meanflow": lambda su, s, sec: flowmap_row(su, "meanflow", s),
+    "wasserflow-meanflow-ot": lambda su, s, sec: flowmap_row(su, "meanflow-ot", s, FLOWMAP_OT),
+    "wasserflow-meanflow-ot-uniform": lambda su, s, sec: flowmap_row(
+        su, "meanflow-ot", s, {**FLOWMAP_OT, "objective.times": "uniform"}
+    ),
+    "wasserflow-shortcut": lambda su, s, sec: flowmap_row(su, "shortcut", s),
+    "wasserflow-flowmap-distill": lambda su, s, sec: distill_row(su, s),
 }
 """Rows in the order they run for each seed: each wasserflow row before its peers."""
+FLOWMAP_ROWS = [r for r in ROWS if r.startswith(("wasserflow-meanflow", "wasserflow-shortcut",
+                                                 "wasserflow-flowmap"))]  # fmt: skip
 PAIRS = {
     "torchcfm-otcfm": "wasserflow-otcfm-block",
     "diffusers-ddpm-ddim": "wasserflow-ddpm-fast-dpm",
@@ -550,6 +620,7 @@ def print_targets(results):
                 f"  seed {s}: {ours[0]:.3f} ({ours[1]}) vs {best[0]:.3f} ({best[1]}): "
                 f"ratio {best[0] / ours[0]:.2f}, {'met' if ours[0] < best[0] else 'NOT met'}"
             )
+    _flowmap_targets(results, seeds, fd)
     for peer in ("diffusers-ddpm-ddim", "diffusers-ddpm-ddim-trailing"):
         if "wasserflow-ddpm-fast-dpm" in results and peer in results:
             print(f"VP diffusion at 8 NFE: wasserflow-ddpm-fast-dpm vs {peer} (target 2x)")
@@ -562,6 +633,41 @@ def print_targets(results):
                     f"  seed {s}: {ours:.3f} vs {theirs:.3f}: ratio {r:.2f}, "
                     f"{'met' if r >= 2 else 'NOT met'}"
                 )
+
+
+REFERENCE = {"torchcfm-otcfm": [13.755, 17.252, 16.303], "wasserflow 2-NFE midpoint": [9.040,
+             9.849, 8.241]}  # fmt: skip
+"""The issue's bars (FD on seeds 0, 1, 2; benchmarks/README.md, "Both targets on a quiet
+machine": TorchCFM's best at any NFE and sampler, wasserflow-otcfm-block's midpoint at 2 NFE)."""
+
+
+def _flowmap_targets(results, seeds, fd):
+    """1-NFE FD of each flow-map row against TorchCFM's best at any NFE and sampler and
+    wasserflow-otcfm-block's 2-NFE midpoint, both of this run where present, else the
+    REFERENCE numbers of a quiet run."""
+    rows = [r for r in results if r in FLOWMAP_ROWS]
+    if not rows:
+        return
+    print(
+        "flow maps: FD at 1 NFE vs TorchCFM's best at any NFE and sampler, and vs "
+        "wasserflow-otcfm-block's midpoint at 2 NFE (this run's, else the reference)"
+    )
+    cols = _columns(results)
+    for name in rows:
+        for s in seeds:
+            ours = fd(name, 1, s)
+            if ours is None:
+                continue
+            theirs = [fd("torchcfm-otcfm", c, s) for c in cols]
+            theirs = [v for v in theirs if v is not None]
+            bar_t = min(theirs) if theirs else REFERENCE["torchcfm-otcfm"][s % 3]
+            mid2 = fd("wasserflow-otcfm-block", mid(2), s)
+            bar_m = mid2 if mid2 is not None else REFERENCE["wasserflow 2-NFE midpoint"][s % 3]
+            met = ours < bar_t and ours < bar_m
+            print(
+                f"  {name} seed {s}: {ours:.3f} vs {bar_t:.3f} (TorchCFM) and {bar_m:.3f} "
+                f"(midpoint 2): {'met' if met else 'NOT met'}"
+            )
 
 
 def _jsonable(results):
