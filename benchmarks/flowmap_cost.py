@@ -3,8 +3,9 @@
 One step = the objective's loss on a batch, backward, Adam: the same plain loop for every row
 (no EMA, clipping or checkpoints, which cost every objective alike), the losses built by the
 engine (``build_objective``), the networks by ``build_network`` (a flow map's backbone carries
-its second time as an extra input). Rows, side by side in one process, interleaved over
-``--repeats`` rounds (medians; the machine is shared):
+its second time as an extra input). Each step is timed in this process's CPU seconds (one torch
+thread: what an idle machine's wall clock shows; the machine is shared). Rows, side by side in
+one process, interleaved over ``--repeats`` rounds (medians):
 
 * ``torchcfm-otcfm``: TorchCFM's ``ExactOptimalTransportConditionalFlowMatcher`` on the same
   backbone (the peer);
@@ -104,12 +105,12 @@ def ms_per_step(name: str, setup: str, steps: int, seed: int) -> float:
     times = []
     for _ in range(steps):
         x = draw(batch, g)
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         value = loss(net, x, g, 0).mean()
         opt.zero_grad(set_to_none=True)
         value.backward()
         opt.step()
-        times.append(time.perf_counter() - t0)
+        times.append(time.process_time() - t0)
     return statistics.median(times[5:]) * 1000
 
 

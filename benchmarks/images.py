@@ -21,8 +21,7 @@ net(x, t) with t on wasserflow's clock: t = 0 noise, t = 1 data; sinusoidal embe
   engine's ``midpoint`` sampler at 2, 4, 8 NFE (the same rule as TorchCFM's midpoint column).
 * ``wasserflow-otcfm-block``: the same with exact OT on blocks of 1,024 pairs served for 8
   epochs (``coupling.ot_batch``, ``coupling.ot_reuse``), TorchCFM's pair in the OT-CFM target.
-* flow maps (k jumps of the ``flowmap`` sampler = k NFE; dopri5 on u(x, t, t) where the model
-  has it), each trained for ``--seconds``: ``wasserflow-meanflow`` (MeanFlow, independent
+* flow maps (k jumps of the ``flowmap`` sampler = k NFE), each trained for ``--seconds``: ``wasserflow-meanflow`` (MeanFlow, independent
   pairs, uniform times), ``wasserflow-meanflow-ot`` (MeanFlow on the block OT pairs below, the
   paper's logit-normal times), ``wasserflow-meanflow-ot-uniform`` (the same pairs with
   meanflow's uniform times: against ``wasserflow-meanflow`` only the coupling differs),
@@ -482,10 +481,9 @@ def flowmap_nfes():
 
 
 def flowmap_row(setup, method, seed, overrides=None):
-    """A flow-map method at :func:`flowmap_nfes` jumps (and dopri5 on u(x, t, t) where it has
-    one)."""
-    return wasserflow_row(setup, method, seed, overrides=overrides, nfes=flowmap_nfes(),
-                          adaptive=method != "flowmap-distill")  # fmt: skip
+    """A flow-map method at :func:`flowmap_nfes` jumps (no dopri5 on u(x, t, t): at 30-60 NFE it
+    cost more CPU than the row's other evaluations together)."""
+    return wasserflow_row(setup, method, seed, overrides=overrides, nfes=flowmap_nfes())
 
 
 def distill_row(setup, seed):

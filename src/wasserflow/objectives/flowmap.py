@@ -75,6 +75,7 @@ class FlowMapSpec(ObjectiveSpec):
 
     conditions = ("scalar",)
     ode_sampler = None
+    flow_map = True
     instantaneous: ClassVar[bool] = True
 
     def network(self, objective: Any, backbone: nn.Module) -> nn.Module:

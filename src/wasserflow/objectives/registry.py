@@ -189,6 +189,8 @@ class ObjectiveSpec:
         steps_key: the dotted config key that ``--steps`` sets.
         ode_sampler: the deterministic sampler its path geometry is measured with (None: the
             run's own default sampler).
+        flow_map: whether it learns a flow map X(x, t, s) (sampled by its jumps) rather than a
+            velocity, score or potential (:mod:`wasserflow.objectives.flowmap`).
         run_mixin: a class of methods a trained run of this kind adds, or None.
     """
 
@@ -202,6 +204,7 @@ class ObjectiveSpec:
     pair_batches: ClassVar[bool] = True
     steps_key: ClassVar[str] = "train.steps"
     ode_sampler: ClassVar[str | None] = "euler"
+    flow_map: ClassVar[bool] = False
     run_mixin: ClassVar[type | None] = None
 
     def check(self, objective: Any, run: Any) -> None:
