@@ -179,8 +179,9 @@ _RUNS = tempfile.TemporaryDirectory()
 
 
 @functools.cache
-def _wasserflow_trained(method, steps, seed, overrides="{}", lr=1e-3, batch_size=256,
-                        time_embedding="linear"):
+def _wasserflow_trained(
+    method, steps, seed, overrides="{}", lr=1e-3, batch_size=256, time_embedding="linear"
+):
     """Train once per (method, overrides, steps, seed, lr, batch, time embedding) into a folder
     kept for the process: (run folder, ms / step), shared by the rows that sample the same
     model (and by a distillation that takes it as its teacher)."""
@@ -203,17 +204,39 @@ def _wasserflow_trained(method, steps, seed, overrides="{}", lr=1e-3, batch_size
     return d, (time.perf_counter() - t0) / steps * 1000
 
 
-def wasserflow_run(method, steps, seed, n_eval, sampler=None, overrides=None, plan=None,
-                   lr=1e-3, batch_size=256, time_embedding="linear"):
+def wasserflow_run(
+    method,
+    steps,
+    seed,
+    n_eval,
+    sampler=None,
+    overrides=None,
+    plan=None,
+    lr=1e-3,
+    batch_size=256,
+    time_embedding="linear",
+):
     """``overrides``: method recipe overrides (a different model); ``plan``: sampler options
     read by the sampling plan (e.g. dpm_solver's grid), applied to the trained model."""
-    d, ms = _wasserflow_trained(method, steps, seed, json.dumps(overrides or {}, sort_keys=True),
-                                lr, batch_size, time_embedding)
+    d, ms = _wasserflow_trained(
+        method,
+        steps,
+        seed,
+        json.dumps(overrides or {}, sort_keys=True),
+        lr,
+        batch_size,
+        time_embedding,
+    )
     run = load_run(d)
     row = {}
     for k in NFES:
-        out = run.sample(n_eval, sampler=sampler, nfe=k, options=plan,
-                         generator=torch.Generator().manual_seed(seed + 1))
+        out = run.sample(
+            n_eval,
+            sampler=sampler,
+            nfe=k,
+            options=plan,
+            generator=torch.Generator().manual_seed(seed + 1),
+        )
         # a sampler with 2 NFE per step (midpoint, heun) cannot spend 1: no cell there
         per_step = get_sampler(out.sampler).nfe_per_step or 1
         row[k] = w2_to_fresh(out.x, seed) if per_step <= k else None
@@ -228,22 +251,49 @@ def wasserflow_run(method, steps, seed, n_eval, sampler=None, overrides=None, pl
 def flowmap_run(method, steps, seed, n_eval, overrides=None, lr=1e-3, batch_size=256):
     """A flow-map method (its own sampler: composed jumps, k jumps = k NFE) on the same MLP with
     the sinusoidal time embedding (FLOWMAP_NET); dopri5 on u(x, t, t) where it has one."""
-    return wasserflow_run(method, steps, seed, n_eval, overrides=overrides, lr=lr,
-                          batch_size=batch_size, time_embedding=FLOWMAP_NET)
+    return wasserflow_run(
+        method,
+        steps,
+        seed,
+        n_eval,
+        overrides=overrides,
+        lr=lr,
+        batch_size=batch_size,
+        time_embedding=FLOWMAP_NET,
+    )
 
 
-def distill_run(steps, seed, n_eval, teacher_steps, teacher_overrides, teacher_lr,
-                teacher_batch_size, frames=16, teacher_sampler="rk4", teacher_nfe=256):
+def distill_run(
+    steps,
+    seed,
+    n_eval,
+    teacher_steps,
+    teacher_overrides,
+    teacher_lr,
+    teacher_batch_size,
+    frames=16,
+    teacher_sampler="rk4",
+    teacher_nfe=256,
+):
     """Flow-map distillation of an OT-CFM teacher trained here first (the rows'
     wasserflow-otcfm-ot2048 net, shared with that row; its training seconds are added to the
     student's in the ms / step column, per student step): the teacher's ODE by
     ``teacher_sampler`` at ``teacher_nfe`` evaluations, K = ``frames``."""
     teacher, t_ms = _wasserflow_trained(
-        "otcfm", teacher_steps, seed, json.dumps(teacher_overrides, sort_keys=True),
-        teacher_lr, teacher_batch_size)
-    over = {"objective.teacher": teacher, "objective.frames": frames,
-            "objective.teacher_sampler": teacher_sampler, "objective.teacher_nfe": teacher_nfe,
-            "objective.pairs": 8192}
+        "otcfm",
+        teacher_steps,
+        seed,
+        json.dumps(teacher_overrides, sort_keys=True),
+        teacher_lr,
+        teacher_batch_size,
+    )
+    over = {
+        "objective.teacher": teacher,
+        "objective.frames": frames,
+        "objective.teacher_sampler": teacher_sampler,
+        "objective.teacher_nfe": teacher_nfe,
+        "objective.pairs": 8192,
+    }
     row, ms = flowmap_run("flowmap-distill", steps, seed, n_eval, overrides=over)
     return row, ms + t_ms * teacher_steps / steps
 
@@ -269,21 +319,38 @@ def main():
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--quick", action="store_true", help="300 steps, one seed, 500 points")
     p.add_argument("--only", default="", help="comma-separated subset of the rows' keys")
-    p.add_argument("--fast-steps", type=int, default=None,
-                   help="steps of the wasserflow-*-fast-* rows (default: --steps); 0.65 x steps "
-                   "matches diffusers' training seconds (its loop has no EMA, clipping or "
-                   "checkpoints: 1.0 against 1.55 ms / step here)")
-    p.add_argument("--nfes", default=",".join(map(str, NFES)),
-                   help="the NFE budgets of the table's columns (e.g. 4,6,8,10 for the few-step "
-                   "samplers)")
-    p.add_argument("--per-seed", action="store_true",
-                   help="also print each seed's row (the table's rows are means over seeds)")
-    p.add_argument("--straight-steps", type=int, default=None,
-                   help="steps of the wasserflow-otcfm-ot2048 row (default 1.5 x steps: they "
-                   "cost less than TorchCFM's OT-CFM steps, compare the training seconds)")
-    p.add_argument("--distill-steps", type=int, default=None,
-                   help="student steps of wasserflow-flowmap-distill (default steps / 4; its "
-                   "teacher is the wasserflow-otcfm-ot2048 net)")
+    p.add_argument(
+        "--fast-steps",
+        type=int,
+        default=None,
+        help="steps of the wasserflow-*-fast-* rows (default: --steps); 0.65 x steps "
+        "matches diffusers' training seconds (its loop has no EMA, clipping or "
+        "checkpoints: 1.0 against 1.55 ms / step here)",
+    )
+    p.add_argument(
+        "--nfes",
+        default=",".join(map(str, NFES)),
+        help="the NFE budgets of the table's columns (e.g. 4,6,8,10 for the few-step samplers)",
+    )
+    p.add_argument(
+        "--per-seed",
+        action="store_true",
+        help="also print each seed's row (the table's rows are means over seeds)",
+    )
+    p.add_argument(
+        "--straight-steps",
+        type=int,
+        default=None,
+        help="steps of the wasserflow-otcfm-ot2048 row (default 1.5 x steps: they "
+        "cost less than TorchCFM's OT-CFM steps, compare the training seconds)",
+    )
+    p.add_argument(
+        "--distill-steps",
+        type=int,
+        default=None,
+        help="student steps of wasserflow-flowmap-distill (default steps / 4; its "
+        "teacher is the wasserflow-otcfm-ot2048 net)",
+    )
     a = p.parse_args()
     NFES[:] = [int(k) for k in a.nfes.split(",")]
     torch.set_num_threads(1)
@@ -299,11 +366,22 @@ def main():
         "wasserflow-icfm": lambda s: wasserflow_run("icfm", steps, s, n),
         "wasserflow-otcfm": lambda s: wasserflow_run("otcfm", steps, s, n),
         "wasserflow-otcfm-ot2048": lambda s: wasserflow_run(
-            "otcfm", a.straight_steps or 3 * steps // 2, s, n, overrides=OTCFM_STRAIGHT,
-            **STRAIGHT_TRAIN),
+            "otcfm",
+            a.straight_steps or 3 * steps // 2,
+            s,
+            n,
+            overrides=OTCFM_STRAIGHT,
+            **STRAIGHT_TRAIN,
+        ),
         "wasserflow-otcfm-ot2048-midpoint": lambda s: wasserflow_run(
-            "otcfm", a.straight_steps or 3 * steps // 2, s, n, "midpoint",
-            overrides=OTCFM_STRAIGHT, **STRAIGHT_TRAIN),
+            "otcfm",
+            a.straight_steps or 3 * steps // 2,
+            s,
+            n,
+            "midpoint",
+            overrides=OTCFM_STRAIGHT,
+            **STRAIGHT_TRAIN,
+        ),
         "wasserflow-ddpm-ddim": lambda s: wasserflow_run("ddpm", steps, s, n, "ddim"),
         "wasserflow-sdevp-heun": lambda s: wasserflow_run("sde-vp", steps, s, n, "heun"),
         "wasserflow-ddpm-dpm": lambda s: wasserflow_run("ddpm", steps, s, n, "dpm_solver"),
@@ -314,19 +392,23 @@ def main():
             "ddpm", steps, s, n, "dpm_solver", overrides={"prediction": "velocity"}
         ),
         "wasserflow-ddpm-fast-dpm": lambda s: wasserflow_run(
-            "ddpm", a.fast_steps or steps, s, n, "dpm_solver", overrides=DIFFUSION_FAST,
-            lr=2e-3),
+            "ddpm", a.fast_steps or steps, s, n, "dpm_solver", overrides=DIFFUSION_FAST, lr=2e-3
+        ),
         "wasserflow-ddpm-fast-dpm3m": lambda s: wasserflow_run(
-            "ddpm", a.fast_steps or steps, s, n, "dpm_solver_3m", overrides=DIFFUSION_FAST,
-            lr=2e-3),
+            "ddpm", a.fast_steps or steps, s, n, "dpm_solver_3m", overrides=DIFFUSION_FAST, lr=2e-3
+        ),
         "wasserflow-sdevp-fast-dpm": lambda s: wasserflow_run(
-            "sde-vp", a.fast_steps or steps, s, n, "dpm_solver", overrides=DIFFUSION_FAST,
-            lr=2e-3),
-        **{f"wasserflow-{m}-fast-{label}": (
-            lambda s, m=m, method=method, sampler=sampler: wasserflow_run(
-                method, a.fast_steps or steps, s, n, sampler, overrides=DIFFUSION_FAST, lr=2e-3))
-           for m, method in (("ddpm", "ddpm"), ("sdevp", "sde-vp"))
-           for label, sampler in (("edm", "edm_heun"), ("unipc", "unipc"), ("ipndm", "ipndm"))},
+            "sde-vp", a.fast_steps or steps, s, n, "dpm_solver", overrides=DIFFUSION_FAST, lr=2e-3
+        ),
+        **{
+            f"wasserflow-{m}-fast-{label}": (
+                lambda s, m=m, method=method, sampler=sampler: wasserflow_run(
+                    method, a.fast_steps or steps, s, n, sampler, overrides=DIFFUSION_FAST, lr=2e-3
+                )
+            )
+            for m, method in (("ddpm", "ddpm"), ("sdevp", "sde-vp"))
+            for label, sampler in (("edm", "edm_heun"), ("unipc", "unipc"), ("ipndm", "ipndm"))
+        },
         "wasserflow-sdevp-dpm": lambda s: wasserflow_run("sde-vp", steps, s, n, "dpm_solver"),
         "wasserflow-sdevp-vel-dpm": lambda s: wasserflow_run(
             "sde-vp", steps, s, n, "dpm_solver", overrides={"prediction": "velocity"}
@@ -343,11 +425,17 @@ def main():
         "wasserflow-meanflow": lambda s: flowmap_run("meanflow", steps, s, n),
         "wasserflow-meanflow-ot": lambda s: flowmap_run("meanflow-ot", steps, s, n),
         "wasserflow-meanflow-ot2048": lambda s: flowmap_run(
-            "meanflow-ot", steps, s, n, overrides=FLOWMAP_OT, **STRAIGHT_TRAIN),
+            "meanflow-ot", steps, s, n, overrides=FLOWMAP_OT, **STRAIGHT_TRAIN
+        ),
         "wasserflow-shortcut": lambda s: flowmap_run("shortcut", steps, s, n),
         "wasserflow-flowmap-distill": lambda s: distill_run(
-            a.distill_steps or steps // 4, s, n, a.straight_steps or 3 * steps // 2,
-            OTCFM_STRAIGHT, **{f"teacher_{k}": v for k, v in STRAIGHT_TRAIN.items()}),
+            a.distill_steps or steps // 4,
+            s,
+            n,
+            a.straight_steps or 3 * steps // 2,
+            OTCFM_STRAIGHT,
+            **{f"teacher_{k}": v for k, v in STRAIGHT_TRAIN.items()},
+        ),
     }
     only = [k for k in a.only.split(",") if k]
     floor = statistics.mean(
@@ -370,14 +458,18 @@ def main():
         if a.per_seed and len(seeds) > 1:
             groups += [(f"{name} (seed {s})", (r,), (m,)) for s, r, m in zip(seeds, rows, ms)]
         for label, rs, mss in groups:
-            print(f"| {label} | " + " | ".join(_cells(rs)) + f" | {statistics.median(mss):.2f} |",
-                  flush=True)
+            print(
+                f"| {label} | " + " | ".join(_cells(rs)) + f" | {statistics.median(mss):.2f} |",
+                flush=True,
+            )
 
 
 def _cells(rows):
     """The table cells (means over the rows, one row per seed) of one model."""
-    cells = ["-" if any(r[k] is None for r in rows)
-             else f"{statistics.mean(r[k] for r in rows):.3f}" for k in NFES]
+    cells = [
+        "-" if any(r[k] is None for r in rows) else f"{statistics.mean(r[k] for r in rows):.3f}"
+        for k in NFES
+    ]
     if "dopri5" in rows[0]:
         w = statistics.mean(r["dopri5"][0] for r in rows)
         e = statistics.mean(r["dopri5"][1] for r in rows)

@@ -136,7 +136,12 @@ class Data:
                 c["fd"] = frechet_distance(self.features.stats(x.float()), self.ref_stats).value
         if out.energy is not None:
             dec = path_energy_decomposition(out.start, out.x, out.energy)
-            c.update(curvature=dec.curvature, coupling_gap=dec.coupling_gap, action=dec.path_energy)
+            gap = dec.coupling_gap  # a bracket; its point estimate where the method has one
+            c.update(
+                curvature=dec.curvature.value,
+                coupling_gap=gap.value if gap.value is not None else gap.lower,
+                action=dec.path_energy.value,
+            )
         return c
 
 

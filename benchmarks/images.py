@@ -21,8 +21,11 @@ net(x, t) with t on wasserflow's clock: t = 0 noise, t = 1 data; sinusoidal embe
   engine's ``midpoint`` sampler at 2, 4, 8 NFE (the same rule as TorchCFM's midpoint column).
 * ``wasserflow-otcfm-block``: the same with exact OT on blocks of 1,024 pairs served for 8
   epochs (``coupling.ot_batch``, ``coupling.ot_reuse``), TorchCFM's pair in the OT-CFM target.
-* flow maps (k jumps of the ``flowmap`` sampler = k NFE), each trained for ``--seconds``: ``wasserflow-meanflow`` (MeanFlow, independent
-  pairs, uniform times), ``wasserflow-meanflow-ot`` (MeanFlow on the block OT pairs below, the
+* ``wasserflow-icfm``: the engine's ``icfm`` recipe (the independent coupling) with the OT
+  rows' times and lr: the map whose coupling the OT rows should improve (the coupling gap's
+  bracket and the Jacobian asymmetry of the three side by side; no peer of its own).
+* flow maps (k jumps of the ``flowmap`` sampler = k NFE), each trained for ``--seconds``:
+  ``wasserflow-meanflow`` (MeanFlow, independent pairs, uniform times), ``wasserflow-meanflow-ot`` (MeanFlow on the block OT pairs below, the
   paper's logit-normal times), ``wasserflow-meanflow-ot-uniform`` (the same pairs with
   meanflow's uniform times: against ``wasserflow-meanflow`` only the coupling differs),
   ``wasserflow-shortcut`` and ``wasserflow-flowmap-distill`` (an OT-CFM teacher with the block
@@ -49,7 +52,10 @@ space of the shipped digit classifier (``feature_extractor("digits8")``; ``mnist
 between n samples and the n data images (n = 1,797 for the digits: the whole set), exact W2
 (POT's network simplex, float64, flattened images), and the path-energy decomposition of the
 sampling curves (``wasserflow.metrics.path_energy_decomposition``): PE = E int |v|^2 dt,
-curvature PE - E|x1 - x0|^2 and coupling gap E|x1 - x0|^2 - W2^2(noise, samples). The peers'
+curvature PE - E|x1 - x0|^2 and the coupling gap E|x1 - x0|^2 - W2^2(noise, samples) as a 95 %
+bracket (``wasserflow.metrics.coupling_gap``: in d = 64 the exact assignment of the n noises to
+the n samples is their own pairing whatever the map, so no sample resolves the gap to a point),
+and for wasserflow's Euler maps the Brenier criterion's Jacobian asymmetry. The peers'
 PE is computed here along the curves their samplers solve: Euler's polyline (sum h |v|^2),
 dopri5 with dE/dt = |v|^2 as an extra state, and DDIM's steps along the path's own curve with
 the step's (x0, eps) predictions frozen (``wasserflow.samplers.kinetic.path_segment_energy``,
@@ -151,8 +157,9 @@ PEER_LR = 1e-3
 class Setup:
     """What every row shares: data, net options, budget, metrics."""
 
-    def __init__(self, spec, net, seconds, batch, n, device, dopri_tol):
+    def __init__(self, spec, net, seconds, batch, n, device, dopri_tol, jacobian_points=256):
         self.spec, self.net, self.seconds, self.batch = spec, net, seconds, batch
+        self.jacobian_points = jacobian_points
         self.device, self.dopri_tol = torch.device(device), dopri_tol
         src = make_source(spec)
         self.source = src
@@ -196,14 +203,25 @@ class Setup:
         )
         cell = {"fd": fd, "w2": w2, "nfe": nfe}
         if energy is not None:
-            dec = path_energy_decomposition(x0, x, energy)
-            cell.update(
-                pe=dec.path_energy,
-                curvature=dec.curvature,
-                coupling_gap=dec.coupling_gap,
-                w2sq_noise=dec.w2_squared,
-            )
+            cell.update(geometry_cell(path_energy_decomposition(x0, x, energy)))
         return cell
+
+
+def geometry_cell(dec) -> dict:
+    """A table cell's share of a path-energy decomposition: PE, curvature, the chord, the
+    coupling gap's bracket (wasserflow.metrics.coupling_gap; None for an infinite upper end)
+    and, where the map was tested, its Jacobian asymmetry (the Brenier criterion)."""
+    gap = dec.coupling_gap
+    cell = {
+        "pe": dec.path_energy.value,
+        "curvature": dec.curvature.value,
+        "chord": dec.chord_energy.value,
+        "gap_lower": gap.lower,
+        "gap_upper": gap.upper,
+    }
+    if gap.jacobian is not None:
+        cell["asymmetry"] = gap.jacobian.asymmetry
+    return cell
 
 
 CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -425,6 +443,7 @@ def wasserflow_row(
         sampler=sampler,
         features=setup.features,
         data=setup.ref,
+        jacobian=setup.jacobian_points,
     )
     cols = nfes
     if midpoint:
@@ -441,13 +460,8 @@ def wasserflow_row(
     row = {}
     for b, ev in zip(cols, evals):
         cell = {"fd": ev.fd, "w2": ev.w2, "nfe": ev.nfe}
-        if ev.action is not None:
-            cell.update(
-                pe=ev.action,
-                curvature=ev.straightness,
-                coupling_gap=ev.coupling_gap,
-                w2sq_noise=ev.endpoint_w2_squared,
-            )
+        if ev.geometry is not None:
+            cell.update(geometry_cell(ev.geometry))
         row[b] = cell
     if adaptive:  # evaluate_run's adaptive budget at TorchCFM's dopri5 tolerance
         tol = setup.dopri_tol
@@ -513,6 +527,9 @@ ROWS = {
         su, "otcfm", s, overrides=OTCFM_BLOCK, adaptive=True, midpoint=True
     ),
     "torchcfm-otcfm": torchcfm_otcfm,
+    "wasserflow-icfm": lambda su, s, sec: wasserflow_row(
+        su, "icfm", s, overrides=OTCFM_OPTIONS, adaptive=True
+    ),
     "wasserflow-ddpm-fast-dpm": lambda su, s, sec: wasserflow_row(
         su, "ddpm", s, "dpm_solver", overrides=DIFFUSION_FAST
     ),
@@ -597,8 +614,13 @@ def print_tables(results, per_seed, n, seeds, features="digits8"):
                 )
     mids = {mid(k) for k in MIDPOINT}
     print(f"\n## path-energy decomposition (model space, n = {n}), medians over seeds\n")
-    print("| row | sampler, NFE | PE | curvature | coupling gap | W2^2(noise, samples) |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "coupling gap: the 95 % bracket of wasserflow.metrics.coupling_gap (rotation re-coupling "
+        "below, Gaussian dual above); asymmetry: the Brenier criterion of the Euler map "
+        "(0 for an optimal map)\n"
+    )
+    print("| row | sampler, NFE | PE | curvature | chord | coupling gap | asymmetry |")
+    print("|---|---|---|---|---|---|---|")
     for name, per in results.items():
         for c in cols:
             rs = [r["row"][c] for r in per.values() if c in r["row"]]
@@ -609,9 +631,11 @@ def print_tables(results, per_seed, n, seeds, features="digits8"):
                 f"| {name} | {'dopri5 ' if c == 'dopri5' else 'midpoint ' if c in mids else ''}"
                 f"{nfe:.0f} | "
                 + " | ".join(
-                    _fmt(_med([r[k] for r in rs]), 2)
-                    for k in ("pe", "curvature", "coupling_gap", "w2sq_noise")
+                    _fmt(_med([r[k] for r in rs]), 2) for k in ("pe", "curvature", "chord")
                 )
+                + f" | [{_fmt(_med([r['gap_lower'] for r in rs]), 2)}, "
+                + f"{_fmt(_med([r['gap_upper'] for r in rs]), 2)}] | "
+                + (_fmt(_med([r["asymmetry"] for r in rs]), 3) if "asymmetry" in rs[0] else "-")
                 + " |"
             )
 
@@ -759,6 +783,12 @@ def main():
         action="store_true",
         help="smoke run: 5 s per row, one seed, 300 samples, NFE 1, 2, 8",
     )
+    p.add_argument(
+        "--jacobian",
+        type=int,
+        default=256,
+        help="points of the Brenier-criterion test of wasserflow's Euler maps (0: off)",
+    )
     p.add_argument("--only", default="", help="comma-separated subset of: " + ", ".join(ROWS))
     p.add_argument("--per-seed", action="store_true", help="also print each seed's row")
     p.add_argument("--json", default=None, help="write every cell to this JSON file")
@@ -790,7 +820,7 @@ def main():
     unknown = sorted(set(only) - set(ROWS))
     if unknown:
         p.error(f"unknown rows {unknown}: choose among {', '.join(ROWS)}")
-    setup = Setup(a.data, NETS[a.net], seconds, a.batch, n, a.device, a.dopri_tol)
+    setup = Setup(a.data, NETS[a.net], seconds, a.batch, n, a.device, a.dopri_tol, a.jacobian)
     nparams = sum(q.numel() for q in setup.build(0).parameters())
     print(
         f"# {a.data}: {setup.n} images {setup.shape}; unet {NETS[a.net]} ({nparams:,} "

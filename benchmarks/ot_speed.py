@@ -60,8 +60,10 @@ def pot_emd2(x, y, limit: int) -> float:
 
 def exact_section(sizes, dims, repeats):
     print("\n## exact W2^2 (network simplex), seconds")
-    print(f"{'d':>3} {'n':>5} {'wasserflow':>11} {'POT full':>9} {'ratio':>6} "
-          f"{'|diff|/W2^2':>11} {'POT default-limit err':>21}")
+    print(
+        f"{'d':>3} {'n':>5} {'wasserflow':>11} {'POT full':>9} {'ratio':>6} "
+        f"{'|diff|/W2^2':>11} {'POT default-limit err':>21}"
+    )
     for d in dims:
         for n in sizes:
             x, y = clouds(n, d)
@@ -69,9 +71,11 @@ def exact_section(sizes, dims, repeats):
             t_wf, res = timed(lambda x=x, y=y: exact_ot(x, y), r)
             t_pot, full = timed(lambda x=x, y=y: pot_emd2(x, y, 10**10), r)
             default = pot_emd2(x, y, 100_000)
-            print(f"{d:>3} {n:>5} {t_wf:>11.3f} {t_pot:>9.3f} {t_wf / t_pot:>6.2f} "
-                  f"{abs(res.cost - full) / full:>11.1e} {(default - full) / full:>+21.2%}",
-                  flush=True)
+            print(
+                f"{d:>3} {n:>5} {t_wf:>11.3f} {t_pot:>9.3f} {t_wf / t_pot:>6.2f} "
+                f"{abs(res.cost - full) / full:>11.1e} {(default - full) / full:>+21.2%}",
+                flush=True,
+            )
 
 
 def minibatch_section(sizes, repeats):
@@ -93,8 +97,10 @@ def minibatch_section(sizes, repeats):
         c_wf = float(((x0 - x1[perm]) ** 2).sum(1).double().mean())
         c_pot = float(((x0 - x1[perm_pot]) ** 2).sum(1).double().mean())
         same = abs(c_wf - c_pot) <= 1e-6 * c_pot
-        print(f"{n:>5} {1e3 * t_wf:>11.2f} {1e3 * t_pot:>8.2f} {t_wf / t_pot:>6.2f} {same!s:>9}",
-              flush=True)
+        print(
+            f"{n:>5} {1e3 * t_wf:>11.2f} {1e3 * t_pot:>8.2f} {t_wf / t_pot:>6.2f} {same!s:>9}",
+            flush=True,
+        )
 
 
 def entropic_section(sizes, repeats, rel_eps, blurs):
@@ -116,8 +122,11 @@ def entropic_section(sizes, repeats, rel_eps, blurs):
         for rel in rel_eps:
             eps = rel * scale
             t, res = timed(lambda x=x, y=y, e=eps: sinkhorn_divergence(x, y, epsilon=e), r)
-            print(f"n={n:>5} wasserflow eps={rel:g}*diam^2={eps:.3g} time {t:7.2f}  "
-                  f"S={res.cost:.5f} err {err(res.cost)} iters {res.iterations}", flush=True)
+            print(
+                f"n={n:>5} wasserflow eps={rel:g}*diam^2={eps:.3g} time {t:7.2f}  "
+                f"S={res.cost:.5f} err {err(res.cost)} iters {res.iterations}",
+                flush=True,
+            )
         if SamplesLoss is None:
             continue
         xf, yf = x.float(), y.float()
@@ -126,8 +135,11 @@ def entropic_section(sizes, repeats, rel_eps, blurs):
                 continue  # minutes per call at n = 10,000
             loss = SamplesLoss("sinkhorn", p=2, blur=blur, scaling=scaling, backend="tensorized")
             t, v = timed(lambda f=loss, u=xf, w=yf: 2.0 * float(f(u, w)), r)  # cost |x-y|^2/2
-            print(f"n={n:>5} geomloss blur={blur} scaling={scaling} (eps={2 * blur**2:.3g}) "
-                  f"time {t:7.2f}  S={v:.5f} err {err(v)}", flush=True)
+            print(
+                f"n={n:>5} geomloss blur={blur} scaling={scaling} (eps={2 * blur**2:.3g}) "
+                f"time {t:7.2f}  S={v:.5f} err {err(v)}",
+                flush=True,
+            )
 
 
 def main() -> None:
@@ -139,12 +151,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, POT {ot.__version__}, threads {args.threads}")
     if args.quick:
-        plan = dict(exact=([500, 1000], [2, 64], 1), minibatch=([256, 1024], 1),
-                    entropic=([1000], 1, [1e-3], [(0.05, 0.5)]))
+        plan = dict(
+            exact=([500, 1000], [2, 64], 1),
+            minibatch=([256, 1024], 1),
+            entropic=([1000], 1, [1e-3], [(0.05, 0.5)]),
+        )
     else:
-        plan = dict(exact=([500, 1000, 2000, 4000], [2, 64], 3), minibatch=([256, 1024], 3),
-                    entropic=([1000, 4000, 10000], 3, [3e-3, 1e-3],
-                              [(0.05, 0.5), (0.05, 0.9), (0.2, 0.9)]))
+        plan = dict(
+            exact=([500, 1000, 2000, 4000], [2, 64], 3),
+            minibatch=([256, 1024], 3),
+            entropic=([1000, 4000, 10000], 3, [3e-3, 1e-3], [(0.05, 0.5), (0.05, 0.9), (0.2, 0.9)]),
+        )
     if args.only in (None, "minibatch"):
         minibatch_section(*plan["minibatch"])
     if args.only in (None, "entropic"):

@@ -46,8 +46,9 @@ def torchcfm_snapshots(steps, seed, every):
     def snapshot(step, net):
         if step % every == 0 or step == steps:
             t1 = time.perf_counter()
-            snaps.append((step, t1 - clock["t0"] - clock["paused"],
-                          copy.deepcopy(net.state_dict())))
+            snaps.append(
+                (step, t1 - clock["t0"] - clock["paused"], copy.deepcopy(net.state_dict()))
+            )
             clock["paused"] += time.perf_counter() - t1
 
     net, _ = torchcfm_train("otcfm", steps, seed, on_step=snapshot)
@@ -56,9 +57,19 @@ def torchcfm_snapshots(steps, seed, every):
 
 def wasserflow_snapshots(steps, seed, every, overrides, out, lr=1e-3, batch_size=256):
     """wasserflow's OT-CFM run with (step, seconds, checkpoint copy) snapshots."""
-    cfg = make_config("otcfm", "moons", steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-                      width=64, depth=3, activation="selu", time_embedding="linear",
-                      overrides={**overrides, "train.checkpoint_every": every})
+    cfg = make_config(
+        "otcfm",
+        "moons",
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        width=64,
+        depth=3,
+        activation="selu",
+        time_embedding="linear",
+        overrides={**overrides, "train.checkpoint_every": every},
+    )
     run_dir = out / "run"
     snaps = []
     clock = {"t0": time.perf_counter(), "paused": 0.0}
@@ -69,7 +80,8 @@ def wasserflow_snapshots(steps, seed, every, overrides, out, lr=1e-3, batch_size
             dest = out / f"step-{step}"
             dest.mkdir()
             (dest / "checkpoint.safetensors").write_bytes(
-                (run_dir / "checkpoint.safetensors").read_bytes())
+                (run_dir / "checkpoint.safetensors").read_bytes()
+            )
             snaps.append((step, t1 - clock["t0"] - clock["paused"], dest))
             clock["paused"] += time.perf_counter() - t1
 
@@ -88,8 +100,12 @@ def main():
     p.add_argument("--ot-batch", type=int, default=None)
     p.add_argument("--reuse", type=int, default=1)
     p.add_argument("--no-prefetch", action="store_true")
-    p.add_argument("--time-power", type=float, default=1.0,
-                   help="training times t = u^p (p > 1 favours t near 0, the noise end)")
+    p.add_argument(
+        "--time-power",
+        type=float,
+        default=1.0,
+        help="training times t = u^p (p > 1 favours t near 0, the noise end)",
+    )
     p.add_argument("--lr", type=float, default=1e-3, help="wasserflow's peak learning rate")
     p.add_argument("--batch", type=int, default=256, help="wasserflow's pairs per step")
     p.add_argument("--ref-nfe", type=int, default=100)
@@ -101,13 +117,18 @@ def main():
     overrides = {"ot_batch": a.ot_batch, "ot_reuse": a.reuse, "ot_prefetch": not a.no_prefetch}
     if a.time_power != 1.0:
         overrides["times"] = {"kind": "power", "power": a.time_power}
-    print(f"# OT-CFM time to TorchCFM's final W2 ({a.ref_nfe} Euler NFE); TorchCFM "
-          f"{a.torchcfm_steps} steps, wasserflow {a.steps} steps with {overrides}, lr {a.lr:g}, "
-          f"batch {a.batch}; {a.n} points")
+    print(
+        f"# OT-CFM time to TorchCFM's final W2 ({a.ref_nfe} Euler NFE); TorchCFM "
+        f"{a.torchcfm_steps} steps, wasserflow {a.steps} steps with {overrides}, lr {a.lr:g}, "
+        f"batch {a.batch}; {a.n} points"
+    )
     nfe_list = ", ".join(map(str, nfes))
-    print(f"| seed | TorchCFM s | TorchCFM final W2 | wasserflow s | wasserflow final W2 (NFE "
-          f"{nfe_list}) | wasserflow W2 at TorchCFM's budget (step) | "
-          + " | ".join(f"s to q at {k} NFE (ratio)" for k in nfes) + " |")
+    print(
+        f"| seed | TorchCFM s | TorchCFM final W2 | wasserflow s | wasserflow final W2 (NFE "
+        f"{nfe_list}) | wasserflow W2 at TorchCFM's budget (step) | "
+        + " | ".join(f"s to q at {k} NFE (ratio)" for k in nfes)
+        + " |"
+    )
     print("|---" * (6 + len(nfes)) + "|")
     ratios = {k: [] for k in nfes}
     for seed in [int(s) for s in a.seeds.split(",")]:
@@ -120,8 +141,9 @@ def main():
         q = euler_w2(v_tcfm, z, a.ref_nfe, seed)
         t_tcfm = tsnaps[-1][1]
         with tempfile.TemporaryDirectory() as d:
-            cfg, snaps = wasserflow_snapshots(a.steps, seed, a.every, overrides, Path(d),
-                                              a.lr, a.batch)
+            cfg, snaps = wasserflow_snapshots(
+                a.steps, seed, a.every, overrides, Path(d), a.lr, a.batch
+            )
             cells, final = [], {}
 
             def w2_at(folder, k, cfg=cfg, z_seed=seed):
@@ -130,8 +152,12 @@ def main():
                 return w2_to_fresh(x, z_seed)
 
             within = [sn for sn in snaps if sn[1] <= t_tcfm]
-            budget = ("-" if not within else " / ".join(
-                f"{w2_at(within[-1][2], k):.3f}" for k in nfes) + f" ({within[-1][0]})")
+            budget = (
+                "-"
+                if not within
+                else " / ".join(f"{w2_at(within[-1][2], k):.3f}" for k in nfes)
+                + f" ({within[-1][0]})"
+            )
             for k in nfes:
                 hit = None
                 for step, secs, folder in snaps:  # snapshots in training order
@@ -145,14 +171,20 @@ def main():
                 else:
                     ratios[k].append(hit[1] / t_tcfm)
                     cells.append(f"{hit[1]:.0f} at step {hit[0]} ({hit[1] / t_tcfm:.2f})")
-        print(f"| {seed} | {t_tcfm:.0f} | {q:.3f} | {snaps[-1][1]:.0f} | "
-              + " / ".join(f"{final[k]:.3f}" for k in nfes) + f" | {budget} | "
-              + " | ".join(cells) + " |",
-              flush=True)
+        print(
+            f"| {seed} | {t_tcfm:.0f} | {q:.3f} | {snaps[-1][1]:.0f} | "
+            + " / ".join(f"{final[k]:.3f}" for k in nfes)
+            + f" | {budget} | "
+            + " | ".join(cells)
+            + " |",
+            flush=True,
+        )
     for k in nfes:
         if ratios[k]:
-            print(f"# {k} NFE: median time ratio {statistics.median(ratios[k]):.2f} over "
-                  f"{len(ratios[k])} seed(s) that reached q")
+            print(
+                f"# {k} NFE: median time ratio {statistics.median(ratios[k]):.2f} over "
+                f"{len(ratios[k])} seed(s) that reached q"
+            )
 
 
 if __name__ == "__main__":

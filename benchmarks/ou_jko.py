@@ -47,14 +47,27 @@ def run_one(D: int, r: int, args) -> tuple[float, float, float, bool]:
     target = problem(D, r)
     eye = torch.eye(D, dtype=torch.float64)
     rho0 = GaussianMixture.create([1.0], torch.zeros(1, D), eye[None])
-    exact = ou_gaussian(Gaussian(torch.zeros(D, dtype=torch.float64), eye), target, args.h * args.steps)
+    exact = ou_gaussian(
+        Gaussian(torch.zeros(D, dtype=torch.float64), eye), target, args.h * args.steps
+    )
     floor = symmetric_gaussian_kl(
-        gaussian_jko(Gaussian(torch.zeros(D, dtype=torch.float64), eye), target, args.h,
-                     args.steps).states[-1], exact)
+        gaussian_jko(
+            Gaussian(torch.zeros(D, dtype=torch.float64), eye), target, args.h, args.steps
+        ).states[-1],
+        exact,
+    )
     gen = torch.Generator().manual_seed(1000 + r)
     t0 = time.perf_counter()
-    res = jko_particles(rho0, target, args.h, args.steps, n_particles=args.particles,
-                        n_centers=args.centers, resample=not args.fixed, generator=gen)
+    res = jko_particles(
+        rho0,
+        target,
+        args.h,
+        args.steps,
+        n_particles=args.particles,
+        n_centers=args.centers,
+        resample=not args.fixed,
+        generator=gen,
+    )
     wall = time.perf_counter() - t0
     with torch.no_grad():
         y, log_c = res.sample(args.eval, generator=gen)
@@ -84,10 +97,14 @@ def main() -> None:
     torch.manual_seed(0)  # only the torch.distributions draws of exact samples use the global RNG
     dims = args.dims or ([1, 4, 12] if args.quick else [1, 2, 4, 6, 8, 10, 12])
     n_prob = args.problems or (3 if args.quick else 15)
-    print(f"h = {args.h}, {args.steps} steps, {n_prob} problems per D, {args.particles} particles,"
-          f" {args.centers} RBF centres, {args.eval} MC samples, {args.threads} threads")
-    print("| D | particle JKO (median sym. KL) | closed-form JKO floor | ICNN-JKO (Mokrov) "
-          "| EM 50k | wall s / problem | beats ICNN |")
+    print(
+        f"h = {args.h}, {args.steps} steps, {n_prob} problems per D, {args.particles} particles,"
+        f" {args.centers} RBF centres, {args.eval} MC samples, {args.threads} threads"
+    )
+    print(
+        "| D | particle JKO (median sym. KL) | closed-form JKO floor | ICNN-JKO (Mokrov) "
+        "| EM 50k | wall s / problem | beats ICNN |"
+    )
     print("|---|---|---|---|---|---|---|")
     for D in dims:
         out = [run_one(D, r, args) for r in range(args.first, args.first + n_prob)]
@@ -98,8 +115,11 @@ def main() -> None:
         floor = statistics.median(o[1] for o in out)
         wall = statistics.mean(o[2] for o in out)
         flag = "" if all(o[3] for o in out) else " (F not monotone or a step not converged)"
-        print(f"| {D} | {med:.2e} | {floor:.2e} | {MOKROV_ICNN[D]:.2e} | {EM_50K[D]:.2e} "
-              f"| {wall:.1f} | {'yes' if med < MOKROV_ICNN[D] else 'NO'}{flag} |", flush=True)
+        print(
+            f"| {D} | {med:.2e} | {floor:.2e} | {MOKROV_ICNN[D]:.2e} | {EM_50K[D]:.2e} "
+            f"| {wall:.1f} | {'yes' if med < MOKROV_ICNN[D] else 'NO'}{flag} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

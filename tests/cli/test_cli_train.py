@@ -91,7 +91,7 @@ def test_evaluate_json(trained, capsys):
     assert [r["nfe"] for r in res["results"]] == [1, 4]
     for r in res["results"]:
         assert np.isfinite(r["w2"]) and r["w2"] > 0
-        assert r["geodesic_gap"] >= -1e-9  # action >= W2^2 of its own endpoints
+        assert r["geometry"]["geodesic_gap"]["lower"] >= -1e-9  # action >= W2^2 of its endpoints
 
 
 def test_jko_flow_trains_block_by_block_and_evaluates(tmp_path, capsys):

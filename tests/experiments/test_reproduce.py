@@ -59,7 +59,11 @@ def test_geodesic_gap_zero_and_others_positive(results):
         assert abs(res["OT geodesic"]["relative_gap"]) < 1e-3, target
         for p in ("VP", "VE", "I-CFM"):
             assert res[p]["relative_gap"] > 1e-2, (target, p)
-    assert results["paths"]["verdict"]["holds"] is True
+    # the grid comparisons hold only where the W2 intervals separate (at the test profile's 300
+    # particles they need not): the text states each W2 with its error and the reference's L1
+    verdict = results["paths"]["verdict"]
+    assert verdict["holds"] in (True, False) and "+-" in verdict["text"]
+    assert "of a 4x longer solve" in verdict["text"]
 
 
 def test_learned_flows_meet_the_grid_geodesic(results):
@@ -68,10 +72,14 @@ def test_learned_flows_meet_the_grid_geodesic(results):
     gg = results["paths"]["numbers"]["gmm2d"]["grid_geodesic"]
     fam = {r["method"]: r["family"] for r in gg["learned"].values()}
     assert fam == {"icfm": "independent-flow", "otcfm": "ot-flow", "ddpm": "diffusion"}
-    w2 = gg["w2"]
+    w2 = {p: [iv["value"] for iv in ivs] for p, ivs in gg["w2"].items()}
     for i, floor in enumerate(gg["floor_w2"]):
         assert w2["otcfm (learned)"][i] < min(w2["icfm (learned)"][i], w2["ddpm (learned)"][i])
         assert all(0.5 * floor < w2[p][i] < 5.0 for p in gg["learned"])
+    for ivs in gg["w2"].values():
+        assert all(iv["lower"] <= iv["value"] <= iv["upper"] and iv["n"] > 0 for iv in ivs)
+    # the reference path itself: within its tolerance of a 4x longer solve, stated in results
+    assert 0 < gg["grid_reference_l1"] <= gg["reference_tol"] == 5e-3
 
 
 def test_closed_forms_match_particles(results):
@@ -122,7 +130,9 @@ def test_trained_methods_far_closer_than_noise(results):
     for data, recs in steps.items():
         for m, r in recs.items():
             used = {x["nfe"] for x in runs[data][m]["ode"]}
-            assert r["ode_nfe"] in used, m
+            nfe = r["ode_nfe"]  # an interval: the budgets the W2 intervals allow
+            assert nfe["value"] in used and nfe["lower"] <= nfe["value"], m
+            assert nfe["upper"] is None or nfe["value"] <= nfe["upper"], m
     assert results["learned"]["verdict"]["holds"] in (True, False)
 
 
@@ -201,17 +211,26 @@ def test_grid_jko_on_the_mixture_approaches_the_exact_kl_curve():
 
 def test_images_section_decomposes_the_path_energy(results):
     """The images experiment (8 x 8 digits): FD against NFE with n stated, and for every
-    method and budget the path energy split into non-negative curvature and coupling gap that
-    add up to PE - W2^2(noise, samples); a one-step Euler path is straight (curvature 0)."""
+    method and budget the path energy split into the chord E|x1 - x0|^2 and the curvature, each
+    with an interval holding its value, and the coupling gap's bracket inside [0, chord]; a
+    one-step Euler path is straight (curvature 0)."""
     im = results["images"]
     assert im["numbers"]["n"] == 500 and im["numbers"]["n_data"] == 500
     assert im["verdict"]["holds"] in (True, False) and im["verdict"]["text"]
     for m, rec in im["numbers"]["runs"].items():
         for r in rec["ode"]:
             assert r["fd"] is not None and r["fd"] > 0, m
-            pe, curv, gap = r["action"], r["straightness"], r["coupling_gap"]
-            assert curv >= -1e-6 * pe and gap >= -1e-6 * pe, (m, r["nfe"])
-            assert curv + gap == pytest.approx(pe - r["endpoint_w2_squared"], rel=1e-9, abs=1e-9)
+            g = r["geometry"]
+            pe, chord = g["path_energy"]["value"], g["chord_energy"]["value"]
+            curv, gap = g["curvature"], g["coupling_gap"]
+            assert curv["value"] == pytest.approx(pe - chord, rel=1e-9, abs=1e-9), m
+            assert curv["value"] >= -1e-6 * pe, (m, r["nfe"])
+            for part in (g["path_energy"], g["chord_energy"], curv):
+                assert part["lower"] <= part["value"] <= part["upper"], (m, r["nfe"])
+            assert 0.0 <= gap["lower"] <= chord * (1 + 1e-9), (m, r["nfe"])
+            assert gap["upper"] is None or gap["lower"] <= gap["upper"], (m, r["nfe"])
+            assert gap["n"] == im["numbers"]["n"] and gap["method"], m
+            curv = curv["value"]
             if r["nfe"] == 1:
                 assert abs(curv) <= 1e-9 * pe, m
     assert any(f["file"].endswith("images-decomposition.png") for f in im["figures"])

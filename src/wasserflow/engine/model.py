@@ -23,7 +23,7 @@ from ..data import Standardizer
 from ..paths import AffinePath
 from ..samplers import Field, SamplerSpec, SamplingContext, SamplingPlan, get_sampler
 from .results import RunSample
-from .sampling import run_plan
+from .sampling import run_plan, solve_plan
 
 
 @runtime_checkable
@@ -100,16 +100,7 @@ class GenerativeModel(Protocol):
         diffusers scheduler's, :func:`~wasserflow.interop.scheduler_grid`); ``x0`` (n, *shape)
         replaces the reference draw (float64 from ``generator``) as start points.
         """
-        name = sampler or self.default_sampler
-        spec = get_sampler(name)
-        opts = dict(self.default_options) if name == self.default_sampler else {}
-        opts.update(options or {})
-        if grid is None:
-            plan = spec.make_plan(nfe, self.context(), opts)
-        else:
-            if nfe is not None:
-                raise ValueError("pass nfe or grid, not both: a grid fixes the steps")
-            plan = _grid_plan(spec, self.context(), opts, grid)
+        spec, plan = self._plan(sampler, nfe, options, grid)
         return run_plan(
             spec,
             self.field(),
@@ -119,6 +110,34 @@ class GenerativeModel(Protocol):
             return_trajectory=return_trajectory,
             scaler=self.scaler if data_space else None,
         )
+
+    def transport(
+        self,
+        x0: Tensor,
+        *,
+        sampler: str | None = None,
+        nfe: int | None = None,
+        options: dict | None = None,
+    ) -> Tensor:
+        """The samples of ``sampler`` from the start points ``x0`` in the model's space, as a
+        function of ``x0`` that forward-mode derivatives pass through (nothing detached): with
+        a deterministic sampler, the noise-to-sample map whose Jacobian
+        :func:`~wasserflow.metrics.jacobian_symmetry` tests."""
+        spec, plan = self._plan(sampler, nfe, options, None)
+        return solve_plan(spec, self.field(), _start(self, x0.shape[0], None, x0), plan).x
+
+    def _plan(
+        self, sampler: str | None, nfe: int | None, options: dict | None, grid: Tensor | None
+    ) -> tuple[SamplerSpec, SamplingPlan]:
+        name = sampler or self.default_sampler
+        spec = get_sampler(name)
+        opts = dict(self.default_options) if name == self.default_sampler else {}
+        opts.update(options or {})
+        if grid is None:
+            return spec, spec.make_plan(nfe, self.context(), opts)
+        if nfe is not None:
+            raise ValueError("pass nfe or grid, not both: a grid fixes the steps")
+        return spec, _grid_plan(spec, self.context(), opts, grid)
 
 
 def _start(

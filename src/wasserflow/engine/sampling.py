@@ -7,6 +7,8 @@ only supplies what the run's configuration says about its model
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
@@ -29,20 +31,29 @@ def check_compatible(cfg: RunConfig, sampler: str) -> None:
     get_sampler(sampler).check(sampling_context(cfg))
 
 
-def run_plan(
+@dataclass(frozen=True)
+class _Solved:
+    x: Tensor
+    trajectory: Tensor | None
+    nfe: int
+    times: Tensor
+    energy: Tensor | None
+    deviation: Tensor | None = None
+
+
+def solve_plan(
     spec: SamplerSpec,
     field,
     x0: Tensor,
     plan: SamplingPlan,
     *,
-    generator: torch.Generator | None,
-    return_trajectory: bool,
-    scaler=None,
-) -> RunSample:
-    """Run ``spec`` on ``field`` from ``x0`` (n, *shape) along ``plan``, finish with the
-    posterior mean where the plan says so (its jump counted as one NFE and, in the kinetic
-    energy, as its chord), and map samples and frames through ``scaler.inverse`` when given
-    (data space). The one sampling path of trained runs and of models trained elsewhere."""
+    generator: torch.Generator | None = None,
+    return_trajectory: bool = False,
+) -> _Solved:
+    """Run ``spec`` on ``field`` from ``x0`` (n, *shape) along ``plan`` in the model's space
+    and finish with the posterior mean where the plan says so (its jump counted as one NFE and,
+    in the kinetic energy, as its chord). Nothing is detached: forward-mode derivatives
+    (:func:`torch.func.jvp`) pass through (the noise-to-sample map of a deterministic sampler)."""
     n = x0.shape[0]
     with torch.no_grad():  # an energy model takes its gradient under enable_grad itself
         res = spec(
@@ -63,6 +74,26 @@ def run_plan(
             times = torch.cat([times, torch.ones(1, dtype=times.dtype)])
             if traj is not None:
                 traj = torch.cat([traj, x[None]])
+    return _Solved(x, traj, used, times, energy, res.deviation)
+
+
+def run_plan(
+    spec: SamplerSpec,
+    field,
+    x0: Tensor,
+    plan: SamplingPlan,
+    *,
+    generator: torch.Generator | None,
+    return_trajectory: bool,
+    scaler=None,
+) -> RunSample:
+    """:func:`solve_plan`, its samples and frames detached and mapped through
+    ``scaler.inverse`` when given (data space). The one sampling path of trained runs and of
+    models trained elsewhere."""
+    out = solve_plan(
+        spec, field, x0, plan, generator=generator, return_trajectory=return_trajectory
+    )
+    x, traj = out.x, out.trajectory
     if scaler is not None:
         shape = tuple(x0.shape[1:])
         x = scaler.inverse(x)
@@ -71,10 +102,10 @@ def run_plan(
     return RunSample(
         x=x.detach(),
         start=x0,
-        nfe=used,
+        nfe=out.nfe,
         trajectory=None if traj is None else traj.detach(),
-        times=times if traj is not None else None,
+        times=out.times if traj is not None else None,
         sampler=spec.name,
-        energy=energy,
-        deviation=res.deviation,
+        energy=out.energy,
+        deviation=out.deviation,
     )

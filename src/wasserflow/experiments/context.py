@@ -8,6 +8,7 @@ compared, and builds its tables and figures (PNG files under ``ctx.out/figures``
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 
+from ..metrics import Interval
 from .records import NOT_SAVED, from_json, to_json
 
 if TYPE_CHECKING:
@@ -26,16 +28,35 @@ R = TypeVar("R")
 _RELATIONS = {"<": operator.lt, "<=": operator.le, ">": operator.gt}
 
 
+Measured = float | Interval | None
+"""A number a check compares: a value, a value with its interval, or None (not computed)."""
+
+
+def _ends(v: float | Interval) -> tuple[float, float]:
+    if isinstance(v, Interval):
+        return v.lower, math.inf if v.upper is None else v.upper
+    return v, v
+
+
+def measured(v: Measured, digits: int = 3) -> str:
+    """A checked number as verdict texts print it: "0.258 +- 0.010", "[0, 1.34]" or "0.258"."""
+    if v is None:
+        return "n/a"
+    return str(v) if isinstance(v, Interval) else f"{v:.{digits}g}"
+
+
 @dataclass(frozen=True)
 class Check:
     """One comparison a verdict rests on: ``value relation bound``, a measured number against a
-    tolerance or against another measured number (``what`` names both). A value or bound of
-    None (a number that could not be computed) does not hold."""
+    tolerance or against another measured number (``what`` names both). Either side may carry
+    its interval (:class:`~wasserflow.metrics.Interval`); the check then holds only when the
+    margin exceeds both intervals ("<": the value's upper end below the bound's lower end). A
+    value or bound of None (a number that could not be computed) does not hold."""
 
     what: str
-    value: float | None
+    value: Measured
     relation: str
-    bound: float | None
+    bound: Measured
 
     def __post_init__(self) -> None:
         if self.relation not in _RELATIONS:
@@ -45,7 +66,13 @@ class Check:
     def holds(self) -> bool:
         if self.value is None or self.bound is None:
             return False
-        return bool(_RELATIONS[self.relation](self.value, self.bound))
+        (v_lo, v_hi), (b_lo, b_hi) = _ends(self.value), _ends(self.bound)
+        if self.relation == ">":
+            return bool(v_lo > b_hi)
+        return bool(_RELATIONS[self.relation](v_hi, b_lo))
+
+    def __str__(self) -> str:
+        return f"{measured(self.value)} {self.relation} {measured(self.bound)}"
 
 
 @dataclass(frozen=True)
@@ -83,8 +110,13 @@ class Figure:
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
-    """A :class:`Table` (columns and rows copied into lists)."""
-    return Table(title, list(columns), [list(r) for r in rows])
+    """A :class:`Table` (columns and rows copied into lists; a number with its interval written
+    as results.json and the report show it, "0.258 +- 0.010" or "[0, 1.34]")."""
+    return Table(title, list(columns), [[_cell(v) for v in r] for r in rows])
+
+
+def _cell(v: Any) -> Any:
+    return measured(v, 4) if isinstance(v, Interval) else v
 
 
 @dataclass

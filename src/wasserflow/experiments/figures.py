@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._atomic import atomic_path
 from .._plot import pyplot as plt  # plt() is matplotlib.pyplot on the Agg backend
+from ..metrics.interval import Interval
 from .context import Figure
 
 
 @dataclass(frozen=True)
 class Series:
-    """One line of :func:`curves`: x, y (None: a gap), its legend label and matplotlib style."""
+    """One line of :func:`curves`: x, y (None: a gap; an :class:`~wasserflow.metrics.Interval`:
+    its value with its interval as an error bar), its legend label and matplotlib style."""
 
     x: list[float]
-    y: list[float | None]
+    y: list[float | Interval | None]
     label: str
     style: str = "-o"
 
@@ -57,8 +60,10 @@ def curves(
     p = plt()
     fig, ax = p.subplots(figsize=(6.0, 4.0))
     for s in series:
-        ys = [float("nan") if v is None else v for v in s.y]
-        ax.plot(s.x, ys, s.style, label=s.label, markersize=3, linewidth=1.4)
+        ys, lo, hi = zip(*(_point(v) for v in s.y), strict=True) if s.y else ((), (), ())
+        (line,) = ax.plot(s.x, ys, s.style, label=s.label, markersize=3, linewidth=1.4)
+        if any(a != b for a, b in zip(lo, hi, strict=True)):
+            ax.errorbar(s.x, ys, yerr=[lo, hi], fmt="none", ecolor=line.get_color(), alpha=0.6)
     if logx:
         ax.set_xscale("log")
     if logy:
@@ -70,6 +75,18 @@ def curves(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     return save(fig, folder, name, caption)
+
+
+def _point(v: float | Interval | None) -> tuple[float, float, float]:
+    """(y, distance down, distance up) of one plotted value; an unbounded upper end is drawn
+    as no bar above."""
+    if v is None:
+        return math.nan, 0.0, 0.0
+    if isinstance(v, Interval):
+        y = float(v.value)
+        up = 0.0 if v.upper is None else float(v.upper) - y
+        return y, max(y - float(v.lower), 0.0), max(up, 0.0)
+    return float(v), 0.0, 0.0
 
 
 def trajectory_panels(

@@ -17,7 +17,7 @@ c = alpha^2 s^2 + sigma^2 moves with the linear field v = (c' / 2c) x, so
 which for the linear path is |m|^2 + sum int (t s^2 - (1 - t))^2 / ((1 - t)^2 + t^2 s^2) dt;
 W2^2 of the ends is the Bures formula; the geodesic's action is W2^2 (gap 0).
 
-The exact reference path to the mixture is the Benamou-Brenier geodesic between the densities
+The reference path to the mixture is the Benamou-Brenier geodesic between the densities
 of N(0, I) and ``gmm2d``, solved on a grid (:mod:`.paths_grid`), which every path's marginals
 at t = 1/4, 1/2, 3/4 meet: the OT geodesic's particles should be the closest, at the floor. So
 do trained models (:mod:`.paths_learned`: I-CFM, OT-CFM, rectified flow and DDPM trained on
@@ -71,7 +71,7 @@ CLAIM = (
     "Between the same endpoints the OT geodesic has the least action: its geodesic gap "
     "A - W2^2 is zero, while the diffusion (VP, VE) and independent-coupling (I-CFM) paths "
     "have a strictly positive gap; and to the mixture, the OT geodesic's marginals are the "
-    "ones closest to the exact Benamou-Brenier geodesic computed on a grid, and of models "
+    "ones closest to the Benamou-Brenier geodesic computed on a grid, and of models "
     "trained on it the OT-coupled flows' ODE marginals stay closer to that geodesic than the "
     "independent-coupling flow's and the diffusion model's."
 )
@@ -113,7 +113,7 @@ PROFILES = {  # the learned models: trained on gmm2d, their ODE marginals agains
         n=300,
         n_steps=40,
         n_times=6,
-        grid=GridProfile(n=24, n_times=8, max_iter=200, n_w2=300),
+        grid=GridProfile(n=24, n_times=8, iterations=200, n_w2=300),
         learned=PathsLearnedProfile(
             methods=("icfm", "otcfm", "ddpm"),
             steps=200,
@@ -131,7 +131,7 @@ PROFILES = {  # the learned models: trained on gmm2d, their ODE marginals agains
         n=600,
         n_steps=50,
         n_times=11,
-        grid=GridProfile(n=24, n_times=8, max_iter=300, n_w2=400),
+        grid=GridProfile(n=24, n_times=8, iterations=300, n_w2=400),
         learned=PathsLearnedProfile(
             methods=("icfm", "otcfm", "ddpm"),
             steps=800,
@@ -149,7 +149,7 @@ PROFILES = {  # the learned models: trained on gmm2d, their ODE marginals agains
         n=1000,
         n_steps=100,
         n_times=21,
-        grid=GridProfile(n=32, n_times=16, max_iter=500, n_w2=500),
+        grid=GridProfile(n=32, n_times=16, iterations=500, n_w2=1000),
         learned=PathsLearnedProfile(
             methods=("icfm", "otcfm", "rectified-flow", "ddpm"),
             steps=1000,
@@ -167,7 +167,7 @@ PROFILES = {  # the learned models: trained on gmm2d, their ODE marginals agains
         n=4000,
         n_steps=400,
         n_times=41,
-        grid=GridProfile(n=64, n_times=32, max_iter=2000, n_w2=1000),
+        grid=GridProfile(n=64, n_times=32, iterations=None, n_w2=1000),
         learned=PathsLearnedProfile(
             methods=("icfm", "otcfm", "sbcfm", "rectified-flow", "ddpm", "sde-vp"),
             steps=10000,

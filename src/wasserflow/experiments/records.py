@@ -21,7 +21,7 @@ import functools
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, TypeVar, Union
+from typing import Any, Literal, TypeVar, Union
 
 from ..engine.config_io import parse
 
@@ -99,6 +99,11 @@ def _read_union(args: tuple, value: Any, where: str) -> Any:
 def _read_scalar(tp: Any, value: Any, where: str) -> Any:
     if tp in (int, float, bool, str):
         return parse(tp, value, where)  # the run configuration's checks of a JSON primitive
+    if typing.get_origin(tp) is Literal:
+        if value not in typing.get_args(tp):
+            choices = ", ".join(map(repr, typing.get_args(tp)))
+            raise ValueError(f"{where} must be one of {choices}, got {value!r}")
+        return value
     raise TypeError(f"{where}: records cannot hold {tp!r}")
 
 
