@@ -10,11 +10,12 @@ imported below, in run order): ``paths`` (exact fields: geodesic gap of VP, VE, 
 OT geodesic, against the grid Benamou-Brenier geodesic), ``learned`` (every method of
 ``wasserflow train``), ``steps`` (NFE needed), ``free-energy`` (KL descent, de Bruijn, JKO
 against Fokker-Planck), ``denoise-jko`` (a denoising step is a JKO step), ``images``
-(straightness and steps on 8 x 8 digits). Each returns an :class:`ExperimentResult`; the runner
+(straightness and steps on 8 x 8 digits), ``one-step`` (the flow maps' one-step error against
+the curvature of the path they learn). Each returns an :class:`ExperimentResult`; the runner
 writes results/<name>.json, results.json, report.md, report.html and figures into the run folder.
 """
 
-from . import denoise_jko, free_energy_exp, images_exp, learned, paths_exp, steps  # noqa: F401  (they register themselves)
+from . import denoise_jko, free_energy_exp, images_exp, learned, one_step, paths_exp, steps  # noqa: F401  (they register themselves)
 from .config import ReproduceConfig, resolve_config
 from .context import Check, Context, ExperimentResult, Verdict
 from .registry import EXPERIMENTS, PROFILES, Profile, Request, register_experiment, select

@@ -104,12 +104,13 @@ def resolve_config(
             )
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    network = [m for m in METHODS if objective_spec(recipe(m).objective).has_network]
+    specs = {m: objective_spec(recipe(m).objective) for m in METHODS}
     request = Request(
         methods=tuple(dict.fromkeys(methods)) if methods else None,
         data=tuple(dict.fromkeys(data)) if data else None,
         image_data=image_data or None,
-        network_methods=tuple(network),
+        network_methods=tuple(m for m, s in specs.items() if s.has_network),
+        flow_map_methods=tuple(m for m, s in specs.items() if s.flow_map),
     )
     settings = {
         name: e.profiles[profile].resolve(request)
