@@ -21,7 +21,6 @@ from wasserflow.experiments.learned import FLOW_MAP, LearnedProfile
 from wasserflow.experiments.paths_exp import closed_form_action, icfm_action_formula
 from wasserflow.paths import AffinePath, LinearSchedule
 
-
 FLOW_MAPS = ("meanflow", "meanflow-ot", "shortcut", "flowmap-distill")
 
 
