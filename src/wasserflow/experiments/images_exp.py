@@ -172,8 +172,8 @@ PROFILES = {  # methods None: every network-trained method
         reflow_pairs=4096,
         reflow_nfe=32,
         em_negative_steps=20,
-        flow_maps=("meanflow", "meanflow-ot"),
-        flowmap_steps=400,
+        flow_maps=("meanflow", "flowmap-distill"),
+        flowmap_steps=300,
     ),
     "full": replace(
         _TEST,

@@ -139,7 +139,7 @@ PROFILES = {
         n_traj=32,
         em_negative_steps=20,
         jko=JKOBlocks(blocks=12, units=32, particles=1500, max_iter=60),
-        flow_maps=("meanflow", "meanflow-ot", "flowmap-distill"),
+        flow_maps=("meanflow", "flowmap-distill"),
     ),
     "default": LearnedProfile(
         data=("moons",),
@@ -157,8 +157,8 @@ PROFILES = {
         n_traj=48,
         em_negative_steps=50,
         jko=JKOBlocks(blocks=24, units=64, particles=4000, max_iter=100),
-        flow_maps=("meanflow", "meanflow-ot", "flowmap-distill"),
-        flowmap_steps=1000,
+        flow_maps=("meanflow", "flowmap-distill"),
+        flowmap_steps=600,
     ),
     "full": LearnedProfile(
         data=("moons", "8gaussians", "checkerboard"),

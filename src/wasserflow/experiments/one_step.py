@@ -13,7 +13,10 @@ each 2-D data set, ``images``' on the digits) two numbers, each with its 95 % in
   largest budget (:mod:`wasserflow.metrics.path_energy`), i.e. of the ODE of its instantaneous
   velocity (MeanFlow, shortcut) or of the teacher's ODE it was distilled from, as it learned it.
 
-The claim is read on each data set with at least two flow maps: the model whose path is the
+The profiles train two flow maps by default whose paths differ most: ``meanflow`` (independent
+pairs, the curved path of I-CFM) and ``flowmap-distill`` (the report's OT-CFM run as teacher, a
+nearly straight path); ``full`` adds ``meanflow-ot`` and ``shortcut``, and ``--methods`` names
+any. The claim is read on each data set with at least two flow maps: the model whose path is the
 most curved has the larger one-step error than the least curved one, each by more than both
 intervals (two checks: the curvatures differ, and the errors differ the same way).
 """
