@@ -13,7 +13,10 @@ sigma zero, lower_order_final), both on one trained net. wasserflow trains with 
 rows train the same VP path with velocity instead of epsilon prediction, "-fast" rows add the
 log-SNR time input and lr 2e-3 (DIFFUSION_FAST; "-dpm3m" samples with DPM-Solver++ 3M), and
 "diffusers-ddpm-ddim-lr2e-3" is the control: diffusers' loop at that learning rate too. Rows
-that share a trained model train it once.
+that share a trained model train it once. The flow-map rows (meanflow, meanflow-ot,
+shortcut, flowmap-distill) sample with their own jumps (k jumps = k NFE) on the same MLP with a
+sinusoidal time embedding (FLOWMAP_NET); the distillation's teacher is the
+wasserflow-otcfm-ot2048 net, whose training time is counted in the row's ms / step.
 
     .venv/bin/python benchmarks/generative_2d.py --steps 20000 --seeds 0,1,2     # full protocol
     .venv/bin/python benchmarks/generative_2d.py --quick                          # smoke run
@@ -44,9 +47,15 @@ OTCFM_STRAIGHT = {"ot_batch": 2048, "ot_reuse": 32, "times": {"kind": "power", "
 a background thread (each pair trained on 32 times), times t = u^3 (denser near the noise)."""
 STRAIGHT_TRAIN = {"lr": 2e-3, "batch_size": 512}
 """...trained with these (same net; the steps are set by --straight-steps)."""
+FLOWMAP_OT = {"ot_batch": 2048, "ot_reuse": 32}
+"""MeanFlow on the OT pairs of OTCFM_STRAIGHT's blocks (its own time distribution)."""
 DIFFUSION_FAST = {"prediction": "velocity", "time_input": "logsnr"}
 """wasserflow's diffusion options for few-step sampling: velocity prediction and the log-SNR as
 the network's time input (the path, schedule and coupling unchanged), trained at lr 2e-3."""
+FLOWMAP_NET = "sinusoidal"
+"""The flow-map rows' time embedding: the same MLP 3 x 64 SELU, with the sinusoidal embedding (64
+features) instead of raw t as a third input, since the second time is added to the time
+embedding (wasserflow.models.conditioning); the first layer is then Linear(66, 64)."""
 
 
 def w2_to_fresh(x, seed):
@@ -170,9 +179,12 @@ _RUNS = tempfile.TemporaryDirectory()
 
 
 @functools.cache
-def _wasserflow_trained(method, steps, seed, overrides="{}", lr=1e-3, batch_size=256):
-    """Train once per (method, overrides, steps, seed, lr, batch) into a folder kept for the
-    process: (run folder, ms / step), shared by the rows that sample the same model."""
+def _wasserflow_trained(
+    method, steps, seed, overrides="{}", lr=1e-3, batch_size=256, time_embedding="linear"
+):
+    """Train once per (method, overrides, steps, seed, lr, batch, time embedding) into a folder
+    kept for the process: (run folder, ms / step), shared by the rows that sample the same
+    model (and by a distillation that takes it as its teacher)."""
     cfg = make_config(
         method,
         "moons",
@@ -183,7 +195,7 @@ def _wasserflow_trained(method, steps, seed, overrides="{}", lr=1e-3, batch_size
         width=64,
         depth=3,
         activation="selu",
-        time_embedding="linear",
+        time_embedding=time_embedding,
         method_overrides=json.loads(overrides),
     )
     d = tempfile.mkdtemp(dir=_RUNS.name)
@@ -193,12 +205,27 @@ def _wasserflow_trained(method, steps, seed, overrides="{}", lr=1e-3, batch_size
 
 
 def wasserflow_run(
-    method, steps, seed, n_eval, sampler=None, overrides=None, plan=None, lr=1e-3, batch_size=256
+    method,
+    steps,
+    seed,
+    n_eval,
+    sampler=None,
+    overrides=None,
+    plan=None,
+    lr=1e-3,
+    batch_size=256,
+    time_embedding="linear",
 ):
     """``overrides``: method recipe overrides (a different model); ``plan``: sampler options
     read by the sampling plan (e.g. dpm_solver's grid), applied to the trained model."""
     d, ms = _wasserflow_trained(
-        method, steps, seed, json.dumps(overrides or {}, sort_keys=True), lr, batch_size
+        method,
+        steps,
+        seed,
+        json.dumps(overrides or {}, sort_keys=True),
+        lr,
+        batch_size,
+        time_embedding,
     )
     run = load_run(d)
     row = {}
@@ -213,12 +240,62 @@ def wasserflow_run(
         # a sampler with 2 NFE per step (midpoint, heun) cannot spend 1: no cell there
         per_step = get_sampler(out.sampler).nfe_per_step or 1
         row[k] = w2_to_fresh(out.x, seed) if per_step <= k else None
-    if sampler is None or sampler in ("euler", "heun", "midpoint"):
+    if (sampler is None or sampler in ("euler", "heun", "midpoint")) and run.supports("dopri5"):
         out = run.sample(
             n_eval, sampler="dopri5", generator=torch.Generator().manual_seed(seed + 1)
         )
         row["dopri5"] = (w2_to_fresh(out.x, seed), out.nfe)
     return row, ms
+
+
+def flowmap_run(method, steps, seed, n_eval, overrides=None, lr=1e-3, batch_size=256):
+    """A flow-map method (its own sampler: composed jumps, k jumps = k NFE) on the same MLP with
+    the sinusoidal time embedding (FLOWMAP_NET); dopri5 on u(x, t, t) where it has one."""
+    return wasserflow_run(
+        method,
+        steps,
+        seed,
+        n_eval,
+        overrides=overrides,
+        lr=lr,
+        batch_size=batch_size,
+        time_embedding=FLOWMAP_NET,
+    )
+
+
+def distill_run(
+    steps,
+    seed,
+    n_eval,
+    teacher_steps,
+    teacher_overrides,
+    teacher_lr,
+    teacher_batch_size,
+    frames=16,
+    teacher_sampler="rk4",
+    teacher_nfe=256,
+):
+    """Flow-map distillation of an OT-CFM teacher trained here first (the rows'
+    wasserflow-otcfm-ot2048 net, shared with that row; its training seconds are added to the
+    student's in the ms / step column, per student step): the teacher's ODE by
+    ``teacher_sampler`` at ``teacher_nfe`` evaluations, K = ``frames``."""
+    teacher, t_ms = _wasserflow_trained(
+        "otcfm",
+        teacher_steps,
+        seed,
+        json.dumps(teacher_overrides, sort_keys=True),
+        teacher_lr,
+        teacher_batch_size,
+    )
+    over = {
+        "objective.teacher": teacher,
+        "objective.frames": frames,
+        "objective.teacher_sampler": teacher_sampler,
+        "objective.teacher_nfe": teacher_nfe,
+        "objective.pairs": 8192,
+    }
+    row, ms = flowmap_run("flowmap-distill", steps, seed, n_eval, overrides=over)
+    return row, ms + t_ms * teacher_steps / steps
 
 
 def jko_flow_run(seed, n_eval):
@@ -266,6 +343,13 @@ def main():
         default=None,
         help="steps of the wasserflow-otcfm-ot2048 row (default 1.5 x steps: they "
         "cost less than TorchCFM's OT-CFM steps, compare the training seconds)",
+    )
+    p.add_argument(
+        "--distill-steps",
+        type=int,
+        default=None,
+        help="student steps of wasserflow-flowmap-distill (default steps / 4; its "
+        "teacher is the wasserflow-otcfm-ot2048 net)",
     )
     a = p.parse_args()
     NFES[:] = [int(k) for k in a.nfes.split(",")]
@@ -337,6 +421,21 @@ def main():
         "wasserflow-rectified-flow": lambda s: wasserflow_run("rectified-flow", steps, s, n),
         "wasserflow-energy-matching": lambda s: wasserflow_run("energy-matching", steps, s, n),
         "wasserflow-jko-flow": lambda s: jko_flow_run(s, n),
+        # flow maps: one jump X(x, 0, 1) = 1 NFE, k composed jumps = k NFE
+        "wasserflow-meanflow": lambda s: flowmap_run("meanflow", steps, s, n),
+        "wasserflow-meanflow-ot": lambda s: flowmap_run("meanflow-ot", steps, s, n),
+        "wasserflow-meanflow-ot2048": lambda s: flowmap_run(
+            "meanflow-ot", steps, s, n, overrides=FLOWMAP_OT, **STRAIGHT_TRAIN
+        ),
+        "wasserflow-shortcut": lambda s: flowmap_run("shortcut", steps, s, n),
+        "wasserflow-flowmap-distill": lambda s: distill_run(
+            a.distill_steps or steps // 4,
+            s,
+            n,
+            a.straight_steps or 3 * steps // 2,
+            OTCFM_STRAIGHT,
+            **{f"teacher_{k}": v for k, v in STRAIGHT_TRAIN.items()},
+        ),
     }
     only = [k for k in a.only.split(",") if k]
     floor = statistics.mean(

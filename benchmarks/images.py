@@ -24,6 +24,13 @@ net(x, t) with t on wasserflow's clock: t = 0 noise, t = 1 data; sinusoidal embe
 * ``wasserflow-icfm``: the engine's ``icfm`` recipe (the independent coupling) with the OT
   rows' times and lr: the map whose coupling the OT rows should improve (the coupling gap's
   bracket and the Jacobian asymmetry of the three side by side; no peer of its own).
+* flow maps (k jumps of the ``flowmap`` sampler = k NFE), each trained for ``--seconds``:
+  ``wasserflow-meanflow`` (MeanFlow, independent pairs, uniform times), ``wasserflow-meanflow-ot`` (MeanFlow on the block OT pairs below, the
+  paper's logit-normal times), ``wasserflow-meanflow-ot-uniform`` (the same pairs with
+  meanflow's uniform times: against ``wasserflow-meanflow`` only the coupling differs),
+  ``wasserflow-shortcut`` and ``wasserflow-flowmap-distill`` (an OT-CFM teacher with the block
+  coupling for DISTILL_TEACHER of the seconds, then the student on its midpoint ODE for the
+  rest: the row's seconds are both).
 * ``wasserflow-ddpm-fast-dpm``: the engine's ``ddpm`` recipe (the very VP path of diffusers'
   row: DDPM's discrete linear betas) with velocity prediction, the log-SNR as the network's time
   input and lr 2e-3 (benchmarks/README.md's "-fast" settings), sampled with the deterministic
@@ -140,6 +147,8 @@ OTCFM_OPTIONS = {"times": {"kind": "power", "power": 3.0}}
 # the 2-D few-step rows' coupling (benchmarks/README.md): exact OT on blocks of 1,024 pairs
 # served for 8 epochs, so the minibatch plan is closer to the Brenier map and the flow straighter
 OTCFM_BLOCK = {**OTCFM_OPTIONS, "coupling.ot_batch": 1024, "coupling.ot_reuse": 8}
+FLOWMAP_OT = {"coupling.ot_batch": 1024, "coupling.ot_reuse": 8}
+"""MeanFlow on wasserflow-otcfm-block's OT pairs (its own times)."""
 DIFFUSION_FAST = {"prediction": "velocity", "time_input": "logsnr"}
 WF_LR = 2e-3
 PEER_LR = 1e-3
@@ -215,13 +224,44 @@ def geometry_cell(dec) -> dict:
     return cell
 
 
+CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
+"""--clock: the seconds a budget counts. "wall" (the default); "cpu": this process's CPU seconds
+(every thread's, the OT stream's included), with one torch thread what an idle machine's wall
+clock would show: on a loaded machine the wall clock gives a row what the other jobs leave it
+(40 s with a load of 9 on the 2 cores: 125 OT-CFM steps where an idle machine trains 1,250)."""
+_clock = [CLOCK["wall"]]
+
+
 def _timed_loop(seconds, step_fn):
-    """Run ``step_fn()`` until ``seconds`` have passed: (steps, seconds)."""
-    steps, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
+    """Run ``step_fn()`` until ``seconds`` have passed on the --clock: (steps, seconds)."""
+    clock = _clock[0]
+    steps, t0 = 0, clock()
+    while clock() - t0 < seconds:
         step_fn()
         steps += 1
-    return steps, time.perf_counter() - t0
+    return steps, clock() - t0
+
+
+def _timed_run(setup, method, seed, steps, over):
+    """Train ``steps`` steps into a fresh folder: (folder, seconds on the --clock)."""
+    d = tempfile.mkdtemp(dir=_RUNS.name)
+    t0 = _clock[0]()
+    train_run(_wf_config(setup, method, seed, steps, over), d, device=str(setup.device))
+    return d, _clock[0]() - t0
+
+
+def _probe(setup, method, seed, over):
+    """(ms per step, fixed seconds) of the engine's run of ``method``: on the wall clock from
+    a 40-step run's records (steps 10 to 40) and its wall time; on the CPU clock from the CPU
+    seconds of a 10-step and a 40-step run."""
+    probe, wall = _timed_run(setup, method, seed, 40, over)
+    if _clock[0] is CLOCK["wall"]:
+        rec = dict(_engine_seconds(probe))
+        ms = (rec[40] - rec[10]) / 30 * 1000
+        return ms, wall - rec[40] + rec[10] - 10 * ms / 1000
+    _, short = _timed_run(setup, method, seed, 10, over)
+    ms = max(1e-3, (wall - short) / 30 * 1000)
+    return ms, wall - 40 * ms / 1000
 
 
 def torchcfm_otcfm(setup, seed, seconds):
@@ -360,40 +400,44 @@ def _engine_seconds(folder):
     return [(r["step"], r["seconds"]) for r in recs if "seconds" in r]
 
 
-def wasserflow_row(
-    setup, method, seed, sampler=None, overrides=None, adaptive=False, midpoint=False
-):
-    """Train the engine's ``method`` for setup.seconds (probe-calibrated steps), then
-    ``evaluate_run`` at NFES (and dopri5; and the ``midpoint`` sampler at MIDPOINT).
+def train_for(setup, method, seed, seconds, overrides=None):
+    """Train the engine's ``method`` for ``seconds`` (probe-calibrated steps): (run folder,
+    budget).
 
-    The probe (40 steps) gives the loop's ms / step (its records' clock, steps 10 to 40) and
-    the fixed cost around it (config checks, model build, checkpoint); the run then takes
-    (seconds - fixed) / ms steps, so its whole wall time (fixed cost included) is the budget."""
-    dev = str(setup.device)
+    The probe (:func:`_probe`) gives the loop's ms / step and the fixed cost around it (config
+    checks, model build, a distillation's teacher frames, checkpoint); the run then takes
+    (seconds - fixed) / ms steps, so its whole time on the --clock (fixed cost included) is the
+    budget."""
     over = {**(overrides or {}), "train.log_every": 10}
     # a 5-step warm-up first: one-time costs of the process (lazy imports) are no run's cost
-    train_run(
-        _wf_config(setup, method, seed, 5, over), tempfile.mkdtemp(dir=_RUNS.name), device=dev
-    )
-    probe = tempfile.mkdtemp(dir=_RUNS.name)
-    t0 = time.perf_counter()
-    train_run(_wf_config(setup, method, seed, 40, over), probe, device=dev)
-    wall = time.perf_counter() - t0
-    rec = dict(_engine_seconds(probe))
-    ms = (rec[40] - rec[10]) / 30 * 1000
-    fixed = wall - rec[40] + rec[10] - 10 * ms / 1000
-    steps = max(1, int((setup.seconds - fixed) * 1000 / ms))
-    d = tempfile.mkdtemp(dir=_RUNS.name)
-    t0 = time.perf_counter()
-    train_run(_wf_config(setup, method, seed, steps, over), d, device=dev)
-    secs = time.perf_counter() - t0
-    rec = _engine_seconds(d)
-    (s_a, t_a), (s_b, t_b) = rec[0], rec[-1]
-    loop_ms = (t_b - t_a) / max(1, s_b - s_a) * 1000
+    _timed_run(setup, method, seed, 5, over)
+    ms, fixed = _probe(setup, method, seed, over)
+    steps = max(1, int((seconds - fixed) * 1000 / ms))
+    d, secs = _timed_run(setup, method, seed, steps, over)
+    if _clock[0] is CLOCK["wall"]:
+        rec = _engine_seconds(d)
+        (s_a, t_a), (s_b, t_b) = rec[0], rec[-1]
+        loop_ms = (t_b - t_a) / max(1, s_b - s_a) * 1000
+    else:
+        loop_ms = max(0.0, secs - fixed) / steps * 1000
+    return d, {"steps": steps, "seconds": secs, "probe_ms": ms, "loop_ms": loop_ms,
+               "fixed_s": fixed}  # fmt: skip
+
+
+def wasserflow_row(
+    setup, method, seed, sampler=None, overrides=None, adaptive=False, midpoint=False,
+    nfes=None, seconds=None,
+):  # fmt: skip
+    """Train the engine's ``method`` for setup.seconds (:func:`train_for`), then
+    ``evaluate_run`` at ``nfes`` (default NFES; and dopri5; and the ``midpoint`` sampler at
+    MIDPOINT)."""
+    dev = str(setup.device)
+    d, budget = train_for(setup, method, seed, seconds or setup.seconds, overrides)
     run = load_run(d, device=dev)
+    nfes = list(nfes or NFES)
     evals = evaluate_run(
         run,
-        list(NFES),
+        nfes,
         n=setup.n,
         seed=seed + 1,
         sampler=sampler,
@@ -401,7 +445,7 @@ def wasserflow_row(
         data=setup.ref,
         jacobian=setup.jacobian_points,
     )
-    cols = list(NFES)
+    cols = nfes
     if midpoint:
         cols += [mid(k) for k in MIDPOINT]
         evals += evaluate_run(
@@ -430,13 +474,49 @@ def wasserflow_row(
         )
         x = run.scaler.inverse(out.x.reshape(setup.n, -1)).reshape(out.x.shape).double()
         row["dopri5"] = setup.measure(out.start, x, out.energy, out.nfe)
-    return row, {
-        "steps": steps,
-        "seconds": secs,
-        "probe_ms": ms,
-        "loop_ms": loop_ms,
-        "fixed_s": fixed,
+    return row, budget
+
+
+FLOWMAP_NFES = [1, 2, 4, 8]
+"""The flow-map rows' columns: k jumps = k NFE (their point is few steps)."""
+DISTILL_TEACHER = 0.6
+"""The share of a distillation row's seconds its teacher (wasserflow-otcfm-block's recipe)
+trains for; the student's run (its teacher's frames included) takes the rest."""
+DISTILL = {"objective.teacher_sampler": "midpoint", "objective.teacher_nfe": 8,
+           "objective.frames": 4, "objective.pairs": 2048}  # fmt: skip
+"""2,048 teacher trajectories by the midpoint rule at 8 NFE, kept at K = 4 frames: at 40 s per
+row on the 2 shared cores, 4,096 trajectories at 16 NFE took about 11 s of the student's 12 s
+(the --quick run: one student step)."""
+
+
+def flowmap_nfes():
+    """The flow-map rows' columns: the budgets of --nfes up to FLOWMAP_NFES' largest."""
+    return [k for k in NFES if k <= max(FLOWMAP_NFES)] or list(FLOWMAP_NFES)
+
+
+def flowmap_row(setup, method, seed, overrides=None):
+    """A flow-map method at :func:`flowmap_nfes` jumps (no dopri5 on u(x, t, t): at 30-60 NFE it
+    cost more CPU than the row's other evaluations together)."""
+    return wasserflow_row(setup, method, seed, overrides=overrides, nfes=flowmap_nfes())
+
+
+def distill_row(setup, seed):
+    """An OT-CFM teacher (wasserflow-otcfm-block's settings) for DISTILL_TEACHER of the seconds,
+    then flow-map distillation of its ODE (DISTILL) for the rest: the row's seconds are
+    both."""
+    teacher, tb = train_for(setup, "otcfm", seed, DISTILL_TEACHER * setup.seconds, OTCFM_BLOCK)
+    row, budget = wasserflow_row(
+        setup, "flowmap-distill", seed, overrides={**DISTILL, "objective.teacher": teacher},
+        nfes=flowmap_nfes(), seconds=setup.seconds - tb["seconds"],
+    )  # fmt: skip
+    budget = {
+        **budget,
+        "steps": budget["steps"],
+        "teacher_steps": tb["steps"],
+        "teacher_seconds": tb["seconds"],
+        "seconds": budget["seconds"] + tb["seconds"],
     }
+    return row, budget  # fmt: skip
 
 
 ROWS = {
@@ -455,8 +535,18 @@ ROWS = {
     ),
     "diffusers-ddpm-ddim": lambda su, s, sec: diffusers_ddim(su, s, sec, "leading"),
     "diffusers-ddpm-ddim-trailing": lambda su, s, sec: diffusers_ddim(su, s, sec, "trailing"),
+    # flow maps (k jumps = k NFE), each for the same --seconds
+    "wasserflow-meanflow": lambda su, s, sec: flowmap_row(su, "meanflow", s),
+    "wasserflow-meanflow-ot": lambda su, s, sec: flowmap_row(su, "meanflow-ot", s, FLOWMAP_OT),
+    "wasserflow-meanflow-ot-uniform": lambda su, s, sec: flowmap_row(
+        su, "meanflow-ot", s, {**FLOWMAP_OT, "objective.times": "uniform"}
+    ),
+    "wasserflow-shortcut": lambda su, s, sec: flowmap_row(su, "shortcut", s),
+    "wasserflow-flowmap-distill": lambda su, s, sec: distill_row(su, s),
 }
 """Rows in the order they run for each seed: each wasserflow row before its peers."""
+FLOWMAP_ROWS = [r for r in ROWS if r.startswith(("wasserflow-meanflow", "wasserflow-shortcut",
+                                                 "wasserflow-flowmap"))]  # fmt: skip
 PAIRS = {
     "torchcfm-otcfm": "wasserflow-otcfm-block",
     "diffusers-ddpm-ddim": "wasserflow-ddpm-fast-dpm",
@@ -574,6 +664,7 @@ def print_targets(results):
                 f"  seed {s}: {ours[0]:.3f} ({ours[1]}) vs {best[0]:.3f} ({best[1]}): "
                 f"ratio {best[0] / ours[0]:.2f}, {'met' if ours[0] < best[0] else 'NOT met'}"
             )
+    _flowmap_targets(results, seeds, fd)
     for peer in ("diffusers-ddpm-ddim", "diffusers-ddpm-ddim-trailing"):
         if "wasserflow-ddpm-fast-dpm" in results and peer in results:
             print(f"VP diffusion at 8 NFE: wasserflow-ddpm-fast-dpm vs {peer} (target 2x)")
@@ -586,6 +677,41 @@ def print_targets(results):
                     f"  seed {s}: {ours:.3f} vs {theirs:.3f}: ratio {r:.2f}, "
                     f"{'met' if r >= 2 else 'NOT met'}"
                 )
+
+
+REFERENCE = {"torchcfm-otcfm": [13.755, 17.252, 16.303], "wasserflow 2-NFE midpoint": [9.040,
+             9.849, 8.241]}  # fmt: skip
+"""The issue's bars (FD on seeds 0, 1, 2; benchmarks/README.md, "Both targets on a quiet
+machine": TorchCFM's best at any NFE and sampler, wasserflow-otcfm-block's midpoint at 2 NFE)."""
+
+
+def _flowmap_targets(results, seeds, fd):
+    """1-NFE FD of each flow-map row against TorchCFM's best at any NFE and sampler and
+    wasserflow-otcfm-block's 2-NFE midpoint, both of this run where present, else the
+    REFERENCE numbers of a quiet run."""
+    rows = [r for r in results if r in FLOWMAP_ROWS]
+    if not rows:
+        return
+    print(
+        "flow maps: FD at 1 NFE vs TorchCFM's best at any NFE and sampler, and vs "
+        "wasserflow-otcfm-block's midpoint at 2 NFE (this run's, else the reference)"
+    )
+    cols = _columns(results)
+    for name in rows:
+        for s in seeds:
+            ours = fd(name, 1, s)
+            if ours is None:
+                continue
+            theirs = [fd("torchcfm-otcfm", c, s) for c in cols]
+            theirs = [v for v in theirs if v is not None]
+            bar_t = min(theirs) if theirs else REFERENCE["torchcfm-otcfm"][s % 3]
+            mid2 = fd("wasserflow-otcfm-block", mid(2), s)
+            bar_m = mid2 if mid2 is not None else REFERENCE["wasserflow 2-NFE midpoint"][s % 3]
+            met = ours < bar_t and ours < bar_m
+            print(
+                f"  {name} seed {s}: {ours:.3f} vs {bar_t:.3f} (TorchCFM) and {bar_m:.3f} "
+                f"(midpoint 2): {'met' if met else 'NOT met'}"
+            )
 
 
 def _jsonable(results):
@@ -646,6 +772,13 @@ def main():
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument(
+        "--clock",
+        default="wall",
+        choices=sorted(CLOCK),
+        help="the seconds a budget counts: wall, or this process's CPU seconds (cpu: for a "
+        "loaded machine; use --threads 1)",
+    )
+    p.add_argument(
         "--quick",
         action="store_true",
         help="smoke run: 5 s per row, one seed, 300 samples, NFE 1, 2, 8",
@@ -677,6 +810,7 @@ def main():
         print_targets(results)
         return
     torch.set_num_threads(a.threads)
+    _clock[0] = CLOCK[a.clock]
     NFES[:] = [int(k) for k in a.nfes.split(",")]
     seeds = [int(s) for s in a.seeds.split(",")]
     seconds, n = a.seconds, a.n
@@ -690,7 +824,8 @@ def main():
     nparams = sum(q.numel() for q in setup.build(0).parameters())
     print(
         f"# {a.data}: {setup.n} images {setup.shape}; unet {NETS[a.net]} ({nparams:,} "
-        f"parameters); {seconds:g} s of training per row, batch {a.batch}; seeds {seeds}; "
+        f"parameters); {seconds:g} s ({a.clock} clock) of training per row, batch {a.batch}; "
+        f"seeds {seeds}; "
         f"FD in {setup.features.name} features and W2 at n = {setup.n}; torch threads "
         f"{a.threads}",
         flush=True,

@@ -17,8 +17,11 @@ import torch
 from wasserflow.cli.app import main
 from wasserflow.engine import METHODS
 from wasserflow.experiments import EXPERIMENTS, reproduce, resolve_config
+from wasserflow.experiments.learned import FLOW_MAP, LearnedProfile
 from wasserflow.experiments.paths_exp import closed_form_action, icfm_action_formula
 from wasserflow.paths import AffinePath, LinearSchedule
+
+FLOW_MAPS = ("meanflow", "meanflow-ot", "shortcut", "flowmap-distill")
 
 
 def _stub(monkeypatch, name, run):
@@ -113,8 +116,10 @@ def test_icfm_action_against_design_numbers():
 
 def test_trained_methods_far_closer_than_noise(results):
     runs = results["learned"]["numbers"]["runs"]
+    quick = resolve_config("quick").of(LearnedProfile)
+    assert set(quick.methods) == {m for m in METHODS if m not in FLOW_MAPS} | set(quick.flow_maps)
     for data, recs in runs.items():
-        assert set(recs) == set(METHODS)
+        assert set(recs) == set(quick.methods)
         for m, r in recs.items():
             best = min(x["w2"] for x in r["own"] + r["ode"])
             # more than half of the noise's W2 to the data closed, above the sampling floor
@@ -238,3 +243,23 @@ def test_images_section_decomposes_the_path_energy(results):
         assert [r["nfe_requested"] for r in rec["midpoint"]] == [2, 4], m
         assert all(r["sampler"] == "midpoint" and r["fd"] > 0 for r in rec["midpoint"]), m
     assert any("midpoint" in t["title"] for t in im["tables"])
+
+
+def test_one_step_compares_the_flow_maps_of_the_report(results, run_dir):
+    """The quick profile's flow maps (moons; its images run has none): each one's one-step
+    error (W2 at one jump less W2 at 100) and the curvature of its jumps at 100, each an
+    interval holding its value; the distilled map's teacher is learned's own OT-CFM run."""
+    runs = results["learned"]["numbers"]["runs"]["moons"]
+    maps = [m for m, r in runs.items() if r["family"] == FLOW_MAP]
+    assert maps and set(maps) == set(resolve_config("quick").of(LearnedProfile).flow_maps)
+    one = results["one-step"]
+    rows = one["numbers"]["moons"]
+    assert set(rows) == set(maps)
+    for m, r in rows.items():
+        w2 = {x["nfe_requested"]: x["w2"] for x in runs[m]["own"]}
+        assert r["error"]["value"] == pytest.approx(w2[1] - w2[100], rel=1e-9, abs=1e-12), m
+        for part in (r["error"], r["curvature"]):
+            assert part["lower"] <= part["value"] <= part["upper"], m
+    assert one["verdict"]["holds"] in (True, False) and "curvature" in one["verdict"]["text"]
+    student = json.loads((run_dir / "runs/moons/flowmap-distill/config.json").read_text())
+    assert student["objective"]["teacher"] == str(run_dir / "runs/moons/otcfm")

@@ -150,6 +150,12 @@ class ProgressReport:
         if self._bar is not None:
             self._bar.__exit__(*exc)
 
+    def grow(self, total: float) -> None:
+        """A larger total (a stage more than announced, e.g. a teacher trained first)."""
+        self.total = total
+        if self._bar is not None:
+            self._bar.update(self._task, total=total)
+
     def update(self, completed: float, **fields) -> None:
         self.fields.update(fields)
         if self._bar is not None:

@@ -11,7 +11,10 @@ import torch
 import typer
 from rich.console import Console
 
-from .. import _atomic
+from .. import (
+    _atomic,
+    interop,  # noqa: F401  (registers the diffusers: and torchcfm: teachers)
+)
 from .._outputs import output_file, output_folder
 from ..data import data_help
 from ..engine import GenerativeModel, RunConfig, TrainResult
@@ -328,6 +331,8 @@ def _train_with_progress(
             if not told:
                 tell_changes()
             off = offsets.setdefault(stage, len(offsets) * total)
+            if off + step > bar.total:  # a stage more (a teacher trained first)
+                bar.grow(off + max(step, total))
             bar.update(off + step, loss=f"{record['loss']:.4g}")
 
         try:

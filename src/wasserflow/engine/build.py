@@ -215,6 +215,12 @@ def validate(cfg: RunConfig) -> None:
     (activation, width, schedule, ...) are checked when the config is made."""
     if cfg.model is None:
         return  # nothing to run: the objective fits its model itself
+    teacher = objective_spec(cfg.objective).teacher(cfg.objective)
+    if teacher is not None:
+        from .methods import METHODS
+        from .teachers import check_teacher_spec
+
+        check_teacher_spec(teacher, METHODS)
     build_objective(cfg)
     x = torch.zeros((2, *cfg.model.shape))
     labels = () if cfg.condition is None else (torch.zeros(2, dtype=torch.int64),)
@@ -237,13 +243,20 @@ def validate(cfg: RunConfig) -> None:
 
 
 def build_network(cfg: RunConfig, *, seed: int | None = None) -> nn.Module:
-    """The network: the backbone with the objective's head, inside the module the objective
-    trains (Energy Matching: :class:`~wasserflow.models.PotentialField` around a scalar head)."""
+    """The network: the backbone with the objective's head and extra inputs, inside the module
+    the objective trains (Energy Matching: :class:`~wasserflow.models.PotentialField` around a
+    scalar head; a flow map: :class:`~wasserflow.objectives.FlowMapNet` around a backbone with
+    the second time as an extra input)."""
     m, spec = cfg.model, objective_spec(cfg.objective)
     scalar = spec.head == "scalar"
-    conditions = () if cfg.condition is None else (f"class:{_probe_classes(cfg)}",)
+    labels = () if cfg.condition is None else (f"class:{_probe_classes(cfg)}",)
     net = build_backbone(
-        m.name, m.shape, m.backbone_options(), scalar=scalar, seed=seed, conditions=conditions
+        m.name,
+        m.shape,
+        m.backbone_options(),
+        scalar=scalar,
+        seed=seed,
+        conditions=(*spec.conditions, *labels),
     )
     return spec.network(cfg.objective, net)
 

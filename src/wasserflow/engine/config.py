@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..data import make_source
-from ..models.registry import get_backbone
+from ..models.registry import BACKBONES, get_backbone
 from ..objectives import ObjectiveConfig, objective_spec
 from ..paths import SCHEDULES, get_coupling, get_schedule
 from ..samplers import get_sampler
@@ -341,6 +341,12 @@ def check_consistent(cfg: RunConfig) -> None:
         )
     if cfg.model is not None and spec.head == "scalar" and not get_backbone(cfg.model.name).scalar:
         raise ValueError(f"model {cfg.model.name} has no scalar head, which {spec.title} needs")
+    if cfg.model is not None and spec.conditions and not get_backbone(cfg.model.name).conditions:
+        raise ValueError(
+            f"model {cfg.model.name} takes no extra inputs, which {spec.title} needs (its "
+            f"{', '.join(spec.conditions)} input after t): use "
+            + " or ".join(n for n, b in BACKBONES.items() if b.conditions)
+        )
     _check_condition(cfg)
 
 

@@ -209,8 +209,17 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
+def _rows_of(value: Any, rows: slice, n: int) -> Any:
+    """``value``'s rows ``rows`` when it holds one entry per sample of the batch of ``n`` (a
+    per-sample time, a flow map's second time), else ``value`` itself (a scalar, None)."""
+    if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == n:
+        return value[rows]
+    return value
+
+
 class RowShard(nn.Module):
-    """``net(x, t)`` evaluated on this rank's rows of the global batch only.
+    """``net(x, t, *extra)`` evaluated on this rank's rows of the global batch only (t and the
+    extra inputs sliced too where they hold one entry per sample).
 
     Returns a tensor of the full batch's shape whose rows outside ``rows`` are zeros without
     gradient (their losses are discarded by the loop); calling the wrapped
@@ -224,11 +233,8 @@ class RowShard(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor | None = None, *args: Any) -> Tensor:
         r = self.rows
-        if t is not None and isinstance(t, Tensor) and t.dim() > 0:
-            t = t[r]
-        y = self.net(x[r], t, *_rows(args, x.shape[0], r)).to(
-            x.device
-        )  # DDP returns outputs on its device
+        t, *args = (_rows_of(a, r, x.shape[0]) for a in (t, *args))
+        y = self.net(x[r], t, *args).to(x.device)  # DDP returns outputs on its device
         before = y.new_zeros((r.start, *y.shape[1:]))
         after = y.new_zeros((x.shape[0] - r.stop, *y.shape[1:]))
         return torch.cat([before, y, after])
@@ -251,27 +257,28 @@ class RowGather(nn.Module):
             return self.net(x, t, *args)
         b = self.ranks.bounds(n)
         r = slice(b[self.ranks.rank], b[self.ranks.rank + 1])
-        if isinstance(t, Tensor) and t.dim() > 0 and t.shape[0] == n:
-            t = t[r]
-        return self.ranks.gather_rows(self.net(x[r], t, *_rows(args, n, r)), n)
-
-
-def _rows(args: tuple, n: int, r: slice) -> tuple:
-    """The extra inputs (class labels, a second time) of rows ``r``: a tensor with one entry per
-    row of the batch of n is sliced, anything else passes unchanged."""
-    return tuple(
-        a[r] if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == n else a for a in args
-    )
+        t, *args = (_rows_of(a, r, n) for a in (t, *args))
+        return self.ranks.gather_rows(self.net(x[r], t, *args), n)
 
 
 def data_parallel(model: nn.Module, ranks: Ranks) -> nn.Module:
     """``model`` wrapped in DistributedDataParallel on ``ranks.device`` (its parameters must be
-    there already: :func:`wasserflow.models.place`)."""
+    there already: :func:`wasserflow.models.place`).
+
+    Buffers are broadcast from rank 0 before every forward only where the model has persistent
+    ones (running statistics that training changes). The shipped backbones' only buffers are
+    constant tables (the sinusoidal embedding's frequencies), equal on every rank (DDP also
+    broadcasts them once when it wraps the model); the per-forward broadcast is an in-place
+    copy, which a functorch transform through the DDP module (MeanFlow's JVP) refuses."""
     from torch.nn.parallel import DistributedDataParallel
 
+    names = {n for n, _ in model.named_buffers()}
+    broadcast = bool(names & set(model.state_dict()))
     if ranks.device.type == "cuda":
-        return DistributedDataParallel(model, device_ids=[ranks.device.index])
-    return DistributedDataParallel(model)
+        return DistributedDataParallel(
+            model, device_ids=[ranks.device.index], broadcast_buffers=broadcast
+        )
+    return DistributedDataParallel(model, broadcast_buffers=broadcast)
 
 
 __all__ = [

@@ -290,6 +290,8 @@ class _Training:
             files.save(step, self.model, self.ema, opt, rng, cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self.ranks is not None and step == self.start:
+            self._check_synced()
         norm = None
         if cfg.grad_clip is not None:
             norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
@@ -298,6 +300,17 @@ class _Training:
         # read once the update is queued: on an accelerator the host does not wait for it
         self.grad_norm = float("nan") if norm is None else float(norm)
         return value
+
+    def _check_synced(self) -> None:
+        """Every rank holds the same gradient after the first backward: a loss that ran the
+        network outside the DistributedDataParallel module (``model.module``) would leave each
+        rank its own, and the ranks would drift apart silently."""
+        grads = [p.grad.reshape(-1) for p in self.params if p.grad is not None]
+        if grads and not self.ranks.equal_everywhere(torch.cat(grads)):
+            raise RuntimeError(
+                "the gradients differ across ranks after the all-reduce: the loss ran the "
+                "network outside DistributedDataParallel (the net it was given, not its module)"
+            )
 
     def finish_step(self, done: int, record: dict, t0: float) -> None:
         """Log the metrics of step ``done`` when due, and write the last step's checkpoint."""

@@ -20,6 +20,7 @@ samples the one-process trajectory with the network's evaluations split over the
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Callable, Mapping
@@ -33,10 +34,10 @@ from .. import errors
 from ..data import DataSource
 from ..errors import InputError, Interrupted, RunFolderError, TrainingDiverged
 from ..models import WithLabels, place, resolve_device
-from ..objectives import TrainResult, objective_spec
+from ..objectives import TeacherSpec, TrainResult, objective_spec
 from ..paths import LabelledBatch
 from ..samplers import Field, SamplingContext, get_sampler
-from . import build, distributed, folder
+from . import build, distributed, folder, teachers
 from . import checkpoint as ckpt
 from .build import DataFn
 from .config import RunConfig, load_config
@@ -260,9 +261,31 @@ class _Job:
         if self.progress is not None:
             self.progress(self.out.name, step, record)
 
-    def train_network(self) -> list[TrainResult]:
-        """The batch loop over the run's stages: the first on the data (or a teacher's pairs),
-        each reflow stage on the previous stage's pairs from its (EMA) weights."""
+    def teacher(self, spec: TeacherSpec) -> GenerativeModel:
+        """The teacher ``spec`` names, or the one trained first in ``teacher/`` (resumed where
+        it stopped), checked against this run (:func:`teachers.check_teacher`)."""
+        cfg = self.cfg
+        if spec.source is None:
+            where = self.out / TEACHER
+            train_run(
+                teacher_config(cfg, spec),
+                where,
+                resume=True,
+                progress=self.progress,
+                device=self.device,
+                ranks=self.ranks,
+            )
+            model = load_run(where, self.device, ranks=None)
+        else:
+            model = teachers.load_teacher(spec, tuple(cfg.model.shape), self.device)
+        std = build.build_path(cfg).reference_std
+        teachers.check_teacher(model, tuple(cfg.model.shape), std, self.scaler)
+        return model
+
+    def train_network(self, data: DataFn | None = None) -> list[TrainResult]:
+        """The batch loop over the run's stages: the first on the data (``data``, or a
+        teacher's pairs), each reflow stage on the previous stage's pairs from its (EMA)
+        weights."""
         cfg, progress = self.cfg, self.progress
         stages = folder.stage_dirs(self.out, cfg)
         model = place(build.build_network(cfg, seed=cfg.train.seed), self.device)
@@ -271,7 +294,7 @@ class _Job:
             if k > 0 and _complete(stage, cfg.train.steps):
                 continue
             objective = build.build_objective(cfg, stage=k)
-            data = self._stage_data(k, stages)
+            batches = data if k == 0 and data is not None else self._stage_data(k, stages)
             if k > 0:  # reflow starts from the previous stage's (EMA) weights
                 model.load_state_dict(load_weights(stages[k - 1] / folder.CHECKPOINT))
             cb = (lambda s, r, name=stage.name: progress(name, s, r)) if progress else None
@@ -279,7 +302,7 @@ class _Job:
                 train(
                     model,
                     objective,
-                    data,
+                    batches,
                     cfg.train,
                     stage,
                     resume=True,
@@ -304,6 +327,26 @@ class _Job:
             return pairs[torch.randint(0, len(pairs), (n,), generator=g)]
 
         return sample_pairs
+
+
+TEACHER = "teacher"
+"""The folder, inside a run folder, of the teacher a distillation trains first."""
+
+
+def teacher_config(cfg: RunConfig, spec: TeacherSpec) -> RunConfig:
+    """The run of a teacher trained first: ``spec.method``'s recipe on the student's data, data
+    scaling and model (its options, without the student's extra inputs), with the student's
+    training settings for ``spec.steps`` steps (the student's when None)."""
+    model = cfg.model
+    t = build.make_config(
+        spec.method,
+        cfg.data.spec,
+        scale=cfg.data.scale,
+        model=model.name if model else "mlp",
+        model_options=dict(model.options) if model else None,
+    )
+    train = dataclasses.replace(cfg.train, steps=spec.steps or cfg.train.steps)
+    return build.with_block_steps(dataclasses.replace(t, train=train))
 
 
 def _reflow_pairs(

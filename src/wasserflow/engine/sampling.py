@@ -38,6 +38,7 @@ class _Solved:
     nfe: int
     times: Tensor
     energy: Tensor | None
+    deviation: Tensor | None = None
 
 
 def solve_plan(
@@ -73,7 +74,7 @@ def solve_plan(
             times = torch.cat([times, torch.ones(1, dtype=times.dtype)])
             if traj is not None:
                 traj = torch.cat([traj, x[None]])
-    return _Solved(x, traj, used, times, energy)
+    return _Solved(x, traj, used, times, energy, res.deviation)
 
 
 def run_plan(
@@ -106,4 +107,5 @@ def run_plan(
         times=out.times if traj is not None else None,
         sampler=spec.name,
         energy=out.energy,
+        deviation=out.deviation,
     )

@@ -11,7 +11,8 @@ OT geodesic, against the grid Benamou-Brenier geodesic), ``learned`` (every meth
 ``wasserflow train``), ``steps`` (NFE needed), ``free-energy`` (KL descent, de Bruijn, JKO
 against Fokker-Planck), ``denoise-jko`` (a denoising step is a JKO step), ``images``
 (straightness and steps on 8 x 8 digits), ``guidance`` (classifier-free guidance against the
-tilted law on a labelled 2-D mixture). Each returns an :class:`ExperimentResult`; the runner
+tilted law on a labelled 2-D mixture), ``one-step`` (the flow maps' one-step error against the
+curvature of the path they learn). Each returns an :class:`ExperimentResult`; the runner
 writes results/<name>.json, results.json, report.md, report.html and figures into the run folder.
 """
 
@@ -21,6 +22,7 @@ from . import (  # noqa: F401  (they register themselves)
     guidance_exp,
     images_exp,
     learned,
+    one_step,
     paths_exp,
     steps,
 )

@@ -18,6 +18,10 @@ mixing numbers from different settings.
 on icfm, otcfm, ddpm (200 samples); quick 300 steps, MLP 128 x 2, four methods (500); default
 800 steps, MLP 256 x 3, every network method (1,000 samples, NFE up to 32); full 20,000 steps
 of the digits UNet with dopri5 (all 1,797 digits, NFE up to 100).
+
+Flow maps (``one-step``): without ``--methods``, ``learned`` and ``images`` train ``meanflow``
+and ``flowmap-distill`` (its teacher the report's ``otcfm`` run), for 600 and 300 steps in the
+default profile (``flowmap_steps``), for the profile's steps otherwise; ``full`` trains all four.
 """
 
 from __future__ import annotations
@@ -104,12 +108,13 @@ def resolve_config(
             )
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    network = [m for m in METHODS if objective_spec(recipe(m).objective).has_network]
+    specs = {m: objective_spec(recipe(m).objective) for m in METHODS}
     request = Request(
         methods=tuple(dict.fromkeys(methods)) if methods else None,
         data=tuple(dict.fromkeys(data)) if data else None,
         image_data=image_data or None,
-        network_methods=tuple(network),
+        network_methods=tuple(m for m, s in specs.items() if s.has_network),
+        flow_map_methods=tuple(m for m, s in specs.items() if s.flow_map),
     )
     settings = {
         name: e.profiles[profile].resolve(request)

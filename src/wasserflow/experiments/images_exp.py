@@ -61,7 +61,7 @@ from .context import Check, Context, ExperimentResult, Figure, Table, Verdict, t
 from .learned import family
 from .records import OMIT_NONE, from_json, to_json
 from .registry import Profile, Request, register_experiment
-from .training import train_and_load
+from .training import flow_map_config, train_and_load
 
 CLAIM = (
     "On images, OT-coupled flows still sample along the straightest paths (the smallest "
@@ -77,11 +77,12 @@ OTHERS = ("diffusion", "independent-flow")
 
 @dataclass(frozen=True)
 class ImagesProfile(Profile):
-    """The image data spec and the network methods trained on it (None: every one), the
-    backbone and its options, the training budget, the evaluation (n_eval samples, the NFE
-    grid, dopri5 or not, the FD feature network: a name or "auto" for the data's shape,
-    n_tile samples per figure cell), the reflow pairs, Energy Matching's Langevin steps per
-    negative batch, and per-method run-configuration overrides (dotted keys)."""
+    """The image data spec and the network methods trained on it (None: every one but the flow
+    maps outside ``flow_maps``), the backbone and its options, the training budget, the
+    evaluation (n_eval samples, the NFE grid, dopri5 or not, the FD feature network: a name or
+    "auto" for the data's shape, n_tile samples per figure cell), the reflow pairs, Energy
+    Matching's Langevin steps per negative batch, per-method run-configuration overrides
+    (dotted keys), and the flow maps' training steps (None: ``steps``)."""
 
     data: str
     methods: tuple[str, ...] | None
@@ -100,10 +101,13 @@ class ImagesProfile(Profile):
     reflow_nfe: int
     em_negative_steps: int
     method_overrides: dict[str, dict[str, Any]]
+    flow_maps: tuple[str, ...] = ()
+    flowmap_steps: int | None = None
 
     def resolve(self, request: Request) -> ImagesProfile:
         network = request.network_methods
-        methods = [m for m in (self.methods or network) if m in network]
+        default = self.methods or request.default_methods(network, self.flow_maps)
+        methods = [m for m in default if m in network]
         if request.methods:
             methods = [m for m in request.methods if m in network]
         out = replace(self, methods=tuple(methods))
@@ -168,6 +172,8 @@ PROFILES = {  # methods None: every network-trained method
         reflow_pairs=4096,
         reflow_nfe=32,
         em_negative_steps=20,
+        flow_maps=("meanflow", "flowmap-distill"),
+        flowmap_steps=300,
     ),
     "full": replace(
         _TEST,
@@ -182,6 +188,7 @@ PROFILES = {  # methods None: every network-trained method
         reflow_pairs=16384,
         reflow_nfe=100,
         em_negative_steps=50,
+        flow_maps=("meanflow", "meanflow-ot", "shortcut", "flowmap-distill"),
     ),
 }
 
@@ -248,6 +255,7 @@ def _one(ctx: Context, method: str, cfg: ImagesProfile, extractor, ref, frac) ->
     )
     own = {**_overrides(cfg), **cfg.method_overrides.get(method, {})}
     rc = rc.with_overrides({k: v for k, v in own.items() if rc.has(k)})
+    rc = flow_map_config(rc, cfg.flowmap_steps, ctx.out / "runs" / "images")
     run, train_seconds = train_and_load(ctx, rc, run_dir, f"{cfg.data}: training {method}", frac)
     n, ode = cfg.n_eval, run.ode_sampler
     tiles: dict[str, list] = {}

@@ -28,7 +28,7 @@ from . import figures
 from .context import Check, Context, ExperimentResult, Figure, Table, Verdict, table
 from .records import OMIT_NONE, from_json, to_json
 from .registry import Profile, Request, register_experiment
-from .training import MLPBudget, profile_config, train_and_load
+from .training import MLPBudget, flow_map_config, profile_config, train_and_load
 
 CLAIM = (
     "Every model family, however trained, reaches the data measure: at its best NFE its "
@@ -39,14 +39,21 @@ CLAIM = (
 FAR = 0.5  # "far closer": closes more than half of W2(noise, data) - W2(data, data)
 
 
+FLOW_MAP = "flow-map"
+
+
 def family(cfg: RunConfig) -> str:
-    """The family a run belongs to, read off its configuration: "diffusion" (a Gaussian path
-    other than the linear one, independent coupling), "independent-flow" (the linear path with
-    independent pairs: I-CFM), "ot-flow" (the linear path with OT, entropic or reflow pairs and no
-    bridge noise: OT-CFM, rectified flow), "ot-bridge" (the same with bridge noise: SB-CFM), or
-    "other" (Energy Matching, the JKO flow)."""
-    if sampling_context(cfg).path is None:  # sampled on no affine path
+    """The family a run belongs to, read off its configuration: "flow-map" (a model of the
+    jumps X(x, t, s), sampled by them: MeanFlow, shortcut, flow-map distillation), "diffusion"
+    (a Gaussian path other than the linear one, independent coupling), "independent-flow" (the
+    linear path with independent pairs: I-CFM), "ot-flow" (the linear path with OT, entropic or
+    reflow pairs and no bridge noise: OT-CFM, rectified flow), "ot-bridge" (the same with bridge
+    noise: SB-CFM), or "other" (Energy Matching, the JKO flow)."""
+    ctx = sampling_context(cfg)
+    if ctx.path is None:  # sampled on no affine path
         return "other"
+    if ctx.flow_map:  # compared with each other (experiment one-step), not with the flows
+        return FLOW_MAP
     linear = cfg.path.schedule["name"] == "linear"
     if not linear:
         return "diffusion"
@@ -71,8 +78,9 @@ class JKOBlocks:
 class LearnedProfile(Profile, MLPBudget):
     """The data sets, the MLP budget every method trains with, the evaluation (n_eval points,
     the NFE grid, dopri5 or not, n_traj trajectories drawn), the reflow pairs, Energy
-    Matching's Langevin steps per negative batch, the JKO flow's size, and the methods
-    (``--methods``; every method of ``wasserflow train`` when not given)."""
+    Matching's Langevin steps per negative batch, the JKO flow's size, the methods
+    (``--methods``; when not given every method of ``wasserflow train`` but the flow maps
+    outside ``flow_maps``), and the flow maps' training steps (None: ``steps``)."""
 
     data: tuple[str, ...]
     n_eval: int
@@ -84,13 +92,14 @@ class LearnedProfile(Profile, MLPBudget):
     em_negative_steps: int
     jko: JKOBlocks
     methods: tuple[str, ...] = ()
+    flow_maps: tuple[str, ...] = ()
+    flowmap_steps: int | None = None
 
     def resolve(self, request: Request) -> LearnedProfile:
         for d in request.data or ():
             make_source(d)  # raises ValueError naming the data set and the choices
-        return replace(
-            self, methods=request.methods or tuple(METHODS), data=request.data or self.data
-        )
+        methods = request.methods or request.default_methods(METHODS, self.flow_maps)
+        return replace(self, methods=methods, data=request.data or self.data)
 
 
 NFES = (1, 2, 4, 8, 16, 32, 100)
@@ -112,6 +121,7 @@ PROFILES = {
         n_traj=16,
         em_negative_steps=10,
         jko=JKOBlocks(blocks=4, units=8, particles=500, max_iter=30),
+        flow_maps=("meanflow", "flowmap-distill"),
     ),
     "quick": LearnedProfile(
         data=("moons",),
@@ -129,6 +139,7 @@ PROFILES = {
         n_traj=32,
         em_negative_steps=20,
         jko=JKOBlocks(blocks=12, units=32, particles=1500, max_iter=60),
+        flow_maps=("meanflow", "flowmap-distill"),
     ),
     "default": LearnedProfile(
         data=("moons",),
@@ -146,6 +157,8 @@ PROFILES = {
         n_traj=48,
         em_negative_steps=50,
         jko=JKOBlocks(blocks=24, units=64, particles=4000, max_iter=100),
+        flow_maps=("meanflow", "flowmap-distill"),
+        flowmap_steps=600,
     ),
     "full": LearnedProfile(
         data=("moons", "8gaussians", "checkerboard"),
@@ -163,6 +176,7 @@ PROFILES = {
         n_traj=64,
         em_negative_steps=100,
         jko=JKOBlocks(blocks=32, units=128, particles=8000, max_iter=150),
+        flow_maps=("meanflow", "meanflow-ot", "shortcut", "flowmap-distill"),
     ),
 }
 
@@ -214,6 +228,7 @@ def _one(
     if cache.exists():
         return from_json(MethodRecord, json.loads(cache.read_text()), str(cache))
     rc = profile_config(method, data, cfg, ctx.seed, _overrides(cfg))
+    rc = flow_map_config(rc, cfg.flowmap_steps, ctx.out / "runs" / data)
     run, train_seconds = train_and_load(ctx, rc, run_dir, f"{data}: training {method}", frac)
     n = cfg.n_eval
     own, ode = run.default_sampler, run.ode_sampler

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,13 +35,19 @@ PROFILES = ("test", "quick", "default", "full")
 @dataclass(frozen=True)
 class Request:
     """What the command line asks beyond the profile: ``--methods``, ``--data``,
-    ``--image-data`` (None where not given), and the methods that train a network (the ones an
-    experiment on images can train)."""
+    ``--image-data`` (None where not given), the methods that train a network (the ones an
+    experiment on images can train) and those that learn a flow map."""
 
     methods: tuple[str, ...] | None = None
     data: tuple[str, ...] | None = None
     image_data: str | None = None
     network_methods: tuple[str, ...] = ()
+    flow_map_methods: tuple[str, ...] = ()
+
+    def default_methods(self, methods: Sequence[str], flow_maps: Sequence[str]) -> tuple[str, ...]:
+        """``methods`` (in their order) without the flow maps not in ``flow_maps``: what an
+        experiment trains when ``--methods`` is not given."""
+        return tuple(m for m in methods if m not in self.flow_map_methods or m in flow_maps)
 
 
 @dataclass(frozen=True)

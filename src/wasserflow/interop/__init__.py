@@ -23,7 +23,8 @@ section 2); this package makes that true for models wasserflow did not train::
   sigmas after ``set_timesteps``, and the clock grid on which a wasserflow sampler takes the
   same steps (DDIM, DDPM, DPM-Solver++, UniPC, Euler and Heun with Karras sigmas).
 
-Each returns an :class:`ExternalModel`, which samples and evaluates like a trained run
+Importing this package registers ``diffusers:DIR`` and ``torchcfm:CKPT[#KEY]`` as teachers of a
+flow-map distillation (:mod:`.teachers`). Each returns an :class:`ExternalModel`, which samples and evaluates like a trained run
 (:class:`~wasserflow.engine.TrainedRun`). diffusers is imported only when a diffusers model is
 loaded; TorchCFM is never imported.
 """
@@ -33,6 +34,7 @@ from .diffusers_models import from_diffusers
 from .diffusers_schedule import DiffusersClock, alphas_cumprod, read_config
 from .external import ExternalModel, as_path, from_callable
 from .scheduler_grids import SAMPLER_OF, SchedulerGrid, scheduler_grid
+from .teachers import diffusers_teacher, torchcfm_teacher
 from .torchcfm_models import convert_torchcfm_unet, from_torchcfm
 
 __all__ = [
@@ -44,6 +46,8 @@ __all__ = [
     "alphas_cumprod",
     "as_path",
     "convert_torchcfm_unet",
+    "diffusers_teacher",
+    "torchcfm_teacher",
     "from_callable",
     "from_diffusers",
     "from_torchcfm",

@@ -17,12 +17,14 @@ depends on the kind and never tests the kind itself:
 * ``train(objective, job)``: the trainer; by default the engine's batch loop with that loss
   (:meth:`TrainJob.train_network`), an objective fitted another way (the JKO flow, block by block)
   overrides it and writes through the job;
-* ``head`` and ``network(objective, backbone)``: the backbone's head (a vector field, or a
-  scalar potential) and the module trained around it;
+* ``head``, ``conditions`` and ``network(objective, backbone)``: the backbone's head (a vector
+  field, or a scalar potential), the extra inputs it takes after t (a flow map's second time,
+  :mod:`wasserflow.models.conditioning`) and the module trained around it;
 * ``load(objective, checkpoint)``, ``field(objective, model, path)`` and
   ``sampling_context(objective, base, model)``: the trained model, what a sampler drives, and
   the facts a sampler's grid policy may know of it (:class:`~wasserflow.samplers.SamplingContext`);
 * ``check(objective, run)``: refusals of settings of the run that contradict the objective;
+* ``teacher(objective)``: the trained model a distillation learns from (:class:`TeacherSpec`);
 * ``run_mixin``: methods a trained run of this kind adds (the JKO flow's exact ``log_prob``).
 
 Adding an objective is one module with ``@register_objective``, one import in
@@ -88,9 +90,35 @@ class LossSetup:
     total_steps: int
 
 
+DataFn = Callable[[int, torch.Generator], Tensor]
+"""(n, generator) -> a batch of n: what the batch loop hands the loss."""
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    """A trained model to learn from (distillation).
+
+    Attributes:
+        source: a run folder, ``PREFIX:WHERE`` of a registered teacher source (a diffusers
+            folder ``diffusers:DIR``, a TorchCFM state dict ``torchcfm:CKPT[#KEY]``), or None:
+            train one first, by ``method`` inside the run folder (its ``teacher/``).
+        method: the method of a teacher trained first (its recipe, the run's model, data and
+            training settings).
+        steps: that teacher's training steps (None: the run's).
+        model, model_options: the registered backbone and its options of a state-dict teacher
+            (``torchcfm:``).
+    """
+
+    source: str | None = None
+    method: str = "otcfm"
+    steps: int | None = None
+    model: str | None = None
+    model_options: dict[str, Any] = field(default_factory=dict)
+
+
 class TrainJob(Protocol):
     """What the engine hands a trainer (:meth:`ObjectiveSpec.train`): the run's seed and data,
-    its batch loop, and the stage folder's checkpoint and metrics log."""
+    its batch loop, a teacher, and the stage folder's checkpoint and metrics log."""
 
     seed: int
     checkpoint_path: Path
@@ -99,9 +127,16 @@ class TrainJob(Protocol):
         """n training points in training coordinates (the data scaling applied)."""
         ...
 
-    def train_network(self) -> list[TrainResult]:
+    def train_network(self, data: DataFn | None = None) -> list[TrainResult]:
         """Train the run's network with the objective's :meth:`~ObjectiveSpec.loss` in the
-        engine's batch loop, stage by stage (reflow), and return each stage's result."""
+        engine's batch loop, stage by stage (reflow), and return each stage's result;
+        ``data`` replaces the run's data stream as the loss's batches."""
+        ...
+
+    def teacher(self, spec: TeacherSpec) -> Any:
+        """The teacher ``spec`` names (trained first when it names none), a
+        :class:`~wasserflow.engine.GenerativeModel`, checked to generate this run's data
+        shape from this run's reference noise in this run's data scaling."""
         ...
 
     def load_checkpoint(self) -> dict[str, Tensor] | None:
@@ -146,12 +181,16 @@ class ObjectiveSpec:
         has_network: whether a run trains a network (a backbone and a path); False: the run
             has neither (model and path null) and the trainer fits the model itself.
         head: the backbone's head, "vector" (the field's shape) or "scalar" (a potential).
+        conditions: the extra inputs the backbone takes after t (a flow map's second time:
+            ``("scalar",)``, :mod:`wasserflow.models.conditioning`); none by default.
         data_parallel: whether it trains under torchrun (the batch loop's data parallelism).
         pair_batches: whether its loss takes batches of (noise, data) pairs (an OT pair stream
             or reflow); False: the loss couples its batches itself.
         steps_key: the dotted config key that ``--steps`` sets.
         ode_sampler: the deterministic sampler its path geometry is measured with (None: the
             run's own default sampler).
+        flow_map: whether it learns a flow map X(x, t, s) (sampled by its jumps) rather than a
+            velocity, score or potential (:mod:`wasserflow.objectives.flowmap`).
         run_mixin: a class of methods a trained run of this kind adds, or None.
     """
 
@@ -160,10 +199,12 @@ class ObjectiveSpec:
     title: ClassVar[str] = ""
     has_network: ClassVar[bool] = True
     head: ClassVar[str] = "vector"
+    conditions: ClassVar[tuple[str, ...]] = ()
     data_parallel: ClassVar[bool] = True
     pair_batches: ClassVar[bool] = True
     steps_key: ClassVar[str] = "train.steps"
     ode_sampler: ClassVar[str | None] = "euler"
+    flow_map: ClassVar[bool] = False
     run_mixin: ClassVar[type | None] = None
 
     def check(self, objective: Any, run: Any) -> None:
@@ -172,6 +213,11 @@ class ObjectiveSpec:
         a path and a model."""
         if run.path is None or run.model is None:
             raise ValueError(f"method {run.method} trains a network on a path: give path and model")
+
+    def teacher(self, objective: Any) -> TeacherSpec | None:
+        """The trained model this objective learns from (distillation), or None; the engine
+        checks it before training and loads it for :meth:`TrainJob.teacher`."""
+        return None
 
     def train_steps(self, objective: Any) -> int | None:
         """The training steps the objective fixes (None: the run's ``train.steps``)."""

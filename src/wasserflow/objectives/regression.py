@@ -46,6 +46,27 @@ PAIRS = "pairs"
 (reflow: the pairs (noise, model sample) of a trained flow)."""
 
 
+def couple(
+    batch: Tensor, generator: torch.Generator, coupling: str, sigma: float | None = None
+) -> tuple[Tensor, Tensor]:
+    """(x0, x1): the noise and data of each sample of a batch, coupled by ``coupling``
+    (independent, ot, entropic with ``sigma``), or the pairs of a (B, 2, ...) batch of
+    :data:`PAIRS`. The noise is drawn from ``generator`` in the batch's dtype."""
+    if coupling == PAIRS:
+        if batch.dim() < 3 or batch.shape[1] != 2:
+            raise ValueError("a 'pairs' objective needs batches of shape (B, 2, ...)")
+        return batch[:, 0], batch[:, 1]
+    x1 = batch
+    x0 = torch.randn(x1.shape, generator=generator, dtype=x1.dtype)
+    if coupling == "independent":
+        return x0, x1
+    if coupling == "entropic":
+        c = get_coupling("entropic")(x0, x1, generator, sigma=sigma)
+    else:
+        c = get_coupling(coupling)(x0, x1, generator)
+    return c.x0, c.x1
+
+
 @dataclass(frozen=True)
 class PathRegression:
     """A regression objective on an affine path.
@@ -80,20 +101,8 @@ class PathRegression:
         return Field.from_network(model, self.path, self.prediction, self.time_input)
 
     def pairs(self, batch: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """(x0, x1): the noise and data of each sample, coupled."""
-        if self.coupling == PAIRS:
-            if batch.dim() < 3 or batch.shape[1] != 2:
-                raise ValueError("a 'pairs' objective needs batches of shape (B, 2, ...)")
-            return batch[:, 0], batch[:, 1]
-        x1 = batch
-        x0 = torch.randn(x1.shape, generator=generator, dtype=x1.dtype)
-        if self.coupling == "independent":
-            return x0, x1
-        if self.coupling == "entropic":
-            c = get_coupling("entropic")(x0, x1, generator, sigma=self.coupling_sigma)
-        else:
-            c = get_coupling(self.coupling)(x0, x1, generator)
-        return c.x0, c.x1
+        """(x0, x1): the noise and data of each sample, coupled (:func:`couple`)."""
+        return couple(batch, generator, self.coupling, self.coupling_sigma)
 
     def loss(
         self, model: nn.Module, batch: Tensor, generator: torch.Generator, step: int = 0

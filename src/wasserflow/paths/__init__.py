@@ -38,8 +38,10 @@ Public API (stable):
 * Oracles (:mod:`.oracle`): ``MixtureOracle(mixture, path)`` with ``score``, ``velocity``,
   ``epsilon``, ``posterior_x1``, ``log_prob`` (x (n, d), t) and ``marginal(t)``;
   ``gaussian_oracle(mean, cov, path)``; ``ClassOracle(mixture, path)`` (class c = component
-  c, the null class K = the mixture: ``velocity(x, t, y)``, ``score(x, t, y)``); ``GaussianGeodesicOracle(mean, cov)`` with
-  ``velocity(x, t)`` and ``transport(x0, t)``.
+  c, the null class K = the mixture: ``velocity(x, t, y)``, ``score(x, t, y)``);
+  ``GaussianGeodesicOracle(mean, cov)`` with ``velocity(x, t)``, ``transport(x0, t)`` and
+  ``flow_map(x, t, s)``; ``GaussianFlowMap(mean, cov, path)``, the exact flow map of a path's
+  ODE between Gaussians (``flow_map``, ``average_velocity``, ``velocity``).
 """
 
 from .affine import TIME_INPUTS, AffinePath, PathSample, broadcast_time, expand_like
@@ -63,7 +65,13 @@ from .couplings import (
     reflow_coupling,
     within_classes,
 )
-from .oracle import ClassOracle, GaussianGeodesicOracle, MixtureOracle, gaussian_oracle
+from .oracle import (
+    ClassOracle,
+    GaussianFlowMap,
+    GaussianGeodesicOracle,
+    MixtureOracle,
+    gaussian_oracle,
+)
 from .ot_stream import OTPairStream, OTStreamConfig, ot_pair_block
 from .parametrization import (
     PREDICTIONS,
@@ -131,6 +139,7 @@ __all__ = [
     "expand_like",
     "from_diffusion_time",
     "gaussian_oracle",
+    "GaussianFlowMap",
     "get_coupling",
     "get_schedule",
     "independent_coupling",

@@ -14,6 +14,22 @@ separates discretisation error from learning error.
 :class:`GaussianGeodesicOracle` is the W2 geodesic (McCann interpolant) between N(0, I) and
 N(m, S): x_t = ((1 - t) I + t A) x_0 + t m with A the Brenier map's matrix, whose Eulerian
 field is v_t(x) = m + (A - I) ((1 - t) I + t A)^{-1} (x - t m).
+
+**Flow maps** X(x, t, s) (the ODE's state at s started at (t, x)), in closed form:
+
+* :class:`GaussianFlowMap`, the probability-flow ODE of any affine path from N(0, I) to
+  N(m, S) with the independent coupling: the marginals N(alpha_t m, V_t), V_t = alpha_t^2 S +
+  sigma_t^2 I, share S's eigenvectors, the marginal field is linear,
+  v_t(x) = alpha'_t m + (V'_t / 2) V_t^{-1} (x - alpha_t m) (Cov(u_t, x_t) = V'_t / 2), and
+  z = x - alpha_t m solves dz/dt = (V'_t / 2) V_t^{-1} z, so per eigenvalue s_i^2 of S
+  z_i(s) = sqrt(V_i(s) / V_i(t)) z_i(t) with V_i = alpha^2 s_i^2 + sigma^2:
+
+      X(x, t, s) = alpha_s m + V_s^{1/2} V_t^{-1/2} (x - alpha_t m).
+
+  At (0, 1) on the linear path it is m + S^{1/2} x, the Brenier map, reached along curved
+  paths (docs/design.md section 3: the path's action exceeds W2^2).
+* :meth:`GaussianGeodesicOracle.flow_map`: X(x, t, s) = M_s M_t^{-1} (x - t m) + s m with
+  M_t = (1 - t) I + t A; its average velocity T(x_0) - x_0 does not depend on s (a straight path).
 """
 
 from __future__ import annotations
@@ -156,6 +172,52 @@ class ClassOracle:
         return self._by_class(x, t, labels, "score")
 
 
+@dataclass(frozen=True)
+class GaussianFlowMap:
+    """The exact flow map of ``path``'s probability-flow ODE from N(0, I) to N(mean, cov)
+    (independent coupling, no bridge noise; module doc). Methods take x (n, d) and times (a
+    scalar or (n,)) and return float64 of x's shape."""
+
+    mean: Tensor
+    cov: Tensor
+    path: AffinePath
+
+    def _parts(self, x: Tensor, t):
+        m = torch.as_tensor(self.mean, dtype=torch.float64).reshape(-1)
+        _check_x(x, m.shape[0])
+        c = self.path.coefficients(broadcast_time(t, x).to(torch.float64))
+        vals, vecs = torch.linalg.eigh(torch.as_tensor(self.cov, dtype=torch.float64))
+        return m, c, vals, vecs
+
+    def _variances(self, c, vals: Tensor) -> Tensor:
+        """V_t per eigenvalue, (n, d)."""
+        return c.alpha[:, None] ** 2 * vals[None] + c.sigma[:, None] ** 2
+
+    def flow_map(self, x: Tensor, t, s) -> Tensor:
+        """X(x, t, s) = alpha_s m + V_s^{1/2} V_t^{-1/2} (x - alpha_t m)."""
+        m, ct, vals, vecs = self._parts(x, t)
+        cs = self._parts(x, s)[1]
+        ratio = (self._variances(cs, vals) / self._variances(ct, vals)).sqrt()  # (n, d)
+        z = (x.to(torch.float64) - ct.alpha[:, None] * m) @ vecs
+        return cs.alpha[:, None] * m + (ratio * z) @ vecs.T
+
+    def average_velocity(self, x: Tensor, t, s) -> Tensor:
+        """u(x, t, s) = (X(x, t, s) - x) / (s - t); the velocity v(x, t) where s = t."""
+        tt, ss = broadcast_time(t, x).double(), broadcast_time(s, x).double()
+        same = tt == ss
+        h = torch.where(same, torch.ones_like(tt), ss - tt)
+        u = (self.flow_map(x, tt, ss) - x.to(torch.float64)) / h[:, None]
+        return torch.where(same[:, None], self.velocity(x, tt), u)
+
+    def velocity(self, x: Tensor, t) -> Tensor:
+        """v_t(x) = alpha'_t m + (V'_t / 2) V_t^{-1} (x - alpha_t m)."""
+        m, c, vals, vecs = self._parts(x, t)
+        v = self._variances(c, vals)
+        dv = c.alpha[:, None] * c.d_alpha[:, None] * vals[None] + (c.sigma * c.d_sigma)[:, None]
+        z = (x.to(torch.float64) - c.alpha[:, None] * m) @ vecs
+        return c.d_alpha[:, None] * m + (dv / v * z) @ vecs.T
+
+
 def gaussian_oracle(mean: Tensor, cov: Tensor, path: AffinePath) -> MixtureOracle:
     """The oracle of a single Gaussian N(mean, cov) (a one-component mixture)."""
     return MixtureOracle(GaussianMixture.create([1.0], mean, cov), path)
@@ -189,15 +251,25 @@ class GaussianGeodesicOracle:
         x = x0.to(torch.float64)
         return ((1 - tt) * x + tt * (m + x @ A.T)).to(x0.dtype)
 
-    def velocity(self, x: Tensor, t) -> Tensor:
-        """v_t(x) = m + (A - I) ((1 - t) I + t A)^{-1} (x - t m), (n, d)."""
+    def flow_map(self, x: Tensor, t, s) -> Tensor:
+        """X(x, t, s) = M_s M_t^{-1} (x - t m) + s m, M_t = (1 - t) I + t A (module doc)."""
+        return self.transport(self._start(x, t), s)
+
+    def _start(self, x: Tensor, t) -> Tensor:
+        """The reference point x0 whose geodesic passes x at t: M_t^{-1} (x - t m)."""
         A = self.matrix
         m = torch.as_tensor(self.mean, dtype=torch.float64).reshape(-1)
         d = m.shape[0]
         _check_x(x, d)
-        t = broadcast_time(t, x).to(torch.float64)
+        tt = broadcast_time(t, x).to(torch.float64)
         eye = torch.eye(d, dtype=torch.float64)
-        M = (1 - t)[:, None, None] * eye + t[:, None, None] * A  # (n, d, d)
-        y = x.to(torch.float64) - t[:, None] * m
-        x0 = torch.linalg.solve(M, y[..., None])[..., 0]
-        return (m + x0 @ (A - eye).T).to(x.dtype)
+        M = (1 - tt)[:, None, None] * eye + tt[:, None, None] * A
+        y = x.to(torch.float64) - tt[:, None] * m
+        return torch.linalg.solve(M, y[..., None])[..., 0]
+
+    def velocity(self, x: Tensor, t) -> Tensor:
+        """v_t(x) = m + (A - I) ((1 - t) I + t A)^{-1} (x - t m), (n, d)."""
+        A = self.matrix
+        m = torch.as_tensor(self.mean, dtype=torch.float64).reshape(-1)
+        x0 = self._start(x, t)
+        return (m + x0 @ (A - torch.eye(m.shape[0], dtype=torch.float64)).T).to(x.dtype)

@@ -32,7 +32,8 @@ in EDM's variables, 1 NFE per step),
 ``euler_maruyama(diffusion, denoise)``, ``predictor_corrector(diffusion, snr, n_corrector,
 denoise)``, ``annealed_langevin(n_steps_each, step_lr, denoise)``, ``energy_langevin(
 n_langevin, step_size, temperature)``, ``jko`` (a JKO flow's blocks inverted; the model's own
-grid). Single steps: ``ddpm_step``, ``ddim_step``,
+grid), ``flowmap(deviation)`` (a flow map's jumps X(x, t, s) composed on the grid,
+:class:`FlowMapField`; :func:`average_velocity_deviation`). Single steps: ``ddpm_step``, ``ddim_step``,
 ``posterior_coefficients``, ``langevin_step``; ``natural_diffusion_squared(field, t)``.
 
 Guidance (:mod:`.guidance`): ``guided_field(labelled, labels, null, Guidance(scale, interval,
@@ -54,6 +55,7 @@ from .dpm_solver import dpm_solver, dpm_solver_3m
 from .edm import edm_heun
 from .energy import energy_field, energy_langevin
 from .field import Field, as_field
+from .flowmap import AverageNetworkFn, FlowMapField, average_velocity_deviation, flowmap
 from .grids import (
     SOLVER_SPACINGS,
     SPACINGS,
@@ -96,6 +98,10 @@ from .sde import (
 from .unipc import unipc
 
 __all__ = [
+    "AverageNetworkFn",
+    "FlowMapField",
+    "average_velocity_deviation",
+    "flowmap",
     "DEFAULT_NFE",
     "SAMPLERS",
     "SamplingContext",

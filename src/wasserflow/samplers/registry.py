@@ -51,6 +51,10 @@ class SamplingContext:
         score_valid: whether the score and (x1, eps) conversions hold: a Gaussian reference
             independent of the data (not OT / entropic couplings, bridges or reflow pairs).
         energy: whether the model is a scalar potential (Energy Matching).
+        flow_map: whether the model is a flow map X(x, t, s) (:mod:`.flowmap`: it jumps from
+            any time to any later one), which the flow-map sampler needs.
+        velocity: whether the model has an instantaneous velocity v(x, t) (a flow map trained
+            only on jumps has none: the ODE samplers are refused).
         description: how to name the model in error messages (its method).
     """
 
@@ -62,6 +66,8 @@ class SamplingContext:
     model_steps: Tensor | None = None
     score_valid: bool = True
     energy: bool = False
+    flow_map: bool = False
+    velocity: bool = True
     description: str = "this model"
 
 
@@ -116,6 +122,7 @@ class SamplerSpec:
         adaptive: whether it chooses its own steps (then the NFE budget is ignored).
         needs_energy: whether the field must be -grad E of a scalar potential.
         needs_model_steps: whether it follows a model's own fixed steps (the JKO flow).
+        needs_flow_map: whether it drives a flow map's jumps (:attr:`SamplingContext.flow_map`).
         plan: its grid policy (:data:`GridPolicy`).
         about: what it does, in a few words (for messages).
     """
@@ -130,6 +137,7 @@ class SamplerSpec:
     adaptive: bool = False
     needs_energy: bool = False
     needs_model_steps: bool = False
+    needs_flow_map: bool = False
     plan: GridPolicy = uniform_plan
     about: str = ""
 
@@ -151,6 +159,7 @@ class SamplerSpec:
                 + " or ".join(f"{s.about} (sampler {s.name!r})" for s in own)
                 + f", not {self.name!r}"
             )
+        self._check_flow_map(ctx)
         if self.needs_energy and not ctx.energy:
             raise ValueError(
                 f"sampler {self.name} needs an energy model; {what} trains a "
@@ -162,6 +171,21 @@ class SamplerSpec:
                 f"sampler {self.name} needs the score of a Gaussian path with "
                 f"independent coupling, which {what} does not learn: use an ODE "
                 f"sampler ({alt})"
+            )
+
+    def _check_flow_map(self, ctx: SamplingContext) -> None:
+        """A flow-map sampler needs a flow map; a model without a velocity needs one."""
+        what = ctx.description
+        jumps = [s.name for s in SAMPLERS.values() if s.needs_flow_map]
+        if self.needs_flow_map and not ctx.flow_map:
+            raise ValueError(
+                f"sampler {self.name} jumps along a flow map X(x, t, s), which {what} does not "
+                f"learn: use {ode_names()}"
+            )
+        if not self.needs_flow_map and not ctx.velocity:
+            raise ValueError(
+                f"{what} learns the jumps of a flow map, not a velocity: sample it with "
+                f"{' or '.join(jumps)}, not {self.name}"
             )
 
     def supports(self, ctx: SamplingContext) -> bool:
@@ -249,7 +273,12 @@ def ode_names() -> str:
         n
         for n, s in SAMPLERS.items()
         if not (
-            s.stochastic or s.needs_score or s.needs_path or s.needs_energy or s.needs_model_steps
+            s.stochastic
+            or s.needs_score
+            or s.needs_path
+            or s.needs_energy
+            or s.needs_model_steps
+            or s.needs_flow_map
         )
     )
 

@@ -22,6 +22,9 @@ class SampleResult:
         times: (F,) float64 clock times of the frames (of the grid, also without trajectory).
         energy: (n,) float64 kinetic energy int |dx/dt|^2 dt of each sample's path as solved
             (:mod:`~wasserflow.samplers.kinetic`), or None (stochastic samplers).
+        deviation: (n,) float64 deviation of a flow map's average velocities from its
+            instantaneous ones along the jumps taken (:func:`~wasserflow.samplers.flowmap.
+            average_velocity_deviation`), when asked for, else None.
     """
 
     x: Tensor
@@ -29,6 +32,7 @@ class SampleResult:
     trajectory: Tensor | None
     times: Tensor
     energy: Tensor | None = None
+    deviation: Tensor | None = None
 
 
 def grid_steps(grid: Tensor, *, allow_decreasing: bool = False) -> tuple[Tensor, Tensor]:
@@ -109,7 +113,7 @@ class Recorder:
         self._last = x
         self.times.append(float(t))
 
-    def result(self, x: Tensor) -> SampleResult:
+    def result(self, x: Tensor, deviation: Tensor | None = None) -> SampleResult:
         traj = torch.stack(self.frames) if self.keep else None
         return SampleResult(
             x=x,
@@ -117,6 +121,7 @@ class Recorder:
             trajectory=traj,
             times=torch.tensor(self.times, dtype=torch.float64),
             energy=None if self.energy is None else self.energy.cpu(),
+            deviation=None if deviation is None else deviation.cpu(),
         )
 
 

@@ -1,0 +1,168 @@
+"""Experiment ``one-step``: does a flow map's one-step error grow with the curvature of the path
+it learns? (from ``learned``'s and ``images``' numbers, no training).
+
+A flow map learns the jumps X(x, t, s) of an ODE; on a straight path (a geodesic) the average
+velocity of every jump is the instantaneous one, so the one-jump map is as easy to learn as the
+velocity, and every bend of the path is something one jump must learn on top
+(:mod:`wasserflow.objectives.flowmap`). For each flow-map model of the report (``learned``'s on
+each 2-D data set, ``images``' on the digits) two numbers, each with its 95 % interval:
+
+* the one-step error: the model's distance to the data at one jump above its distance at its
+  largest budget (many small jumps), W2 in 2-D and FD on images;
+* the curvature of the path it learns: the curvature PE - E|x1 - x0|^2 of its jumps at the
+  largest budget (:mod:`wasserflow.metrics.path_energy`), i.e. of the ODE of its instantaneous
+  velocity (MeanFlow, shortcut) or of the teacher's ODE it was distilled from, as it learned it.
+
+The profiles train two flow maps by default whose paths differ most: ``meanflow`` (independent
+pairs, the curved path of I-CFM) and ``flowmap-distill`` (the report's OT-CFM run as teacher, a
+nearly straight path); ``full`` adds ``meanflow-ot`` and ``shortcut``, and ``--methods`` names
+any. The claim is read on each data set with at least two flow maps: the model whose path is the
+most curved has the larger one-step error than the least curved one, each by more than both
+intervals (two checks: the curvatures differ, and the errors differ the same way).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ..metrics import Evaluation, Interval
+from .context import Check, Context, ExperimentResult, Table, Verdict, table
+from .images_exp import ImagesNumbers
+from .learned import FLOW_MAP, LearnedNumbers
+from .records import FLATTEN, to_json
+from .registry import register_experiment
+
+CLAIM = (
+    "A flow map's one-step error grows with the curvature of the path it learns (its own ODE's "
+    "or its teacher's): the more curved path gives the larger one-step error."
+)
+
+
+@dataclass(frozen=True)
+class OneStep:
+    """One flow map's one-step error (metric at one jump minus at ``nfe`` jumps) and the
+    curvature of its jumps at ``nfe``, with the metric at both budgets."""
+
+    metric: str
+    one_jump: Interval
+    converged: Interval
+    nfe: int
+    error: Interval
+    curvature: Interval
+
+
+@dataclass(frozen=True)
+class OneStepNumbers:
+    """The flow maps' numbers by data set (the data sets are the record's keys)."""
+
+    data: dict[str, dict[str, OneStep]] = field(metadata=FLATTEN)
+
+
+def _point(v: float) -> Interval:
+    return Interval(v, v, v, 1.0, "point", 0)
+
+
+def difference(a: Interval, b: Interval) -> Interval:
+    """a - b within the interval the two allow: from a's lower end less b's upper end to a's
+    upper end less b's lower end (no upper end where a has none; b's value where b has no
+    upper end: W2's and FD's intervals always have one)."""
+    b_up = b.value if b.upper is None else b.upper
+    up = None if a.upper is None else a.upper - b.lower
+    value = None if a.value is None or b.value is None else a.value - b.value
+    return Interval(value, a.lower - b_up, up, min(a.level, b.level), "difference", min(a.n, b.n))
+
+
+def one_step(rows: tuple[Evaluation, ...], metric: str) -> OneStep | None:
+    """:class:`OneStep` of a flow map from its jumps' evaluations ("w2" or "fd"), or None
+    without one jump, a larger budget or the geometry at it."""
+    fixed = sorted((r for r in rows if r.nfe_requested is not None), key=lambda r: r.nfe)
+    if len(fixed) < 2 or fixed[0].nfe != 1 or fixed[-1].geometry is None:
+        return None
+
+    def value(r: Evaluation) -> Interval | None:
+        iv = r.w2_interval if metric == "w2" else r.fd_interval
+        raw = r.w2 if metric == "w2" else r.fd
+        return iv if iv is not None else (None if raw is None else _point(raw))
+
+    one, conv = value(fixed[0]), value(fixed[-1])
+    if one is None or conv is None:
+        return None
+    top = fixed[-1]
+    return OneStep(metric, one, conv, top.nfe, difference(one, conv), top.geometry.curvature)
+
+
+def measure(learned: LearnedNumbers | None, images: ImagesNumbers | None) -> OneStepNumbers:
+    out: dict[str, dict[str, OneStep]] = {}
+    for d, recs in (learned.runs if learned else {}).items():
+        found = {m: one_step(r.own, "w2") for m, r in recs.items() if r.family == FLOW_MAP}
+        out[d] = {m: s for m, s in found.items() if s is not None}
+    if images is not None:
+        found = {m: one_step(r.ode, "fd") for m, r in images.runs.items() if r.family == FLOW_MAP}
+        out[images.data] = {m: s for m, s in found.items() if s is not None}
+    return OneStepNumbers({d: v for d, v in out.items() if v})
+
+
+def verdict(n: OneStepNumbers) -> Verdict:
+    checks, parts = [], []
+    for d, recs in n.data.items():
+        if len(recs) < 2:
+            continue
+        ranked = sorted(recs, key=lambda m: recs[m].curvature.value)
+        lo, hi = ranked[0], ranked[-1]
+        a, b = recs[hi], recs[lo]
+        checks += [
+            Check(f"{d}: curvature of {hi} against {lo}", a.curvature, ">", b.curvature),
+            Check(f"{d}: one-step error ({a.metric}) of {hi} against {lo}", a.error, ">", b.error),
+        ]
+        parts.append(
+            f"{d}: {hi} (curvature {a.curvature}) one-step {a.metric} error {a.error} against "
+            f"{lo} ({b.curvature}) {b.error}"
+        )
+    if not checks:
+        return Verdict(
+            None,
+            "not decided: needs two flow-map models on one data set (learned's methods or "
+            "images' with flow maps)",
+        )
+    return Verdict.judge(checks, "; ".join(parts))
+
+
+def _table(n: OneStepNumbers) -> Table:
+    return table(
+        "Flow maps: one-step error and the curvature of the learned path (95 % intervals)",
+        [
+            "data",
+            "method",
+            "metric",
+            "1 jump",
+            "largest NFE",
+            "at largest NFE",
+            "one-step error",
+            "curvature",
+        ],
+        [
+            [d, m, s.metric, s.one_jump, s.nfe, s.converged, s.error, s.curvature]
+            for d, recs in n.data.items()
+            for m, s in recs.items()
+        ],
+    )
+
+
+@register_experiment(
+    "one-step", None, title="One step along the path", order=65, requires=("learned", "images")
+)
+def run(ctx: Context) -> ExperimentResult:
+    t0 = time.perf_counter()
+    learned = ctx.results["learned"].record(LearnedNumbers)
+    images = ctx.results["images"].record(ImagesNumbers)
+    numbers = measure(learned, images)
+    return ExperimentResult(
+        name="one-step",
+        title="One step along the path: flow maps",
+        claim=CLAIM,
+        verdict=verdict(numbers),
+        numbers=to_json(numbers),
+        seconds=time.perf_counter() - t0,
+        tables=[_table(numbers)],
+    )

@@ -1,0 +1,184 @@
+"""Flow-map distillation: a student learns the flow map of a trained model's ODE, solved by
+wasserflow's own samplers (Lagrangian flow map matching, Boffi, Albergo & Vanden-Eijnden 2024,
+arXiv:2406.07507, with the teacher's trajectories computed once).
+
+The teacher is any :class:`~wasserflow.engine.GenerativeModel` that has a deterministic sampler:
+a trained run folder, a diffusers or TorchCFM model (``teacher="diffusers:DIR"``,
+``"torchcfm:CKPT#KEY"`` with ``teacher_model``; :mod:`wasserflow.interop`), or, with no teacher
+given, one trained first inside the run folder (``teacher/``, by ``teacher_method``, the run's
+model, data and training settings: its seconds are part of the run's). Before the student
+trains, ``pairs`` noises are carried to the data by ``teacher_sampler`` on a uniform grid of
+``teacher_nfe`` evaluations, and each trajectory is kept at the K + 1 times t_k = k / K
+(K = ``frames``, a power of 2): batches of these frames (B, K + 1, ...) are the student's data.
+Each sample of a batch is one jump between two frames, a step of 2^l frames (l uniform in
+{0, ..., log2 K}, so the jumps of 1, 2, 4, ..., K uniform steps that sampling at that many NFE
+takes are all trained) from a start i uniform among those that fit:
+
+    loss_i = |u(x_{t_i}, t_i, t_j) - (x_{t_j} - x_{t_i}) / (t_j - t_i)|^2,
+
+the student's average velocity against the teacher's chord. The student samples by its jumps
+(the ``flowmap`` sampler); it learns no instantaneous velocity (the ODE samplers are refused).
+Its reference noise must be the teacher's and its data scaling too (checked when the teacher is
+loaded): the frames are used in the teacher's coordinates.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..samplers import AverageNetworkFn, get_sampler, uniform_grid
+from .flowmap import FlowMapSpec, check_power_of_two, check_times, expand, squared_norm
+from .registry import LossSetup, TeacherSpec, TrainJob, TrainResult, register_objective
+
+CHUNK = 1024
+"""Trajectories solved per teacher call (bounds the memory of the recorded frames)."""
+
+
+def jump_indices(n: int, frames: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """(i, j), each (n,) int64: frame indices of jumps of 2^l frames, l ~ U{0..log2 K}, the start
+    i uniform among 0..K - 2^l (module doc)."""
+    levels = int(math.log2(frames)) + 1
+    step = torch.pow(2, torch.randint(0, levels, (n,), generator=generator))
+    i = (torch.rand(n, generator=generator, dtype=torch.float64) * (frames - step + 1)).long()
+    return i, i + step
+
+
+@dataclass(frozen=True)
+class FlowMapDistill:
+    """The distillation loss on batches of teacher frames (B, K + 1, ...) at t_k = k / K."""
+
+    frames: int = 8
+
+    def loss(
+        self, model: nn.Module, batch: Tensor, generator: torch.Generator, step: int = 0
+    ) -> Tensor:
+        """Per-sample losses (B,) (module doc)."""
+        k = self.frames
+        if batch.dim() < 3 or batch.shape[1] != k + 1:
+            raise ValueError(
+                f"flow-map distillation trains on batches of teacher frames (B, {k + 1}, ...), "
+                f"got shape {tuple(batch.shape)}"
+            )
+        n = batch.shape[0]
+        i, j = jump_indices(n, k, generator)
+        rows = torch.arange(n)
+        xi, xj = batch[rows, i], batch[rows, j]
+        t, s = i.to(batch.dtype) / k, j.to(batch.dtype) / k
+        target = (xj - xi) / expand(s - t, xi)
+        return squared_norm(AverageNetworkFn(model)(xi, t, s) - target)
+
+    __call__ = loss
+
+
+@dataclass(frozen=True)
+class FrameBatches:
+    """Batches of n trajectories drawn (with replacement) from the teacher's frames."""
+
+    frames: Tensor
+
+    def __call__(self, n: int, generator: torch.Generator) -> Tensor:
+        return self.frames[torch.randint(0, self.frames.shape[0], (n,), generator=generator)]
+
+
+def teacher_frames(teacher: Any, objective: FlowMapDistillObjective, seed: int) -> Tensor:
+    """(pairs, K + 1, ...) float32 frames of the teacher's ODE at t_k = k / K in its model space
+    (module doc), from noise drawn with the seed; refused in one line if not finite."""
+    spec = get_sampler(objective.teacher_sampler)
+    steps = objective.teacher_nfe // spec.nfe_per_step
+    every = steps // objective.frames
+    g = torch.Generator().manual_seed(seed + 104_729)
+    parts = []
+    for lo in range(0, objective.pairs, CHUNK):
+        res = teacher.sample(
+            min(CHUNK, objective.pairs - lo),
+            sampler=spec.name,
+            grid=uniform_grid(steps),
+            generator=g,
+            return_trajectory=True,
+            data_space=False,
+        )
+        parts.append(res.trajectory[::every].transpose(0, 1).to(torch.float32))
+    frames = torch.cat(parts)
+    if not torch.isfinite(frames).all():
+        raise ValueError(
+            f"the teacher's trajectories by {spec.name} are not finite (a field singular at "
+            "t = 1?): use teacher_sampler euler or midpoint, which never evaluate there"
+        )
+    return frames
+
+
+@dataclass(frozen=True)
+class FlowMapDistillObjective:
+    """Flow-map distillation of a teacher's ODE (:class:`FlowMapDistill`, module doc)."""
+
+    teacher: str | None = None
+    teacher_method: str = "otcfm"
+    teacher_steps: int | None = None
+    teacher_model: str | None = None
+    teacher_model_options: dict[str, Any] = field(default_factory=dict)
+    teacher_sampler: str = "midpoint"
+    teacher_nfe: int = 32
+    frames: int = 8
+    pairs: int = 4096
+    time_factor: float = 1e-3
+    kind: str = "flowmap_distill"
+
+    def __post_init__(self) -> None:
+        k = self.frames
+        check_power_of_two("frames", k)
+        if self.pairs < 1 or (self.teacher_steps is not None and self.teacher_steps < 1):
+            raise ValueError("pairs and teacher_steps must be positive")
+        check_times(1.0, self.time_factor)
+        spec = get_sampler(self.teacher_sampler)
+        if spec.stochastic or spec.adaptive or not spec.nfe_per_step or spec.needs_flow_map:
+            raise ValueError(
+                f"teacher_sampler {spec.name} does not solve the ODE on a fixed grid: use "
+                "euler, midpoint, heun or rk4"
+            )
+        steps = self.teacher_nfe // spec.nfe_per_step
+        if steps < 1 or steps % k:
+            raise ValueError(
+                f"teacher_nfe {self.teacher_nfe} gives {steps} {spec.name} steps, not a multiple "
+                f"of frames = {k}: give teacher_nfe = {k * spec.nfe_per_step} x an integer"
+            )
+
+
+@register_objective("flowmap_distill", FlowMapDistillObjective)
+class FlowMapDistillSpec(FlowMapSpec):
+    """Flow-map distillation: a teacher's frames as data, a flow map without an instantaneous
+    velocity, trained in one process."""
+
+    title = "flow-map distillation"
+    instantaneous = False
+    data_parallel = False
+    pair_batches = False
+
+    def check(self, objective: FlowMapDistillObjective, run: Any) -> None:
+        super().check(objective, run)
+        if run.coupling.kind != "independent" or run.reflow.rounds or run.reflow.teacher:
+            raise ValueError(
+                "flow-map distillation learns its teacher's trajectories: leave coupling "
+                "independent and reflow off (the teacher has its own coupling)"
+            )
+
+    def teacher(self, objective: FlowMapDistillObjective) -> TeacherSpec:
+        return TeacherSpec(
+            source=objective.teacher,
+            method=objective.teacher_method,
+            steps=objective.teacher_steps,
+            model=objective.teacher_model,
+            model_options=dict(objective.teacher_model_options),
+        )
+
+    def loss(self, objective: FlowMapDistillObjective, setup: LossSetup) -> FlowMapDistill:
+        return FlowMapDistill(frames=objective.frames)
+
+    def train(self, objective: FlowMapDistillObjective, job: TrainJob) -> list[TrainResult]:
+        """Solve the teacher's trajectories, then train on their frames in the batch loop."""
+        teacher = job.teacher(self.teacher(objective))
+        return job.train_network(data=FrameBatches(teacher_frames(teacher, objective, job.seed)))

@@ -1,0 +1,89 @@
+"""The flow maps in the report: their family, the profiles' choice of them, the distillation's
+teacher taken from the report's own runs, and the one-step verdict's logic."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from wasserflow.engine import make_config
+from wasserflow.experiments import resolve_config
+from wasserflow.experiments.images_exp import ImagesProfile
+from wasserflow.experiments.learned import FLOW_MAP, LearnedProfile, family
+from wasserflow.experiments.one_step import OneStep, OneStepNumbers, difference, verdict
+from wasserflow.experiments.training import flow_map_config
+from wasserflow.metrics import Interval
+
+FLOW_MAPS = ("meanflow", "meanflow-ot", "shortcut", "flowmap-distill")
+
+
+def test_flow_maps_are_their_own_family():
+    for m in FLOW_MAPS:
+        assert family(make_config(m, "moons")) == FLOW_MAP, m
+    assert family(make_config("otcfm", "moons")) == "ot-flow"
+    assert family(make_config("icfm", "moons")) == "independent-flow"
+
+
+@pytest.mark.parametrize("profile", ["test", "quick", "default", "full"])
+def test_a_profile_trains_its_flow_maps_and_methods_names_any(profile):
+    cfg = resolve_config(profile)
+    learned = cfg.of(LearnedProfile)
+    assert {m for m in learned.methods if m in FLOW_MAPS} == set(learned.flow_maps)
+    assert "otcfm" in learned.methods and "ddpm" in learned.methods
+    images = cfg.of(ImagesProfile)
+    assert {m for m in images.methods if m in FLOW_MAPS} <= set(images.flow_maps)
+    asked = resolve_config(profile, methods=["shortcut", "icfm"])
+    assert asked.of(LearnedProfile).methods == ("shortcut", "icfm")
+    assert asked.of(ImagesProfile).methods == ("shortcut", "icfm")
+
+
+def test_a_distillation_takes_the_reports_finished_teacher(tmp_path):
+    rc = make_config("flowmap-distill", "moons", steps=300)
+    assert flow_map_config(rc, None, tmp_path) == rc  # no finished otcfm run: its own teacher
+    (tmp_path / "otcfm").mkdir()
+    (tmp_path / "otcfm" / "reproduce.json").write_text("{}")
+    got = flow_map_config(rc, 120, tmp_path)
+    assert got.objective.teacher == str(tmp_path / "otcfm") and got.train.steps == 120
+    named = rc.with_overrides({"objective.teacher": "elsewhere"})
+    assert flow_map_config(named, None, tmp_path).objective.teacher == "elsewhere"
+    flow = make_config("otcfm", "moons", steps=300)
+    assert flow_map_config(flow, 120, tmp_path) == flow  # not a flow map: unchanged
+
+
+def _iv(lo, hi):
+    return Interval((lo + hi) / 2, lo, hi, 0.95, "test", 100)
+
+
+def test_the_difference_of_two_intervals_holds_every_difference_and_no_more():
+    a, b = _iv(1.0, 1.5), _iv(0.2, 0.9)
+    d = difference(a, b)
+    grid = [i / 10 for i in range(16)]
+    xs = [x for x in grid if a.contains(x)]
+    ys = [y for y in grid if b.contains(y)]
+    diffs = [x - y for x, y in itertools.product(xs, ys)]
+    assert all(d.contains(z) for z in diffs)
+    assert d.lower == pytest.approx(min(diffs)) and d.upper == pytest.approx(max(diffs))
+    assert d.value == pytest.approx(a.value - b.value)
+
+
+def _step(error, curvature):
+    return OneStep("w2", _iv(0.3, 0.4), _iv(0.2, 0.3), 100, error, curvature)
+
+
+def test_the_verdict_needs_both_margins_beyond_the_intervals():
+    curved, straight = _iv(2.0, 2.2), _iv(0.1, 0.2)
+    grows = OneStepNumbers(
+        {"moons": {"a": _step(_iv(0.5, 0.6), curved), "b": _step(_iv(0.0, 0.1), straight)}}
+    )
+    v = verdict(grows)
+    assert v.holds is True and "a (curvature" in v.text
+    shrinks = OneStepNumbers(
+        {"moons": {"a": _step(_iv(0.0, 0.1), curved), "b": _step(_iv(0.5, 0.6), straight)}}
+    )
+    assert verdict(shrinks).holds is False
+    overlap = OneStepNumbers(
+        {"moons": {"a": _step(_iv(0.2, 0.6), curved), "b": _step(_iv(0.1, 0.3), straight)}}
+    )
+    assert verdict(overlap).holds is False
+    assert verdict(OneStepNumbers({"moons": {"a": _step(_iv(0, 1), curved)}})).holds is None

@@ -1,0 +1,59 @@
+"""A model trained elsewhere as the teacher of a flow-map distillation, named on the command
+line: TorchCFM's MLP (a state dict, loaded through interop's ``torchcfm:`` source) is distilled
+by ``wasserflow train --method flowmap-distill``, and the student's one jump lands where
+TorchCFM's own ODE integration (torchdiffeq's RK4 on the net called as TorchCFM calls it) takes
+the same noise."""
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from torchcfm.models.models import MLP
+from torchdiffeq import odeint
+
+import wasserflow.interop  # noqa: F401  (registers the diffusers: and torchcfm: teachers)
+from wasserflow.cli import main
+from wasserflow.engine import load_run
+from wasserflow.engine.teachers import TEACHER_SOURCES
+
+
+def wasserflow(*argv):
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in argv])
+        raise SystemExit(0)
+    return e.value.code or 0
+
+
+def test_a_torchcfm_net_is_distilled_into_one_jump(tmp_path):
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = MLP(dim=2, time_varying=True, w=64)  # a smooth field: an arbitrary teacher
+    ckpt = tmp_path / "teacher.safetensors"
+    save_file(net.state_dict(), str(ckpt))
+    out = tmp_path / "student"
+    code = wasserflow(
+        "train", "--method", "flowmap-distill", "--data", "moons", "--steps", 400,
+        "--lr", 3e-3, "--width", 64, "--out", out,
+        "--set", f"objective.teacher=torchcfm:{ckpt}", "--set", "objective.teacher_model=mlp",
+        "--set", "objective.teacher_sampler=rk4", "--set", "objective.teacher_nfe=64",
+        "--set", "objective.pairs=2048",
+    )  # fmt: skip
+    assert code == 0
+    x0 = torch.randn(1000, 2, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        theirs = odeint(
+            lambda t, x: net(torch.cat([x, t.expand(x.shape[0], 1)], 1)),
+            x0, torch.linspace(0, 1, 65), method="rk4",
+        )[-1].double()  # fmt: skip
+    ours = load_run(out).sample(1000, nfe=1, x0=x0.double()).x
+    scale = (theirs - x0.double()).pow(2).sum(1).mean()
+    assert (ours - theirs).pow(2).sum(1).mean() / scale < 0.05
+
+
+def test_the_interop_sources_are_registered_and_check_their_settings(tmp_path, capsys):
+    assert {"diffusers", "torchcfm"} <= set(TEACHER_SOURCES)
+    code = wasserflow(
+        "train", "--method", "flowmap-distill", "--data", "moons", "--steps", 5,
+        "--out", tmp_path / "r", "--set", "objective.teacher=torchcfm:x.safetensors",
+    )  # fmt: skip
+    assert code == 2 and "objective.teacher_model" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # refused before anything was written

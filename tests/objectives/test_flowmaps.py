@@ -1,0 +1,203 @@
+"""The flow-map objectives (MeanFlow, shortcut models, flow-map distillation) against references
+no one here wrote: the exact flow map of the linear path's ODE between N(0, I) and N(m, S)
+(paths/oracle.py's GaussianFlowMap, itself checked against RK4 on the mixture oracle's field in
+tests/paths/test_oracle_flow_maps.py), central finite differences for the JVP, scipy's
+distributions for the times.
+
+The exact average velocity satisfies the MeanFlow identity and the shortcut models'
+self-consistency, so it is a fixed point of both targets (to round-off); trained on Gaussian
+data for a few hundred steps, each objective's one-jump map approaches the exact one (the same
+map, m + S^1/2 x, is the Brenier map), far closer than one Euler step of the exact velocity,
+and distillation recovers its teacher's map (an oracle field through interop)."""
+
+import pytest
+import scipy.stats
+import torch
+
+from wasserflow.engine import load_run, make_config, train_run
+from wasserflow.engine.teachers import TEACHER_SOURCES, register_teacher_source
+from wasserflow.interop import from_callable
+from wasserflow.models import build_backbone
+from wasserflow.objectives import (
+    FlowMapNet,
+    Shortcut,
+    ShortcutObjective,
+    meanflow_target,
+    meanflow_times,
+)
+from wasserflow.objectives.flowmap_distill import jump_indices
+from wasserflow.paths import AffinePath, GaussianFlowMap, LinearSchedule
+
+M = torch.tensor([1.0, -0.5], dtype=torch.float64)  # gaussian2d: N(M, S)
+S = torch.tensor([[1.5, 0.6], [0.6, 0.5]], dtype=torch.float64)
+PATH = AffinePath(LinearSchedule())
+EXACT = GaussianFlowMap(M, S, PATH)
+X0 = torch.randn(2000, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+ONE_JUMP = EXACT.flow_map(X0, 0.0, 1.0)
+SCALE = float((ONE_JUMP - X0).pow(2).sum(1).mean())  # E|X(x0, 0, 1) - x0|^2
+
+
+def _rel_error(x):
+    return float((x - ONE_JUMP).pow(2).sum(1).mean()) / SCALE
+
+
+def _points(seed=0, n=200):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 2, generator=g, dtype=torch.float64)
+    t = 0.8 * torch.rand(n, generator=g, dtype=torch.float64)
+    s = t + (1 - t) * torch.rand(n, generator=g, dtype=torch.float64)
+    return x, t, s
+
+
+# ------------------------------------------------------------------ MeanFlow
+
+
+def test_meanflow_times_are_the_papers_logit_normals_on_our_clock():
+    n = 100_000
+    t, s = meanflow_times(n, torch.Generator().manual_seed(0), torch.float64)
+    assert (t <= s).all() and (t >= 0).all() and (s <= 1).all()
+    jumps = s > t
+    assert abs(float(jumps.double().mean()) - 0.25) < 4 * (0.25 * 0.75 / n) ** 0.5
+    # the paper's t (1 - ours) is the larger of two logit-normals: CDF F^2; its r the smaller
+    F = scipy.stats.norm(-0.4, 1.0).cdf
+
+    def logit(p):
+        return scipy.special.logit(p)
+
+    assert scipy.stats.kstest((1 - t).numpy(), lambda p: F(logit(p)) ** 2).pvalue > 1e-3
+    r = (1 - s)[jumps].numpy()
+    assert scipy.stats.kstest(r, lambda p: 1 - (1 - F(logit(p))) ** 2).pvalue > 1e-3
+    # uniform times: the larger of two uniforms, CDF p^2
+    t, s = meanflow_times(n, torch.Generator().manual_seed(1), torch.float64, kind="uniform")
+    assert scipy.stats.kstest((1 - t).numpy(), lambda p: p**2).pvalue > 1e-3
+
+
+def test_the_exact_average_velocity_is_a_fixed_point_of_the_meanflow_target():
+    x, t, s = _points()
+    u, target = meanflow_target(EXACT.average_velocity, x, t, s, EXACT.velocity(x, t))
+    torch.testing.assert_close(u, EXACT.average_velocity(x, t, s))
+    torch.testing.assert_close(target, u, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["mlp", "unet"])
+def test_the_jvp_target_equals_finite_differences(name):
+    shape, opts = {"mlp": ([2], {"width": 32}), "unet": ([1, 8, 8], {"channels": 8, "groups": 4})}[
+        name
+    ]
+    backbone = build_backbone(name, shape, opts, seed=0, conditions=("scalar",)).double()
+    with torch.no_grad():  # wake the zero-initialised output layers of the unet
+        for p in backbone.parameters():
+            p += 0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1),
+                                    dtype=p.dtype)  # fmt: skip
+    net = FlowMapNet(backbone, time_factor=1e-3)
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(6, *shape, generator=g, dtype=torch.float64)
+    v = torch.randn(6, *shape, generator=g, dtype=torch.float64)
+    t = 0.5 * torch.rand(6, generator=g, dtype=torch.float64)
+    s = t + 0.4
+    u, target = meanflow_target(net, x, t, s, v)  # the unet's attention: math kernel inside
+    assert u.requires_grad and not target.requires_grad
+    eps = 1e-6
+    with torch.no_grad():
+        dudt = (net(x + eps * v, t + eps, s) - net(x - eps * v, t - eps, s)) / (2 * eps)
+        torch.testing.assert_close(u, net(x, t, s))
+    want = v + (s - t).reshape(-1, *[1] * len(shape)) * dudt
+    torch.testing.assert_close(target, want, rtol=1e-7, atol=1e-8)
+    assert (target - v).abs().max() > 1e-3  # the JVP term is not negligible
+
+
+def _train(method, steps, tmp_path, **overrides):
+    cfg = make_config(
+        method, "gaussian2d", steps=steps, batch_size=256, lr=3e-3, width=64, depth=2,
+        warmup=20, ema_decay=0.99, overrides=overrides,
+    )  # fmt: skip
+    train_run(cfg, tmp_path / method)
+    return load_run(tmp_path / method)
+
+
+def _one_jump(run, k=1):
+    return run.sample(2000, nfe=k, x0=X0, data_space=False).x
+
+
+EULER_EXACT = _rel_error(X0 + EXACT.velocity(X0, 0.0))  # one Euler step of the exact field: 1.2
+
+
+def test_meanflow_learns_the_one_step_map(tmp_path):
+    """The paper's logit-normal times (the objective's default; 0.02-0.04 on seeds 0-2 at 500
+    steps, where uniform times, the meanflow recipe's, give 0.22-0.31 here)."""
+    run = _train("meanflow", 500, tmp_path, **{"objective.times": "logit_normal"})
+    err = _rel_error(_one_jump(run))
+    assert err < 0.1 < 0.1 * EULER_EXACT, err
+
+
+# ------------------------------------------------------------------ shortcut models
+
+
+def test_the_exact_map_is_self_consistent_under_the_shortcut_target():
+    """Run the shortcut loss with the exact average velocity as the network: its
+    self-consistency rows lose nothing but round-off; its flow-matching rows keep the
+    conditional variance (their target is the conditional velocity)."""
+
+    class Exact(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros((), dtype=torch.float64))  # the dtype
+
+        def forward(self, x, t, s=None):
+            return EXACT.average_velocity(x, t, t if s is None else s)
+
+    g = torch.Generator().manual_seed(0)
+    data = M + torch.randn(400, 2, generator=g, dtype=torch.float64) @ torch.linalg.cholesky(S).T
+    # M = 1024: 9 of the 10 levels compose two exact jumps (round-off); the smallest takes two
+    # Euler steps of 1 / 1024 on v, whose average velocity is off by O(d): |.|^2 ~ 1e-6
+    per = Shortcut(PATH, options=ShortcutObjective(0.5, base_steps=1024))(Exact(), data, g)
+    assert float((per[200:] < 1e-20).double().mean()) > 0.8
+    assert per[200:].max() < 1e-4 * per[:200].mean()
+    # M = 2: the one level is two Euler steps of 1/2 on v, which the exact map is not
+    coarse = Shortcut(PATH, options=ShortcutObjective(0.5, base_steps=2))
+    assert coarse(Exact(), data, torch.Generator().manual_seed(0))[200:].max() > 1e-3
+
+
+def test_shortcut_learns_the_one_step_map(tmp_path):
+    run = _train("shortcut", 400, tmp_path)
+    assert _rel_error(_one_jump(run)) < 0.1  # measured 0.014 at 600 steps
+    assert _rel_error(_one_jump(run, 4)) < 0.1
+
+
+# ------------------------------------------------------------------ distillation
+
+
+def test_jump_indices_cover_every_power_of_two():
+    i, j = jump_indices(20_000, 8, torch.Generator().manual_seed(0))
+    assert (i >= 0).all() and (j <= 8).all()
+    steps = (j - i).tolist()
+    assert set(steps) == {1, 2, 4, 8}
+    assert all(abs(steps.count(k) / 20_000 - 0.25) < 0.02 for k in (1, 2, 4, 8))
+
+
+@pytest.fixture
+def gaussian_teacher():
+    register_teacher_source(
+        "test-gaussian",
+        lambda where, spec, shape, device: from_callable(
+            EXACT.velocity, "velocity", "linear", shape=shape
+        ),
+    )
+    yield "test-gaussian:exact"
+    TEACHER_SOURCES.pop("test-gaussian")
+
+
+def test_distillation_recovers_the_teachers_map(tmp_path, gaussian_teacher):
+    run = _train(
+        "flowmap-distill", 400, tmp_path, **{
+            "objective.teacher": gaussian_teacher, "objective.teacher_sampler": "rk4",
+            "objective.teacher_nfe": 64, "objective.pairs": 2048,
+        },
+    )  # fmt: skip
+    assert _rel_error(_one_jump(run)) < 0.03  # measured 0.008
+    assert _rel_error(_one_jump(run, 2)) < 0.06  # measured 0.021
+    half = EXACT.flow_map(X0, 0.0, 0.5)  # a jump from the middle, t = 1/2 -> 1
+    with torch.no_grad():
+        got = half + 0.5 * run.model(half.float(), torch.full((2000,), 0.5),
+                                     torch.ones(2000)).double()  # fmt: skip
+    assert _rel_error(got) < 0.06
