@@ -139,8 +139,8 @@ def test_registration_refuses_what_does_not_fit(toy):
 def test_selection_adds_requirements_in_run_order():
     assert select(["images", "steps"]) == ["learned", "steps", "images"]
     assert select(None) == [
-        "paths", "learned", "steps", "free-energy", "denoise-jko", "images", "guidance",
-        "one-step",
+        "paths", "learned", "steps", "free-energy", "denoise-jko", "images", "one-step",
+        "guidance",
     ]  # fmt: skip
     assert select(["one-step"]) == ["learned", "images", "one-step"]
     with pytest.raises(ValueError, match="unknown experiment"):

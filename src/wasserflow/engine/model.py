@@ -144,7 +144,7 @@ class GenerativeModel(Protocol):
             return_trajectory=return_trajectory,
             scaler=self.scaler if data_space else None,
         )
-        if isinstance(field, Field):
+        if isinstance(field, Field) and counter.passes:  # None where none were counted
             res.passes, res.rows = counter.passes, counter.rows
         res.labels = y
         return res

@@ -36,6 +36,7 @@ guided call).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -140,8 +141,9 @@ class _Counted:
 
 
 def counted_field(field: Field, counter: PassCounter) -> Field:
-    """``field`` with every call of its network output counted by ``counter``."""
-    return Field(_Counted(field.fn, counter), field.prediction, field.path, field.score_fn)
+    """``field`` with every call of its network output counted by ``counter`` (a subclass
+    keeps its class and its other members, e.g. a flow map's jumps, which are not counted)."""
+    return dataclasses.replace(field, fn=_Counted(field.fn, counter))
 
 
 class GuidedFn:
