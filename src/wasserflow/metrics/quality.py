@@ -211,16 +211,22 @@ def _map_of(run: GenerativeModel, sampler: str, nfe: int | None) -> Callable[[Te
     return lambda z: run.transport(z, sampler=sampler, nfe=nfe)
 
 
-def w2_interval(x: Tensor, ref: Tensor, level: float = 0.95) -> Interval:
+def w2_interval(
+    x: Tensor, ref: Tensor, level: float = 0.95, *, ref_weights: Tensor | None = None
+) -> Interval:
     """W2 between the n points ``x`` and the m points ``ref`` (exact OT, uniform weights) with
     the normal interval of the empirical transport cost's central limit theorem (del Barrio &
     Loubes 2019): W2^2_n fluctuates as (1/n) sum f(x_i) + (1/m) sum g(y_j) for the optimal dual
     potentials (f, g), so var W2^2_n ~ var f / n + var g / m, carried to W2 by the delta method.
-    The interval is centred at the empirical cost's own expectation: its n^(-2/d) bias (upward
-    for independent samples) is not covered, so compare W2 at equal n, as every table does."""
-    res = exact_ot(x, ref)
+    ``ref_weights`` (m,): ``ref`` is a fixed weighted measure (e.g. a grid density's cells),
+    not a sample, and only var f / n counts. The interval is centred at the empirical cost's own
+    expectation: its n^(-2/d) bias (upward for independent samples) is not covered, so compare
+    W2 at equal n, as every table does."""
+    res = exact_ot(x, ref, None, ref_weights)
     f, g = res.potentials
-    se2 = float(f.var()) / f.numel() + float(g.var()) / g.numel()
+    se2 = float(f.var()) / f.numel()
+    if ref_weights is None:
+        se2 += float(g.var()) / g.numel()
     w2 = res.w2
     half = two_sided_z(level) * math.sqrt(se2) / (2 * max(w2, 1e-300))
     return Interval(w2, max(w2 - half, 0.0), w2 + half, level, "clt", x.shape[0])
