@@ -42,4 +42,5 @@ def test_a_verdict_holds_when_every_check_holds():
     assert Verdict.judge([ok], "x") == Verdict(True, "holds: x", (ok,))
     v = Verdict.judge([ok, bad], "y")
     assert v.holds is False and v.text == "does not hold: y" and v.checks == (ok, bad)
-    assert to_json(v) == {"holds": False, "text": "does not hold: y"}  # results.json as before
+    assert to_json(v)["checks"][1] == {"what": "b", "value": None, "relation": ">", "bound": 0.0}
+    assert from_json(Verdict, {"holds": False, "text": "t"}) == Verdict(False, "t")  # as before

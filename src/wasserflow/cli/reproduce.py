@@ -50,6 +50,13 @@ def reproduce_command(
         Path("wasserflow-out/reproduce"), "--out", "-o", help="run folder (a rerun into it resumes)"
     ),
     seed: int = typer.Option(0, min=0),
+    seeds: int = typer.Option(
+        None,
+        min=1,
+        max=100,
+        help="train and sample with seeds --seed onwards, one folder each, and report their "
+        "spread (default: the profile's, 3 for full and 1 otherwise)",
+    ),
     device: str = typer.Option("cpu", help="cpu or cuda"),
 ) -> None:
     """Run the experiments and write report.html, report.md and results.json to --out."""
@@ -62,7 +69,12 @@ def reproduce_command(
     if device == "cuda" and not torch.cuda.is_available():
         raise EnvironmentProblem("--device cuda: no CUDA device is available; use --device cpu")
     cfg = resolve_config(
-        profile, methods=_split(methods), data=_split(data), image_data=image_data, seed=seed
+        profile,
+        methods=_split(methods),
+        data=_split(data),
+        image_data=image_data,
+        seed=seed,
+        seeds=seeds,
     )
     names = select(_split(experiment))
     weights = {n: EXPERIMENTS[n].weight for n in names}

@@ -14,6 +14,10 @@ mixing numbers from different settings.
 | default | 3000 | 128 x 3 | 24 x 64 | 1000 | the report (< 15 min on 2 CPU cores) |
 | full | 20000 | 256 x 4 | 32 x 128 | 4000 | a GPU |
 
+Seeds: ``full`` runs every experiment for 3 seeds (``seed``, ``seed + 1``, ``seed + 2``: three
+trainings, three samples) and reports their spread (:mod:`.spread`); the other profiles run one.
+``seeds=`` (``--seeds``) overrides the profile's count.
+
 ``images`` (8 x 8 digits, the network methods of ``--methods``): test 60 steps of an MLP 64 x 2
 on icfm, otcfm, ddpm (200 samples); quick 300 steps, MLP 128 x 2, four methods (500); default
 800 steps, MLP 256 x 3, every network method (1,000 samples, NFE up to 32); full 20,000 steps
@@ -26,6 +30,7 @@ default profile (``flowmap_steps``), for the profile's steps otherwise; ``full``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +46,9 @@ VERSION = 1
 
 P = TypeVar("P", bound=Profile)
 
+SEEDS = {"test": 1, "quick": 1, "default": 1, "full": 3}
+"""How many seeds each profile runs (trains and samples) when ``seeds`` is not given."""
+
 
 @dataclass(frozen=True)
 class ReproduceConfig:
@@ -51,6 +59,16 @@ class ReproduceConfig:
     seed: int
     settings: Mapping[str, Profile]
     version: int = VERSION
+    seeds: int = 1
+
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        """The seeds the run trains and samples with: ``seed`` ... ``seed + seeds - 1``."""
+        return tuple(range(self.seed, self.seed + self.seeds))
+
+    def single(self, seed: int) -> ReproduceConfig:
+        """This configuration for one of its seeds alone (a seed folder's config)."""
+        return dataclasses.replace(self, seed=seed, seeds=1)
 
     def of(self, cls: type[P]) -> P:
         """The settings of the experiment whose profile dataclass is ``cls``."""
@@ -62,6 +80,8 @@ class ReproduceConfig:
     def to_json(self) -> dict[str, Any]:
         """config.json: version, profile, seed and each experiment's settings under its name."""
         head = {"version": self.version, "profile": self.profile, "seed": self.seed}
+        if self.seeds != 1:  # one seed: the layout of the configs written before seeds
+            head["seeds"] = self.seeds
         return {**head, **{name: to_json(s) for name, s in self.settings.items()}}
 
     @classmethod
@@ -71,7 +91,7 @@ class ReproduceConfig:
             version = d.get("version") if isinstance(d, dict) else None
             raise ValueError(f"version {version!r} is not {VERSION}")
         names = [n for n, e in EXPERIMENTS.items() if e.profile is not None]
-        rest = sorted(set(d) - {"version", "profile", "seed"} - set(names))
+        rest = sorted(set(d) - {"version", "profile", "seed", "seeds"} - set(names))
         if rest:
             raise ValueError(f"unknown experiment(s) {', '.join(rest)}")
         missing = [n for n in names if n not in d]
@@ -79,8 +99,9 @@ class ReproduceConfig:
             raise ValueError(f"no settings for {', '.join(missing)}")
         profile = from_json(str, d.get("profile"), "profile")
         seed = from_json(int, d.get("seed"), "seed")
+        seeds = from_json(int, d.get("seeds", 1), "seeds")
         settings = {n: from_json(EXPERIMENTS[n].profile, d[n], n) for n in names}
-        return cls(profile, seed, settings)
+        return cls(profile, seed, settings, seeds=_check_seeds(seeds))
 
 
 def resolve_config(
@@ -90,6 +111,7 @@ def resolve_config(
     data: list[str] | None = None,
     image_data: str | None = None,
     seed: int = 0,
+    seeds: int | None = None,
 ) -> ReproduceConfig:
     """The full configuration of a reproduce run (everything that changes a number).
 
@@ -97,7 +119,8 @@ def resolve_config(
     ``data`` sets ``learned``'s point-cloud sets and ``image_data`` ``images``' data spec
     (MNIST, Fashion-MNIST, CIFAR-10, an image folder: see ``wasserflow.data``), whose FD
     features are then the default of its image shape. Each experiment's profile applies them
-    (:meth:`~.registry.Profile.resolve`)."""
+    (:meth:`~.registry.Profile.resolve`). ``seeds``: how many seeds to train and sample
+    (``seed`` onwards; None: the profile's, :data:`SEEDS`)."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
     if methods:
@@ -108,6 +131,7 @@ def resolve_config(
             )
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seeds = _check_seeds(SEEDS[profile] if seeds is None else seeds)
     specs = {m: objective_spec(recipe(m).objective) for m in METHODS}
     request = Request(
         methods=tuple(dict.fromkeys(methods)) if methods else None,
@@ -121,7 +145,13 @@ def resolve_config(
         for name, e in EXPERIMENTS.items()
         if e.profile is not None
     }
-    return ReproduceConfig(profile, seed, settings)
+    return ReproduceConfig(profile, seed, settings, seeds=seeds)
+
+
+def _check_seeds(seeds: object) -> int:
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= 100:
+        raise ValueError(f"seeds must be an integer from 1 to 100, got {seeds!r}")
+    return seeds
 
 
 def config_difference(old: dict, new: dict, prefix: str = "") -> str | None:

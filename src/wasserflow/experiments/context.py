@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import torch
 
 from ..metrics import Interval
-from .records import NOT_SAVED, from_json, to_json
+from .records import from_json, to_json
 
 if TYPE_CHECKING:
     from .config import ReproduceConfig
@@ -45,6 +45,12 @@ def measured(v: Measured, digits: int = 3) -> str:
     return str(v) if isinstance(v, Interval) else f"{v:.{digits}g}"
 
 
+def _plain(v: Measured) -> Measured:
+    if isinstance(v, Interval) and type(v) is not Interval:
+        return Interval(v.value, v.lower, v.upper, v.level, v.method, v.n)
+    return v
+
+
 @dataclass(frozen=True)
 class Check:
     """One comparison a verdict rests on: ``value relation bound``, a measured number against a
@@ -61,6 +67,9 @@ class Check:
     def __post_init__(self) -> None:
         if self.relation not in _RELATIONS:
             raise ValueError(f"relation {self.relation!r}: choose one of {', '.join(_RELATIONS)}")
+        # results.json keeps the interval itself (a CouplingGap's bounds stay in the record)
+        object.__setattr__(self, "value", _plain(self.value))
+        object.__setattr__(self, "bound", _plain(self.bound))
 
     @property
     def holds(self) -> bool:
@@ -79,11 +88,11 @@ class Check:
 class Verdict:
     """A one-line verdict computed from the numbers: ``holds`` and the sentence saying by how
     much (``None`` holds: pending, e.g. too few methods to compare), and the :class:`Check` s it
-    rests on (kept in memory; results.json stores ``holds`` and ``text``)."""
+    rests on (saved with it: a run over several seeds reports their spread from them)."""
 
     holds: bool | None
     text: str
-    checks: tuple[Check, ...] = field(default=(), metadata=NOT_SAVED)
+    checks: tuple[Check, ...] = ()
 
     @classmethod
     def judge(cls, checks: list[Check], text: str) -> Verdict:

@@ -57,6 +57,14 @@ def fmt(v) -> str:
     return str(v)
 
 
+def _seeds(config: ReproduceConfig) -> str:
+    """ "seed 0" or "seeds 0, 1, 2 (each verdict holds only where it holds on every seed)"."""
+    if config.seeds == 1:
+        return f"seed {config.seed}"
+    seeds = ", ".join(map(str, config.seed_list))
+    return f"seeds {seeds} (each verdict holds only where it holds on every seed)"
+
+
 def _label(holds) -> str:
     return {True: "HOLDS", False: "DOES NOT HOLD", None: "PENDING"}[holds]
 
@@ -81,7 +89,7 @@ def markdown(
     lines = [
         "# wasserflow reproduce: the paper's claims, measured",
         "",
-        f"Profile `{config.profile}`, seed {config.seed}, device {env.device}, "
+        f"Profile `{config.profile}`, {_seeds(config)}, device {env.device}, "
         f"status **{env.status}**.",
         "",
         "| experiment | verdict | by how much |",
@@ -152,7 +160,7 @@ def html_report(
         "<title>wasserflow reproduce</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>wasserflow reproduce: the paper's claims, measured</h1>",
-        f"<p>Profile <code>{e(config.profile)}</code>, seed {config.seed}, device "
+        f"<p>Profile <code>{e(config.profile)}</code>, {_seeds(config)}, device "
         f"{e(str(env.device))}, status <strong>{e(env.status)}</strong>.</p>",
         "<table><tr><th>experiment</th><th>verdict</th><th>by how much</th></tr>",
     ]

@@ -8,6 +8,8 @@ Run folder layout::
     results.json         every number of every finished experiment
     report.md, report.html, figures/*.png
     runs/<data>/<method> the trained models of ``learned`` (resumable checkpoints)
+    seed-<s>/            with several seeds (``full``): one such folder per seed; the files
+                         above then hold the results joined over the seeds
 
 Ctrl-C (KeyboardInterrupt) inside an experiment leaves the finished ones and a report marking
 the rest as not run (:class:`~wasserflow.errors.Interrupted` names it); rerunning the same
@@ -21,6 +23,7 @@ import platform
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import _atomic
@@ -32,6 +35,7 @@ from .config import ReproduceConfig, config_difference
 from .context import Context, ExperimentResult
 from .records import to_json
 from .registry import EXPERIMENTS, select
+from .spread import across_seeds
 
 
 def prepare(out: Path, config: ReproduceConfig) -> None:
@@ -135,55 +139,140 @@ def reproduce(
     any work and written under its lock (a second reproduce into it is refused, naming the
     first's pid). When interrupted, raises :class:`~wasserflow.errors.Interrupted` (a
     KeyboardInterrupt) naming the partial report it wrote.
+
+    With ``config.seeds > 1`` each experiment runs once per seed, each seed in its own folder
+    ``out/seed-<s>`` (a complete one-seed run folder, resumable like this one), and ``out``
+    holds the results joined over the seeds (:func:`.spread.across_seeds`): the verdict holds
+    where it holds on every seed, with the spread of the numbers it compares.
     """
     out = Path(out)
     names = select(experiments)
     output_folder(out)
     with folder_lock(out):
         prepare(out, config)
-        ctx = Context(out=out, config=config, device=device)
-        ctx.results = load_finished(out)
+        runs = [_SeedRun(ctx) for ctx in _contexts(out, config, device)]
         try:
-            _run(ctx, names, progress)
+            _run(out, config, runs, names, progress)
         except KeyboardInterrupt as e:
-            done = sum(n in ctx.results for n in names)
+            done = sum(all(n in r.ctx.results for r in runs) for n in names)
             raise Interrupted(
                 f"interrupted: {done} of {len(names)} experiments finished; the partial "
                 f"report is {out / 'report.html'}; rerun the same command to resume"
             ) from e
-    return ctx.results
+    return runs[0].ctx.results if len(runs) == 1 else _joined(out, runs)
 
 
-def _run(ctx: Context, names: list[str], progress) -> None:
-    env_path = ctx.out / "environment.json"
-    env = _read_json(env_path) if env_path.exists() else None
-    walls = dict((env or {}).get("wall_seconds", {}))
+@dataclass
+class _SeedRun:
+    """One seed's run folder (its context, with the results finished there) and the wall
+    seconds of its experiments."""
+
+    ctx: Context
+    walls: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        env_path = self.ctx.out / "environment.json"
+        env = _read_json(env_path) if env_path.exists() else None
+        self.walls = dict((env or {}).get("wall_seconds", {}))
+
+
+def _contexts(out: Path, config: ReproduceConfig, device: str) -> list[Context]:
+    """The run's one context (one seed: ``out`` itself) or one per seed folder."""
+    if config.seeds == 1:
+        ctxs = [Context(out=out, config=config, device=device)]
+    else:
+        ctxs = []
+        for seed in config.seed_list:
+            sub, cfg = out / f"seed-{seed}", config.single(seed)
+            output_folder(sub)
+            prepare(sub, cfg)
+            ctxs.append(Context(out=sub, config=cfg, device=device))
+    for ctx in ctxs:
+        ctx.results = load_finished(ctx.out)
+    return ctxs
+
+
+def _run(out: Path, config: ReproduceConfig, runs: list[_SeedRun], names, progress) -> None:
     status = "complete"
     try:
         for name in names:
-            if name in ctx.results:
-                if progress:
-                    progress(name, "finished earlier (skipped)", 1.0)
-                continue
-            if progress:
-                ctx.progress = lambda detail, frac, name=name: progress(name, detail, frac)
-                progress(name, "starting", 0.0)
-            t0 = time.perf_counter()
-            res = EXPERIMENTS[name].run(ctx)
-            res.seconds = time.perf_counter() - t0
-            walls[name] = res.seconds
-            _atomic.write_json(ctx.out / "results" / f"{name}.json", res.to_dict())
-            ctx.results[name] = res
-            _write_all(ctx, walls, "partial")
+            for i, run in enumerate(runs):
+                _run_one(run, name, _seed_progress(progress, name, i, len(runs), run.ctx.seed))
+            if len(runs) > 1:
+                _write_joined(out, config, runs, "partial")
             if progress:
                 progress(name, "done", 1.0)
     except KeyboardInterrupt:
         status = "interrupted"
         raise
     finally:
-        if status == "complete" and any(n not in ctx.results for n in EXPERIMENTS):
-            status = "partial"
-        _write_all(ctx, walls, status)
+        for run in runs:
+            st = status
+            if st == "complete" and any(n not in run.ctx.results for n in EXPERIMENTS):
+                st = "partial"
+            _write_all(run.ctx, run.walls, st)
+        if len(runs) > 1:
+            _write_joined(out, config, runs, status)
+
+
+def _seed_progress(progress, name: str, i: int, n: int, seed: int):
+    """``progress`` for seed ``i`` of ``n`` of experiment ``name`` (its share of the bar)."""
+    if progress is None or n == 1:
+        return progress
+    return lambda _, detail, frac: progress(
+        name, f"seed {seed} ({i + 1} of {n}): {detail}", (i + frac) / n
+    )
+
+
+def _run_one(run: _SeedRun, name: str, progress) -> None:
+    """Run experiment ``name`` in one seed's folder unless it finished there earlier."""
+    ctx = run.ctx
+    if name in ctx.results:
+        if progress:
+            progress(name, "finished earlier (skipped)", 1.0)
+        return
+    if progress:
+        ctx.progress = lambda detail, frac: progress(name, detail, frac)
+        progress(name, "starting", 0.0)
+    t0 = time.perf_counter()
+    res = EXPERIMENTS[name].run(ctx)
+    res.seconds = time.perf_counter() - t0
+    run.walls[name] = res.seconds
+    _atomic.write_json(ctx.out / "results" / f"{name}.json", res.to_dict())
+    ctx.results[name] = res
+    _write_all(ctx, run.walls, "partial")
+
+
+def _joined(out: Path, runs: list[_SeedRun]) -> dict[str, ExperimentResult]:
+    """Each experiment finished on every seed, joined over the seeds."""
+    seeds = [r.ctx.seed for r in runs]
+    folders = [r.ctx.out.relative_to(out).as_posix() for r in runs]
+    return {
+        name: across_seeds(seeds, [r.ctx.results[name] for r in runs], folders)
+        for name in EXPERIMENTS
+        if all(name in r.ctx.results for r in runs)
+    }
+
+
+def _write_joined(out: Path, config: ReproduceConfig, runs: list[_SeedRun], status: str) -> None:
+    """results.json, environment.json and the report of a run over several seeds."""
+    joined = _joined(out, runs)
+    if status == "complete" and len(joined) < len(EXPERIMENTS):
+        status = "partial"
+    walls = {n: sum(r.walls.get(n, 0.0) for r in runs) for n in joined}
+    ctx = Context(out=out, config=config, device=runs[0].ctx.device, results=joined)
+    _atomic.write_json(
+        out / "results.json",
+        {
+            "config": config.to_json(),
+            "status": status,
+            "seeds": list(config.seed_list),
+            "experiments": {n: r.to_dict() for n, r in joined.items()},
+        },
+    )
+    env = _environment(ctx, walls, status)
+    _atomic.write_json(out / "environment.json", to_json(env))
+    report.write_report(out, config, joined, env)
 
 
 def _write_all(ctx: Context, walls: dict, status: str) -> None:
