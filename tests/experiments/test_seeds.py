@@ -107,3 +107,14 @@ def test_checks_with_intervals_are_saved_with_the_result():
     res = _result([Check("gap", gap, ">", 0.0), Check("nfe", 3, "<", 8.0)])
     back = ExperimentResult.from_dict(json.loads(json.dumps(res.to_dict())))
     assert back.verdict == res.verdict and back.verdict.checks[0].value == gap
+
+
+def test_the_command_line_takes_seeds(tmp_path, capsys):
+    from wasserflow.cli.app import main
+
+    main(["reproduce", "denoise-jko", "--profile", "test", "--seeds", "2", "--out", str(tmp_path)])
+    assert (tmp_path / "seed-1" / "results" / "denoise-jko.json").is_file()
+    assert "denoise-jko: holds" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["reproduce", "--seeds", "0", "--out", str(tmp_path / "x")])
+    assert e.value.code == 2

@@ -24,6 +24,29 @@ def _split(text: str | None) -> list[str] | None:
     return [p.strip() for p in text.split(",") if p.strip()]
 
 
+def _run_with_bar(names: list[str], run):
+    """``run(progress)`` under a progress bar in which each experiment has its weight."""
+    weights = {n: EXPERIMENTS[n].weight for n in names}
+    offset, acc = {}, 0.0
+    for n in names:
+        offset[n] = acc
+        acc += weights[n]
+    with ProgressReport(
+        console,
+        acc,
+        "{part}: {description} ({percent:.0f} % of all, {elapsed})",
+        bar_columns("[bold]{task.fields[part]}", "{task.percentage:>3.0f}%", "{task.description}"),
+        stage="part",
+        part="reproduce",
+        description="",
+    ) as bar:
+
+        def progress(name: str, detail: str, frac: float) -> None:
+            bar.update(offset[name] + frac * weights[name], part=name, description=detail)
+
+        return run(progress)
+
+
 @app.command("reproduce")
 def reproduce_command(
     experiment: str = typer.Argument(
@@ -77,27 +100,10 @@ def reproduce_command(
         seeds=seeds,
     )
     names = select(_split(experiment))
-    weights = {n: EXPERIMENTS[n].weight for n in names}
-    total = sum(weights[n] for n in names)
-    offset = {}
-    acc = 0.0
-    for n in names:
-        offset[n] = acc
-        acc += weights[n]
-    with ProgressReport(
-        console,
-        total,
-        "{part}: {description} ({percent:.0f} % of all, {elapsed})",
-        bar_columns("[bold]{task.fields[part]}", "{task.percentage:>3.0f}%", "{task.description}"),
-        stage="part",
-        part="reproduce",
-        description="",
-    ) as bar:
-
-        def progress(name: str, detail: str, frac: float) -> None:
-            bar.update(offset[name] + frac * weights[name], part=name, description=detail)
-
-        results = reproduce(out, cfg, experiments=names, device=device, progress=progress)
+    results = _run_with_bar(
+        names,
+        lambda progress: reproduce(out, cfg, experiments=names, device=device, progress=progress),
+    )
     for n in names:
         r = results.get(n)
         if r is not None:
