@@ -288,8 +288,11 @@ def _one(ctx: Context, method: str, cfg: ImagesProfile, extractor, ref, frac) ->
 
 def nfe_needed(rows: tuple[Evaluation, ...], within: float = WITHIN) -> Interval | None:
     """The smallest fixed NFE whose FD is within ``within`` of its value at the largest, with
-    the range FD's bootstrap intervals allow (:func:`~wasserflow.metrics.nfe_to_converge`)."""
-    return nfe_to_converge(rows, lambda r: r.fd_interval or r.fd, within)
+    the range the paired bootstrap of FD(k) / FD(largest) allows (the same noise at every
+    budget; :func:`~wasserflow.metrics.nfe_to_converge`, ``Evaluation.fd_ratio``)."""
+    return nfe_to_converge(
+        rows, lambda r: r.fd_interval or r.fd, within, paired=lambda r: r.fd_ratio
+    )
 
 
 def _at_max(rec: ImagesRun) -> Evaluation:

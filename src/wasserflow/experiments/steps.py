@@ -3,7 +3,9 @@
 For each method and sampler, NFE* is the smallest NFE of the grid whose W2 to fresh data is
 within 10% of the method's own converged W2 (its W2 at the largest NFE):
 W2(NFE*) <= 1.1 W2(NFE_max), with the range W2's intervals allow
-(:func:`~wasserflow.metrics.nfe_to_converge`). The claim "OT flow matching needs far fewer
+(:func:`~wasserflow.metrics.nfe_to_converge`), read off the ratio W2(k) / W2(NFE_max) of the
+samples drawn from the same noise, whose paired interval does not carry W2's sampling error
+twice (``Evaluation.w2_ratio``). The claim "OT flow matching needs far fewer
 sampling steps" is read as: the median NFE* (probability-flow ODE) of the OT-coupled flows is
 below that of the diffusion models (DDPM, NCSN, score-SDE VP and VE), by more than those ranges
 (the largest OT-coupled reading against the smallest diffusion one).
@@ -61,7 +63,7 @@ def nfe_needed(
     if not fixed:
         return None, None
     conv = max(fixed, key=lambda r: r.nfe_requested)
-    return nfe_to_converge(fixed, _w2, within), conv.w2_interval
+    return nfe_to_converge(fixed, _w2, within, paired=lambda r: r.w2_ratio), conv.w2_interval
 
 
 def measure(learned: LearnedNumbers) -> StepsNumbers:
