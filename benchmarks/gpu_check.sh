@@ -13,7 +13,9 @@
 #                fp32 and bf16 + compile + fused; Euler sampling NFE/s beside a plain loop
 #  4. mnist      benchmarks/images.py's MNIST protocol (UNet size "mnist"), short budget, when the
 #                MNIST test images are at $MNIST (default .gpudata/t10k-images-idx3-ubyte.gz)
-#  5. torchrun   the data-parallel path on NCCL: 2 ranks where 2 GPUs exist, else 1
+#  5. flowmap    MeanFlow's JVP target through the UNet on CUDA (forward-mode AD through the
+#                convolutions and attention kernels), then its one- and few-jump samples
+#  6. torchrun   the data-parallel path on NCCL: 2 ranks where 2 GPUs exist, else 1
 #
 # Python packages missing on the machine (POT, TorchCFM) are installed from wheels in .whl/ when
 # that folder exists (see /work/.library/device/README.md in the development workplace).
@@ -30,7 +32,7 @@ fi
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONUNBUFFERED=1
 MNIST=${MNIST:-.gpudata/t10k-images-idx3-ubyte.gz}
-ONLY=${ONLY:-env,train,throughput,mnist,torchrun}
+ONLY=${ONLY:-env,train,throughput,mnist,flowmap,torchrun}
 LOG="$OUT/gpu_check.log"
 : >"$LOG"
 T0=$(date +%s)
@@ -72,6 +74,9 @@ if [ -f "$MNIST" ]; then
         --seconds 30 --seeds 0 --n 2000 --nfes 1,2,8 --only wasserflow-otcfm \
         --json "$OUT/mnist.json"
 fi
+step flowmap 120 $WF train --method meanflow --data digits_images --model unet --batch-size 128 \
+    --lr 2e-3 --steps 300 --device cuda -o /tmp/wf-meanflow
+step flowmap-evaluate 90 $WF evaluate /tmp/wf-meanflow --nfe 1,2,4 --n 1000 --device cuda
 NGPU=$($PY -c "import torch; print(min(2, torch.cuda.device_count()))" 2>/dev/null || echo 1)
 step torchrun 120 $PY -m torch.distributed.run --standalone --nproc-per-node "$NGPU" \
     -m wasserflow train "${UNET_DIGITS[@]}" --steps 200 --device cuda -o /tmp/wf-ddp
