@@ -87,3 +87,31 @@ def test_the_verdict_needs_both_margins_beyond_the_intervals():
     )
     assert verdict(overlap).holds is False
     assert verdict(OneStepNumbers({"moons": {"a": _step(_iv(0, 1), curved)}})).holds is None
+
+
+def test_the_one_step_error_is_read_off_the_paired_ratio_where_there_is_one():
+    """W2 0.35 at one jump and 0.25 at 64 with overlapping intervals: from the intervals the
+    relative excess is (0.35 - 0.25) / 0.25 = 0.4 within [0, 0.8]; the paired ratio 1.4 +- 0.05
+    (the same noise at both budgets) gives 0.4 +- 0.05; a ratio to another budget is not read."""
+    from dataclasses import dataclass
+
+    from wasserflow.experiments.one_step import _excess
+    from wasserflow.metrics import PairedDistance
+
+    @dataclass
+    class Row:
+        nfe_requested: int
+        w2_ratio: PairedDistance | None
+
+    one, conv = _iv(0.3, 0.4), _iv(0.2, 0.3)
+    top = Row(64, None)
+    paired = _excess(
+        Row(1, PairedDistance(1.4, 1.35, 1.45, 0.95, "p", 100, 64)), top, "w2", one, conv
+    )
+    assert (paired.value, paired.lower, paired.upper) == pytest.approx((0.4, 0.35, 0.45))
+    plain = _excess(Row(1, None), top, "w2", one, conv)
+    assert (plain.value, plain.lower, plain.upper) == pytest.approx((0.4, 0.0, 0.8))
+    other = _excess(
+        Row(1, PairedDistance(1.4, 1.35, 1.45, 0.95, "p", 100, 8)), top, "w2", one, conv
+    )
+    assert other == plain

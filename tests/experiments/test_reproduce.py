@@ -246,9 +246,10 @@ def test_images_section_decomposes_the_path_energy(results):
 
 
 def test_one_step_compares_the_flow_maps_of_the_report(results, run_dir):
-    """The quick profile's flow maps (moons; its images run has none): each one's one-step
-    error (W2 at one jump less W2 at 100) and the curvature of its jumps at 100, each an
-    interval holding its value; the distilled map's teacher is learned's own OT-CFM run."""
+    """The quick profile's flow maps (moons; its images run has none): each one's relative
+    one-step error (W2 at one jump over W2 at 100, less 1, from the paired ratio) and the
+    curvature of its jumps at 100, each an interval holding its value; the distilled map's
+    teacher is learned's own OT-CFM run."""
     runs = results["learned"]["numbers"]["runs"]["moons"]
     maps = [m for m, r in runs.items() if r["family"] == FLOW_MAP]
     assert maps and set(maps) == set(resolve_config("quick").of(LearnedProfile).flow_maps)
@@ -257,7 +258,8 @@ def test_one_step_compares_the_flow_maps_of_the_report(results, run_dir):
     assert set(rows) == set(maps)
     for m, r in rows.items():
         w2 = {x["nfe_requested"]: x["w2"] for x in runs[m]["own"]}
-        assert r["error"]["value"] == pytest.approx(w2[1] - w2[100], rel=1e-9, abs=1e-12), m
+        assert r["error"]["value"] == pytest.approx(w2[1] / w2[100] - 1, rel=1e-9, abs=1e-12), m
+        assert r["error"]["method"] == "paired ratio", m
         for part in (r["error"], r["curvature"]):
             assert part["lower"] <= part["value"] <= part["upper"], m
     assert one["verdict"]["holds"] in (True, False) and "curvature" in one["verdict"]["text"]

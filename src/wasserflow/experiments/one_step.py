@@ -7,8 +7,11 @@ velocity, and every bend of the path is something one jump must learn on top
 (:mod:`wasserflow.objectives.flowmap`). For each flow-map model of the report (``learned``'s on
 each 2-D data set, ``images``' on the digits) two numbers, each with its 95 % interval:
 
-* the one-step error: the model's distance to the data at one jump above its distance at its
-  largest budget (many small jumps), W2 in 2-D and FD on images;
+* the one-step error: the model's distance to the data at one jump relative to its distance at
+  its largest budget (many small jumps), less 1: W2(1) / W2(K) - 1 in 2-D, FD(1) / FD(K) - 1
+  on images, with the paired interval of the ratio (both budgets sample the same noise against
+  the same data: ``Evaluation.w2_ratio`` / ``fd_ratio``; the difference of the two intervals
+  where a record has no ratio);
 * the curvature of the path it learns: the curvature PE - E|x1 - x0|^2 of its jumps at the
   largest budget (:mod:`wasserflow.metrics.path_energy`), i.e. of the ODE of its instantaneous
   velocity (MeanFlow, shortcut) or of the teacher's ODE it was distilled from, as it learned it.
@@ -41,8 +44,8 @@ CLAIM = (
 
 @dataclass(frozen=True)
 class OneStep:
-    """One flow map's one-step error (metric at one jump minus at ``nfe`` jumps) and the
-    curvature of its jumps at ``nfe``, with the metric at both budgets."""
+    """One flow map's relative one-step error (metric at one jump over at ``nfe`` jumps, less
+    1) and the curvature of its jumps at ``nfe``, with the metric at both budgets."""
 
     metric: str
     one_jump: Interval
@@ -89,7 +92,26 @@ def one_step(rows: tuple[Evaluation, ...], metric: str) -> OneStep | None:
     if one is None or conv is None:
         return None
     top = fixed[-1]
-    return OneStep(metric, one, conv, top.nfe, difference(one, conv), top.geometry.curvature)
+    return OneStep(
+        metric,
+        one,
+        conv,
+        top.nfe,
+        _excess(fixed[0], top, metric, one, conv),
+        top.geometry.curvature,
+    )
+
+
+def _excess(first: Evaluation, top: Evaluation, metric: str, one: Interval, conv: Interval):
+    """metric(1 jump) / metric(top) - 1: from the paired ratio where the row has it (against
+    ``top``), else from the difference of the two intervals over the converged value."""
+    ratio = first.w2_ratio if metric == "w2" else first.fd_ratio
+    if ratio is not None and ratio.against == top.nfe_requested:
+        up = None if ratio.upper is None else ratio.upper - 1
+        return Interval(ratio.value - 1, ratio.lower - 1, up, ratio.level, "paired ratio", ratio.n)
+    d, c = difference(one, conv), max(conv.value, 1e-300)
+    up = None if d.upper is None else d.upper / c
+    return Interval(d.value / c, d.lower / c, up, d.level, "difference", d.n)
 
 
 def measure(learned: LearnedNumbers | None, images: ImagesNumbers | None) -> OneStepNumbers:
@@ -116,7 +138,7 @@ def verdict(n: OneStepNumbers) -> Verdict:
             Check(f"{d}: one-step error ({a.metric}) of {hi} against {lo}", a.error, ">", b.error),
         ]
         parts.append(
-            f"{d}: {hi} (curvature {a.curvature}) one-step {a.metric} error {a.error} against "
+            f"{d}: {hi} (curvature {a.curvature}) relative one-step {a.metric} error {a.error} against "
             f"{lo} ({b.curvature}) {b.error}"
         )
     if not checks:
@@ -138,7 +160,7 @@ def _table(n: OneStepNumbers) -> Table:
             "1 jump",
             "largest NFE",
             "at largest NFE",
-            "one-step error",
+            "one-step error (1 jump / largest - 1)",
             "curvature",
         ],
         [
