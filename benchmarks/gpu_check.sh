@@ -10,7 +10,8 @@
 #                torch.compile, Adam's fused kernel and channels-last; sample and evaluate each
 #  3. throughput benchmarks/gpu_throughput.py on TorchCFM's CIFAR-10 UNet (35.75 M parameters,
 #                batch 128): wasserflow's engine beside TorchCFM's loop and a plain PyTorch loop,
-#                fp32 and bf16 + compile + fused; Euler sampling NFE/s beside a plain loop
+#                fp32 and bf16 + compile + fused (then with CUDA graphs: reduce-overhead);
+#                Euler sampling NFE/s beside a plain loop
 #  4. mnist      benchmarks/images.py's MNIST protocol (UNet size "mnist"), short budget, when the
 #                MNIST test images are at $MNIST (default .gpudata/t10k-images-idx3-ubyte.gz)
 #  5. flowmap    MeanFlow's JVP target through the UNet on CUDA (forward-mode AD through the
@@ -69,6 +70,8 @@ step train-fast-evaluate 90 $WF evaluate /tmp/wf-fast --nfe 2,8 --n 1000 --devic
 step throughput-fp32 150 $PY benchmarks/gpu_throughput.py --config cifar --steps 100 --warmup 20
 step throughput-fast 200 $PY benchmarks/gpu_throughput.py --config cifar --steps 100 --warmup 30 \
     --precision bf16 --compile --fused --loops plain,wasserflow
+step throughput-graphs 200 $PY benchmarks/gpu_throughput.py --config cifar --steps 100 --warmup 30 \
+    --precision bf16 --compile --compile-mode reduce-overhead --fused --loops plain,wasserflow
 if [ -f "$MNIST" ]; then
     step mnist 150 $PY benchmarks/images.py --data "mnist:$MNIST" --net mnist --device cuda \
         --seconds 30 --seeds 0 --n 2000 --nfes 1,2,8 --only wasserflow-otcfm \

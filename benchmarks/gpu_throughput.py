@@ -14,7 +14,8 @@ EMA 0.9999, clip 1):
   training script (one ``lerp`` per parameter);
 * ``wasserflow``: :func:`wasserflow.engine.train` with the OT pair stream (the plan solved a
   block ahead in a background thread), the path regression objective and the ``train.*``
-  options (``--precision bf16``, ``--compile``, ``--channels-last``, ``--fused``).
+  options (``--precision bf16``, ``--compile`` with ``--compile-mode``, ``--channels-last``,
+  ``--fused``).
 
 Configurations: ``cifar`` (TorchCFM's CIFAR-10 UNet, 35.75 M parameters, batch 128, random
 3 x 32 x 32 data: throughput only), ``mlp2d`` (TorchCFM's 2-D MLP, 3 x 64 SELU, batch 256,
@@ -281,6 +282,7 @@ def run(config, args, device):
     options = {
         "precision": args.precision,
         "compile": args.compile,
+        "compile_mode": args.compile_mode,
         "channels_last": args.channels_last,
         "fused": args.fused,
     }
@@ -353,6 +355,12 @@ def main():
     )
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     p.add_argument("--compile", action="store_true")
+    p.add_argument(
+        "--compile-mode",
+        default="default",
+        choices=["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"],
+        help="torch.compile's mode for the wasserflow loop (reduce-overhead: CUDA graphs)",
+    )
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--fused", action="store_true")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")

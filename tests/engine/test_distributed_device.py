@@ -136,3 +136,18 @@ def test_resident_path_resumes_bit_for_bit(monkeypatch, tmp_path):
     cfg, other, obj, data = _parts("otcfm", steps=40, checkpoint_every=10)
     with pytest.raises(RunFolderError, match="randomness was drawn on an accelerator"):
         train(other, obj, data, cfg.train, tmp_path / "full", resume=True)
+
+
+def test_compile_mode_reaches_torch_compile_and_a_bad_one_is_refused(monkeypatch):
+    """``train.compile_mode`` (CUDA graphs: ``reduce-overhead``) is handed to torch.compile
+    as its ``mode``, the default as None; an unknown mode is refused in one line."""
+    seen = []
+    monkeypatch.setattr(torch, "compile", lambda net, mode=None: seen.append(mode) or net)
+    net = torch.nn.Linear(2, 2)
+    acc.network(net, None, 8, channels_last=False, compile=True, compile_mode="reduce-overhead")
+    acc.network(net, None, 8, channels_last=False, compile=True)
+    acc.network(net, None, 8, channels_last=False, compile=False, compile_mode="max-autotune")
+    assert seen == ["reduce-overhead", None]
+    with pytest.raises(ValueError, match="train.compile_mode 'graphs': choose one of") as e:
+        _parts(compile_mode="graphs")
+    assert "\n" not in str(e.value)

@@ -31,6 +31,10 @@ from ..errors import RunFolderError
 from .distributed import Ranks, RowShard, data_parallel
 
 PRECISIONS = ("fp32", "bf16")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+"""``torch.compile``'s modes (``train.compile_mode``): ``reduce-overhead`` replays the compiled
+network's forward and backward as CUDA graphs (one launch for a step's many small kernels; on
+the CPU it is the default mode), ``max-autotune`` also searches kernel configurations."""
 """``train.precision``: float32, or bfloat16 autocast of the network (weights, optimiser and
 losses stay float32)."""
 
@@ -129,10 +133,17 @@ def restore_implementation(opt: torch.optim.Optimizer, saved: list[dict]) -> Non
 
 
 def network(
-    model: nn.Module, ranks: Ranks | None, batch_size: int, *, channels_last: bool, compile: bool
+    model: nn.Module,
+    ranks: Ranks | None,
+    batch_size: int,
+    *,
+    channels_last: bool,
+    compile: bool,
+    compile_mode: str = "default",
 ) -> tuple[nn.Module, slice | None]:
     """What the loss calls, and this rank's rows (None: one process): ``model`` itself, in
-    channels-last memory format, compiled, and under DistributedDataParallel on its rows."""
+    channels-last memory format, compiled (in ``compile_mode``, one of :data:`COMPILE_MODES`),
+    and under DistributedDataParallel on its rows."""
     if channels_last:
         model.to(memory_format=torch.channels_last)
     net: nn.Module = model
@@ -141,7 +152,7 @@ def network(
         rows = ranks.rows(batch_size)
         net = data_parallel(model, ranks)
     if compile:
-        net = torch.compile(net)
+        net = torch.compile(net, mode=None if compile_mode == "default" else compile_mode)
     if rows is not None:
         net = RowShard(net, rows)
     return net, rows

@@ -65,6 +65,7 @@ class TrainConfig:
     precision: str = "fp32"  # "fp32" or "bf16" (autocast of the network, :mod:`.acceleration`)
     channels_last: bool = False  # the network's 4-D weights in channels-last memory format
     compile: bool = False  # torch.compile the network (pays on GPUs for large networks)
+    compile_mode: str = "default"  # torch.compile's mode (acc.COMPILE_MODES): reduce-overhead
     fused: bool = False  # Adam's fused kernel (one kernel for every parameter's update)
 
     def __post_init__(self):
@@ -73,6 +74,11 @@ class TrainConfig:
         if self.precision not in acc.PRECISIONS:
             raise ValueError(
                 f"train.precision {self.precision!r}: choose one of {', '.join(acc.PRECISIONS)}"
+            )
+        if self.compile_mode not in acc.COMPILE_MODES:
+            raise ValueError(
+                f"train.compile_mode {self.compile_mode!r}: choose one of "
+                f"{', '.join(acc.COMPILE_MODES)}"
             )
         if self.decay not in ("cosine", "none"):
             raise ValueError(f"decay {self.decay!r}: choose cosine or none")
@@ -256,7 +262,12 @@ class _Training:
         rand.check_ranks(ranks)
         # after loading: DDP starts from the (equal) weights of every rank
         net, rows = acc.network(
-            model, ranks, cfg.batch_size, channels_last=cfg.channels_last, compile=cfg.compile
+            model,
+            ranks,
+            cfg.batch_size,
+            channels_last=cfg.channels_last,
+            compile=cfg.compile,
+            compile_mode=cfg.compile_mode,
         )
         params = list(model.parameters())  # the objects the optimiser and the EMA hold
         return cls(model, net, rows, params, opt, ema, rand, files, cfg, ranks, start)
