@@ -95,20 +95,38 @@ def bootstrap_interval(
 ) -> Interval:
     """``statistic(idx)`` of the n samples (idx = arange(n); ``value`` when already computed)
     and its interval over ``resamples`` index draws with replacement (the statistic picks its
-    samples by ``idx``): the percentile interval from 40 resamples on, below that the normal
-    interval of the resamples' spread."""
+    samples by ``idx``; the draws are :func:`resample_indices`): the percentile interval from
+    40 resamples on, below that the normal interval of the resamples' spread
+    (:func:`resampled_interval`)."""
     if resamples < 2:
         raise ValueError(f"the bootstrap needs at least 2 resamples, got {resamples}")
-    z = two_sided_z(level)  # checks level
-    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    two_sided_z(level)  # checks level
     value = float(statistic(torch.arange(n))) if value is None else float(value)
     boots = torch.tensor(
-        [float(statistic(torch.randint(n, (n,), generator=g))) for _ in range(resamples)],
+        [float(statistic(i)) for i in resample_indices(n, resamples, generator)],
         dtype=torch.float64,
     )
+    return resampled_interval(value, boots, level, n)
+
+
+def resample_indices(
+    n: int, resamples: int, generator: torch.Generator | None = None
+) -> list[Tensor]:
+    """``resamples`` draws of n indices with replacement (a default generator seeded 0): one
+    generator seed gives the same draws, so two statistics of paired samples resampled with it
+    are resampled together."""
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    return [torch.randint(n, (n,), generator=g) for _ in range(resamples)]
+
+
+def resampled_interval(value: float, boots: Tensor, level: float, n: int) -> Interval:
+    """``value`` with the interval of its bootstrap replicates ``boots``: their percentile
+    interval from 40 replicates on, below that the normal interval of their spread."""
+    z = two_sided_z(level)
+    boots = torch.as_tensor(boots, dtype=torch.float64)
     a = (1 - level) / 2
     lo, hi = float(torch.quantile(boots, a)), float(torch.quantile(boots, 1 - a))
-    if resamples < 40:  # too few for tail quantiles: the normal interval of their spread
+    if boots.numel() < 40:  # too few for tail quantiles: the normal interval of their spread
         half = z * float(boots.std())
         lo, hi = value - half, value + half
     return Interval(value, min(lo, value), max(hi, value), level, "bootstrap", n)

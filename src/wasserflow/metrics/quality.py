@@ -34,7 +34,8 @@ from ..errors import InputError
 from ..geometry import exact_ot
 from ..samplers import adaptive_sampler
 from .coupling import CouplingGap
-from .interval import Interval, bootstrap_interval, mean_interval, two_sided_z
+from .frechet import feature_stats, frechet_distance
+from .interval import Interval, mean_interval, resample_indices, resampled_interval, two_sided_z
 from .path_energy import PathEnergyDecomposition, path_energy_decomposition
 
 ADAPTIVE = "adaptive"
@@ -218,7 +219,7 @@ def evaluate_run(
             )
         dual = w2_dual(x.reshape(n, -1), ref_flat)
         w2_iv = dual.interval()
-        fd, fd_iv, feats = _fd(features, x, ref_features, resamples, seed)
+        fd, fd_iv, feats, boots = _fd(features, x, ref_features, resamples, seed)
         row = Evaluation(
             sampler=out.sampler,
             nfe_requested=k,
@@ -234,28 +235,28 @@ def evaluate_run(
             fd_interval=fd_iv,
         )
         rows.append(row)
-        kept.append(_Kept(x.reshape(n, -1), dual, feats) if k is not None else None)
+        kept.append(_Kept(x.reshape(n, -1), dual, fd, boots) if k is not None else None)
         if on_samples is not None:
             on_samples(row, x)
-    fd_pairs = (ref_features, resamples, seed) if features is not None and resamples > 1 else None
-    return _with_paired_distances(rows, kept, fd_pairs)
+    return _with_paired_distances(rows, kept)
 
 
 @dataclass(frozen=True)
 class _Kept:
-    """A fixed budget's samples (n, d), exact OT to the data and features (None: no FD)."""
+    """A fixed budget's samples (n, d), exact OT to the data, FD and FD's bootstrap replicates
+    (None: no FD or no interval; the same index draws at every budget)."""
 
     x: Tensor
     dual: W2Dual
-    feats: Tensor | None
+    fd: float | None
+    boots: Tensor | None
 
 
-def _with_paired_distances(
-    rows: list[Evaluation], kept: list[_Kept | None], fd_pairs: tuple | None
-) -> list[Evaluation]:
-    """``rows`` with ``to_converged``, ``w2_ratio`` and (``fd_pairs``: the reference features,
-    resamples and seed of FD's interval) ``fd_ratio`` set on the fixed budgets (``kept``
-    None for adaptive rows): each against the largest fixed budget, from the same noise."""
+def _with_paired_distances(rows: list[Evaluation], kept: list[_Kept | None]) -> list[Evaluation]:
+    """``rows`` with ``to_converged``, ``w2_ratio`` and (with FD's replicates) ``fd_ratio`` set
+    on the fixed budgets (``kept`` None for adaptive rows): each against the largest fixed
+    budget, from the same noise. FD's replicates of every budget were drawn with the same
+    indices, so their ratios are the paired bootstrap of FD(k) / FD(largest)."""
     fixed = [i for i, k in enumerate(kept) if k is not None]
     if not fixed:
         return rows
@@ -266,11 +267,10 @@ def _with_paired_distances(
         return None if iv is None else PairedDistance(**asdict(iv), against=against)
 
     def fd_ratio(k: _Kept) -> Interval | None:
-        if fd_pairs is None or k.feats is None:
+        if k.boots is None or top.boots is None or not top.fd:
             return None
-        ref, resamples, seed = fd_pairs
-        g = torch.Generator().manual_seed(seed + 4)
-        return paired_fd_ratio(k.feats, top.feats, ref, resamples=resamples, generator=g)
+        ratios = k.boots / top.boots.clamp_min(1e-300)
+        return resampled_interval(k.fd / top.fd, ratios, 0.95, k.x.shape[0])
 
     return [
         replace(
@@ -389,25 +389,25 @@ def w2_interval(
 
 
 def _fd(features, x: Tensor, ref_features, resamples: int, seed: int):
-    """The Frechet distance in ``features``' space and its bootstrap interval (the reference
-    statistics fixed) when ``resamples`` > 0."""
+    """The Frechet distance in ``features``' space, its bootstrap interval (the reference
+    statistics fixed) when ``resamples`` > 1, the features and the bootstrap replicates (drawn
+    with the same indices at every budget: :func:`paired_fd_ratio` reuses them)."""
     if features is None:
-        return None, None, None
-    from .frechet import feature_stats, frechet_distance
-
+        return None, None, None, None
     feats = features(x.to(torch.float32))
     ref_stats = feature_stats(ref_features)
     fd = frechet_distance(feats, ref_stats).value
-    if resamples <= 0:
-        return fd, None, feats
-    iv = bootstrap_interval(
-        lambda i: frechet_distance(feats[i], ref_stats).value,
-        feats.shape[0],
-        resamples=resamples,
-        generator=torch.Generator().manual_seed(seed + 3),
-        value=fd,
+    if resamples <= 1:
+        return fd, None, feats, None
+    g = torch.Generator().manual_seed(seed + 3)
+    boots = _fd_replicates(feats, ref_stats, resample_indices(feats.shape[0], resamples, g))
+    return fd, resampled_interval(fd, boots, 0.95, feats.shape[0]), feats, boots
+
+
+def _fd_replicates(feats: Tensor, ref_stats, draws: list[Tensor]) -> Tensor:
+    return torch.tensor(
+        [frechet_distance(feats[i], ref_stats).value for i in draws], dtype=torch.float64
     )
-    return fd, iv, feats
 
 
 def paired_fd_ratio(
@@ -422,18 +422,13 @@ def paired_fd_ratio(
     from the same noise, with a paired bootstrap interval: each resample draws one set of
     indices for both, so the sampling error the two share (the same noise points) cancels
     in the ratio (the reference's statistics are fixed, as in FD's own interval)."""
-    from .frechet import feature_stats, frechet_distance
-
     if feats.shape != top.shape:
         raise ValueError("paired_fd_ratio needs two feature sets of one shape (the same noise)")
     ref = feature_stats(ref_features)
-
-    def ratio(i: Tensor) -> float:
-        return frechet_distance(feats[i], ref).value / max(
-            frechet_distance(top[i], ref).value, 1e-300
-        )
-
-    return bootstrap_interval(ratio, feats.shape[0], resamples=resamples, generator=generator)
+    draws = resample_indices(feats.shape[0], resamples, generator)
+    value = frechet_distance(feats, ref).value / max(frechet_distance(top, ref).value, 1e-300)
+    ratios = _fd_replicates(feats, ref, draws) / _fd_replicates(top, ref, draws).clamp_min(1e-300)
+    return resampled_interval(value, ratios, 0.95, feats.shape[0])
 
 
 def nfe_to_converge(
