@@ -20,7 +20,7 @@ trainings, three samples) and reports their spread (:mod:`.spread`); the other p
 
 ``images`` (8 x 8 digits, the network methods of ``--methods``): test 60 steps of an MLP 64 x 2
 on icfm, otcfm, ddpm (200 samples); quick 300 steps, MLP 128 x 2, four methods (500); default
-800 steps, MLP 256 x 3, every network method (800 samples, NFE up to 32); full 20,000 steps
+800 steps, MLP 256 x 3, every network method (1,000 samples, NFE up to 32); full 20,000 steps
 of the digits UNet with dopri5 (all 1,797 digits, NFE up to 100).
 
 Flow maps (``one-step``): without ``--methods``, ``learned`` and ``images`` train ``meanflow``

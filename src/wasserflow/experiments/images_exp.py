@@ -70,7 +70,7 @@ CLAIM = (
 )
 WITHIN = 0.10
 MIDPOINT = (2, 4)  # the budgets (where the profile has them) compared with Euler's
-JACOBIAN_POINTS = 128  # of each ODE map's Brenier test (metrics.jacobian_symmetry)
+JACOBIAN_POINTS = 256  # of each ODE map's Brenier test (metrics.jacobian_symmetry)
 OT = ("ot-flow",)
 OTHERS = ("diffusion", "independent-flow")
 
@@ -167,7 +167,7 @@ PROFILES = {  # methods None: every network-trained method
         model_options={"width": 256, "depth": 3},
         steps=800,
         warmup=100,
-        n_eval=800,  # within the default profile's 8 minutes on 2 cores
+        n_eval=1000,
         nfes=(1, 2, 4, 8, 16, 32),
         reflow_pairs=4096,
         reflow_nfe=32,
