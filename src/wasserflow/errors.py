@@ -25,7 +25,20 @@ from pathlib import Path
 
 
 class WasserflowError(Exception):
-    """An anticipated failure; its message names the thing at fault and the fix."""
+    """An anticipated failure; its message names the thing at fault and the fix. Pickles with
+    its attributes (raised in a worker process, re-raised in the parent)."""
+
+    def __reduce__(self):
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+def _rebuild(cls: type[WasserflowError], args: tuple, state: dict) -> WasserflowError:
+    """``cls`` with ``args`` and attributes ``state``, without calling its ``__init__`` (whose
+    keyword-only arguments are not among ``args``)."""
+    e = cls.__new__(cls, *args)
+    e.args = args
+    e.__dict__.update(state)
+    return e
 
 
 class InputError(WasserflowError, ValueError):

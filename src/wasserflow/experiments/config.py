@@ -11,7 +11,7 @@ mixing numbers from different settings.
 |---|---|---|---|---|---|
 | test | 300 | 48 x 3 | 4 x 8 | 300 | the test suite (< 60 s) |
 | quick | 400 | 64 x 2 | 12 x 32 | 500 | a first look (< 3 min on 2 CPU cores) |
-| default | 3000 | 128 x 3 | 24 x 64 | 1000 | the report (< 15 min on 2 CPU cores) |
+| default | 3000 | 128 x 3 | 24 x 64 | 1000 | the report (< 8 min on 2 CPU cores) |
 | full | 20000 | 256 x 4 | 32 x 128 | 4000 | a GPU |
 
 Seeds: ``full`` runs every experiment for 3 seeds (``seed``, ``seed + 1``, ``seed + 2``: three

@@ -159,13 +159,15 @@ class ExperimentResult:
 
 @dataclass
 class Context:
-    """Run folder, resolved config, device, seed and the progress callback of one run."""
+    """Run folder, resolved config, device, seed, the progress callback of one run, and how
+    many worker processes an experiment may run its independent jobs in (:mod:`.workers`)."""
 
     out: Path
     config: ReproduceConfig
     device: str = "cpu"
     progress: Callable[[str, float], None] | None = None
     results: dict[str, ExperimentResult] = field(default_factory=dict)
+    workers: int = 1
 
     @property
     def seed(self) -> int:

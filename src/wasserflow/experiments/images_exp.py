@@ -40,10 +40,12 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import torch
+
 from .. import _atomic
 from .._image_grid import image_grid
 from ..data import make_source
-from ..engine import make_config
+from ..engine import RunConfig, make_config
 from ..metrics import (
     ADAPTIVE,
     Evaluation,
@@ -61,7 +63,8 @@ from .context import Check, Context, ExperimentResult, Figure, Table, Verdict, t
 from .learned import family
 from .records import OMIT_NONE, from_json, to_json
 from .registry import Profile, Request, register_experiment
-from .training import flow_map_config, train_and_load
+from .training import flow_map_config, report_teacher, train_and_load
+from .workers import run_jobs
 
 CLAIM = (
     "On images, OT-coupled flows still sample along the straightest paths (the smallest "
@@ -237,25 +240,42 @@ def _overrides(cfg: ImagesProfile) -> dict:
     }
 
 
-def _one(ctx: Context, method: str, cfg: ImagesProfile, extractor, ref, frac) -> ImagesRun:
+@dataclass(frozen=True)
+class _Job:
+    """One method, with the feature extractor and reference data every method is scored by."""
+
+    method: str
+    cfg: ImagesProfile
+    extractor: Any
+    ref: torch.Tensor
+
+    def config(self, ctx: Context) -> RunConfig:
+        cfg = self.cfg
+        rc = make_config(
+            self.method,
+            cfg.data,
+            steps=cfg.steps,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            warmup=cfg.warmup,
+            seed=ctx.seed,
+            model=cfg.model,
+            model_options=cfg.model_options,
+        )
+        own = {**_overrides(cfg), **cfg.method_overrides.get(self.method, {})}
+        rc = rc.with_overrides({k: v for k, v in own.items() if rc.has(k)})
+        return flow_map_config(rc, cfg.flowmap_steps, ctx.out / "runs" / "images")
+
+
+def _one(ctx: Context, job: _Job, frac: tuple[float, float]) -> ImagesRun:
+    """Train (or resume) and measure one method, cached in its run folder's reproduce.json;
+    ``frac``: its share of the experiment's progress."""
+    method, cfg, extractor, ref = job.method, job.cfg, job.extractor, job.ref
     run_dir = ctx.out / "runs" / "images" / method
     cache = run_dir / "reproduce.json"
     if cache.exists():
         return from_json(ImagesRun, json.loads(cache.read_text()), str(cache))
-    rc = make_config(
-        method,
-        cfg.data,
-        steps=cfg.steps,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        warmup=cfg.warmup,
-        seed=ctx.seed,
-        model=cfg.model,
-        model_options=cfg.model_options,
-    )
-    own = {**_overrides(cfg), **cfg.method_overrides.get(method, {})}
-    rc = rc.with_overrides({k: v for k, v in own.items() if rc.has(k)})
-    rc = flow_map_config(rc, cfg.flowmap_steps, ctx.out / "runs" / "images")
+    rc = job.config(ctx)
     run, train_seconds = train_and_load(ctx, rc, run_dir, f"{cfg.data}: training {method}", frac)
     n, ode = cfg.n_eval, run.ode_sampler
     tiles: dict[str, list] = {}
@@ -332,9 +352,10 @@ def measure(ctx: Context, cfg: ImagesProfile) -> tuple[ImagesNumbers, dict[str, 
         if cfg.features == "auto"
         else feature_extractor(cfg.features, ctx.device)
     )
-    runs = {}
-    for k, m in enumerate(methods):
-        runs[m] = _one(ctx, m, cfg, extractor, ref, (k / len(methods), (k + 1) / len(methods)))
+    jobs = [_Job(m, cfg, extractor, ref) for m in methods]
+    later = [report_teacher(j.config(ctx)) is not None for j in jobs]
+    labels = [f"{cfg.data}: training {m}" for m in methods]
+    runs = dict(zip(methods, run_jobs(ctx, _one, jobs, labels, later)))
     numbers = ImagesNumbers(
         data=cfg.data,
         n=cfg.n_eval,

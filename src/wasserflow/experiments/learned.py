@@ -28,7 +28,14 @@ from . import figures
 from .context import Check, Context, ExperimentResult, Figure, Table, Verdict, table
 from .records import OMIT_NONE, from_json, to_json
 from .registry import Profile, Request, register_experiment
-from .training import MLPBudget, flow_map_config, profile_config, train_and_load
+from .training import (
+    MLPBudget,
+    flow_map_config,
+    profile_config,
+    report_teacher,
+    train_and_load,
+)
+from .workers import run_jobs
 
 CLAIM = (
     "Every model family, however trained, reaches the data measure: at its best NFE its "
@@ -220,15 +227,28 @@ def _overrides(cfg: LearnedProfile) -> dict:
     }
 
 
-def _one(
-    ctx: Context, data: str, method: str, cfg: LearnedProfile, frac: tuple[float, float]
-) -> MethodRecord:
+@dataclass(frozen=True)
+class _Job:
+    """One method on one data set."""
+
+    data: str
+    method: str
+    cfg: LearnedProfile
+
+    def config(self, ctx: Context) -> RunConfig:
+        rc = profile_config(self.method, self.data, self.cfg, ctx.seed, _overrides(self.cfg))
+        return flow_map_config(rc, self.cfg.flowmap_steps, ctx.out / "runs" / self.data)
+
+
+def _one(ctx: Context, job: _Job, frac: tuple[float, float]) -> MethodRecord:
+    """Train (or resume) and measure one method, cached in its run folder's reproduce.json;
+    ``frac``: its share of the experiment's progress."""
+    data, method, cfg = job.data, job.method, job.cfg
     run_dir = ctx.out / "runs" / data / method
     cache = run_dir / "reproduce.json"
     if cache.exists():
         return from_json(MethodRecord, json.loads(cache.read_text()), str(cache))
-    rc = profile_config(method, data, cfg, ctx.seed, _overrides(cfg))
-    rc = flow_map_config(rc, cfg.flowmap_steps, ctx.out / "runs" / data)
+    rc = job.config(ctx)
     run, train_seconds = train_and_load(ctx, rc, run_dir, f"{data}: training {method}", frac)
     n = cfg.n_eval
     own, ode = run.default_sampler, run.ode_sampler
@@ -270,16 +290,15 @@ def best(rows: tuple[Evaluation, ...]) -> Evaluation:
 
 
 def measure(ctx: Context, cfg: LearnedProfile) -> LearnedNumbers:
-    """Train and evaluate every method on every data set (resuming finished ones), then the W2
+    """Train and evaluate every method on every data set (resuming finished ones; in
+    ``ctx.workers`` processes at once, distillations after their teachers), then the W2
     between the methods' samples."""
     methods, datas = cfg.methods, cfg.data
-    runs: dict[str, dict[str, MethodRecord]] = {}
-    total = len(methods) * len(datas)
-    for i, data in enumerate(datas):
-        runs[data] = {}
-        for j, m in enumerate(methods):
-            k = i * len(methods) + j
-            runs[data][m] = _one(ctx, data, m, cfg, (k / total, (k + 1) / total))
+    jobs = [_Job(d, m, cfg) for d in datas for m in methods]
+    labels = [f"{j.data}: training {j.method}" for j in jobs]
+    later = [report_teacher(j.config(ctx)) is not None for j in jobs]
+    records = dict(zip(jobs, run_jobs(ctx, _one, jobs, labels, later)))
+    runs = {d: {m: records[_Job(d, m, cfg)] for m in methods} for d in datas}
     cross = {}
     for data in datas:
         xs = {m: torch.tensor(runs[data][m].samples, dtype=torch.float64) for m in methods}

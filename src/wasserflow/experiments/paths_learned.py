@@ -15,13 +15,14 @@ interpolant; independent pairs (I-CFM) and the VP diffusion path pass elsewhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from .context import Context
 from .learned import family
 from .training import MLPBudget, profile_config, train_and_load
+from .workers import run_jobs
 
 DATA = "gmm2d"
 
@@ -60,35 +61,55 @@ def learned_trajectories(
     ctx: Context, cfg: PathsLearnedProfile, n: int, frac: tuple[float, float]
 ) -> dict[str, LearnedTrajectory]:
     """Train each method of ``cfg`` (the profile's ``paths.learned``) on gmm2d and sample n
-    ODE trajectories from N(0, I), keyed "<method> (learned)"."""
+    ODE trajectories from N(0, I), keyed "<method> (learned)"; in ``ctx.workers`` processes
+    at once (:mod:`.workers`), within the experiment's progress fraction ``frac``."""
     lo, hi = frac
-    methods = list(cfg.methods)
-    out: dict[str, LearnedTrajectory] = {}
-    for i, m in enumerate(methods):
-        over = {"reflow.pairs": cfg.reflow_pairs, "reflow.nfe": cfg.reflow_nfe}
-        rc = profile_config(m, DATA, cfg, ctx.seed, over)
-        step = (hi - lo) / len(methods)
-        run, seconds = train_and_load(
-            ctx,
-            rc,
-            ctx.out / "runs" / f"paths-{DATA}" / m,
-            f"{DATA}: training {m} for the grid geodesic",
-            (lo + i * step, lo + (i + 1) * step),
+
+    def within(detail: str, f: float) -> None:
+        ctx.report(detail, lo + (hi - lo) * f)
+
+    jobs = [_Job(m, i, cfg, n) for i, m in enumerate(cfg.methods)]
+    labels = [f"{DATA}: training {m} for the grid geodesic" for m in cfg.methods]
+    sub = replace(ctx, progress=within if ctx.progress is not None else None)
+    return {
+        f"{j.method} (learned)": t for j, t in zip(jobs, run_jobs(sub, _trajectory, jobs, labels))
+    }
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One method (the ``index``-th: its sampling noise stream), its budget, n trajectories."""
+
+    method: str
+    index: int
+    cfg: PathsLearnedProfile
+    n: int
+
+
+def _trajectory(ctx: Context, job: _Job, frac: tuple[float, float]) -> LearnedTrajectory:
+    m, cfg, n = job.method, job.cfg, job.n
+    over = {"reflow.pairs": cfg.reflow_pairs, "reflow.nfe": cfg.reflow_nfe}
+    rc = profile_config(m, DATA, cfg, ctx.seed, over)
+    run, seconds = train_and_load(
+        ctx,
+        rc,
+        ctx.out / "runs" / f"paths-{DATA}" / m,
+        f"{DATA}: training {m} for the grid geodesic",
+        frac,
+    )
+    sampler = run.ode_sampler
+    s = run.sample(
+        n,
+        sampler=sampler,
+        nfe=cfg.nfe,
+        generator=ctx.generator(400 + job.index),
+        return_trajectory=True,
+    )
+    traj = s.trajectory.reshape(s.trajectory.shape[0], n, -1).to(torch.float64)
+    if not bool(torch.isfinite(traj).all()):
+        raise ValueError(
+            f"the {m} model trained on {DATA} sampled non-finite points; lower the "
+            "profile's paths.learned.lr or raise its steps"
         )
-        sampler = run.ode_sampler
-        s = run.sample(
-            n,
-            sampler=sampler,
-            nfe=cfg.nfe,
-            generator=ctx.generator(400 + i),
-            return_trajectory=True,
-        )
-        traj = s.trajectory.reshape(s.trajectory.shape[0], n, -1).to(torch.float64)
-        if not bool(torch.isfinite(traj).all()):
-            raise ValueError(
-                f"the {m} model trained on {DATA} sampled non-finite points; lower the "
-                "profile's paths.learned.lr or raise its steps"
-            )
-        info = LearnedPath(m, family(run.config), sampler, s.nfe, seconds)
-        out[f"{m} (learned)"] = LearnedTrajectory(traj, s.times.to(torch.float64), info)
-    return out
+    info = LearnedPath(m, family(run.config), sampler, s.nfe, seconds)
+    return LearnedTrajectory(traj, s.times.to(torch.float64), info)

@@ -21,7 +21,8 @@ from .registry import EXPERIMENTS
 @dataclass(frozen=True)
 class Environment:
     """environment.json: versions, platform, device, seed, profile, wall seconds by
-    experiment and the run's status (complete, partial or interrupted)."""
+    experiment, the run's status (complete, partial or interrupted) and how many worker processes
+    trained the models at once (:mod:`.workers`: each with cores // workers torch threads)."""
 
     wasserflow: str
     python: str
@@ -38,6 +39,7 @@ class Environment:
     profile: str
     wall_seconds: dict[str, float]
     status: str
+    workers: int = 1
 
     def lines(self) -> list[str]:
         return [f"{k}: {v}" for k, v in to_json(self).items()]

@@ -23,7 +23,7 @@ import platform
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import _atomic
@@ -36,6 +36,7 @@ from .context import Context, ExperimentResult
 from .records import to_json
 from .registry import EXPERIMENTS, select
 from .spread import across_seeds
+from .workers import check_workers, default_workers
 
 
 def prepare(out: Path, config: ReproduceConfig) -> None:
@@ -117,6 +118,7 @@ def _environment(ctx: Context, walls: dict[str, float], status: str) -> report.E
         # the learned models' networks run on ctx.device; everything else on the CPU
         network_device=ctx.device,
         torch_threads=torch.get_num_threads(),
+        workers=ctx.workers,
         seed=ctx.seed,
         profile=ctx.config.profile,
         wall_seconds=walls,
@@ -131,6 +133,7 @@ def reproduce(
     experiments: list[str] | None = None,
     device: str = "cpu",
     progress: Callable[[str, str, float], None] | None = None,
+    workers: int | None = None,
 ) -> dict[str, ExperimentResult]:
     """Run ``experiments`` (default: all) into ``out``; skip those already finished there.
 
@@ -144,13 +147,17 @@ def reproduce(
     ``out/seed-<s>`` (a complete one-seed run folder, resumable like this one), and ``out``
     holds the results joined over the seeds (:func:`.spread.across_seeds`): the verdict holds
     where it holds on every seed, with the spread of the numbers it compares.
+
+    ``workers``: how many processes an experiment may train its models in at once (None: one
+    per core on the CPU, one on an accelerator; :mod:`.workers`).
     """
     out = Path(out)
+    workers = default_workers(device) if workers is None else check_workers(workers)
     names = select(experiments)
     output_folder(out)
     with folder_lock(out):
         prepare(out, config)
-        runs = [_SeedRun(ctx) for ctx in _contexts(out, config, device)]
+        runs = [_SeedRun(ctx) for ctx in _contexts(out, config, device, workers)]
         try:
             _run(out, config, runs, names, progress)
         except KeyboardInterrupt as e:
@@ -176,17 +183,17 @@ class _SeedRun:
         self.walls = dict((env or {}).get("wall_seconds", {}))
 
 
-def _contexts(out: Path, config: ReproduceConfig, device: str) -> list[Context]:
+def _contexts(out: Path, config: ReproduceConfig, device: str, workers: int) -> list[Context]:
     """The run's one context (one seed: ``out`` itself) or one per seed folder."""
     if config.seeds == 1:
-        ctxs = [Context(out=out, config=config, device=device)]
+        ctxs = [Context(out=out, config=config, device=device, workers=workers)]
     else:
         ctxs = []
         for seed in config.seed_list:
             sub, cfg = out / f"seed-{seed}", config.single(seed)
             output_folder(sub)
             prepare(sub, cfg)
-            ctxs.append(Context(out=sub, config=cfg, device=device))
+            ctxs.append(Context(out=sub, config=cfg, device=device, workers=workers))
     for ctx in ctxs:
         ctx.results = load_finished(ctx.out)
     return ctxs
@@ -260,7 +267,7 @@ def _write_joined(out: Path, config: ReproduceConfig, runs: list[_SeedRun], stat
     if status == "complete" and len(joined) < len(EXPERIMENTS):
         status = "partial"
     walls = {n: sum(r.walls.get(n, 0.0) for r in runs) for n in joined}
-    ctx = Context(out=out, config=config, device=runs[0].ctx.device, results=joined)
+    ctx = replace(runs[0].ctx, out=out, config=config, results=joined, progress=None)
     _atomic.write_json(
         out / "results.json",
         {

@@ -69,18 +69,27 @@ def profile_config(method: str, data: str, cfg: MLPBudget, seed: int, overrides:
     return with_block_steps(rc.with_overrides({k: v for k, v in overrides.items() if rc.has(k)}))
 
 
+def report_teacher(rc: RunConfig) -> str | None:
+    """The method whose report run ``rc`` distils from (a flow-map distillation whose teacher
+    would otherwise be trained first with the run's settings), or None."""
+    spec = objective_spec(rc.objective)
+    if not spec.flow_map:
+        return None
+    teacher = spec.teacher(rc.objective)
+    if teacher is not None and teacher.source is None and teacher.steps is None:
+        return teacher.method
+    return None
+
+
 def flow_map_config(rc: RunConfig, steps: int | None, runs: Path) -> RunConfig:
     """``rc`` of a flow-map method (unchanged for any other) with a profile's flow-map ``steps``
     (None: the profile's steps) and, for a distillation whose teacher would be trained first
     with the run's settings, the report's finished run of that method in ``runs`` (the data
     set's run folders) as its teacher instead: the same model, trained once."""
-    spec = objective_spec(rc.objective)
-    if not spec.flow_map:
+    if not objective_spec(rc.objective).flow_map:
         return rc
     over: dict = {} if steps is None else {"train.steps": steps}
-    teacher = spec.teacher(rc.objective)
-    if teacher is not None and teacher.source is None and teacher.steps is None:
-        folder = runs / teacher.method
-        if (folder / "reproduce.json").is_file():
-            over["objective.teacher"] = str(folder)
+    teacher = report_teacher(rc)
+    if teacher is not None and (runs / teacher / "reproduce.json").is_file():
+        over["objective.teacher"] = str(runs / teacher)
     return rc.with_overrides(over) if over else rc
