@@ -92,6 +92,7 @@ def reproduce_command(
     import torch
 
     from ..experiments import reproduce, resolve_config, select
+    from ..experiments.workers import default_workers
 
     if device not in ("cpu", "cuda"):
         raise UsageError(f"--device {device!r}: choose cpu or cuda")
@@ -106,6 +107,7 @@ def reproduce_command(
         seeds=seeds,
     )
     names = select(_split(experiment))
+    workers = default_workers(device) if workers is None else workers
     results = _run_with_bar(
         names,
         lambda progress: reproduce(

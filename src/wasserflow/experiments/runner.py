@@ -36,7 +36,7 @@ from .context import Context, ExperimentResult
 from .records import to_json
 from .registry import EXPERIMENTS, select
 from .spread import across_seeds
-from .workers import check_workers, default_workers
+from .workers import check_workers
 
 
 def prepare(out: Path, config: ReproduceConfig) -> None:
@@ -133,7 +133,7 @@ def reproduce(
     experiments: list[str] | None = None,
     device: str = "cpu",
     progress: Callable[[str, str, float], None] | None = None,
-    workers: int | None = None,
+    workers: int = 1,
 ) -> dict[str, ExperimentResult]:
     """Run ``experiments`` (default: all) into ``out``; skip those already finished there.
 
@@ -148,11 +148,13 @@ def reproduce(
     holds the results joined over the seeds (:func:`.spread.across_seeds`): the verdict holds
     where it holds on every seed, with the spread of the numbers it compares.
 
-    ``workers``: how many processes an experiment may train its models in at once (None: one
-    per core on the CPU, one on an accelerator; :mod:`.workers`).
+    ``workers``: how many processes an experiment may train its models in at once
+    (:mod:`.workers`; 1: this process alone; ``wasserflow reproduce`` passes one per core on
+    the CPU, :func:`.workers.default_workers`). Workers are spawned, so a script that asks for
+    several calls this under ``if __name__ == "__main__":``.
     """
     out = Path(out)
-    workers = default_workers(device) if workers is None else check_workers(workers)
+    workers = check_workers(workers)
     names = select(experiments)
     output_folder(out)
     with folder_lock(out):

@@ -162,7 +162,8 @@ def _phase(ctx: Context, fn, jobs: list, labels: Sequence[str]) -> list:
         raise
     except BrokenProcessPool as e:
         raise EnvironmentProblem(
-            f"a worker process died ({e}); out of memory? rerun with --workers 1 (resumes)"
+            f"a worker process died ({e}): out of memory, or a script calling reproduce "
+            "outside `if __name__ == '__main__':`? rerun with --workers 1 (resumes)"
         ) from e
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
