@@ -75,28 +75,39 @@ def _timeless(o):
     return o
 
 
-def _numbers(folder) -> dict:
-    learned = json.loads((folder / "results.json").read_text())["experiments"]["learned"]
-    return _timeless(learned["numbers"])
+def _numbers(folder, name: str) -> dict:
+    result = json.loads((folder / "results.json").read_text())["experiments"][name]
+    return _timeless(result["numbers"])
 
 
-def test_workers_give_the_numbers_of_one_process_at_their_thread_count(tmp_path, monkeypatch):
-    """learned with two workers (one thread each here, distillation after its teacher) against
-    the same run in this process with one thread: equal to the last bit."""
-    monkeypatch.setattr("wasserflow.experiments.workers.cpu_count", lambda: 2)
-    cfg: ReproduceConfig = resolve_config("test", methods=["otcfm", "flowmap-distill", "icfm"])
-    reproduce(tmp_path / "two", cfg, experiments=["learned"], workers=2)
-    env = json.loads((tmp_path / "two" / "environment.json").read_text())
-    assert env["workers"] == 2
+def _one_thread(fn):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        reproduce(tmp_path / "one", cfg, experiments=["learned"], workers=1)
+        return fn()
     finally:
         torch.set_num_threads(threads)
-    assert _numbers(tmp_path / "two") == _numbers(tmp_path / "one")
-    teacher = json.loads((tmp_path / "two/runs/moons/flowmap-distill/config.json").read_text())
-    assert teacher["objective"]["teacher"].endswith("otcfm")  # the report's run, trained first
+
+
+@pytest.mark.parametrize(
+    "name, methods",
+    [("learned", ["otcfm", "flowmap-distill", "icfm"]), ("images", ["otcfm", "ddpm"])],
+)
+def test_workers_give_the_numbers_of_one_process_at_their_thread_count(
+    tmp_path, monkeypatch, name, methods
+):
+    """Two workers (one thread each here; a distillation after its teacher) against the same
+    run in this process with one thread: equal to the last bit."""
+    monkeypatch.setattr("wasserflow.experiments.workers.cpu_count", lambda: 2)
+    cfg: ReproduceConfig = resolve_config("test", methods=methods)
+    reproduce(tmp_path / "two", cfg, experiments=[name], workers=2)
+    env = json.loads((tmp_path / "two" / "environment.json").read_text())
+    assert env["workers"] == 2
+    _one_thread(lambda: reproduce(tmp_path / "one", cfg, experiments=[name], workers=1))
+    assert _numbers(tmp_path / "two", name) == _numbers(tmp_path / "one", name)
+    if name == "learned":  # the report's teacher, trained first
+        student = tmp_path / "two/runs/moons/flowmap-distill/config.json"
+        assert json.loads(student.read_text())["objective"]["teacher"].endswith("otcfm")
 
 
 def test_cli_refuses_zero_workers(tmp_path, capsys):
