@@ -640,7 +640,7 @@ def print_tables(results, per_seed, n, seeds, features="digits8"):
             )
 
 
-def print_targets(results):
+def print_targets(results, features: str):
     def fd(name, col, seed):
         return results.get(name, {}).get(seed, {}).get("row", {}).get(col, {}).get("fd")
 
@@ -664,7 +664,7 @@ def print_targets(results):
                 f"  seed {s}: {ours[0]:.3f} ({ours[1]}) vs {best[0]:.3f} ({best[1]}): "
                 f"ratio {best[0] / ours[0]:.2f}, {'met' if ours[0] < best[0] else 'NOT met'}"
             )
-    _flowmap_targets(results, seeds, fd)
+    _flowmap_targets(results, seeds, fd, features)
     for peer in ("diffusers-ddpm-ddim", "diffusers-ddpm-ddim-trailing"):
         if "wasserflow-ddpm-fast-dpm" in results and peer in results:
             print(f"VP diffusion at 8 NFE: wasserflow-ddpm-fast-dpm vs {peer} (target 2x)")
@@ -682,15 +682,26 @@ def print_targets(results):
 REFERENCE = {"torchcfm-otcfm": [13.755, 17.252, 16.303], "wasserflow 2-NFE midpoint": [9.040,
              9.849, 8.241]}  # fmt: skip
 """The issue's bars (FD on seeds 0, 1, 2; benchmarks/README.md, "Both targets on a quiet
-machine": TorchCFM's best at any NFE and sampler, wasserflow-otcfm-block's midpoint at 2 NFE)."""
+machine": TorchCFM's best at any NFE and sampler, wasserflow-otcfm-block's midpoint at 2 NFE),
+measured on the 8 x 8 digits in REFERENCE_FEATURES: other data have no reference bar."""
+
+REFERENCE_FEATURES = "digits8"
 
 
-def _flowmap_targets(results, seeds, fd):
+def _flowmap_targets(results, seeds, fd, features: str):
     """1-NFE FD of each flow-map row against TorchCFM's best at any NFE and sampler and
-    wasserflow-otcfm-block's 2-NFE midpoint, both of this run where present, else the
-    REFERENCE numbers of a quiet run."""
+    wasserflow-otcfm-block's 2-NFE midpoint, both of this run where present, else (on the
+    digits only, FD in ``REFERENCE_FEATURES``) the REFERENCE numbers of a quiet run."""
     rows = [r for r in results if r in FLOWMAP_ROWS]
     if not rows:
+        return
+    if features != REFERENCE_FEATURES and not (
+        "torchcfm-otcfm" in results and "wasserflow-otcfm-block" in results
+    ):
+        print(
+            f"flow maps: no bar (the reference numbers are the digits' in {REFERENCE_FEATURES}; "
+            "run torchcfm-otcfm and wasserflow-otcfm-block beside the flow maps for this data)"
+        )
         return
     print(
         "flow maps: FD at 1 NFE vs TorchCFM's best at any NFE and sampler, and vs "
@@ -807,7 +818,7 @@ def main():
         first = next(iter(next(iter(results.values())).values()))
         n = first["n"] or "?"
         print_tables(results, a.per_seed, n, seeds, first["features"])
-        print_targets(results)
+        print_targets(results, first["features"])
         return
     torch.set_num_threads(a.threads)
     _clock[0] = CLOCK[a.clock]
@@ -859,7 +870,7 @@ def main():
 
                 write_json(a.json, _jsonable(results))
     print_tables(results, a.per_seed, setup.n, seeds, setup.features.name)
-    print_targets(results)
+    print_targets(results, setup.features.name)
 
 
 if __name__ == "__main__":
