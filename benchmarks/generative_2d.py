@@ -4,7 +4,10 @@ Protocol (shared/reference/BASELINES.md): N(0, I) -> moons (TorchCFM's law with 
 ``wasserflow.data.moons``), the same data sampler for every library; TorchCFM's 2-D net (MLP
 3 x 64 SELU, time as a third input), batch 256, Adam 1e-3; W2 (exact OT, float64) between 2,000
 generated points (from 2,000 fixed noise points) and 2,000 fresh data points; Euler with k equal
-steps = k NFE; dopri5 (atol = rtol = 1e-5) with its evaluations counted. diffusers' DDPM
+steps = k NFE; dopri5 (atol = rtol = 1e-5) with its evaluations counted. ``--draws K`` makes
+each cell the mean over K (noise, fresh data) sets, draw 0 the protocol's; the noise floor is
+the mean W2 of 50 pairs of independent data samples, printed with one pair's sd (about 0.045 at
+2,000 points: one cell alone cannot place a sampler within 1.3x of the floor). diffusers' DDPM
 (epsilon, linear betas, clip_sample=False) is sampled with DDIM (eta 0, leading spacing, its
 default) and with DPMSolverMultistep (DPM-Solver++ 2M, its defaults: linspace timesteps, final
 sigma zero, lower_order_final), both on one trained net. wasserflow trains with its own engine
@@ -16,7 +19,8 @@ log-SNR time input and lr 2e-3 (DIFFUSION_FAST; "-dpm3m" samples with DPM-Solver
 that share a trained model train it once. The flow-map rows (meanflow, meanflow-ot,
 shortcut, flowmap-distill) sample with their own jumps (k jumps = k NFE) on the same MLP with a
 sinusoidal time embedding (FLOWMAP_NET); the distillation's teacher is the
-wasserflow-otcfm-ot2048 net, whose training time is counted in the row's ms / step.
+wasserflow-otcfm-ot2048 recipe at --distill-teacher-steps, whose training time is counted in the
+row's ms / step.
 
     .venv/bin/python benchmarks/generative_2d.py --steps 20000 --seeds 0,1,2     # full protocol
     .venv/bin/python benchmarks/generative_2d.py --quick                          # smoke run
@@ -58,9 +62,51 @@ features) instead of raw t as a third input, since the second time is added to t
 embedding (wasserflow.models.conditioning); the first layer is then Linear(66, 64)."""
 
 
-def w2_to_fresh(x, seed):
-    y = moons(x.shape[0], torch.Generator().manual_seed(10_000 + seed), dtype=torch.float64)
-    return exact_ot(x.double(), y).w2
+DRAWS = [1]
+"""Draws per cell (--draws): a cell is the mean over draws j of W2(samples from noise set j,
+fresh data set j); draw 0 is the protocol's single draw (noise seed + 1, data 10,000 + seed)."""
+FLOOR_PAIRS = 50
+"""Pairs of independent data samples whose mean W2 is the noise floor."""
+
+
+def noise_generator(seed, draw=0):
+    """The generator of draw ``draw``'s noise points."""
+    return torch.Generator().manual_seed(seed + 1 + 1000 * draw)
+
+
+def w2_to_fresh(x, seed, draw=0):
+    """Exact W2 between the points x and draw ``draw``'s fresh data set of the seed."""
+    g = torch.Generator().manual_seed(10_000 + seed + 1000 * draw)
+    return exact_ot(x.double(), moons(x.shape[0], g, dtype=torch.float64)).w2
+
+
+def mean_w2(sample, seed):
+    """The cell: mean over the draws j of W2(sample(noise generator j), fresh set j)."""
+    return statistics.mean(
+        w2_to_fresh(sample(noise_generator(seed, j)), seed, j) for j in range(DRAWS[0])
+    )
+
+
+def mean_w2_nfe(sample, seed):
+    """(mean W2, mean NFE) over the draws of an adaptive sampler: sample(g) -> (x, nfe)."""
+    runs = [sample(noise_generator(seed, j)) for j in range(DRAWS[0])]
+    w2 = statistics.mean(w2_to_fresh(x, seed, j) for j, (x, _) in enumerate(runs))
+    return w2, statistics.mean(nfe for _, nfe in runs)
+
+
+def noise_floor(n):
+    """(mean, its standard error, one pair's sd) of W2 between two independent n-point moons
+    samples over FLOOR_PAIRS pairs: what a perfect sampler scores (a single pair's W2 scatters
+    by its sd, mostly from how the points split between the two moons)."""
+    ws = [
+        exact_ot(
+            moons(n, torch.Generator().manual_seed(20_000 + 1000 * j), dtype=torch.float64),
+            moons(n, torch.Generator().manual_seed(30_000 + 1000 * j), dtype=torch.float64),
+        ).w2
+        for j in range(FLOOR_PAIRS)
+    ]
+    sd = statistics.stdev(ws)
+    return statistics.mean(ws), sd / len(ws) ** 0.5, sd
 
 
 def torchcfm_train(kind, steps, seed, on_step=None):
@@ -101,22 +147,26 @@ def torchcfm_run(kind, steps, seed, n_eval):
     def v(t, x):
         return net(torch.cat([x, t.expand(x.shape[0], 1)], 1))
 
-    z = torch.randn(n_eval, 2, generator=torch.Generator().manual_seed(seed + 1))
-    row = {}
-    with torch.no_grad():
-        for k in NFES:
-            x = z.clone()
-            for i in range(k):
-                x = x + v(torch.tensor(i / k), x) / k
-            row[k] = w2_to_fresh(x, seed)
+    def euler(k, g):
+        x = torch.randn(n_eval, 2, generator=g)
+        for i in range(k):
+            x = x + v(torch.tensor(i / k), x) / k
+        return x
+
+    def dopri5(g):
         count = [0]
 
         def counted(t, x):
             count[0] += 1
             return v(t.reshape(1, 1), x)
 
-        x = odeint(counted, z, torch.tensor([0.0, 1.0]), atol=1e-5, rtol=1e-5, method="dopri5")[-1]
-        row["dopri5"] = (w2_to_fresh(x, seed), count[0])
+        z = torch.randn(n_eval, 2, generator=g)
+        x = odeint(counted, z, torch.tensor([0.0, 1.0]), atol=1e-5, rtol=1e-5, method="dopri5")
+        return x[-1], count[0]
+
+    with torch.no_grad():
+        row = {k: mean_w2(functools.partial(euler, k), seed) for k in NFES}
+        row["dopri5"] = mean_w2_nfe(dopri5, seed)
     return row, secs / steps * 1000
 
 
@@ -161,18 +211,18 @@ def diffusers_ddpm(steps, seed, n_eval, sampler="ddim", lr=1e-3):
 
     net, config, ms = _diffusers_trained(steps, seed, lr)
     scheduler = {"ddim": DDIMScheduler, "dpmsolver": DPMSolverMultistepScheduler}[sampler]
-    z = torch.randn(n_eval, 2, generator=torch.Generator().manual_seed(seed + 1))
-    row = {}
+
+    def sample(n, g):
+        sch = scheduler.from_config(config)
+        sch.set_timesteps(n)
+        x = torch.randn(n_eval, 2, generator=g)
+        for k in sch.timesteps:
+            eps = net(torch.cat([x, torch.full((n_eval, 1), float(k) / 1000)], 1))
+            x = sch.step(eps, k, x).prev_sample
+        return x
+
     with torch.no_grad():
-        for n in NFES:
-            sch = scheduler.from_config(config)
-            sch.set_timesteps(n)
-            x = z.clone()
-            for k in sch.timesteps:
-                eps = net(torch.cat([x, torch.full((n_eval, 1), float(k) / 1000)], 1))
-                x = sch.step(eps, k, x).prev_sample
-            row[n] = w2_to_fresh(x, seed)
-    return row, ms
+        return {n: mean_w2(functools.partial(sample, n), seed) for n in NFES}, ms
 
 
 _RUNS = tempfile.TemporaryDirectory()
@@ -228,23 +278,20 @@ def wasserflow_run(
         time_embedding,
     )
     run = load_run(d)
-    row = {}
-    for k in NFES:
-        out = run.sample(
-            n_eval,
-            sampler=sampler,
-            nfe=k,
-            options=plan,
-            generator=torch.Generator().manual_seed(seed + 1),
-        )
-        # a sampler with 2 NFE per step (midpoint, heun) cannot spend 1: no cell there
-        per_step = get_sampler(out.sampler).nfe_per_step or 1
-        row[k] = w2_to_fresh(out.x, seed) if per_step <= k else None
+
+    def sample(k, g):
+        return run.sample(n_eval, sampler=sampler, nfe=k, options=plan, generator=g).x
+
+    # a sampler with 2 NFE per step (midpoint, heun) cannot spend 1: no cell there
+    per_step = get_sampler(sampler or run.default_sampler).nfe_per_step or 1
+    row = {k: mean_w2(functools.partial(sample, k), seed) if per_step <= k else None for k in NFES}
     if (sampler is None or sampler in ("euler", "heun", "midpoint")) and run.supports("dopri5"):
-        out = run.sample(
-            n_eval, sampler="dopri5", generator=torch.Generator().manual_seed(seed + 1)
-        )
-        row["dopri5"] = (w2_to_fresh(out.x, seed), out.nfe)
+
+        def dopri5(g):
+            out = run.sample(n_eval, sampler="dopri5", generator=g)
+            return out.x, out.nfe
+
+        row["dopri5"] = mean_w2_nfe(dopri5, seed)
     return row, ms
 
 
@@ -271,14 +318,21 @@ def distill_run(
     teacher_overrides,
     teacher_lr,
     teacher_batch_size,
-    frames=16,
+    frames=4,
+    pairs=65_536,
     teacher_sampler="rk4",
     teacher_nfe=256,
 ):
-    """Flow-map distillation of an OT-CFM teacher trained here first (the rows'
-    wasserflow-otcfm-ot2048 net, shared with that row; its training seconds are added to the
-    student's in the ms / step column, per student step): the teacher's ODE by
-    ``teacher_sampler`` at ``teacher_nfe`` evaluations, K = ``frames``."""
+    """Flow-map distillation of an OT-CFM teacher trained here first (the
+    wasserflow-otcfm-ot2048 recipe, shared with that row at equal steps; its training seconds
+    are added to the student's in the ms / step column, per student step): ``pairs``
+    trajectories of the teacher's ODE by ``teacher_sampler`` at ``teacher_nfe`` evaluations,
+    K = ``frames`` (jumps of 1, 2 and 4 trained), the student at STRAIGHT_TRAIN's batch and lr.
+
+    On seed 0 at 20,000 teacher and 20,000 student steps (10 draws): 8,192 pairs, K = 16 at
+    batch 256 and lr 1e-3 gave W2 0.330 at one jump; 65,536 pairs 0.240 (K = 4) and 0.221
+    (K = 1, one jump only, useless at 2); at batch 512 and lr 2e-3 0.224 (K = 4: 0.204 and
+    0.197 at 2 and 4 jumps) and 0.219 (K = 2)."""
     teacher, t_ms = _wasserflow_trained(
         "otcfm",
         teacher_steps,
@@ -292,9 +346,9 @@ def distill_run(
         "objective.frames": frames,
         "objective.teacher_sampler": teacher_sampler,
         "objective.teacher_nfe": teacher_nfe,
-        "objective.pairs": 8192,
+        "objective.pairs": pairs,
     }
-    row, ms = flowmap_run("flowmap-distill", steps, seed, n_eval, overrides=over)
+    row, ms = flowmap_run("flowmap-distill", steps, seed, n_eval, overrides=over, **STRAIGHT_TRAIN)
     return row, ms + t_ms * teacher_steps / steps
 
 
@@ -306,9 +360,14 @@ def jko_flow_run(seed, n_eval):
     t0 = time.perf_counter()
     train_run(cfg, d)
     secs = time.perf_counter() - t0
-    out = load_run(d).sample(n_eval, generator=torch.Generator().manual_seed(seed + 1))
+    run = load_run(d)
+
+    def sample(g):
+        out = run.sample(n_eval, generator=g)
+        return out.x, out.nfe
+
     row = {k: None for k in NFES}
-    row["dopri5"] = (w2_to_fresh(out.x, seed), out.nfe)
+    row["dopri5"] = mean_w2_nfe(sample, seed)
     return row, secs / cfg.train.steps * 1000
 
 
@@ -348,11 +407,29 @@ def main():
         "--distill-steps",
         type=int,
         default=None,
-        help="student steps of wasserflow-flowmap-distill (default steps / 4; its "
-        "teacher is the wasserflow-otcfm-ot2048 net)",
+        help="student steps of wasserflow-flowmap-distill (default: steps)",
+    )
+    p.add_argument(
+        "--distill-teacher-steps",
+        type=int,
+        default=None,
+        help="steps of wasserflow-flowmap-distill's teacher, the wasserflow-otcfm-ot2048 "
+        "recipe (default 0.7 x steps: teacher and student together then take TorchCFM's "
+        "CPU seconds, 162 against 164 at 20,000 steps)",
+    )
+    p.add_argument(
+        "--draws",
+        type=int,
+        default=1,
+        help="draws per cell: each cell is the mean W2 over this many (noise, fresh data) "
+        "sets; draw 0 is the protocol's. One draw's W2 scatters by the noise floor's sd "
+        "(about 0.045 at 2,000 points), so compare rows with the floor at 10 or more",
     )
     a = p.parse_args()
     NFES[:] = [int(k) for k in a.nfes.split(",")]
+    if a.draws < 1:
+        p.error(f"--draws must be at least 1, got {a.draws}")
+    DRAWS[0] = a.draws
     torch.set_num_threads(1)
     steps, seeds, n = (
         (300, [0], 500) if a.quick else (a.steps, [int(s) for s in a.seeds.split(",")], a.n)
@@ -429,24 +506,21 @@ def main():
         ),
         "wasserflow-shortcut": lambda s: flowmap_run("shortcut", steps, s, n),
         "wasserflow-flowmap-distill": lambda s: distill_run(
-            a.distill_steps or steps // 4,
+            a.distill_steps or steps,
             s,
             n,
-            a.straight_steps or 3 * steps // 2,
+            a.distill_teacher_steps or 7 * steps // 10,
             OTCFM_STRAIGHT,
             **{f"teacher_{k}": v for k, v in STRAIGHT_TRAIN.items()},
         ),
     }
     only = [k for k in a.only.split(",") if k]
-    floor = statistics.mean(
-        exact_ot(
-            moons(n, torch.Generator().manual_seed(s), dtype=torch.float64),
-            moons(n, torch.Generator().manual_seed(100 + s), dtype=torch.float64),
-        ).w2
-        for s in range(5)
-    )
+    floor, se, sd = noise_floor(n)
     print(
-        f"# moons, N(0,I) source, {steps} steps, seeds {seeds}, {n} points; noise floor {floor:.3f}"
+        f"# moons, N(0,I) source, {steps} steps, seeds {seeds}, {n} points, each cell the mean "
+        f"of {DRAWS[0]} draw(s); noise floor {floor:.3f} +- {se:.3f} (mean W2 of "
+        f"{FLOOR_PAIRS} pairs of independent samples; one pair's sd {sd:.3f}), "
+        f"1.3x the floor: {1.3 * floor:.3f}"
     )
     print("| model | " + " | ".join(map(str, NFES)) + " | dopri5 (NFE) | ms / step |")
     print("|---" * (len(NFES) + 3) + "|")
