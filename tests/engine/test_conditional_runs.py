@@ -10,9 +10,8 @@ import torch
 from wasserflow.engine import METHODS, load_run, make_config, train_run
 from wasserflow.engine.checkpoint import load as load_checkpoint
 
-# the flow maps' networks take the jump's length as their extra input: not class-conditional yet
-FLOW_MAPS = ("meanflow", "meanflow-ot", "shortcut", "flowmap-distill")
-NETWORK_METHODS = [m for m in METHODS if m != "jko-flow" and m not in FLOW_MAPS]
+# a distillation's teacher trajectories carry no labels: not class-conditional yet
+NETWORK_METHODS = [m for m in METHODS if m not in ("jko-flow", "flowmap-distill")]
 SMALL = {
     "rectified-flow": {"reflow.pairs": 128, "reflow.nfe": 4},
     "energy-matching": {"objective.negative_steps": 3},
@@ -35,10 +34,9 @@ def test_every_network_method_trains_and_samples_conditionally(method, tmp_path)
     assert torch.isfinite(r.sample(10, nfe=4).x).all()  # no labels: the unconditional model
 
 
-@pytest.mark.parametrize("method", FLOW_MAPS)
-def test_a_conditional_flow_map_is_refused_in_one_line(method):
-    with pytest.raises(ValueError, match="not class-conditional yet") as e:
-        make_config(method, "gmm2d", steps=6, overrides={"condition": {}})
+def test_a_conditional_distillation_is_refused_in_one_line():
+    with pytest.raises(ValueError, match="not class-conditional yet.*meanflow or shortcut") as e:
+        make_config("flowmap-distill", "gmm2d", steps=6, overrides={"condition": {}})
     assert "\n" not in str(e.value)
 
 
@@ -56,8 +54,18 @@ def _stop_at(step):
 
 @pytest.mark.parametrize(
     ("method", "extra"),
-    [("otcfm", {}), ("otcfm", {"per_class": False, "ot_batch": 64}), ("sbcfm", {})],
-    ids=["otcfm-stream-per-class", "otcfm-blind-blocks", "sbcfm-entropic-in-loss"],
+    [
+        ("otcfm", {}),
+        ("otcfm", {"per_class": False, "ot_batch": 64}),
+        ("sbcfm", {}),
+        ("meanflow-ot", {}),
+    ],
+    ids=[
+        "otcfm-stream-per-class",
+        "otcfm-blind-blocks",
+        "sbcfm-entropic-in-loss",
+        "meanflow-ot-flow-map",
+    ],
 )
 def test_a_conditional_run_resumes_bit_for_bit(method, extra, tmp_path):
     over = {"condition": {}, "train.checkpoint_every": 10, "train.log_every": 10, **extra}
@@ -68,7 +76,9 @@ def test_a_conditional_run_resumes_bit_for_bit(method, extra, tmp_path):
     train_run(cfg, tmp_path / "part", resume=True)
     a, _ = load_checkpoint(tmp_path / "full" / "checkpoint.safetensors")
     b, _ = load_checkpoint(tmp_path / "part" / "checkpoint.safetensors")
-    assert a.keys() == b.keys() and any(k.startswith("model.cond.") for k in a)
+    assert a.keys() == b.keys() and any(
+        k.startswith(("model.cond.", "model.backbone.cond.")) for k in a
+    )
     for k in a:
         assert torch.equal(a[k], b[k]), k
 

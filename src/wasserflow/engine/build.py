@@ -223,11 +223,13 @@ def validate(cfg: RunConfig) -> None:
         check_teacher_spec(teacher, METHODS)
     build_objective(cfg)
     x = torch.zeros((2, *cfg.model.shape))
+    t = torch.full((2,), 0.5)
+    extra = tuple(t for _ in objective_spec(cfg.objective).conditions)  # a flow map's s
     labels = () if cfg.condition is None else (torch.zeros(2, dtype=torch.int64),)
     try:
         net = build_network(cfg, seed=0)
         with torch.no_grad():
-            y = net(x, torch.full((2,), 0.5), *labels)
+            y = net(x, t, *extra, *labels)
     except (RuntimeError, ValueError, TypeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         fix = reshape_hint(cfg.data.spec)

@@ -347,11 +347,6 @@ def check_consistent(cfg: RunConfig) -> None:
             f"{', '.join(spec.conditions)} input after t): use "
             + " or ".join(n for n, b in BACKBONES.items() if b.conditions)
         )
-    if spec.conditions and cfg.condition is not None:
-        raise ValueError(
-            f"{spec.title} is not class-conditional yet (its network's extra input is taken): "
-            "drop condition (--conditional)"
-        )
     _check_condition(cfg)
 
 

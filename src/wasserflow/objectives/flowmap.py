@@ -50,11 +50,13 @@ class FlowMapNet(nn.Module):
         self.backbone = backbone
         self.time_factor = float(time_factor)
 
-    def forward(self, x: Tensor, t: Tensor | float, s: Tensor | float | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, t: Tensor | float, s: Tensor | float | None = None, *labels: Tensor
+    ) -> Tensor:
         t = broadcast_time(t, x)
         s = t if s is None else broadcast_time(s, x, "s")
         k = self.time_factor
-        return self.backbone(x, k * t, k * (s - t))
+        return self.backbone(x, k * t, k * (s - t), *labels)
 
 
 def expand(h: Tensor, x: Tensor) -> Tensor:

@@ -170,6 +170,12 @@ class FlowMapDistillSpec(FlowMapSpec):
                 "flow-map distillation learns its teacher's trajectories: leave coupling "
                 "independent and reflow off (the teacher has its own coupling)"
             )
+        if run.condition is not None:
+            raise ValueError(
+                "flow-map distillation is not class-conditional yet (its teacher's "
+                "trajectories carry no labels): drop condition (--conditional), or train "
+                "meanflow or shortcut conditionally"
+            )
 
     def teacher(self, objective: FlowMapDistillObjective) -> TeacherSpec:
         return TeacherSpec(
