@@ -40,7 +40,7 @@ Guidance (:mod:`.guidance`): ``guided_field(labelled, labels, null, Guidance(sca
 batched, space), counter)`` is the Field of a class-conditional model guided at scale s
 (s = 1 off, ``Guidance.from_w(w)`` for w = s - 1); every sampler drives it unchanged, and a
 ``PassCounter`` records the network passes beside the sampler's NFE. A flow map is guided in
-its average velocity at each jump (``GuidedAverage``).
+its average velocity at each jump (``GuidedFn`` on u(x, t, s)).
 
 Grids (pure functions): ``uniform_grid(n_steps, start=0, end=1)``,
 ``diffusers_timesteps(n, num_train_timesteps=1000, spacing, steps_offset=0)``,
@@ -69,7 +69,6 @@ from .grids import (
 )
 from .guidance import (
     Guidance,
-    GuidedAverage,
     PassCounter,
     as_guidance,
     counted_field,
@@ -115,7 +114,6 @@ __all__ = [
     "SPACINGS",
     "Field",
     "Guidance",
-    "GuidedAverage",
     "PassCounter",
     "as_guidance",
     "counted_field",

@@ -131,25 +131,15 @@ class PassCounter:
 
 
 class _Counted:
-    """fn(x, t) counted as one pass of x's rows."""
+    """fn(x, t, *extra) counted as one pass of x's rows (a field's output, or a flow map's
+    average velocity with its end time s as the extra argument)."""
 
-    def __init__(self, fn: FieldFn, counter: PassCounter):
+    def __init__(self, fn: FieldFn | AverageFn, counter: PassCounter):
         self.fn, self.counter = fn, counter
 
-    def __call__(self, x: Tensor, t: Tensor) -> Tensor:
+    def __call__(self, x: Tensor, t: Tensor, *extra: Tensor) -> Tensor:
         self.counter.add(x.shape[0])
-        return self.fn(x, t)
-
-
-class _CountedAverage:
-    """A flow map's average(x, t, s) counted as one pass of x's rows."""
-
-    def __init__(self, average: AverageFn, counter: PassCounter):
-        self.average, self.counter = average, counter
-
-    def __call__(self, x: Tensor, t: Tensor, s: Tensor) -> Tensor:
-        self.counter.add(x.shape[0])
-        return self.average(x, t, s)
+        return self.fn(x, t, *extra)
 
 
 def counted_field(field: Field, counter: PassCounter) -> Field:
@@ -157,7 +147,7 @@ def counted_field(field: Field, counter: PassCounter) -> Field:
     keeps its class and its other members; a flow map's jumps, calls of its average
     velocity, are counted too)."""
     if isinstance(field, FlowMapField):
-        average = _CountedAverage(field.average, counter)
+        average = _Counted(field.average, counter)
         return FlowMapField.from_average(average, field.path, instantaneous=field.instantaneous)
     return dataclasses.replace(field, fn=_Counted(field.fn, counter))
 
@@ -165,7 +155,9 @@ def counted_field(field: Field, counter: PassCounter) -> Field:
 class GuidedFn:
     """The guided output u + s (c - u) of a labelled model at (x, t) (module doc): ``cond``
     evaluates the rows with their classes, ``uncond`` with the null class, ``both`` (batched) a
-    doubled batch [classes; null]; rows outside the guidance interval get ``cond`` alone."""
+    doubled batch [classes; null]; rows outside the guidance interval get ``cond`` alone. Extra
+    per-row arguments after t (a flow map's end time s) are passed through (doubled with the
+    batch)."""
 
     def __init__(
         self,
@@ -179,15 +171,15 @@ class GuidedFn:
         self.cond, self.uncond, self.both = cond, uncond, both
         self.guidance, self.prediction, self.coefficients = guidance, prediction, coefficients
 
-    def __call__(self, x: Tensor, t: Tensor) -> Tensor:
+    def __call__(self, x: Tensor, t: Tensor, *extra: Tensor) -> Tensor:
         active = self.guidance.active(t)
         if not bool(active.any()):
-            return self.cond(x, t)
+            return self.cond(x, t, *extra)
         if self.both is not None:
-            out = self.both(torch.cat([x, x]), torch.cat([t, t]))
+            out = self.both(*(torch.cat([v, v]) for v in (x, t, *extra)))
             c, u = out[: x.shape[0]], out[x.shape[0] :]
         else:
-            c, u = self.cond(x, t), self.uncond(x, t)
+            c, u = self.cond(x, t, *extra), self.uncond(x, t, *extra)
         g = self.guidance
         coeffs = None if g.space in (None, self.prediction) else self.coefficients(t)
         out = guide(x, c, u, g.scale, coeffs, self.prediction, g.space)
@@ -237,34 +229,6 @@ def guided_field(
     return Field(fn=fn, prediction=cond.prediction, path=cond.path, score_fn=score_fn)
 
 
-class GuidedAverage:
-    """The guided average velocity u_K + s (u_c - u_K) of a labelled flow map at (x, t, s)
-    (:func:`guided_field`): ``cond`` with the rows' classes, ``uncond`` with the null class, or
-    ``both`` on a doubled batch; rows whose start time t is outside the guidance interval get
-    ``cond`` alone."""
-
-    def __init__(
-        self,
-        cond: AverageFn,
-        uncond: AverageFn | None,
-        both: AverageFn | None,
-        guidance: Guidance,
-    ):
-        self.cond, self.uncond, self.both, self.guidance = cond, uncond, both, guidance
-
-    def __call__(self, x: Tensor, t: Tensor, s: Tensor) -> Tensor:
-        active = self.guidance.active(t)
-        if not bool(active.any()):
-            return self.cond(x, t, s)
-        if self.both is not None:
-            out = self.both(torch.cat([x, x]), torch.cat([t, t]), torch.cat([s, s]))
-            c, u = out[: x.shape[0]], out[x.shape[0] :]
-        else:
-            c, u = self.cond(x, t, s), self.uncond(x, t, s)
-        out = u + self.guidance.scale * (c - u)
-        return torch.where(active.reshape(-1, *([1] * (x.dim() - 1))), out, c)
-
-
 def _guided_flow_map(
     labelled: LabelledField,
     cond: FlowMapField,
@@ -273,7 +237,7 @@ def _guided_flow_map(
     g: Guidance,
     counter: PassCounter,
 ) -> FlowMapField:
-    """A flow map guided in its average velocity (:class:`GuidedAverage`): each jump
+    """A flow map guided in its average velocity (:class:`GuidedFn` on u(x, t, s)): each jump
     X(x, t, s) = x + (s - t) (u_K + s_g (u_c - u_K)). This is the guidance shortcut models
     sample with (Frans et al. 2024); it is not the flow map of the guided ODE, which the
     jumps approach as they shorten. ``Guidance.space`` does not apply (the average velocity
@@ -283,13 +247,13 @@ def _guided_flow_map(
             f"a flow map is guided in its average velocity: drop guidance space {g.space!r}"
         )
     nulls = torch.full_like(labels, int(null))
-    cond_fn = _CountedAverage(cond.average, counter)
+    cond_fn = _Counted(cond.average, counter)
     if g.batched:
-        both = _CountedAverage(labelled(torch.cat([labels, nulls])).average, counter)
-        average = GuidedAverage(cond_fn, None, both, g)
+        both = _Counted(labelled(torch.cat([labels, nulls])).average, counter)
+        average = GuidedFn(cond_fn, None, both, g, "velocity", None)
     else:
-        uncond = _CountedAverage(labelled(nulls).average, counter)
-        average = GuidedAverage(cond_fn, uncond, None, g)
+        uncond = _Counted(labelled(nulls).average, counter)
+        average = GuidedFn(cond_fn, uncond, None, g, "velocity", None)
     return FlowMapField.from_average(average, cond.path, instantaneous=cond.instantaneous)
 
 
