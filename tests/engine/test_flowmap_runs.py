@@ -89,6 +89,8 @@ REFUSED = [
     (["--method", "flowmap-distill", "--set", "objective.teacher_method=nope"], "teacher method"),
     (["--method", "flowmap-distill", "--set", "objective.teacher=/no/such/run"], "neither a run"),
     (["--method", "flowmap-distill", "--set", "coupling=ot"], "leave coupling independent"),
+    (["--method", "flowmap-distill", "--set", "objective.init=nope"], "choose one of teacher"),
+    (["--method", "flowmap-distill", "--set", "objective.time_factor=0.001"], "must be 1"),
 ]
 
 

@@ -4,6 +4,8 @@ by ``wasserflow train --method flowmap-distill``, and the student's one jump lan
 TorchCFM's own ODE integration (torchdiffeq's RK4 on the net called as TorchCFM calls it) takes
 the same noise."""
 
+import json
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -14,6 +16,7 @@ import wasserflow.interop  # noqa: F401  (registers the diffusers: and torchcfm:
 from wasserflow.cli import main
 from wasserflow.engine import load_run
 from wasserflow.engine.teachers import TEACHER_SOURCES
+from wasserflow.models import build_backbone
 
 
 def wasserflow(*argv):
@@ -35,7 +38,7 @@ def test_a_torchcfm_net_is_distilled_into_one_jump(tmp_path):
         "--lr", 3e-3, "--width", 64, "--out", out,
         "--set", f"objective.teacher=torchcfm:{ckpt}", "--set", "objective.teacher_model=mlp",
         "--set", "objective.teacher_sampler=rk4", "--set", "objective.teacher_nfe=64",
-        "--set", "objective.pairs=2048",
+        "--set", "objective.pairs=2048", "--set", "objective.init=random",
     )  # fmt: skip
     assert code == 0
     x0 = torch.randn(1000, 2, generator=torch.Generator().manual_seed(3))
@@ -57,3 +60,30 @@ def test_the_interop_sources_are_registered_and_check_their_settings(tmp_path, c
     )  # fmt: skip
     assert code == 2 and "objective.teacher_model" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()  # refused before anything was written
+
+
+def test_a_wasserflow_backbone_trained_by_torchcfm_starts_the_student(tmp_path):
+    """A TorchCFM state dict of wasserflow's own backbone (how benchmarks/images.py trains
+    TorchCFM's loop) is a velocity network the student starts from (objective.init teacher,
+    the default): after one step at a learning rate of 1e-9 its average velocity over any
+    [t, s] is the TorchCFM net's v(x, t)."""
+    opts = {"width": 32, "depth": 2, "activation": "silu", "time_embedding": "sinusoidal"}
+    net = build_backbone("mlp", (2,), opts, seed=3)  # the student's backbone, trained elsewhere
+    ckpt = tmp_path / "teacher.safetensors"
+    save_file(net.state_dict(), str(ckpt))
+    out = tmp_path / "student"
+    code = wasserflow(
+        "train", "--method", "flowmap-distill", "--data", "moons", "--steps", 1, "--lr", 1e-9,
+        "--width", 32, "--depth", 2, "--out", out,
+        "--set", f"objective.teacher=torchcfm:{ckpt}", "--set", "objective.teacher_model=mlp",
+        "--set", f"objective.teacher_model_options={json.dumps(opts)}",
+        "--set", "objective.pairs=64",
+    )  # fmt: skip
+    assert code == 0
+    student = load_run(out).model
+    g = torch.Generator().manual_seed(0)
+    x, t = torch.randn(50, 2, generator=g), torch.rand(50, generator=g)
+    with torch.no_grad():
+        v = net(x, t)
+        for s in (t, (1 + t) / 2, torch.ones(50)):
+            torch.testing.assert_close(student(x, t, s), v, rtol=1e-5, atol=1e-5)

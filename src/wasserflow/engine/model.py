@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..data import Standardizer
 from ..models import class_labels
@@ -93,6 +93,11 @@ class GenerativeModel(Protocol):
     @property
     def num_classes(self) -> int | None:
         """K for a class-conditional model (labels in [0, K), K the null class), else None."""
+        return None
+
+    def velocity_network(self) -> nn.Module | None:
+        """The network that computes the velocity as ``net(x, t)`` on the t clock (the weights a
+        distilled flow map may start from), or None where the model has none."""
         return None
 
     def labelled_field(self, labels: Tensor | int) -> Field:

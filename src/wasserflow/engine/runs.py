@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .. import errors
 from ..data import DataSource
@@ -282,13 +282,19 @@ class _Job:
         teachers.check_teacher(model, tuple(cfg.model.shape), std, self.scaler)
         return model
 
-    def train_network(self, data: DataFn | None = None) -> list[TrainResult]:
+    def train_network(
+        self, data: DataFn | None = None, init: Callable[[nn.Module], None] | None = None
+    ) -> list[TrainResult]:
         """The batch loop over the run's stages: the first on the data (``data``, or a
         teacher's pairs), each reflow stage on the previous stage's pairs from its (EMA)
-        weights."""
+        weights; ``init`` sets the built network's first weights (a checkpoint replaces
+        them when training resumes)."""
         cfg, progress = self.cfg, self.progress
         stages = folder.stage_dirs(self.out, cfg)
-        model = place(build.build_network(cfg, seed=cfg.train.seed), self.device)
+        model = build.build_network(cfg, seed=cfg.train.seed)
+        if init is not None:
+            init(model)
+        model = place(model, self.device)
         results = []
         for k, stage in enumerate(stages):
             if k > 0 and _complete(stage, cfg.train.steps):
@@ -480,6 +486,12 @@ class TrainedRun(GenerativeModel):
 
     def context(self) -> SamplingContext:
         return build.sampling_context(self.config, self.model)
+
+    def velocity_network(self) -> nn.Module | None:
+        """The trained network when it is the velocity (``net(x, t)`` on the t clock, the
+        objective says: :meth:`ObjectiveSpec.velocity_network`), else None."""
+        obj = self.config.objective
+        return self.model if self.objective_spec.velocity_network(obj) else None
 
     @property
     def num_classes(self) -> int | None:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..data import Standardizer, make_source, reshape_hint
 from ..engine import GenerativeModel
@@ -57,6 +57,9 @@ class ExternalModel(GenerativeModel):
             Field of rows carrying them (``num_classes`` K: the null class, whose field
             ``field`` should be); None: unconditional.
         num_classes: K of a class-conditional model.
+        velocity_network: the network when it computes the velocity as ``net(x, t)`` on
+            wasserflow's clock (a registered backbone's weights trained elsewhere: a distilled
+            student may start from them), else None.
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class ExternalModel(GenerativeModel):
         model: Any = None,
         labelled: Callable[[Tensor | int], Field] | None = None,
         num_classes: int | None = None,
+        velocity_network: nn.Module | None = None,
     ):
         if not isinstance(field, Field):
             raise ValueError("field must be a wasserflow.samplers.Field")
@@ -89,6 +93,7 @@ class ExternalModel(GenerativeModel):
         self._default_options = dict(default_options or {})
         self.scaler = scaler or Standardizer.identity()
         self.model = model
+        self._velocity_network = velocity_network
         self.path = field.path
         get_sampler(default_sampler).make_plan(1, context, self._default_options)
         if data is not None:
@@ -115,6 +120,9 @@ class ExternalModel(GenerativeModel):
     def field(self) -> Field:
         """What a sampler drives: the model as a Field on the t clock."""
         return self._field
+
+    def velocity_network(self) -> nn.Module | None:
+        return self._velocity_network
 
     @property
     def num_classes(self) -> int | None:

@@ -258,4 +258,5 @@ def from_torchcfm(
         default_sampler="euler",
         data=data,
         model=net,
+        velocity_network=net if fn is None else None,
     )

@@ -127,10 +127,14 @@ class TrainJob(Protocol):
         """n training points in training coordinates (the data scaling applied)."""
         ...
 
-    def train_network(self, data: DataFn | None = None) -> list[TrainResult]:
+    def train_network(
+        self, data: DataFn | None = None, init: Callable[[nn.Module], None] | None = None
+    ) -> list[TrainResult]:
         """Train the run's network with the objective's :meth:`~ObjectiveSpec.loss` in the
         engine's batch loop, stage by stage (reflow), and return each stage's result;
-        ``data`` replaces the run's data stream as the loss's batches."""
+        ``data`` replaces the run's data stream as the loss's batches; ``init`` sets the
+        freshly built network's weights before the first step (a checkpoint, when training
+        resumes, replaces them)."""
         ...
 
     def teacher(self, spec: TeacherSpec) -> Any:
@@ -236,6 +240,12 @@ class ObjectiveSpec:
     def network(self, objective: Any, backbone: nn.Module) -> nn.Module:
         """The module trained around a backbone built with this objective's :attr:`head`."""
         return backbone
+
+    def velocity_network(self, objective: Any) -> bool:
+        """Whether the trained network, called ``net(x, t)`` on the t clock, IS the velocity
+        v(x, t) the ODE integrates (what a distilled flow map may start from); False by
+        default."""
+        return False
 
     def load(self, objective: Any, checkpoint: Checkpoint) -> Any:
         """The trained model of a checkpoint: by default the network with its EMA weights."""

@@ -180,6 +180,9 @@ class PathRegressionSpec(ObjectiveSpec):
     def field(self, objective: RegressionObjective, model: nn.Module, path: AffinePath) -> Field:
         return Field.from_network(model, path, objective.prediction, objective.time_input)
 
+    def velocity_network(self, objective: RegressionObjective) -> bool:
+        return objective.prediction == "velocity" and objective.time_input == "t"
+
     def sampling_context(
         self, objective: RegressionObjective, base: SamplingContext, model: Any = None
     ) -> SamplingContext:
