@@ -29,8 +29,8 @@ net(x, t) with t on wasserflow's clock: t = 0 noise, t = 1 data; sinusoidal embe
   paper's logit-normal times), ``wasserflow-meanflow-ot-uniform`` (the same pairs with
   meanflow's uniform times: against ``wasserflow-meanflow`` only the coupling differs),
   ``wasserflow-shortcut`` and ``wasserflow-flowmap-distill`` (an OT-CFM teacher with the block
-  coupling for DISTILL_TEACHER of the seconds, then the student on its midpoint ODE for the
-  rest: the row's seconds are both).
+  coupling for DISTILL_TEACHER of the seconds, then the student, started from the teacher's
+  weights, on its 2-NFE midpoint map for the rest: the row's seconds are both).
 * ``wasserflow-ddpm-fast-dpm``: the engine's ``ddpm`` recipe (the very VP path of diffusers'
   row: DDPM's discrete linear betas) with velocity prediction, the log-SNR as the network's time
   input and lr 2e-3 (benchmarks/README.md's "-fast" settings), sampled with the deterministic
@@ -482,11 +482,15 @@ FLOWMAP_NFES = [1, 2, 4, 8]
 DISTILL_TEACHER = 0.6
 """The share of a distillation row's seconds its teacher (wasserflow-otcfm-block's recipe)
 trains for; the student's run (its teacher's frames included) takes the rest."""
-DISTILL = {"objective.teacher_sampler": "midpoint", "objective.teacher_nfe": 8,
-           "objective.frames": 4, "objective.pairs": 2048}  # fmt: skip
-"""2,048 teacher trajectories by the midpoint rule at 8 NFE, kept at K = 4 frames: at 40 s per
-row on the 2 shared cores, 4,096 trajectories at 16 NFE took about 11 s of the student's 12 s
-(the --quick run: one student step)."""
+DISTILL = {"objective.teacher_sampler": "midpoint", "objective.teacher_nfe": 2,
+           "objective.frames": 1, "objective.pairs": 2048}  # fmt: skip
+"""The student (started from its teacher: ``objective.init`` teacher, the default) learns the
+teacher's 2-NFE midpoint map on 2,048 noises, one jump over [0, 1] (K = 1): the teacher's best
+sampler here (FD 14.3 at 2 NFE, 17.5 at 8, 121.6 by one Euler step: seed 0 at 27 s), so the
+one jump learns the best few-step map (progressive distillation's target). At 40 s per row
+(seeds 0 / 1 / 2, one teacher each) its one jump scored FD 19.6 / 31.5 / 22.5, where the
+teacher's midpoint ODE at 8 NFE with K = 4 frames (the former setting) gave 32.6 / 46.7 / 34.5
+and, without the teacher's weights, 83.1 / 65.9 / 72.7."""
 
 
 def flowmap_nfes():

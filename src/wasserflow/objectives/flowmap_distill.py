@@ -31,8 +31,9 @@ t clock (``velocity_network()``: a wasserflow run of a velocity-predicting metho
 TorchCFM state dict in a wasserflow backbone, ``torchcfm:CKPT`` with ``teacher_model``) with
 the student's backbone, and the time factor 1 (the copied time embedding sees t itself; this
 objective has no JVP, so it needs no smaller factor); a diffusers teacher or another network
-takes ``init = "random"``. On the 8 x 8 digits at 40 s per row the one-jump FD fell from 83 to
-20-33 with it (benchmarks/README.md, "Flow maps"); on a curved Gaussian flow (I-CFM) at 60
+takes ``init = "random"``. On the 8 x 8 digits at 40 s per row (teacher and student) the
+one-jump FD fell from 66-83 to 22-30 on seeds 0-2 with it and the teacher's 2-NFE midpoint map
+as the target (benchmarks/README.md, "Flow maps"); on a curved Gaussian flow (I-CFM) at 60
 steps the one-jump error fell from 0.066 to 0.0008 of E|X - x|^2 (tests/objectives).
 
 The student sees only these ``pairs`` trajectories, so their number bounds how well it learns
@@ -140,8 +141,8 @@ class TeacherStart:
     velocity network: the teacher's weights copied into the student's backbone (the same
     architecture, which adds only the step's embedding), that embedding's last linear layer
     set to zero. The student then starts as u(x, t, s) = v(x, t), one Euler step of the
-    teacher over [t, s], and learns only how the jump departs from it (consistency
-    distillation starts from its teacher too: Song et al. 2023, section 4)."""
+    teacher over [t, s], and learns only how the jump departs from it (as consistency
+    distillation's student starts from its teacher diffusion model, Song et al. 2023)."""
 
     network: nn.Module
 
