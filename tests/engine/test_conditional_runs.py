@@ -10,11 +10,12 @@ import torch
 from wasserflow.engine import METHODS, load_run, make_config, train_run
 from wasserflow.engine.checkpoint import load as load_checkpoint
 
-# a distillation's teacher trajectories carry no labels: not class-conditional yet
-NETWORK_METHODS = [m for m in METHODS if m not in ("jko-flow", "flowmap-distill")]
+NETWORK_METHODS = [m for m in METHODS if m != "jko-flow"]
 SMALL = {
     "rectified-flow": {"reflow.pairs": 128, "reflow.nfe": 4},
     "energy-matching": {"objective.negative_steps": 3},
+    # its conditional teacher (otcfm) trained first, 8 steps; 128 labelled trajectories
+    "flowmap-distill": {"objective.pairs": 128, "objective.teacher_steps": 8},
 }
 
 
@@ -34,10 +35,17 @@ def test_every_network_method_trains_and_samples_conditionally(method, tmp_path)
     assert torch.isfinite(r.sample(10, nfe=4).x).all()  # no labels: the unconditional model
 
 
-def test_a_conditional_distillation_is_refused_in_one_line():
-    with pytest.raises(ValueError, match="not class-conditional yet.*meanflow or shortcut") as e:
-        make_config("flowmap-distill", "gmm2d", steps=6, overrides={"condition": {}})
+def test_a_guided_teacher_needs_a_conditional_student_and_an_unguided_sampler(tmp_path):
+    with pytest.raises(ValueError, match="train the student with --conditional") as e:
+        make_config("flowmap-distill", "gmm2d", overrides={"objective.teacher_guidance": 2})
     assert "\n" not in str(e.value)
+    over = {"condition": {}, **SMALL["flowmap-distill"], "objective.teacher_guidance": 2.0}
+    train_run(make_config("flowmap-distill", "gmm2d", steps=4, overrides=over), tmp_path)
+    run = load_run(tmp_path)
+    assert run.context().distilled_guidance == 2.0
+    run.sample(10, labels=1)  # its own jumps: the guided teacher's
+    with pytest.raises(ValueError, match="guided at s = 2 .* sample it without guidance"):
+        run.sample(10, labels=1, guidance=2.0)
 
 
 class _Stop(Exception):
@@ -59,12 +67,14 @@ def _stop_at(step):
         ("otcfm", {"per_class": False, "ot_batch": 64}),
         ("sbcfm", {}),
         ("meanflow-ot", {}),
+        ("flowmap-distill", SMALL["flowmap-distill"]),
     ],
     ids=[
         "otcfm-stream-per-class",
         "otcfm-blind-blocks",
         "sbcfm-entropic-in-loss",
         "meanflow-ot-flow-map",
+        "flowmap-distill-labelled-frames",
     ],
 )
 def test_a_conditional_run_resumes_bit_for_bit(method, extra, tmp_path):

@@ -91,6 +91,7 @@ REFUSED = [
     (["--method", "flowmap-distill", "--set", "coupling=ot"], "leave coupling independent"),
     (["--method", "flowmap-distill", "--set", "objective.init=nope"], "choose one of teacher"),
     (["--method", "flowmap-distill", "--set", "objective.time_factor=0.001"], "must be 1"),
+    (["--method", "flowmap-distill", "--set", "objective.teacher_guidance=2"], "--conditional"),
 ]
 
 

@@ -11,7 +11,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from wasserflow.models import BACKBONES, build_backbone, register_model
-from wasserflow.models.conditioning import parse_conditions
+from wasserflow.models.conditioning import align_conditions, parse_conditions
 
 CASES = {
     "mlp": ([2], {"width": 32, "depth": 2}),
@@ -57,6 +57,31 @@ def test_without_conditions_nothing_changes_and_with_them_they_are_added(name):
         last.weight.zero_()
         last.bias.zero_()  # the condition's embedding is now 0: added, it changes nothing
         torch.testing.assert_close(cond(x, t, h), y_plain, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_a_class_embedding_moves_to_where_another_backbone_keeps_it(name):
+    """align_conditions: ("class:3",) keeps the class embedding at index 0, ("scalar",
+    "class:3") at index 1; aligned, the first's weights load into the second with only the
+    scalar's embedding left, and with it zeroed the two give the same outputs for every class.
+    A condition the target lacks becomes a key the target does not have."""
+    shape, opts = CASES[name]
+    source = build_backbone(name, shape, opts, seed=3, conditions=("class:3",))
+    target = build_backbone(name, shape, opts, seed=4, conditions=("scalar", "class:3"))
+    _wake(source)
+    state = align_conditions(source.state_dict(), source, target)
+    missing, unexpected = target.load_state_dict(state, strict=False)
+    assert not unexpected and missing and all(k.startswith("cond.embeddings.0.") for k in missing)
+    last = [m for m in target.cond.embeddings[0].modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+        x, t, h = _inputs(shape)
+        y = torch.tensor([0, 1, 2, 3, 1])  # 3: the null class
+        torch.testing.assert_close(target(x, t, h, y), source(x, t, y), rtol=0, atol=1e-6)
+    plain = build_backbone(name, shape, opts, conditions=("scalar",))
+    foreign = set(align_conditions(source.state_dict(), source, plain)) - set(plain.state_dict())
+    assert foreign and all(k.startswith("<no class:3>.") for k in foreign)
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -191,13 +191,14 @@ def build_objective(cfg: RunConfig, *, total_steps: int | None = None, stage: in
         coupling_sigma=cfg.coupling.sigma,
         total_steps=cfg.train.steps if total_steps is None else total_steps,
     )
-    loss = objective_spec(cfg.objective).loss(cfg.objective, setup)
+    spec = objective_spec(cfg.objective)
+    loss = spec.loss(cfg.objective, setup)
     if cond is None:
         return loss
     return ConditionalLoss(
         loss,
         num_classes=_probe_classes(cfg),
-        label_dropout=cond.label_dropout,
+        label_dropout=0.0 if spec.labels_dropped else cond.label_dropout,
         coupling=cfg.coupling.kind if couple_here else None,
         per_class=cfg.coupling.per_class,
         coupling_sigma=cfg.coupling.sigma,

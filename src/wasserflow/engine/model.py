@@ -207,6 +207,12 @@ def _sampling_field(
             f"{model.method} is not class-conditional: sample it without labels (or train it "
             "with --conditional)"
         )
+    baked = model.context().distilled_guidance
+    if g.enabled and baked is not None:
+        raise ValueError(
+            f"{model.method} learned its teacher guided at s = {baked:g} (the guidance is in "
+            "its jumps): sample it without guidance"
+        )
     y = class_labels(labels, k, n)
     return guided_field(model.labelled_field, y, k, g, counter), y
 

@@ -34,7 +34,7 @@ from .. import errors
 from ..data import DataSource
 from ..errors import InputError, Interrupted, RunFolderError, TrainingDiverged
 from ..models import WithLabels, place, resolve_device
-from ..objectives import TeacherSpec, TrainResult, objective_spec
+from ..objectives import TeacherSpec, TrainResult, drop_labels, objective_spec
 from ..paths import LabelledBatch
 from ..samplers import Field, SamplingContext, get_sampler
 from . import build, distributed, folder, teachers
@@ -244,6 +244,17 @@ class _Job:
     def data(self, n: int, generator: torch.Generator) -> Tensor:
         return self.scaler.transform(self.src.sample(n, generator))
 
+    @property
+    def num_classes(self) -> int | None:
+        return None if self.cfg.condition is None else self.cfg.condition.num_classes
+
+    def labels(self, n: int, generator: torch.Generator) -> Tensor | None:
+        cond = self.cfg.condition
+        if cond is None:
+            return None
+        y = self.src.sample_labelled(n, generator)[1]
+        return drop_labels(y, cond.num_classes, cond.label_dropout, generator)
+
     def load_checkpoint(self) -> dict[str, Tensor] | None:
         if not self.checkpoint_path.exists():
             return None
@@ -341,8 +352,9 @@ TEACHER = "teacher"
 
 def teacher_config(cfg: RunConfig, spec: TeacherSpec) -> RunConfig:
     """The run of a teacher trained first: ``spec.method``'s recipe on the student's data, data
-    scaling and model (its options, without the student's extra inputs), with the student's
-    training settings for ``spec.steps`` steps (the student's when None)."""
+    scaling, classes (``condition``) and model (its options, without the student's extra
+    inputs), with the student's training settings for ``spec.steps`` steps (the student's when
+    None)."""
     model = cfg.model
     t = build.make_config(
         spec.method,
@@ -352,7 +364,7 @@ def teacher_config(cfg: RunConfig, spec: TeacherSpec) -> RunConfig:
         model_options=dict(model.options) if model else None,
     )
     train = dataclasses.replace(cfg.train, steps=spec.steps or cfg.train.steps)
-    return build.with_block_steps(dataclasses.replace(t, train=train))
+    return build.with_block_steps(dataclasses.replace(t, train=train, condition=cfg.condition))
 
 
 def _reflow_pairs(

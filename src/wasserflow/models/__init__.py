@@ -49,7 +49,13 @@ UNet (:mod:`.unet`, ``--model unet``): :class:`UNet` with :class:`UNetConfig`, a
 for (C, H, W) images with presets ``size`` "digits", "mnist", "cifar10" (TorchCFM's nets).
 """
 
-from .conditioning import ClassEmbedding, WithLabels, class_count, class_labels
+from .conditioning import (
+    ClassEmbedding,
+    WithLabels,
+    align_conditions,
+    class_count,
+    class_labels,
+)
 from .device import place, resolve_device
 from .embedding import ACTIVATIONS, LinearTime, SinusoidalTimeEmbedding, make_activation
 from .energy import PotentialField
@@ -64,6 +70,7 @@ __all__ = [
     "Backbone",
     "ClassEmbedding",
     "WithLabels",
+    "align_conditions",
     "class_count",
     "class_labels",
     "MLPConfig",

@@ -203,6 +203,35 @@ class WithLabels(nn.Module):
         return self.net.energy(x, t, *extra, self.labels)
 
 
+def _condition_prefixes(module: nn.Module) -> dict[tuple[str, str], str]:
+    """{(the owner's module name, a condition's name): the state-dict prefix of its embedding}
+    for every :class:`ConditionEmbeddings` inside ``module``."""
+    out = {}
+    for owner, m in module.named_modules():
+        if isinstance(m, ConditionEmbeddings):
+            base = f"{owner}.embeddings." if owner else "embeddings."
+            for i, name in enumerate(m.names):
+                out[(owner, name)] = f"{base}{i}."
+    return out
+
+
+def align_conditions(
+    state: dict[str, Tensor], source: nn.Module, target: nn.Module
+) -> dict[str, Tensor]:
+    """``source``'s state dict ``state`` with each condition's embedding renamed to where
+    ``target`` keeps the same condition: a backbone built with conditions ("class:10",) keeps the
+    class embedding at index 0, one built with ("scalar", "class:10") at index 1. A condition
+    ``target`` lacks keeps a name no module of ``target`` has (``<no CONDITION>.KEY``), so a
+    caller comparing the two state dicts sees it as foreign."""
+    theirs, ours = _condition_prefixes(source), _condition_prefixes(target)
+    renames = {prefix: ours.get(key, f"<no {key[1]}>.{prefix}") for key, prefix in theirs.items()}
+    out = {}
+    for k, v in state.items():
+        old = next((p for p in renames if k.startswith(p)), None)
+        out[k if old is None else renames[old] + k[len(old) :]] = v
+    return out
+
+
 def no_conditions(values: Sequence[object]) -> None:
     """Refuse extra inputs given to a backbone built without conditions."""
     if values:
@@ -213,6 +242,7 @@ def no_conditions(values: Sequence[object]) -> None:
 
 
 __all__ = [
+    "align_conditions",
     "CONDITION_KINDS",
     "STANDALONE_KINDS",
     "ClassEmbedding",

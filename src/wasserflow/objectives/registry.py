@@ -127,6 +127,16 @@ class TrainJob(Protocol):
         """n training points in training coordinates (the data scaling applied)."""
         ...
 
+    @property
+    def num_classes(self) -> int | None:
+        """K of a class-conditional run, else None."""
+        ...
+
+    def labels(self, n: int, generator: torch.Generator) -> Tensor | None:
+        """The classes (n,) int64 of n draws of a class-conditional run's data, each dropped to
+        the null class K with the run's ``condition.label_dropout`` (None: unconditional)."""
+        ...
+
     def train_network(
         self, data: DataFn | None = None, init: Callable[[nn.Module], None] | None = None
     ) -> list[TrainResult]:
@@ -196,6 +206,9 @@ class ObjectiveSpec:
         flow_map: whether it learns a flow map X(x, t, s) (sampled by its jumps) rather than a
             velocity, score or potential (:mod:`wasserflow.objectives.flowmap`).
         run_mixin: a class of methods a trained run of this kind adds, or None.
+        labels_dropped: whether the batches its trainer serves a class-conditional run carry
+            their labels already dropped to the null class (:meth:`TrainJob.labels`), so the
+            loop drops none.
     """
 
     name: ClassVar[str] = ""
@@ -210,6 +223,7 @@ class ObjectiveSpec:
     ode_sampler: ClassVar[str | None] = "euler"
     flow_map: ClassVar[bool] = False
     run_mixin: ClassVar[type | None] = None
+    labels_dropped: ClassVar[bool] = False
 
     def check(self, objective: Any, run: Any) -> None:
         """Refuse settings of the run (a :class:`~wasserflow.engine.RunConfig`) that contradict

@@ -56,6 +56,9 @@ class SamplingContext:
         velocity: whether the model has an instantaneous velocity v(x, t) (a flow map trained
             only on jumps has none: the ODE samplers are refused).
         description: how to name the model in error messages (its method).
+        distilled_guidance: the guidance scale a distilled model's teacher sampled with, so
+            that its jumps follow the guided teacher (sampling guidance on top is refused),
+            or None.
     """
 
     path: AffinePath | None = None
@@ -69,6 +72,7 @@ class SamplingContext:
     flow_map: bool = False
     velocity: bool = True
     description: str = "this model"
+    distilled_guidance: float | None = None
 
 
 @dataclass(frozen=True)
