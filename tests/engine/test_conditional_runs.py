@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from wasserflow.cli import main
 from wasserflow.engine import METHODS, load_run, make_config, train_run
 from wasserflow.engine.checkpoint import load as load_checkpoint
 
@@ -35,7 +36,7 @@ def test_every_network_method_trains_and_samples_conditionally(method, tmp_path)
     assert torch.isfinite(r.sample(10, nfe=4).x).all()  # no labels: the unconditional model
 
 
-def test_a_guided_teacher_needs_a_conditional_student_and_an_unguided_sampler(tmp_path):
+def test_a_guided_teacher_needs_a_conditional_student_and_an_unguided_sampler(tmp_path, capsys):
     with pytest.raises(ValueError, match="train the student with --conditional") as e:
         make_config("flowmap-distill", "gmm2d", overrides={"objective.teacher_guidance": 2})
     assert "\n" not in str(e.value)
@@ -46,6 +47,13 @@ def test_a_guided_teacher_needs_a_conditional_student_and_an_unguided_sampler(tm
     run.sample(10, labels=1)  # its own jumps: the guided teacher's
     with pytest.raises(ValueError, match="guided at s = 2 .* sample it without guidance"):
         run.sample(10, labels=1, guidance=2.0)
+    with pytest.raises(SystemExit) as e:
+        main(
+            ["sample", str(tmp_path), "--class", "1", "--n", "10", "--out", str(tmp_path / "x.npy")]
+        )
+        raise SystemExit(0)
+    assert (e.value.code or 0) == 0
+    assert "guidance s = 2 (w = 1), distilled into the model" in capsys.readouterr().out
 
 
 class _Stop(Exception):

@@ -417,9 +417,11 @@ def sample_command(
             np.savetxt(tmp, x.reshape(n, -1).numpy(), delimiter=",")
     how = f"{res.sampler}, {res.nfe} NFE"
     if class_ is not None:
-        s_ = 1.0 if g is None else g.scale
+        baked = r.context().distilled_guidance
+        s_ = baked if baked is not None else (1.0 if g is None else g.scale)
         how += (
             f", {res.passes} network passes, class {class_}, guidance s = {s_:g} (w = {s_ - 1:g})"
+            + (", distilled into the model" if baked is not None else "")
         )
     console.print(f"{n} samples ({how}) written to {out}")
 
