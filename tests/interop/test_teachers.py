@@ -87,3 +87,27 @@ def test_a_wasserflow_backbone_trained_by_torchcfm_starts_the_student(tmp_path):
         v = net(x, t)
         for s in (t, (1 + t) / 2, torch.ones(50)):
             torch.testing.assert_close(student(x, t, s), v, rtol=1e-5, atol=1e-5)
+
+
+def test_the_same_weights_on_another_clock_are_refused_as_a_start(tmp_path, capsys):
+    """TorchCFM's UNet sees t where wasserflow's sees 1000 t: a state dict of the student's UNet
+    shape loaded with time_scale 1 has every parameter the student has, and still another
+    velocity. The start is checked on probes and refused in one line naming the fix."""
+    opts = {"size": "digits", "channels": 8, "groups": 4, "time_scale": 1.0}
+    net = build_backbone("unet", (1, 8, 8), opts, seed=3)
+    with torch.no_grad():  # a trained net: its zero-initialised head would hide every difference
+        for p in net.parameters():
+            p += 0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1))
+    ckpt = tmp_path / "teacher.safetensors"
+    save_file(net.state_dict(), str(ckpt))
+    student = ["--model-set", "channels=8", "--model-set", "groups=4"]
+    code = wasserflow(
+        "train", "--method", "flowmap-distill", "--data", "digits_images", "--model", "unet",
+        *student, "--steps", 1, "--out", tmp_path / "s",
+        "--set", f"objective.teacher=torchcfm:{ckpt}", "--set", "objective.teacher_model=unet",
+        "--set", f"objective.teacher_model_options={json.dumps(opts)}",
+        "--set", "objective.pairs=8", "--set", "objective.frames=1", "--set", "objective.teacher_nfe=2",
+    )  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "do not give the teacher's velocity" in err and "objective.init random" in err

@@ -185,11 +185,38 @@ class TeacherStart:
     architecture, which adds only the step's embedding), that embedding's last linear layer
     set to zero. The student then starts as u(x, t, s) = v(x, t), one Euler step of the
     teacher over [t, s], and learns only how the jump departs from it (as consistency
-    distillation's student starts from its teacher diffusion model, Song et al. 2023)."""
+    distillation's student starts from its teacher diffusion model, Song et al. 2023).
+
+    The weights alone do not make the same network (a TorchCFM UNet sees t, wasserflow's 1000 t,
+    with the same parameters), so the start is checked: on ``shape``-d probes, with the null
+    class K where ``num_classes`` is given, the student's u(x, t, t) must be the teacher's
+    v(x, t), or the start is refused in one line."""
 
     network: nn.Module
+    shape: tuple[int, ...]
+    num_classes: int | None = None
 
     def __call__(self, student: nn.Module) -> None:
+        self.load(student)
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(4, *self.shape, generator=g)
+        t = torch.rand(4, generator=g)
+        labels = () if self.num_classes is None else (torch.full((4,), self.num_classes),)
+        device = next(self.network.parameters()).device
+        with torch.no_grad():
+            want = self.network(x.to(device), t.to(device), *(y.to(device) for y in labels))
+            got = student(x, t, t, *labels)
+        want = want.to("cpu", got.dtype)
+        if not torch.allclose(got, want, rtol=1e-4, atol=1e-5 * float(want.abs().max())):
+            raise InputError(
+                "the teacher's weights in the student's backbone do not give the teacher's "
+                f"velocity (largest difference {float((got - want).abs().max()):.3g}: the two "
+                "models' options differ, e.g. time_scale): give the student the teacher's "
+                "model options, or set objective.init random"
+            )
+
+    def load(self, student: nn.Module) -> None:
+        """The teacher's weights into ``student.backbone``, the step embedding zeroed."""
         backbone = student.backbone
         own = backbone.state_dict()
         theirs = align_conditions(self.network.state_dict(), self.network, backbone)
@@ -222,7 +249,7 @@ def student_start(teacher: Any, objective: FlowMapDistillObjective) -> TeacherSt
             f"the teacher ({teacher.method}) has no velocity network for the student to start "
             "from: set objective.init random"
         )
-    return TeacherStart(network)
+    return TeacherStart(network, tuple(teacher.shape), teacher.num_classes)
 
 
 @dataclass(frozen=True)
