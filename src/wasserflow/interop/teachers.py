@@ -5,7 +5,7 @@ is imported: :func:`wasserflow.engine.teachers.register_teacher_source`).
         --set objective.teacher=diffusers:ddpm-cifar10 --set objective.init=random
     wasserflow train --method flowmap-distill --data digits_images --model unet \\
         --set objective.teacher=torchcfm:otcfm.pt#ema_model --set objective.teacher_model=unet \\
-        --set 'objective.teacher_model_options={"size": "digits"}'
+        --set 'objective.teacher_model_options={"size": "digits"}' --set objective.init=random
 
 ``diffusers:DIR`` is a ``save_pretrained`` folder (:func:`~wasserflow.interop.from_diffusers`);
 ``torchcfm:CKPT[#KEY]`` a state dict loaded into the registered backbone ``teacher_model`` with
@@ -13,7 +13,8 @@ is imported: :func:`wasserflow.engine.teachers.register_teacher_source`).
 solved by wasserflow's samplers, on wasserflow's clock. The student starts from its teacher's
 weights (``objective.init`` teacher, the default) only where the teacher is a velocity network
 of its own backbone: a ``torchcfm:`` state dict loaded into the student's model with its
-options; a diffusers teacher takes ``objective.init=random``.
+options (TorchCFM's own UNet sees t, wasserflow's 1000 t: that start is refused); a diffusers
+teacher, or TorchCFM's UNet as above, takes ``objective.init=random``.
 """
 
 from __future__ import annotations
