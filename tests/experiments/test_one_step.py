@@ -115,3 +115,30 @@ def test_the_one_step_error_is_read_off_the_paired_ratio_where_there_is_one():
         Row(1, PairedDistance(1.4, 1.35, 1.45, 0.95, "p", 100, 8)), top, "w2", one, conv
     )
     assert other == plain
+
+
+def test_a_flow_map_whose_many_jumps_are_worse_than_its_one_has_no_reference():
+    """The default report's MeanFlow on moons: W2 0.71 at one jump, 1.07 at 100 (relative error
+    -0.34 +- 0.14). Read as a one-step error it would make the most curved path the easiest to
+    learn; it is left out and named, so a data set without two referenced flow maps decides
+    nothing, and the others still decide."""
+    curved, straight = _iv(2.0, 2.2), _iv(0.1, 0.2)
+    worse_many = _step(_iv(-0.48, -0.2), curved)
+    alone = OneStepNumbers(
+        {"moons": {"meanflow": worse_many, "distill": _step(_iv(0, 0.4), straight)}}
+    )
+    v = verdict(alone)
+    assert v.holds is None and "meanflow's 100 jumps are farther" in v.text
+    with_digits = OneStepNumbers(
+        {
+            **alone.data,
+            "digits": {"a": _step(_iv(0.5, 0.6), curved), "b": _step(_iv(0.0, 0.1), straight)},
+        }
+    )
+    v = verdict(with_digits)
+    assert v.holds is True and "moons: meanflow's 100 jumps" in v.text
+    assert all(c.what.startswith("digits") for c in v.checks)
+    # an interval that reaches 0 is not measurably below it: still compared (and here it fails)
+    near = _step(_iv(-0.1, 0.05), curved)
+    v = verdict(OneStepNumbers({"moons": {"a": near, "b": _step(_iv(0.2, 0.3), straight)}}))
+    assert v.holds is False
