@@ -79,8 +79,10 @@ def test_learned_flows_meet_the_grid_geodesic(results):
     for i, floor in enumerate(gg["floor_w2"]):
         assert w2["otcfm (learned)"][i] < min(w2["icfm (learned)"][i], w2["ddpm (learned)"][i])
         assert all(0.5 * floor < w2[p][i] < 5.0 for p in gg["learned"])
-    for ivs in gg["w2"].values():
-        assert all(iv["lower"] <= iv["value"] <= iv["upper"] and iv["n"] > 0 for iv in ivs)
+    for ivs in gg["w2"].values():  # each the mean of the profile's independent draws
+        assert all(iv["lower"] <= iv["value"] <= iv["upper"] for iv in ivs)
+        assert all((iv["method"], iv["n"]) == ("replicates", gg["replicates"]) for iv in ivs)
+    assert gg["replicates"] >= 2
     # the reference path itself: within its tolerance of a 4x longer solve, stated in results
     assert 0 < gg["grid_reference_l1"] <= gg["reference_tol"] == 5e-3
 
@@ -271,3 +273,11 @@ def test_one_step_compares_the_flow_maps_of_the_report(results, run_dir):
         assert one["verdict"]["holds"] is None and text.startswith("not decided")
     student = json.loads((run_dir / "runs/moons/flowmap-distill/config.json").read_text())
     assert student["objective"]["teacher"] == str(run_dir / "runs/moons/otcfm")
+
+
+def test_the_grid_comparison_needs_two_draws_to_have_an_interval():
+    from wasserflow.experiments.paths_grid import GridProfile
+
+    assert GridProfile(n=8, n_times=4, iterations=10, n_w2=100, replicates=3).particles == 300
+    with pytest.raises(ValueError, match="replicates >= 2"):
+        GridProfile(n=8, n_times=4, iterations=10, n_w2=100, replicates=1)

@@ -53,6 +53,7 @@ from ..samplers import Field, rk4, uniform_grid
 from . import figures
 from .context import Check, Context, ExperimentResult, Figure, Table, Verdict, table
 from .paths_grid import (
+    GRID_TIMES,
     GridComparison,
     GridPlot,
     GridProfile,
@@ -113,7 +114,7 @@ PROFILES = {  # the learned models: trained on gmm2d, their ODE marginals agains
         n=300,
         n_steps=40,
         n_times=6,
-        grid=GridProfile(n=24, n_times=8, iterations=200, n_w2=300),
+        grid=GridProfile(n=24, n_times=8, iterations=200, n_w2=300, replicates=3),
         learned=PathsLearnedProfile(
             methods=("icfm", "otcfm", "ddpm"),
             steps=200,
@@ -131,7 +132,7 @@ PROFILES = {  # the learned models: trained on gmm2d, their ODE marginals agains
         n=600,
         n_steps=50,
         n_times=11,
-        grid=GridProfile(n=24, n_times=8, iterations=300, n_w2=400),
+        grid=GridProfile(n=24, n_times=8, iterations=300, n_w2=400, replicates=4),
         learned=PathsLearnedProfile(
             methods=("icfm", "otcfm", "ddpm"),
             steps=800,
@@ -149,7 +150,7 @@ PROFILES = {  # the learned models: trained on gmm2d, their ODE marginals agains
         n=1000,
         n_steps=100,
         n_times=21,
-        grid=GridProfile(n=32, n_times=16, iterations=500, n_w2=1000),
+        grid=GridProfile(n=32, n_times=16, iterations=500, n_w2=1000, replicates=10),
         learned=PathsLearnedProfile(
             methods=("icfm", "otcfm", "rectified-flow", "ddpm"),
             steps=1000,
@@ -167,7 +168,7 @@ PROFILES = {  # the learned models: trained on gmm2d, their ODE marginals agains
         n=4000,
         n_steps=400,
         n_times=41,
-        grid=GridProfile(n=64, n_times=32, iterations=None, n_w2=1000),
+        grid=GridProfile(n=64, n_times=32, iterations=None, n_w2=1000, replicates=10),
         learned=PathsLearnedProfile(
             methods=("icfm", "otcfm", "sbcfm", "rectified-flow", "ddpm", "sde-vp"),
             steps=10000,
@@ -337,44 +338,73 @@ def _oracle_traj(
     return res.trajectory, res.times, res.nfe
 
 
+def _ot_pairs(mix, n: int, g: torch.Generator, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n noises x0 ~ N(0, I) and n draws of ``mix`` matched by exact OT, in independent blocks
+    of ``block`` (the last may be smaller): (x0, y) with y[i] the match of x0[i]."""
+    x0 = torch.randn(n, 2, generator=g, dtype=torch.float64)
+    y = mix.sample(n, g).to(torch.float64)
+    ends = []
+    for a, b in zip(x0.split(block), y.split(block)):
+        ends.append(b[exact_ot(a, b).plan.argmax(1)])  # uniform n-to-n: a permutation / n
+    return x0, torch.cat(ends)
+
+
+def _displace(x0: torch.Tensor, y: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+    """McCann's displacement interpolation of matched pairs: (1 - t) x0 + t y at each time."""
+    return torch.stack([(1 - t) * x0 + t * y for t in times.tolist()])
+
+
 def _ot_geodesic(target: str, mix, n: int, n_steps: int, g: torch.Generator):
     """The OT geodesic's particles from N(0, I): McCann's interpolant by its exact field (a
     Gaussian target) or displacement interpolation of exact OT between samples (a mixture)."""
-    x0 = torch.randn(n, 2, generator=g, dtype=torch.float64)
     grid = uniform_grid(n_steps)
     if target == "gaussian2d":
+        x0 = torch.randn(n, 2, generator=g, dtype=torch.float64)
         orc = GaussianGeodesicOracle(mix.means[0], mix.covs[0])
         r = rk4(orc.velocity, x0, grid, return_trajectory=True)
         return r.trajectory, grid, r.nfe
-    y = mix.sample(n, g).to(torch.float64)
-    perm = exact_ot(x0, y).plan.argmax(1)  # uniform n-to-n: a permutation matrix / n
-    return torch.stack([(1 - t) * x0 + t * y[perm] for t in grid.tolist()]), grid, 0
+    return _displace(*_ot_pairs(mix, n, g, n), grid), grid, 0
 
 
 def _target(ctx: Context, cfg: PathsProfile, j: int, target: str):
-    """Every path's record to ``target`` and their trajectories (name -> (traj, times))."""
+    """The target mixture, its data sample and every path's record to it."""
     mix = get_mixture(target)
     g = ctx.generator(100 + j)
-    data = mix.sample(cfg.n, g).to(torch.float64)
+    n = cfg.n
+    data = mix.sample(n, g).to(torch.float64)
     res: dict[str, PathRecord] = {}
-    trajs: dict = {}
     for i, (name, path) in enumerate(_paths(data).items()):
         ctx.report(f"{target}: {name} path", (3 * j + i) / 9)
         oracle = MixtureOracle(mix, path)
-        traj, times, nfe = _oracle_traj(oracle, cfg.n, cfg.n_steps, g, T_END.get(name, 1.0))
+        traj, times, nfe = _oracle_traj(oracle, n, cfg.n_steps, g, T_END.get(name, 1.0))
         res[name] = _record(traj, times, cfg.n_times, nfe, repr(path.schedule))
-        trajs[name] = (traj, times)
     ctx.report(f"{target}: OT geodesic", (3 * j + 3) / 9)
-    traj, grid, nfe = _ot_geodesic(target, mix, cfg.n, cfg.n_steps, g)
+    traj, grid, nfe = _ot_geodesic(target, mix, n, cfg.n_steps, g)
     res["OT geodesic"] = _record(traj, grid, cfg.n_times, nfe)
-    trajs["OT geodesic"] = (traj, grid)
-    return mix, data, res, trajs
+    return mix, data, res
 
 
-def _grid_geodesic(ctx: Context, cfg: PathsProfile, target: str, mix, data, trajs: dict):
+def _grid_particles(cfg: PathsProfile, mix, data, g: torch.Generator) -> dict:
+    """The paths' particles at GRID_TIMES for the grid comparison (name -> (frames, times)),
+    the ``cfg.grid.replicates`` independent draws of ``cfg.grid.n_w2`` side by side: the
+    oracle paths' drawn from their closed-form marginals (the law their exact ODE carries
+    N(0, I) to, without its integration error), the OT geodesic's displaced draw by draw."""
+    n, times = cfg.grid.particles, torch.tensor(GRID_TIMES, dtype=torch.float64)
+
+    def frames(path: AffinePath) -> torch.Tensor:
+        marginal = MixtureOracle(mix, path).marginal
+        return torch.stack([marginal(t).sample(n, g).to(torch.float64) for t in GRID_TIMES])
+
+    trajs = {name: (frames(path), times) for name, path in _paths(data).items()}
+    trajs["OT geodesic"] = (_displace(*_ot_pairs(mix, n, g, cfg.grid.n_w2), times), times)
+    return trajs
+
+
+def _grid_geodesic(ctx: Context, cfg: PathsProfile, target: str, mix, data):
     """Trained models' ODE trajectories beside the paths', all against the grid geodesic."""
-    learned = learned_trajectories(ctx, cfg.learned, cfg.grid.n_w2, (7 / 9, 8 / 9))
-    trajs = {**trajs, **{p: (r.traj, r.times) for p, r in learned.items()}}
+    learned = learned_trajectories(ctx, cfg.learned, cfg.grid.particles, (7 / 9, 8 / 9))
+    trajs = _grid_particles(cfg, mix, data, ctx.generator(310))
+    trajs.update({p: (r.traj, r.times) for p, r in learned.items()})
     ctx.report(f"{target}: grid geodesic (Benamou-Brenier)", 8 / 9)
     gg, plot = grid_geodesic_comparison(mix, _paths(data), trajs, cfg.grid, ctx.generator(300))
     plot = replace(plot, learned={p: frames_near(r.traj, r.times) for p, r in learned.items()})
@@ -387,13 +417,13 @@ def measure(ctx: Context, cfg: PathsProfile) -> tuple[PathsNumbers, GridPlot | N
     targets: dict[str, PathsTarget] = {}
     plot = None
     for j, target in enumerate(("gaussian2d", "gmm2d")):
-        mix, data, res, trajs = _target(ctx, cfg, j, target)
+        mix, data, res = _target(ctx, cfg, j, target)
         if target == "gaussian2d":
             targets[target] = PathsTarget(
                 res, closed_form=_closed_forms(mix, _paths(data), cfg.n_times)
             )
         else:
-            gg, plot = _grid_geodesic(ctx, cfg, target, mix, data, trajs)
+            gg, plot = _grid_geodesic(ctx, cfg, target, mix, data)
             targets[target] = PathsTarget(res, grid_geodesic=gg)
     return PathsNumbers(targets), plot
 

@@ -35,7 +35,13 @@ from .features import (
 from .frechet import FeatureStats, FrechetResult, feature_stats, frechet_distance
 from .guidance_geometry import TiltGap, continuity_residual, tilt_gap, tilted_target
 from .inception import InceptionV3FID, inception_weights_path, load_inception
-from .interval import Interval, bootstrap_interval, mean_interval, median_interval
+from .interval import (
+    Interval,
+    bootstrap_interval,
+    mean_interval,
+    median_interval,
+    replicate_interval,
+)
 from .jacobian import JacobianSymmetry, jacobian_symmetry
 from .jko_bridge import JKOBridgeResult, gaussian_jko_bridge, jko_bridge, vp_time_change
 from .path_energy import PathEnergyDecomposition, path_energy_decomposition
@@ -64,6 +70,7 @@ __all__ = [
     "bootstrap_interval",
     "mean_interval",
     "median_interval",
+    "replicate_interval",
     "JacobianSymmetry",
     "coupling_gap",
     "jacobian_symmetry",

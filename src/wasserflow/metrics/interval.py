@@ -2,6 +2,9 @@
 
 * :func:`mean_interval`: a mean of i.i.d. terms (per-curve path energies, per-pair costs) with
   the normal-approximation interval mean +- z s / sqrt(n);
+* :func:`replicate_interval`: the mean of R independent replications of a statistic (each
+  computed on its own fresh sample) with the Student-t interval on R - 1 degrees of freedom:
+  no asymptotics in the statistic, where its own interval is not calibrated (W2 near its floor);
 * :func:`bootstrap_interval`: a statistic of n samples (W2 to the data, a Frechet distance)
   recomputed on resamples of the samples drawn with replacement, the percentile interval of
   Efron & Tibshirani (1993), ch. 13 (B resamples; the statistic's own value is the estimate).
@@ -82,6 +85,28 @@ def mean_interval(terms: Tensor, level: float = 0.95) -> Interval:
     m = float(t.mean())
     half = two_sided_z(level) * float(t.std()) / math.sqrt(t.numel())
     return Interval(m, m - half, m + half, level, "mean", t.numel())
+
+
+def replicate_interval(values: Sequence[float] | Tensor, level: float = 0.95) -> Interval:
+    """The mean of R independent replications of a statistic (``values`` (R,): the statistic
+    on R fresh samples of one size) and its Student-t interval mean +- t_{R-1} s / sqrt(R).
+
+    It needs nothing of the statistic but independent draws, so it stays calibrated where a
+    single draw's asymptotic interval is not: exact W2 of particles near the floor of their
+    measure, whose central-limit interval (:func:`~wasserflow.metrics.quality.w2_interval`) was
+    1.3-2.0x too wide against the spread of 20 replications in the ``paths`` experiment (the
+    empirical dual potentials of a degenerate LP vary more than the population ones). The mean
+    keeps the statistic's bias at that sample size: compare replicate means at equal sizes."""
+    from scipy.stats import t as student_t  # scipy: a core dependency, imported where used
+
+    v = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
+    if v.numel() < 2 or not torch.isfinite(v).all():
+        raise ValueError(f"a replicate interval needs at least 2 finite values, got {v.numel()}")
+    two_sided_z(level)  # checks level
+    r = v.numel()
+    m = float(v.mean())
+    half = float(student_t.ppf(0.5 + level / 2, r - 1)) * float(v.std()) / math.sqrt(r)
+    return Interval(m, m - half, m + half, level, "replicates", r)
 
 
 def bootstrap_interval(
