@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+import torch
 
 from wasserflow.engine import make_config
 from wasserflow.experiments import resolve_config
@@ -67,8 +68,11 @@ def test_the_difference_of_two_intervals_holds_every_difference_and_no_more():
     assert d.value == pytest.approx(a.value - b.value)
 
 
-def _step(error, curvature):
-    return OneStep("w2", _iv(0.3, 0.4), _iv(0.2, 0.3), 100, error, curvature)
+def _step(error, curvature, excess=None):
+    """A flow map's numbers: its one-step error, curvature and metric excess (default: the
+    excess of a converged model, > 0)."""
+    excess = _iv(0.1, 0.3) if excess is None else excess
+    return OneStep("w2", _iv(0.3, 0.4), _iv(0.2, 0.3), 100, excess, error, curvature)
 
 
 def test_the_verdict_needs_both_margins_beyond_the_intervals():
@@ -118,14 +122,14 @@ def test_the_one_step_error_is_read_off_the_paired_ratio_where_there_is_one():
 
 
 def test_a_flow_map_whose_many_jumps_are_worse_than_its_one_has_no_reference():
-    """The default report's MeanFlow on moons: W2 0.71 at one jump, 1.07 at 100 (relative error
-    -0.34 +- 0.14). Read as a one-step error it would make the most curved path the easiest to
-    learn; it is left out and named, so a data set without two referenced flow maps decides
-    nothing, and the others still decide."""
+    """The default report's MeanFlow on moons at 600 steps: W2 0.71 at one jump, 1.07 at 100
+    (excess -0.34 +- 0.14): its small jumps are not learned, so the distance of its one jump
+    from its 100 is no one-step error of the path. It is left out and named; a data set without
+    two referenced flow maps decides nothing, and the others still decide."""
     curved, straight = _iv(2.0, 2.2), _iv(0.1, 0.2)
-    worse_many = _step(_iv(-0.48, -0.2), curved)
+    worse_many = _step(_iv(1.15, 1.22), curved, excess=_iv(-0.48, -0.2))
     alone = OneStepNumbers(
-        {"moons": {"meanflow": worse_many, "distill": _step(_iv(0, 0.4), straight)}}
+        {"moons": {"meanflow": worse_many, "distill": _step(_iv(0.2, 0.25), straight)}}
     )
     v = verdict(alone)
     assert v.holds is None and "meanflow's 100 jumps are farther" in v.text
@@ -138,7 +142,39 @@ def test_a_flow_map_whose_many_jumps_are_worse_than_its_one_has_no_reference():
     v = verdict(with_digits)
     assert v.holds is True and "moons: meanflow's 100 jumps" in v.text
     assert all(c.what.startswith("digits") for c in v.checks)
-    # an interval that reaches 0 is not measurably below it: still compared (and here it fails)
-    near = _step(_iv(-0.1, 0.05), curved)
+    # an excess that reaches 0 is not measurably below it: still compared (and here it fails)
+    near = _step(_iv(0.1, 0.15), curved, excess=_iv(-0.1, 0.05))
     v = verdict(OneStepNumbers({"moons": {"a": near, "b": _step(_iv(0.2, 0.3), straight)}}))
     assert v.holds is False
+
+
+def test_the_one_step_error_is_the_paired_distance_to_the_largest_budget():
+    """Rows of a flow map at 1, 4 and 100 jumps: the error is the one jump's ``to_converged``
+    (against 100), the excess its W2 ratio less 1; without a paired distance to the largest
+    budget (another budget, or none) there is no one-step record."""
+    from dataclasses import replace
+
+    from wasserflow.experiments.one_step import one_step
+    from wasserflow.metrics import Evaluation, PairedDistance
+    from wasserflow.metrics.path_energy import path_energy_decomposition
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(200, 2, generator=g, dtype=torch.float64)
+    geo = path_energy_decomposition(z, z + 1.0, torch.full((200,), 1.0, dtype=torch.float64))
+
+    def row(k, w2, to=None, ratio=None):
+        return Evaluation(
+            "flowmap", k, k, w2, 0.0, n=200, n_data=200, geometry=geo,
+            w2_interval=_iv(w2 - 0.01, w2 + 0.01), to_converged=to, w2_ratio=ratio,
+        )  # fmt: skip
+
+    to = PairedDistance(0.5, 0.45, 0.55, 0.95, "paired", 200, 100)
+    ratio = PairedDistance(1.2, 1.1, 1.3, 0.95, "paired-clt", 200, 100)
+    rows = (row(1, 0.36, to, ratio), row(4, 0.32), row(100, 0.3))
+    s = one_step(rows, "w2")
+    assert (s.error.value, s.error.lower, s.error.upper) == (0.5, 0.45, 0.55)
+    assert s.excess.value == pytest.approx(0.2) and s.nfe == 100
+    assert s.curvature == geo.curvature
+    other = PairedDistance(0.5, 0.45, 0.55, 0.95, "paired", 200, 4)
+    assert one_step((replace(rows[0], to_converged=other), *rows[1:]), "w2") is None
+    assert one_step((replace(rows[0], to_converged=None), *rows[1:]), "w2") is None

@@ -248,10 +248,10 @@ def test_images_section_decomposes_the_path_energy(results):
 
 
 def test_one_step_compares_the_flow_maps_of_the_report(results, run_dir):
-    """The quick profile's flow maps (moons; its images run has none): each one's relative
-    one-step error (W2 at one jump over W2 at 100, less 1, from the paired ratio) and the
-    curvature of its jumps at 100, each an interval holding its value; the distilled map's
-    teacher is learned's own OT-CFM run."""
+    """The quick profile's flow maps (moons; its images run has none): each one's one-step
+    error (the paired distance of its one jump to its 100 jumps), its excess (W2 at one jump
+    over W2 at 100, less 1, from the paired ratio) and the curvature of its jumps at 100, each
+    an interval holding its value; the distilled map's teacher is learned's own OT-CFM run."""
     runs = results["learned"]["numbers"]["runs"]["moons"]
     maps = [m for m, r in runs.items() if r["family"] == FLOW_MAP]
     assert maps and set(maps) == set(resolve_config("quick").of(LearnedProfile).flow_maps)
@@ -259,12 +259,15 @@ def test_one_step_compares_the_flow_maps_of_the_report(results, run_dir):
     rows = one["numbers"]["moons"]
     assert set(rows) == set(maps)
     for m, r in rows.items():
-        w2 = {x["nfe_requested"]: x["w2"] for x in runs[m]["own"]}
-        assert r["error"]["value"] == pytest.approx(w2[1] / w2[100] - 1, rel=1e-9, abs=1e-12), m
-        assert r["error"]["method"] == "paired ratio", m
-        for part in (r["error"], r["curvature"]):
+        own = {x["nfe_requested"]: x for x in runs[m]["own"]}
+        w2 = {k: x["w2"] for k, x in own.items()}
+        assert r["excess"]["value"] == pytest.approx(w2[1] / w2[100] - 1, rel=1e-9, abs=1e-12)
+        assert r["excess"]["method"] == "paired ratio", m
+        paired = own[1]["to_converged"]
+        assert paired["against"] == 100 and r["error"]["value"] == paired["value"], m
+        for part in (r["error"], r["excess"], r["curvature"]):
             assert part["lower"] <= part["value"] <= part["upper"], m
-    unreferenced = [m for m, r in rows.items() if r["error"]["upper"] < 0]
+    unreferenced = [m for m, r in rows.items() if r["excess"]["upper"] < 0]
     text = one["verdict"]["text"]
     assert all(f"{m}'s 100 jumps are farther" in text for m in unreferenced), text
     if len(rows) - len(unreferenced) >= 2:

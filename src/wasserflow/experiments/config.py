@@ -23,9 +23,10 @@ on icfm, otcfm, ddpm (200 samples); quick 300 steps, MLP 128 x 2, four methods (
 800 steps, MLP 256 x 3, every network method (1,000 samples, NFE up to 32); full 20,000 steps
 of the digits UNet with dopri5 (all 1,797 digits, NFE up to 100).
 
-Flow maps (``one-step``): without ``--methods``, ``learned`` and ``images`` train ``meanflow``
+Flow maps (``one-step``): without ``--methods``, ``learned`` and ``images`` train ``shortcut``
 and ``flowmap-distill`` (its teacher the report's ``otcfm`` run), for 600 and 300 steps in the
-default profile (``flowmap_steps``), for the profile's steps otherwise; ``full`` trains all four.
+default profile (``flowmap_steps``), for the profile's steps otherwise; ``full`` trains all four
+(with ``meanflow`` and ``meanflow-ot``).
 """
 
 from __future__ import annotations

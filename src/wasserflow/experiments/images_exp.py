@@ -175,7 +175,7 @@ PROFILES = {  # methods None: every network-trained method
         reflow_pairs=4096,
         reflow_nfe=32,
         em_negative_steps=20,
-        flow_maps=("meanflow", "flowmap-distill"),
+        flow_maps=("shortcut", "flowmap-distill"),
         flowmap_steps=300,
     ),
     "full": replace(

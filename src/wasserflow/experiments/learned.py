@@ -128,7 +128,7 @@ PROFILES = {
         n_traj=16,
         em_negative_steps=10,
         jko=JKOBlocks(blocks=4, units=8, particles=500, max_iter=30),
-        flow_maps=("meanflow", "flowmap-distill"),
+        flow_maps=("shortcut", "flowmap-distill"),
     ),
     "quick": LearnedProfile(
         data=("moons",),
@@ -146,7 +146,7 @@ PROFILES = {
         n_traj=32,
         em_negative_steps=20,
         jko=JKOBlocks(blocks=12, units=32, particles=1500, max_iter=60),
-        flow_maps=("meanflow", "flowmap-distill"),
+        flow_maps=("shortcut", "flowmap-distill"),
     ),
     "default": LearnedProfile(
         data=("moons",),
@@ -164,7 +164,7 @@ PROFILES = {
         n_traj=48,
         em_negative_steps=50,
         jko=JKOBlocks(blocks=24, units=64, particles=4000, max_iter=100),
-        flow_maps=("meanflow", "flowmap-distill"),
+        flow_maps=("shortcut", "flowmap-distill"),
         flowmap_steps=600,
     ),
     "full": LearnedProfile(
