@@ -134,7 +134,15 @@ def test_ctrl_c_in_the_parent_stops_the_workers_and_the_run_resumes(tmp_path):
     out = tmp_path / "r"
     argv = [sys.executable, "-m", "wasserflow", "reproduce", "learned", "--profile", "test"]
     argv += ["--methods", "otcfm,icfm,ddpm", "--workers", "2", "--out", str(out)]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT at its default in the child: a test run started in the background by a
+    # non-interactive shell has it ignored, and an exec keeps ignored signals ignored
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 60
     while not list(out.glob("runs/moons/*/checkpoint.safetensors")) and proc.poll() is None:
         assert time.monotonic() < deadline
