@@ -345,6 +345,56 @@ def test_sigint_and_sigkill_in_sampling_leave_no_partial_file(faults):
     assert not [p for p in d.glob(".s-int.npy.*")]
 
 
+_LOADING = """
+import os, signal, sys, time
+from wasserflow._interrupt import exit_on_ctrl_c
+with exit_on_ctrl_c():
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(5)  # the handler runs here: no KeyboardInterrupt, the process ends
+print("after the block", signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+"""
+
+
+@pytest.mark.parametrize("ignored", [False, True])
+def test_ctrl_c_while_the_commands_load_ends_the_process_in_one_line(ignored):
+    """SIGINT inside :func:`wasserflow._interrupt.exit_on_ctrl_c` (the CLI's module loading:
+    torch, POT) ends the process at once with "interrupted" and 130, raising nothing (a
+    KeyboardInterrupt inside torch's extension initialisation once made pybind11 abort the
+    process); a process started with SIGINT ignored keeps ignoring it, and Python's own handler
+    is back after the block."""
+    disposition = signal.SIG_IGN if ignored else signal.SIG_DFL
+    r = subprocess.run(
+        [sys.executable, "-c", _LOADING],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, disposition),
+    )
+    if ignored:
+        assert (r.returncode, r.stdout.strip()) == (0, "after the block False"), r.stderr
+    else:
+        assert (r.returncode, r.stderr, r.stdout) == (130, "interrupted\n", "")
+
+
+def test_ctrl_c_handling_while_loading_is_left_alone_outside_the_main_thread():
+    """Python runs signal handlers in the main thread only: elsewhere the block changes
+    nothing (and does not fail)."""
+    from wasserflow._interrupt import exit_on_ctrl_c
+
+    seen = []
+
+    def body():
+        before = signal.getsignal(signal.SIGINT)
+        with exit_on_ctrl_c():
+            seen.append(signal.getsignal(signal.SIGINT) is before)
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    assert seen == [True]
+
+
 def test_sigint_in_reproduce_names_the_partial_report(faults):
     d, fs, _, _ = faults
     f = fs["reproduce-int"]

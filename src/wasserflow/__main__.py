@@ -1,12 +1,10 @@
-"""python -m wasserflow: the command line (Ctrl-C while it loads exits 130 in one line too)."""
+"""python -m wasserflow: the command line (Ctrl-C while it loads exits 130 in one line too:
+:mod:`wasserflow._interrupt`)."""
 
-import sys
+from ._interrupt import exit_on_ctrl_c
 
-try:
+with exit_on_ctrl_c():
     from .cli import main
-except KeyboardInterrupt:
-    sys.stderr.write("interrupted\n")
-    sys.exit(130)
 
 if __name__ == "__main__":
     main()

@@ -23,6 +23,7 @@ import warnings
 import typer
 from rich.markup import escape
 
+from .._interrupt import exit_on_ctrl_c
 from ..errors import ENVIRONMENT_ERRNOS, InputError, WasserflowError, describe_os_error
 from .output import WideConsole
 
@@ -102,7 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     formatwarning = warnings.formatwarning
     warnings.formatwarning = _warning
     try:
-        _register()
+        with exit_on_ctrl_c():  # the commands' modules load (torch, POT): seconds
+            _register()
         code = app(args=argv, standalone_mode=False)
     except _CommandInterrupted as e:
         _line(str(e), "")
