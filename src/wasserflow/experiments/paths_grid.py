@@ -20,10 +20,10 @@ of 1,000 particles (the default profile's grid, gmm2d; the OT geodesic at t = 3/
 0.16 against 1.96 sd = 0.08), so the OT geodesic and its nearest rival, 0.14 apart in W2 on
 average, were "not measurably" ordered (W2 0.309 +- 0.17 against 0.427 +- 0.087). The mean of
 the default profile's ten draws has a half-width of t_9 sd / sqrt(10) = 0.71 sd (sd: one draw's
-spread), against 2.5-3.9 sd for one draw's central-limit interval, and the comparison decides (0.238 +- 0.02 against 0.353 +- 0.015). The oracle paths' particles
-are drawn from their closed-form marginals (the law their exact ODE carries the noise to), the
-OT geodesic's by displacement interpolation of exact OT draw by draw, the trained models' by
-their ODE sampler.
+spread), against 2.5-3.9 sd for one draw's central-limit interval, and the comparison decides
+(0.238 +- 0.02 against 0.353 +- 0.015). The oracle paths' particles are drawn from their
+closed-form marginals (the law their exact ODE carries the noise to), the OT geodesic's by
+displacement interpolation of exact OT draw by draw, the trained models' by their ODE sampler.
 """
 
 from __future__ import annotations
