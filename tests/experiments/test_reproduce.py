@@ -271,7 +271,9 @@ def test_one_step_compares_the_flow_maps_of_the_report(results, run_dir):
     text = one["verdict"]["text"]
     assert all(f"{m}'s 100 jumps are farther" in text for m in unreferenced), text
     if len(rows) - len(unreferenced) >= 2:
-        assert one["verdict"]["holds"] in (True, False) and "curvature" in text
+        assert "curvature" in text
+        if one["verdict"]["holds"] is None:  # undecided only where the curvatures do not differ
+            assert "curvatures are not measurably different" in text, text
     else:
         assert one["verdict"]["holds"] is None and text.startswith("not decided")
     student = json.loads((run_dir / "runs/moons/flowmap-distill/config.json").read_text())

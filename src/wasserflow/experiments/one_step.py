@@ -27,7 +27,10 @@ pairs, the curved path of I-CFM) and ``flowmap-distill`` (the report's OT-CFM ru
 nearly straight path); ``full`` adds ``meanflow`` and ``meanflow-ot``, and ``--methods`` names
 any. The claim is read on each data set with at least two flow maps: the model whose path is the
 most curved has the larger one-step error than the least curved one, each by more than both
-intervals (two checks: the curvatures differ, and the errors differ the same way).
+intervals (two checks: the curvatures differ, and the errors differ the same way). A data set
+whose flow maps' curvatures are not measurably different tests nothing and is named and left out
+(the digits of the default profile on seed 1: shortcut 2.429 +- 0.036 against the distilled
+map's 2.422 +- 0.029; in 64-D minibatch OT straightens the teacher's path little).
 
 The one-step error needs its reference, a converged path: a model whose many jumps are
 measurably farther from the data than its one (the excess's interval below 0) has not learned
@@ -150,7 +153,9 @@ def unreferenced(s: OneStep) -> bool:
 
 def verdict(n: OneStepNumbers) -> Verdict:
     """Per data set, the most against the least curved of the flow maps that have a reference
-    (:func:`unreferenced` ones are named and left out); pending where no data set keeps two."""
+    (:func:`unreferenced` ones are named and left out), where their curvatures differ beyond
+    both intervals (a data set where they do not cannot test how the error grows with the
+    curvature: named, and left out); pending where no data set is left."""
     checks, parts, left_out = [], [], []
     for d, found in n.data.items():
         recs = {m: s for m, s in found.items() if not unreferenced(s)}
@@ -165,8 +170,15 @@ def verdict(n: OneStepNumbers) -> Verdict:
         ranked = sorted(recs, key=lambda m: recs[m].curvature.value)
         lo, hi = ranked[0], ranked[-1]
         a, b = recs[hi], recs[lo]
+        curved = Check(f"{d}: curvature of {hi} against {lo}", a.curvature, ">", b.curvature)
+        if not curved.holds:  # the curvature does not vary here: no test of the claim
+            left_out.append(
+                f"{d}: the curvatures are not measurably different ({hi} {a.curvature}, {lo} "
+                f"{b.curvature}; one-step errors {a.error} and {b.error}): no test"
+            )
+            continue
         checks += [
-            Check(f"{d}: curvature of {hi} against {lo}", a.curvature, ">", b.curvature),
+            curved,
             Check(f"{d}: one-step error of {hi} against {lo}", a.error, ">", b.error),
         ]
         parts.append(
