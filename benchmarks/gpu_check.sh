@@ -11,7 +11,8 @@
 #  3. throughput benchmarks/gpu_throughput.py on TorchCFM's CIFAR-10 UNet (35.75 M parameters,
 #                batch 128): wasserflow's engine beside TorchCFM's loop and a plain PyTorch loop,
 #                fp32 and bf16 + compile + fused (then with CUDA graphs: reduce-overhead);
-#                Euler sampling NFE/s beside a plain loop
+#                Euler sampling NFE/s beside a plain loop; in fp32, a profile of 10 steps of each
+#                loop (the top kernels, and how busy the GPU is: launch- or sync-bound steps show)
 #  4. mnist      benchmarks/images.py's MNIST protocol (UNet size "mnist"), short budget, when the
 #                MNIST test images are at $MNIST (default .gpudata/t10k-images-idx3-ubyte.gz)
 #  5. flowmap    MeanFlow's JVP target through the UNet on CUDA (forward-mode AD through the
@@ -67,7 +68,8 @@ step train-fp32-sample 60 $WF sample /tmp/wf-fp32 --nfe 8 --n 512 --device cuda 
 step train-fp32-evaluate 90 $WF evaluate /tmp/wf-fp32 --nfe 2,8 --n 1000 --device cuda
 step train-fast 150 $WF train "${UNET_DIGITS[@]}" "${FAST[@]}" --steps 300 --device cuda -o /tmp/wf-fast
 step train-fast-evaluate 90 $WF evaluate /tmp/wf-fast --nfe 2,8 --n 1000 --device cuda
-step throughput-fp32 150 $PY benchmarks/gpu_throughput.py --config cifar --steps 100 --warmup 20
+step throughput-fp32 180 $PY benchmarks/gpu_throughput.py --config cifar --steps 100 --warmup 20 \
+    --profile 10 --profile-top 12
 step throughput-fast 200 $PY benchmarks/gpu_throughput.py --config cifar --steps 100 --warmup 30 \
     --precision bf16 --compile --fused --loops plain,wasserflow
 step throughput-graphs 200 $PY benchmarks/gpu_throughput.py --config cifar --steps 100 --warmup 30 \

@@ -138,7 +138,7 @@ def ot_pairs(x0, x1):
     return x1[torch.from_numpy(plan.argmax(1)).to(x1.device)]
 
 
-def plain_loop(net, data, batch, steps, warmup, device, precision):
+def plain_loop(net, data, batch, steps, warmup, device, precision, on_step=None):
     data = data.to(device)
     params = [p for p in net.parameters()]
     opt = torch.optim.Adam(params, lr=LR)
@@ -162,11 +162,13 @@ def plain_loop(net, data, batch, steps, warmup, device, precision):
         torch.nn.utils.clip_grad_norm_(params, CLIP)
         opt.step()
         torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - EMA_DECAY)
+        if on_step is not None:
+            on_step()
     sync(device)
     return steps / (time.perf_counter() - t0)
 
 
-def torchcfm_loop(net, data, batch, steps, warmup, device, precision):
+def torchcfm_loop(net, data, batch, steps, warmup, device, precision, on_step=None):
     from torchcfm.conditional_flow_matching import ExactOptimalTransportConditionalFlowMatcher
 
     fm = ExactOptimalTransportConditionalFlowMatcher(sigma=0.0)
@@ -190,11 +192,13 @@ def torchcfm_loop(net, data, batch, steps, warmup, device, precision):
         opt.step()
         for k, v in net.state_dict().items():  # train_cifar10.py's ema(): one lerp per tensor
             ema[k].mul_(EMA_DECAY).add_(v.detach(), alpha=1 - EMA_DECAY)
+        if on_step is not None:
+            on_step()
     sync(device)
     return steps / (time.perf_counter() - t0)
 
 
-def wasserflow_loop(net, data, batch, steps, warmup, device, options):
+def wasserflow_loop(net, data, batch, steps, warmup, device, options, on_step=None):
     place(net, device)
     objective = PathRegression(AffinePath(get_schedule("linear")), "velocity", coupling="pairs")
 
@@ -219,6 +223,8 @@ def wasserflow_loop(net, data, batch, steps, warmup, device, options):
         if step == warmup:
             sync(device)
             stamps["t0"] = time.perf_counter()
+        if on_step is not None:
+            on_step()
 
     train(net, objective, stream, cfg, progress=progress)
     sync(device)
@@ -274,18 +280,68 @@ def sampling_nfe_per_s(net, shape, device, nfe, n, precision, repeats):
     }
 
 
+def profile_loops(config, args, device, options):
+    """Where a step's time goes: torch.profiler over ``--profile`` steps of each loop, after
+    ``--warmup`` unrecorded ones. Prints each loop's operators with the largest self time on the
+    device (the GPU's kernels; the CPU's operators without one) and, on a GPU, the share of the
+    recorded wall-clock the GPU was busy: near 1, the step is bound by the GPU's arithmetic or
+    memory; well under 1, by the host (kernel launches, a host synchronisation such as the OT
+    plan's copy to the CPU), which CUDA graphs or moving work off the host would remove."""
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    shape, batch, data = setup(config)
+    gpu = device.type == "cuda"
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
+    n, w = args.profile, max(1, args.warmup)
+    for name in args.loops:
+        net = make_net(config, seed=0).to(device)
+        wall = {}
+        with profile(
+            activities=acts, schedule=schedule(wait=w - 1, warmup=1, active=n, repeat=1)
+        ) as prof:
+
+            def on_step(prof=prof, wall=wall):
+                wall["k"] = k = wall.get("k", 0) + 1
+                if k in (w, w + n):
+                    sync(device)
+                    wall[k] = time.perf_counter()
+                prof.step()
+
+            if name == "plain":
+                plain_loop(net, data, batch, n, w, device, args.precision, on_step)
+            elif name == "torchcfm":
+                torchcfm_loop(net, data, batch, n, w, device, args.precision, on_step)
+            else:
+                wasserflow_loop(net, data.to(torch.float32), batch, n, w, device, options, on_step)
+        events = prof.key_averages()
+        key = "self_device_time_total" if gpu else "self_cpu_time_total"
+        seconds = wall[w + n] - wall[w]
+        line = f"\n{name}: {n} steps profiled, {seconds / n * 1000:.1f} ms per step (wall)"
+        if gpu:
+            busy = sum(getattr(e, key) for e in events) / 1e6 / seconds
+            line += f"; the GPU busy {busy:.0%} of it"
+        print(line)
+        print(events.table(sort_by=key, row_limit=args.profile_top))
+        del net
+
+
 # --------------------------------------------------------------------------- main
 
 
-def run(config, args, device):
-    shape, batch, data = setup(config)
-    options = {
+def train_options(args) -> dict:
+    """The engine's ``train.*`` speed options from the command line."""
+    return {
         "precision": args.precision,
         "compile": args.compile,
         "compile_mode": args.compile_mode,
         "channels_last": args.channels_last,
         "fused": args.fused,
     }
+
+
+def run(config, args, device):
+    shape, batch, data = setup(config)
+    options = train_options(args)
     rows = {}
     for _ in range(args.repeats):
         for name in args.loops:  # the same weights for every loop
@@ -365,6 +421,14 @@ def main():
     p.add_argument("--fused", action="store_true")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        help="after the timing, profile this many steps of each loop (torch.profiler): the top "
+        "operators by self time and the GPU's busy share (0: off)",
+    )
+    p.add_argument("--profile-top", type=int, default=15, help="operators listed per loop")
+    p.add_argument(
         "--loops",
         default="plain,torchcfm,wasserflow",
         help="the loops to time, comma-separated (plain and wasserflow always run)",
@@ -392,6 +456,8 @@ def main():
     )
     for config in configs:
         run(config, args, device)
+        if args.profile:
+            profile_loops(config, args, device, train_options(args))
 
 
 if __name__ == "__main__":
