@@ -83,6 +83,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
 import argparse
 import functools
 import json
+import math
 import statistics
 import tempfile
 import time
@@ -250,18 +251,36 @@ def _timed_run(setup, method, seed, steps, over):
     return d, _clock[0]() - t0
 
 
+PROBE_STEPS = 30
+"""The fewest steps a probe times (after 10 untimed ones)."""
+
+
+def _probe_span(setup, method, seed, over) -> int:
+    """The steps a probe times: at least PROBE_STEPS, and whole periods of the run's OT pair
+    stream, which solves one block of ``ot_batch`` pairs every ot_batch x ot_reuse / batch
+    steps (64 for wasserflow-otcfm-block's). A span without a solve missed that cost: such
+    probes read 29-32 ms a step where the runs took 36-38 (seeds 0, 3, 4 of the block teacher)."""
+    c = _wf_config(setup, method, seed, 40, over).coupling
+    period = 1
+    if c.kind != "independent":
+        period = math.ceil((c.ot_batch or setup.batch) * c.ot_reuse / setup.batch)
+    return period * math.ceil(PROBE_STEPS / period)
+
+
 def _probe(setup, method, seed, over):
-    """(ms per step, fixed seconds) of the engine's run of ``method``: on the wall clock from
-    a 40-step run's records (steps 10 to 40) and its wall time; on the CPU clock from the CPU
-    seconds of a 10-step and a 40-step run."""
-    probe, wall = _timed_run(setup, method, seed, 40, over)
+    """(ms per step, fixed seconds) of the engine's run of ``method`` over :func:`_probe_span`
+    steps after 10: on the wall clock from one run's per-step records and its wall time; on the
+    CPU clock from the CPU seconds of a 10-step run and a (10 + span)-step run."""
+    span = _probe_span(setup, method, seed, over)
+    over = {**over, "train.log_every": 1}
+    probe, wall = _timed_run(setup, method, seed, 10 + span, over)
     if _clock[0] is CLOCK["wall"]:
         rec = dict(_engine_seconds(probe))
-        ms = (rec[40] - rec[10]) / 30 * 1000
-        return ms, wall - rec[40] + rec[10] - 10 * ms / 1000
+        ms = (rec[10 + span] - rec[10]) / span * 1000
+        return ms, wall - rec[10 + span] + rec[10] - 10 * ms / 1000
     _, short = _timed_run(setup, method, seed, 10, over)
-    ms = max(1e-3, (wall - short) / 30 * 1000)
-    return ms, wall - 40 * ms / 1000
+    ms = max(1e-3, (wall - short) / span * 1000)
+    return ms, wall - (10 + span) * ms / 1000
 
 
 def torchcfm_otcfm(setup, seed, seconds):
@@ -424,9 +443,10 @@ def train_for(setup, method, seed, seconds, overrides=None):
     steps = max(1, int((seconds - fixed) * 1000 / ms))
     d, secs = _timed_run(setup, method, seed, steps, over)
     retried = abs(secs - seconds) > RETRY * seconds and seconds > fixed
+    first = {"first_steps": steps, "first_seconds": secs} if retried else {}
     if retried:
-        ms = max(1e-3, (secs - fixed) / steps * 1000)
-        steps = max(1, int((seconds - fixed) * 1000 / ms))
+        run_ms = max(1e-3, (secs - fixed) / steps * 1000)
+        steps = max(1, int((seconds - fixed) * 1000 / run_ms))
         d, secs = _timed_run(setup, method, seed, steps, over)
     if _clock[0] is CLOCK["wall"]:
         rec = _engine_seconds(d)
@@ -435,7 +455,7 @@ def train_for(setup, method, seed, seconds, overrides=None):
     else:
         loop_ms = max(0.0, secs - fixed) / steps * 1000
     return d, {"steps": steps, "seconds": secs, "probe_ms": ms, "loop_ms": loop_ms,
-               "fixed_s": fixed, "retried": retried}  # fmt: skip
+               "fixed_s": fixed, "retried": retried, **first}  # fmt: skip
 
 
 def wasserflow_row(
