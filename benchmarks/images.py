@@ -431,11 +431,12 @@ def train_for(setup, method, seed, seconds, overrides=None):
     The probe (:func:`_probe`) gives the loop's ms / step and the fixed cost around it (config
     checks, model build, a distillation's teacher frames, checkpoint); the run then takes
     (seconds - fixed) / ms steps, so its whole time on the --clock (fixed cost included) is the
-    budget. A probe is about one second of steps: on the shared machine its ms / step was off by
-    up to a quarter (a distillation teacher given 30 s ran 39.5 and left its student one step).
-    A run off by more than RETRY of its budget is therefore discarded, like a probe, and trained
-    once more with its steps rescaled by its own ms / step (a whole run's, not a second's); the
-    budget records ``retried``."""
+    budget. A probe is a second or two of steps, and the shared machine's speed drifts (a
+    distillation teacher given 30 s once ran 39.5 and left its student one step; that probe also
+    missed the OT solves, :func:`_probe_span`). A run off by more than RETRY of its budget is
+    therefore discarded, like a probe, and trained once more with its steps rescaled by its own
+    ms / step (a whole run's); the budget records ``retried`` and the first run's steps and
+    seconds."""
     over = {**(overrides or {}), "train.log_every": 10}
     # a 5-step warm-up first: one-time costs of the process (lazy imports) are no run's cost
     _timed_run(setup, method, seed, 5, over)
@@ -519,7 +520,8 @@ trains for; the student's run (its teacher's frames included) takes the rest. Th
 steps decide more than the student's (benchmarks/README.md, "Where a distillation row's 40 s
 are best spent"): at 40 CPU s on a quiet machine (8,192 noises) the one jump scored FD
 21.3 / 22.5 / 28.5 (seeds 0 / 1 / 2) at a share of 0.6 and 18.3 / 18.8 / 18.7 at 0.75; at 0.85
-or 0.9 the probe's error alone can spend the whole budget on the teacher (one student step)."""
+or 0.9 the teacher overran the whole budget (its probe then missed the OT solves) and left its
+student one step."""
 DISTILL = {"objective.teacher_sampler": "midpoint", "objective.teacher_nfe": 2,
            "objective.frames": 1, "objective.pairs": 8192}  # fmt: skip
 """The student (started from its teacher: ``objective.init`` teacher, the default) learns the
