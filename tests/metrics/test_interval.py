@@ -149,3 +149,14 @@ def test_nfe_to_converge_gives_the_budgets_the_intervals_allow():
     exact = [_Row(r.nfe_requested, r.nfe, r.w2.value) for r in rows]
     assert nfe_to_converge(exact, lambda r: r.w2).half_width == 0.0
     assert nfe_to_converge([_Row(None, 37, 1.0)], lambda r: r.w2) is None
+
+
+def test_plain_drops_a_subclass_fields_and_keeps_the_interval():
+    from wasserflow.metrics.quality import PairedDistance
+
+    p = PairedDistance(0.5, 0.4, 0.6, 0.95, "paired", 100, against=64)
+    q = p.plain()
+    assert type(q) is Interval
+    assert q.to_dict() == {k: v for k, v in p.to_dict().items() if k != "against"}
+    i = Interval(1.0, 0.0, 2.0, 0.95, "t", 3)
+    assert i.plain() is i

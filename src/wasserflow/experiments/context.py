@@ -46,9 +46,7 @@ def measured(v: Measured, digits: int = 3) -> str:
 
 
 def _plain(v: Measured) -> Measured:
-    if isinstance(v, Interval) and type(v) is not Interval:
-        return Interval(v.value, v.lower, v.upper, v.level, v.method, v.n)
-    return v
+    return v.plain() if isinstance(v, Interval) else v
 
 
 @dataclass(frozen=True)

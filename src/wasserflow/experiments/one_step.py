@@ -115,10 +115,7 @@ def one_step(rows: tuple[Evaluation, ...], metric: str) -> OneStep | None:
     if one is None or conv is None:
         return None
     excess = _excess(first, top, metric, one, conv)
-    error = Interval(
-        paired.value, paired.lower, paired.upper, paired.level, paired.method, paired.n
-    )
-    return OneStep(metric, one, conv, top.nfe, excess, error, top.geometry.curvature)
+    return OneStep(metric, one, conv, top.nfe, excess, paired.plain(), top.geometry.curvature)
 
 
 def _excess(first: Evaluation, top: Evaluation, metric: str, one: Interval, conv: Interval):

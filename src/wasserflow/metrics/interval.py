@@ -66,6 +66,13 @@ class Interval:
             return f"{self.value:.4g} +- {hw:.2g}"
         return f"{self.value:.4g} {self.bracket()}"
 
+    def plain(self) -> Interval:
+        """This interval as an :class:`Interval` itself, a subclass's own fields dropped (as
+        records that hold plain intervals store it)."""
+        if type(self) is Interval:
+            return self
+        return Interval(self.value, self.lower, self.upper, self.level, self.method, self.n)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
